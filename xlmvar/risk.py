@@ -1,0 +1,207 @@
+"""One entry point for every risk measure and method.
+
+The method modules share one interface::
+
+    decompose(positions, model, measure, confidence, horizon, **options) -> Decomposition
+    standalone(positions, model, measure, confidence, horizon, **options) -> ndarray
+
+where ``model`` is a covariance matrix for ``"normal"`` and ``"montecarlo"`` and a returns
+table (rows = periods, columns = assets) for ``"historical"`` and ``"cornish-fisher"``.
+The functions here add the vocabulary of a risk report on top: portfolio, marginal,
+component, percent, individual and incremental figures, and the diversification benefit.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._decomposition import Decomposition
+from ._validation import as_vector
+
+__all__ = [
+    "METHODS",
+    "check_method",
+    "decompose",
+    "standalone",
+    "portfolio_var",
+    "marginal_var",
+    "component_var",
+    "component_var_pct",
+    "individual_var",
+    "undiversified_var",
+    "diversification_benefit",
+    "incremental_var",
+    "IncrementalRisk",
+    "portfolio_es",
+    "marginal_es",
+    "component_es",
+    "component_es_pct",
+    "individual_es",
+]
+
+#: Canonical method names and the module that implements each.
+METHODS = {
+    "normal": "xlmvar.parametric",
+    "historical": "xlmvar.historical",
+    "cornish-fisher": "xlmvar.modified",
+    "montecarlo": "xlmvar.simulation",
+}
+
+_ALIASES = {
+    "parametric": "normal",
+    "delta-normal": "normal",
+    "gaussian": "normal",
+    "variance-covariance": "normal",
+    "hist": "historical",
+    "historic": "historical",
+    "modified": "cornish-fisher",
+    "cornishfisher": "cornish-fisher",
+    "cornish fisher": "cornish-fisher",
+    "cf": "cornish-fisher",
+    "monte-carlo": "montecarlo",
+    "monte carlo": "montecarlo",
+    "mc": "montecarlo",
+    "simulation": "montecarlo",
+}
+
+
+def check_method(method) -> str:
+    """Return the canonical method name; an unknown name lists the valid ones."""
+    if method is None:
+        return "normal"
+    if not isinstance(method, str):
+        raise ValueError(f"method: got {method!r}; expected one of {', '.join(METHODS)}")
+    name = method.strip().lower().replace("_", "-")
+    if name == "":
+        return "normal"
+    name = _ALIASES.get(name, name)
+    if name not in METHODS:
+        raise ValueError(
+            f"method: unknown method {method!r}; expected one of {', '.join(METHODS)} "
+            "(or the alias 'modified' for cornish-fisher)"
+        )
+    return name
+
+
+def _module(method):
+    return importlib.import_module(METHODS[check_method(method)])
+
+
+def decompose(positions, model, measure="var", confidence=0.95, horizon=1, method="normal", **options) -> Decomposition:
+    """VaR or ES of a book by any method, with marginal and component figures.
+
+    Parameters
+    ----------
+    positions : array_like, shape (n,)
+        Signed exposures in currency.
+    model : array_like
+        Covariance matrix (n, n) for ``"normal"`` and ``"montecarlo"``; returns table
+        (T, n) for ``"historical"`` and ``"cornish-fisher"``.
+    measure : {"var", "es"}
+    confidence : float in (0, 1), default 0.95
+    horizon : int >= 1, default 1
+    method : {"normal", "historical", "cornish-fisher", "montecarlo"}
+        Aliases such as ``"modified"`` are accepted.
+    **options
+        Passed to the method (e.g. ``mean`` for normal, ``draws``/``seed``/``dof`` for
+        Monte Carlo).
+    """
+    return _module(method).decompose(positions, model, measure, confidence, horizon, **options)
+
+
+def standalone(positions, model, measure="var", confidence=0.95, horizon=1, method="normal", **options) -> np.ndarray:
+    """Each position's VaR or ES on its own (individual VaR)."""
+    return _module(method).standalone(positions, model, measure, confidence, horizon, **options)
+
+
+def portfolio_var(positions, model, confidence=0.95, horizon=1, method="normal", **options) -> float:
+    """Portfolio VaR, a positive loss in the units of ``positions``."""
+    return decompose(positions, model, "var", confidence, horizon, method, **options).total
+
+
+def marginal_var(positions, model, confidence=0.95, horizon=1, method="normal", **options) -> np.ndarray:
+    """Marginal VaR, ``dVaR/dx_i`` per unit of currency."""
+    return decompose(positions, model, "var", confidence, horizon, method, **options).marginal
+
+
+def component_var(positions, model, confidence=0.95, horizon=1, method="normal", **options) -> np.ndarray:
+    """Component VaR, ``x_i dVaR/dx_i``; sums to the portfolio VaR."""
+    return decompose(positions, model, "var", confidence, horizon, method, **options).component
+
+
+def component_var_pct(positions, model, confidence=0.95, horizon=1, method="normal", **options) -> np.ndarray:
+    """Component VaR as a share of portfolio VaR; sums to 1 (zeros for a zero-risk book)."""
+    return decompose(positions, model, "var", confidence, horizon, method, **options).percent
+
+
+def individual_var(positions, model, confidence=0.95, horizon=1, method="normal", **options) -> np.ndarray:
+    """Standalone VaR of each position, as if it were held alone."""
+    return standalone(positions, model, "var", confidence, horizon, method, **options)
+
+
+def undiversified_var(positions, model, confidence=0.95, horizon=1, method="normal", **options) -> float:
+    """Sum of the individual VaRs: the VaR if nothing diversified anything."""
+    return float(np.sum(individual_var(positions, model, confidence, horizon, method, **options)))
+
+
+def diversification_benefit(positions, model, confidence=0.95, horizon=1, method="normal", **options) -> float:
+    """Undiversified VaR minus portfolio VaR (non-negative for a subadditive measure)."""
+    args = (positions, model, confidence, horizon, method)
+    return undiversified_var(*args, **options) - portfolio_var(*args, **options)
+
+
+@dataclass(frozen=True)
+class IncrementalRisk:
+    """Effect of a trade on a risk measure.
+
+    ``exact = after - before``; ``approximate = marginal . trade`` is the first-order
+    estimate from the current book's marginal figures.
+    """
+
+    before: float
+    after: float
+    exact: float
+    approximate: float
+
+
+def incremental_var(positions, model, trade, confidence=0.95, horizon=1, method="normal", measure="var", **options) -> IncrementalRisk:
+    """Incremental VaR (or ES) of ``trade``: ``VaR(x + trade) - VaR(x)``, with ``MVaR . trade``.
+
+    Parameters
+    ----------
+    trade : array_like, shape (n,)
+        Signed change in each position, in currency.
+    """
+    x = as_vector(positions, "positions")
+    t = as_vector(trade, "trade", x.size)
+    now = decompose(x, model, measure, confidence, horizon, method, **options)
+    after = decompose(x + t, model, measure, confidence, horizon, method, **options).total
+    return IncrementalRisk(now.total, after, after - now.total, float(now.marginal @ t))
+
+
+def portfolio_es(positions, model, confidence=0.95, horizon=1, method="normal", **options) -> float:
+    """Portfolio expected shortfall, a positive loss."""
+    return decompose(positions, model, "es", confidence, horizon, method, **options).total
+
+
+def marginal_es(positions, model, confidence=0.95, horizon=1, method="normal", **options) -> np.ndarray:
+    """Marginal ES, ``dES/dx_i``."""
+    return decompose(positions, model, "es", confidence, horizon, method, **options).marginal
+
+
+def component_es(positions, model, confidence=0.95, horizon=1, method="normal", **options) -> np.ndarray:
+    """Component ES; sums to the portfolio ES."""
+    return decompose(positions, model, "es", confidence, horizon, method, **options).component
+
+
+def component_es_pct(positions, model, confidence=0.95, horizon=1, method="normal", **options) -> np.ndarray:
+    """Component ES as a share of portfolio ES."""
+    return decompose(positions, model, "es", confidence, horizon, method, **options).percent
+
+
+def individual_es(positions, model, confidence=0.95, horizon=1, method="normal", **options) -> np.ndarray:
+    """Standalone ES of each position."""
+    return standalone(positions, model, "es", confidence, horizon, method, **options)
