@@ -1,0 +1,464 @@
+"""Headless recalculation of a workbook: the numbers Excel would show, without Excel.
+
+The formulas library (``formulas``) evaluates every formula, native and xlmvar, with the
+xlmvar functions of ``udfs`` registered as custom functions.  The freshly computed values
+are then written back as the *cached values* of the formula cells, straight into the
+worksheet XML of a copy of the workbook: every formula stays as it was, and everything this
+module does not understand (styles, charts, names, other sheets, VBA, pivot caches) is
+copied byte for byte.  The output is written to a temporary file beside the target and
+moved into place atomically, so an interrupted run never leaves a half-written workbook
+and never touches the input.
+
+Bridge conventions: a UDF argument annotated as a range (``np.ndarray``) receives a 2-D
+object array with blanks as ``None`` and error cells as NaN, as xlwings passes them; a
+scalar argument receives a single value (``None`` when blank or omitted).  An exception in
+a UDF becomes ``#VALUE!`` in its cell, with the message kept as the reason.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import tempfile
+import typing
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ._xlsx import read_xml, sheet_parts, write_zip_replacing
+
+__all__ = ["CellError", "Recalculation", "excel_function", "register_functions", "recalculate", "calc"]
+
+_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_C = f"{{{_NS}}}c"
+_F = f"{{{_NS}}}f"
+_V = f"{{{_NS}}}v"
+_IS = f"{{{_NS}}}is"
+_ROW = f"{{{_NS}}}row"
+_SHEETDATA = f"{{{_NS}}}sheetData"
+
+_ERROR_MEANINGS = {
+    "#DIV/0!": "division by zero",
+    "#N/A": "value not available (a lookup found nothing, or the cell lies outside an array result)",
+    "#NAME?": "unknown function or name",
+    "#NULL!": "empty intersection of ranges",
+    "#NUM!": "invalid number",
+    "#REF!": "invalid cell reference",
+    "#VALUE!": "wrong type of argument",
+}
+
+
+def _xl_error_class():
+    from formulas.tokens.operand import XlError
+
+    return XlError
+
+
+def _udf_error(message: str, function: str):
+    """A ``#VALUE!`` error value that remembers why and where it was raised."""
+
+    class XlmvarError(_xl_error_class()):
+        pass
+
+    err = XlmvarError("#VALUE!")
+    err.reason = message
+    err.function = function
+    return err
+
+
+# --------------------------------------------------------------------------------------
+# The bridge between formulas' calling convention and the xlwings UDFs
+# --------------------------------------------------------------------------------------
+def _is_range_hint(hint) -> bool:
+    base = typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint
+    base = typing.get_origin(base) or base
+    return base in (np.ndarray, list)
+
+
+def _cell_value(value):
+    """One cell as xlwings hands it to a UDF: blank -> None, error -> NaN, numpy -> Python."""
+    import schedula as sh
+
+    if value is sh.EMPTY or value is None:
+        return None
+    if isinstance(value, _xl_error_class()):
+        return float("nan")
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _range_argument(value):
+    value = getattr(value, "value", value)
+    arr = np.asarray(value, dtype=object)
+    if arr.ndim == 0:
+        arr = arr.reshape(1, 1)
+    elif arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    out = np.empty(arr.shape, dtype=object)
+    for index, item in np.ndenumerate(arr):
+        out[index] = _cell_value(item)
+    if all(item is None for item in out.flat):
+        return None  # an omitted optional range
+    return out
+
+
+def _scalar_argument(value, name: str):
+    value = getattr(value, "value", value)
+    arr = np.asarray(value, dtype=object)
+    if arr.size != 1:
+        raise ValueError(f"{name}: expected a single cell, got a range of {arr.size} cells")
+    return _cell_value(arr.reshape(-1)[0])
+
+
+def excel_function(udf):
+    """Wrap an xlwings UDF so that ``formulas`` can call it like Excel would."""
+    hints = typing.get_type_hints(udf, include_extras=True)
+    names = list(inspect.signature(udf).parameters)
+    is_range = [_is_range_hint(hints.get(name)) for name in names]
+
+    def call(*args):
+        try:
+            if len(args) > len(names):
+                raise ValueError(f"{udf.__name__}: takes at most {len(names)} arguments, got {len(args)}")
+            converted = [
+                _range_argument(a) if rng else _scalar_argument(a, name)
+                for a, rng, name in zip(args, is_range, names)
+            ]
+            result = udf(*converted)
+        except Exception as exc:  # shown in the cell as #VALUE!, reason kept for the report
+            message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            return _udf_error(message, udf.__name__)
+        if isinstance(result, (list, tuple, np.ndarray)):
+            out = np.asarray(result, dtype=object)
+            return out.reshape(1, -1) if out.ndim == 1 else out
+        return result
+
+    call.__name__ = udf.__name__
+    call.__doc__ = udf.__doc__
+    return call
+
+
+def xlmvar_functions() -> dict:
+    """The Excel functions of ``udfs``, by name."""
+    import udfs
+
+    return {
+        name: obj
+        for name, obj in vars(udfs).items()
+        if name.isupper() and inspect.isfunction(obj) and obj.__module__ == udfs.__name__
+    }
+
+
+def register_functions() -> list[str]:
+    """Register every xlmvar Excel function with ``formulas``; return their names."""
+    import formulas
+    from formulas.functions import wrap_ranges_func
+
+    table = formulas.get_functions()
+    functions = xlmvar_functions()
+    for name, udf in functions.items():
+        # wrap_ranges_func resolves range arguments to their values and defers the call
+        # while a range (e.g. a defined name) has no value yet, as formulas' own functions do
+        table[name] = wrap_ranges_func(excel_function(udf))
+    return sorted(functions)
+
+
+# --------------------------------------------------------------------------------------
+# Recalculation
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CellError:
+    """A formula cell whose value is an Excel error, with the reason in words."""
+
+    sheet: str
+    cell: str
+    error: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.sheet}!{self.cell}: {self.error} {self.reason}"
+
+
+@dataclass
+class Recalculation:
+    """What a recalculation computed: formula anchors and their values, and the errors."""
+
+    source: Path
+    values: dict = field(default_factory=dict)  # (sheet, ref) -> 2-D object array
+    formulas: dict = field(default_factory=dict)  # (sheet, ref) -> formula text
+    errors: list = field(default_factory=list)
+    names: dict = field(default_factory=dict)  # NAME (upper case) -> 2-D value of a defined name
+    output: Path | None = None
+
+    @property
+    def formula_count(self) -> int:
+        return len(self.formulas)
+
+    def value(self, sheet: str, cell: str):
+        """The value of one cell (an anchor or a cell inside an array formula's range)."""
+        from openpyxl.utils.cell import coordinate_to_tuple, range_boundaries
+
+        row, col = coordinate_to_tuple(cell)
+        for (s, ref), val in self.values.items():
+            if s.lower() != sheet.lower():
+                continue
+            c0, r0, c1, r1 = range_boundaries(ref)
+            if r0 <= row <= r1 and c0 <= col <= c1:
+                return _element(val, row - r0, col - c0)
+        raise KeyError(f"{sheet}!{cell} is not a formula cell")
+
+
+_KEY = re.compile(r"^'?\[(?P<book>[^\]]*)\](?P<sheet>.*?)'?!(?P<ref>[^!]+)$")
+_CELL_REF = re.compile(r"^[A-Z]+\d+(?::[A-Z]+\d+)?$")
+
+
+def _solution_by_cell(solution) -> tuple[dict, dict]:
+    """Split formulas' solution into ``{(SHEET, ref): value}`` and ``{NAME: value}``."""
+    cells, names = {}, {}
+    for key, value in solution.items():
+        match = _KEY.match(str(key))
+        if not match:
+            continue
+        sheet = match.group("sheet").replace("''", "'").upper()
+        ref = match.group("ref").replace("$", "").upper()
+        if not sheet:
+            names[ref] = value
+        elif _CELL_REF.match(ref):
+            cells[(sheet, ref)] = value
+    return cells, names
+
+
+def _element(value, i: int, j: int):
+    arr = np.asarray(getattr(value, "value", value), dtype=object)
+    if arr.ndim == 0:
+        arr = arr.reshape(1, 1)
+    elif arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    if i < arr.shape[0] and j < arr.shape[1]:
+        return arr[i, j]
+    if arr.shape == (1, 1):
+        return arr[0, 0]
+    return _xl_error_class()("#N/A")
+
+
+def _formula_cells(path: Path):
+    """(sheet name, ref, formula text) of every formula anchor, from the worksheet XML."""
+    with zipfile.ZipFile(path) as archive:
+        for sheet, part in sheet_parts(archive):
+            root = read_xml(archive, part)
+            for cell in root.iter(_C):
+                f = cell.find(_F)
+                if f is None:
+                    continue
+                ref = f.get("ref") if f.get("t") == "array" else cell.get("r")
+                yield sheet, ref, (f.text or "")
+
+
+def recalculate(path) -> Recalculation:
+    """Evaluate every formula of the workbook at ``path`` headlessly.
+
+    Returns
+    -------
+    Recalculation
+        ``values`` maps ``(sheet, ref)`` of each formula anchor (a cell, or an array
+        formula's range) to its value as a 2-D array; ``errors`` lists the formula cells
+        that end in an Excel error, with the reason.
+    """
+    import formulas
+
+    path = Path(path)
+    register_functions()
+    model = formulas.ExcelModel().loads(str(path)).finish()
+    solution, names = _solution_by_cell(model.calculate())
+    result = Recalculation(source=path)
+    result.names = {name: np.asarray(getattr(v, "value", v), dtype=object) for name, v in names.items()}
+    for sheet, ref, text in _formula_cells(path):
+        result.formulas[(sheet, ref)] = text
+        value = solution.get((sheet.upper(), ref))
+        if value is None:
+            value = np.asarray([[_udf_error("the formula could not be evaluated headlessly", "")]], dtype=object)
+        result.values[(sheet, ref)] = value
+        result.errors.extend(_errors_in(sheet, ref, text, value))
+    return result
+
+
+def _errors_in(sheet: str, ref: str, text: str, value) -> list[CellError]:
+    from openpyxl.utils.cell import get_column_letter, range_boundaries
+
+    arr = np.asarray(getattr(value, "value", value), dtype=object)
+    arr = arr.reshape(1, 1) if arr.ndim == 0 else arr
+    c0, r0, _, _ = range_boundaries(ref)
+    errors = []
+    for (i, j), item in np.ndenumerate(arr):
+        if isinstance(item, _xl_error_class()):
+            cell = f"{get_column_letter(c0 + j)}{r0 + i}"
+            errors.append(CellError(sheet, cell, str(item), _reason(item, text)))
+            break  # one line per formula; an array formula's error repeats in every cell
+    return errors
+
+
+def _reason(error, text: str) -> str:
+    reason = getattr(error, "reason", None)
+    function = getattr(error, "function", "")
+    if reason is None:
+        return _ERROR_MEANINGS.get(str(error), "")
+    if function and re.search(rf"\b{re.escape(function)}\s*\(", text, re.IGNORECASE):
+        return f"{function}: {reason}"
+    if function:
+        return f"depends on a cell where {function} failed: {reason}"
+    return reason
+
+
+# --------------------------------------------------------------------------------------
+# Writing the cached values back
+# --------------------------------------------------------------------------------------
+def _set_cached_value(cell, value) -> None:
+    """Give a worksheet ``<c>`` element the cached value ``value``; its formula is kept."""
+    import schedula as sh
+
+    for child in cell.findall(_V) + cell.findall(_IS):
+        cell.remove(child)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is sh.EMPTY or value is None:
+        value = 0.0
+    if isinstance(value, _xl_error_class()):
+        kind, text = "e", str(value)
+    elif isinstance(value, bool):
+        kind, text = "b", "1" if value else "0"
+    elif isinstance(value, (int, float)):
+        if not np.isfinite(value):
+            kind, text = "e", "#NUM!"
+        else:
+            kind, text = None, repr(float(value)) if isinstance(value, float) else str(value)
+    else:
+        kind, text = "str", str(value)
+    if kind is None:
+        cell.attrib.pop("t", None)
+    else:
+        cell.set("t", kind)
+    v = cell.makeelement(_V, {})
+    v.text = text
+    f = cell.find(_F)
+    if f is not None:
+        f.addnext(v)
+    else:
+        cell.insert(0, v)
+
+
+def _cells_by_ref(sheet_data) -> dict:
+    return {cell.get("r"): cell for cell in sheet_data.iter(_C)}
+
+
+def _ensure_cell(sheet_data, ref: str, cells: dict):
+    """The ``<c>`` element for ``ref``, inserted in row and column order when absent."""
+    from openpyxl.utils.cell import coordinate_to_tuple
+
+    if ref in cells:
+        return cells[ref]
+    row_number, col = coordinate_to_tuple(ref)
+    row = None
+    for candidate in sheet_data.iter(_ROW):
+        r = int(candidate.get("r"))
+        if r == row_number:
+            row = candidate
+            break
+        if r > row_number:
+            row = sheet_data.makeelement(_ROW, {"r": str(row_number)})
+            candidate.addprevious(row)
+            break
+    if row is None:
+        row = sheet_data.makeelement(_ROW, {"r": str(row_number)})
+        sheet_data.append(row)
+    cell = row.makeelement(_C, {"r": ref})
+    for existing in row.iter(_C):
+        if coordinate_to_tuple(existing.get("r"))[1] > col:
+            existing.addprevious(cell)
+            break
+    else:
+        row.append(cell)
+    cells[ref] = cell
+    return cell
+
+
+def _patched_sheet(root, sheet: str, recalc: Recalculation) -> bool:
+    from openpyxl.utils.cell import get_column_letter, range_boundaries
+
+    sheet_data = root.find(_SHEETDATA)
+    if sheet_data is None:
+        return False
+    cells = _cells_by_ref(sheet_data)
+    changed = False
+    for (s, ref), value in recalc.values.items():
+        if s != sheet:
+            continue
+        c0, r0, c1, r1 = range_boundaries(ref)
+        for r in range(r0, r1 + 1):
+            for c in range(c0, c1 + 1):
+                cell = _ensure_cell(sheet_data, f"{get_column_letter(c)}{r}", cells)
+                _set_cached_value(cell, _element(value, r - r0, c - c0))
+                changed = True
+    return changed
+
+
+def write_cached_values(source, target, recalc: Recalculation) -> Path:
+    """Write a copy of ``source`` to ``target`` with the recalculated values cached.
+
+    Only the ``<v>`` elements of formula cells change; every other part of the archive is
+    copied as it is.  The copy is written to a temporary file in the target's folder and
+    renamed over ``target`` in one step.
+    """
+    from lxml import etree
+
+    source, target = Path(source), Path(target)
+    replacements = {}
+    with zipfile.ZipFile(source) as archive:
+        for sheet, part in sheet_parts(archive):
+            root = read_xml(archive, part)
+            if _patched_sheet(root, sheet, recalc):
+                replacements[part] = etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
+    _atomic_write(target, lambda tmp: write_zip_replacing(source, tmp, replacements))
+    return target
+
+
+def _atomic_write(target: Path, write) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def calc(source, target=None, *, in_place: bool = False) -> Recalculation:
+    """Recalculate ``source`` headlessly and write the result.
+
+    Parameters
+    ----------
+    source : path
+        The workbook to recalculate (.xlsx or .xlsm); it is only read.
+    target : path, optional
+        Where to write; default ``<stem>.calc<suffix>`` beside the source.
+    in_place : bool
+        Replace the source itself (atomically); ``target`` must then be omitted.
+    """
+    source = Path(source)
+    if in_place:
+        if target is not None:
+            raise ValueError("target: give either a target or in_place, not both")
+        target = source
+    elif target is None:
+        target = source.with_name(f"{source.stem}.calc{source.suffix}")
+    target = Path(target)
+    if target.resolve() == source.resolve() and not in_place:
+        raise ValueError(f"target: {target} is the input workbook; pass in_place=True to overwrite it")
+    result = recalculate(source)
+    result.output = write_cached_values(source, target, result)
+    return result

@@ -1,0 +1,105 @@
+"""The ``xlmvar`` command: recalculate workbooks headlessly, print risk reports, build templates.
+
+    xlmvar calc BOOK.xlsx [-o OUT.xlsx | --in-place]
+    xlmvar report BOOK.xlsx
+    xlmvar templates [--out FOLDER]
+
+Exit status: 0 on success, 1 when a recalculated cell ends in an error, 2 on bad usage or
+an unreadable workbook.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import zipfile
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xlmvar", description="Portfolio VaR for spreadsheets, without Excel.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("calc", help="recalculate every formula of a workbook headlessly and write the values")
+    p.add_argument("book", type=Path, help="workbook to recalculate (.xlsx or .xlsm); it is only read")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("-o", "--output", type=Path, help="where to write (default BOOK.calc.xlsx beside it)")
+    where.add_argument("--in-place", action="store_true", help="replace the input workbook (atomically)")
+
+    p = sub.add_parser("report", help="recalculate a workbook and print its book's risk report")
+    p.add_argument("book", type=Path, nargs="?", help="workbook (default: the SPY/TLT/BTC example)")
+    p.add_argument("-o", "--output", type=Path, help="also write the recalculated workbook here")
+
+    p = sub.add_parser("templates", help="(re)generate the template workbooks")
+    p.add_argument("--out", type=Path, default=Path("workbooks"), help="folder (default ./workbooks)")
+    return parser
+
+
+def _print_errors(errors) -> None:
+    if errors:
+        print(f"\n{len(errors)} formula cell(s) ended in an error:")
+        for err in errors:
+            print(f"  {err}")
+
+
+def _check_book(path: Path) -> None:
+    if not path.is_file():
+        raise ValueError(f"book: {path} does not exist or is not a file")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"book: {path} is not an .xlsx/.xlsm workbook (not a zip archive)")
+
+
+def _calc(args) -> int:
+    from .calc import calc
+
+    _check_book(args.book)
+    result = calc(args.book, args.output, in_place=args.in_place)
+    sheets = sorted({sheet for sheet, _ in result.formulas})
+    print(f"Recalculated {result.formula_count} formula(s) on {len(sheets)} sheet(s) of {args.book}")
+    print(f"Wrote {result.output}")
+    _print_errors(result.errors)
+    return 1 if result.errors else 0
+
+
+def _report(args) -> int:
+    from .calc import write_cached_values
+    from .report import book_report, format_report
+
+    book = args.book or _default_book()
+    _check_book(book)
+    report, recalc = book_report(book)
+    print(f"{book}: {recalc.formula_count} formula(s) recalculated headlessly\n")
+    print(format_report(report))
+    if args.output:
+        write_cached_values(book, args.output, recalc)
+        print(f"\nWrote {args.output}")
+    _print_errors(recalc.errors)
+    return 1 if recalc.errors else 0
+
+
+def _default_book() -> Path:
+    return Path(__file__).resolve().parent.parent / "workbooks" / "spy_tlt_btc.xlsx"
+
+
+def _templates(args) -> int:
+    from .templates import build_all
+
+    for path in build_all(args.out):
+        print(f"Wrote {path}")
+    return 0
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    command = {"calc": _calc, "report": _report, "templates": _templates}[args.command]
+    try:
+        return command(args)
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        print(f"xlmvar {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
