@@ -232,12 +232,18 @@ def _solution_by_cell(solution) -> tuple[dict, dict]:
     return cells, names
 
 
-def _element(value, i: int, j: int):
+def _as_2d(value) -> np.ndarray:
+    """A solution value (Ranges, array or scalar) as a plain 2-D object array."""
     arr = np.asarray(getattr(value, "value", value), dtype=object)
     if arr.ndim == 0:
-        arr = arr.reshape(1, 1)
-    elif arr.ndim == 1:
-        arr = arr.reshape(1, -1)
+        return arr.reshape(1, 1)
+    if arr.ndim == 1:
+        return arr.reshape(1, -1)
+    return np.asarray(arr, dtype=object).view(np.ndarray)
+
+
+def _element(value, i: int, j: int):
+    arr = _as_2d(value)
     if i < arr.shape[0] and j < arr.shape[1]:
         return arr[i, j]
     if arr.shape == (1, 1):
@@ -280,7 +286,8 @@ def recalculate(path) -> Recalculation:
         result.formulas[(sheet, ref)] = text
         value = solution.get((sheet.upper(), ref))
         if value is None:
-            value = np.asarray([[_udf_error("the formula could not be evaluated headlessly", "")]], dtype=object)
+            value = _udf_error("the formula could not be evaluated headlessly", "")
+        value = _as_2d(value)
         result.values[(sheet, ref)] = value
         result.errors.extend(_errors_in(sheet, ref, text, value))
     return result
@@ -289,8 +296,7 @@ def recalculate(path) -> Recalculation:
 def _errors_in(sheet: str, ref: str, text: str, value) -> list[CellError]:
     from openpyxl.utils.cell import get_column_letter, range_boundaries
 
-    arr = np.asarray(getattr(value, "value", value), dtype=object)
-    arr = arr.reshape(1, 1) if arr.ndim == 0 else arr
+    arr = _as_2d(value)
     c0, r0, _, _ = range_boundaries(ref)
     errors = []
     for (i, j), item in np.ndenumerate(arr):
