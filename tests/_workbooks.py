@@ -22,7 +22,11 @@ _RECALC_ON_LOAD = """<?xml version="1.0" encoding="UTF-8"?>
 
 
 def soffice() -> str | None:
-    return shutil.which("soffice") or shutil.which("libreoffice")
+    """Path of LibreOffice; when XLMVAR_REQUIRE_LIBREOFFICE is set (CI), its absence is a failure."""
+    found = shutil.which("soffice") or shutil.which("libreoffice")
+    if found is None and os.environ.get("XLMVAR_REQUIRE_LIBREOFFICE"):
+        raise RuntimeError("XLMVAR_REQUIRE_LIBREOFFICE is set but LibreOffice (soffice) is not installed")
+    return found
 
 
 def libreoffice_recalculate(book: Path, workdir: Path) -> Path:
