@@ -12,6 +12,8 @@ import numbers
 
 import numpy as np
 
+from ._cache import memoize
+
 __all__ = [
     "as_vector",
     "as_matrix",
@@ -185,8 +187,13 @@ def _check_psd(mat: np.ndarray, name: str) -> None:
         )
 
 
+@memoize()
 def check_covariance(cov, size: int | None = None, name: str = "cov") -> np.ndarray:
-    """Return a validated covariance matrix: square, symmetric, non-negative variances, PSD."""
+    """Return a validated covariance matrix: square, symmetric, non-negative variances, PSD.
+
+    The O(n^3) positive semi-definiteness check is cached on the matrix's content; the
+    matrix returned is read-only.
+    """
     mat = as_matrix(cov, name)
     _check_square(mat, name, size)
     _check_symmetric(mat, name)

@@ -10,7 +10,13 @@ import shutil
 import zipfile
 from pathlib import Path, PurePosixPath
 
-__all__ = ["read_xml", "sheet_parts", "write_zip_replacing"]
+__all__ = ["MAX_UNCOMPRESSED_BYTES", "MAX_COMPRESSION_RATIO", "check_archive", "read_xml", "sheet_parts", "write_zip_replacing"]
+
+#: Largest total uncompressed size of a workbook archive accepted (bytes).
+MAX_UNCOMPRESSED_BYTES = 1 << 30
+#: Largest compression ratio of a single large part; real XML compresses ~10-30x.
+MAX_COMPRESSION_RATIO = 200
+_RATIO_CHECK_ABOVE = 1 << 20  # small parts may compress arbitrarily well
 
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -23,15 +29,43 @@ def _parser():
     return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False)
 
 
+def check_archive(path, max_bytes: int | None = None) -> None:
+    """Refuse what is not a workbook archive, or one that would expand beyond reason.
+
+    The sizes come from the archive's directory and are enforced again while reading (a
+    part that inflates past its declared size is an error in :mod:`zipfile` itself).
+    """
+    limit = MAX_UNCOMPRESSED_BYTES if max_bytes is None else max_bytes
+    path = Path(path)
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"workbook: {path.name} is not an .xlsx/.xlsm workbook (not a zip archive)")
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+        names = {info.filename for info in infos}
+        if "[Content_Types].xml" not in names or "_rels/.rels" not in names:
+            raise ValueError(f"workbook: {path.name} is a zip archive but not an Excel workbook")
+        total = sum(info.file_size for info in infos)
+        if total > limit:
+            raise ValueError(
+                f"workbook: {path.name} would expand to {total / 2**20:,.0f} MiB, over the "
+                f"{limit / 2**20:,.0f} MiB limit for untrusted workbooks"
+            )
+        for info in infos:
+            if info.file_size > _RATIO_CHECK_ABOVE and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
+                raise ValueError(
+                    f"workbook: part {info.filename} of {path.name} is compressed "
+                    f"{info.file_size / max(info.compress_size, 1):,.0f} to 1, a sign of a zip bomb; refused"
+                )
+
+
 def read_xml(archive: zipfile.ZipFile, part: str):
     """Parse one XML part of the archive safely and return its root element."""
     from lxml import etree
 
     data = archive.read(part)
-    root = etree.fromstring(data, _parser())
-    if root.getroottree().docinfo.internalDTD is not None:
-        raise ValueError(f"workbook: part {part} declares a DTD; refusing a workbook with XML entities")
-    return root
+    if b"<!DOCTYPE" in data[:4096] or b"<!ENTITY" in data[:4096]:
+        raise ValueError(f"workbook: part {part} declares a DTD or XML entities; refused (Excel never writes them)")
+    return etree.fromstring(data, _parser())
 
 
 def _rels_part(part: str) -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._xlsx import read_xml, sheet_parts, write_zip_replacing
+from ._xlsx import check_archive, read_xml, sheet_parts, write_zip_replacing
 
 __all__ = ["CellError", "Recalculation", "excel_function", "register_functions", "recalculate", "calc"]
 
@@ -277,12 +277,14 @@ def recalculate(path) -> Recalculation:
     import formulas
 
     path = Path(path)
+    check_archive(path)
+    formula_cells = list(_formula_cells(path))  # parses every sheet safely before formulas does
     register_functions()
     model = formulas.ExcelModel().loads(str(path)).finish()
     solution, names = _solution_by_cell(model.calculate())
     result = Recalculation(source=path)
     result.names = {name: np.asarray(getattr(v, "value", v), dtype=object) for name, v in names.items()}
-    for sheet, ref, text in _formula_cells(path):
+    for sheet, ref, text in formula_cells:
         result.formulas[(sheet, ref)] = text
         value = solution.get((sheet.upper(), ref))
         if value is None:

@@ -87,13 +87,17 @@ def decompose(positions, cov, measure="var", confidence=0.95, horizon=1, mean=No
     h = check_horizon(horizon)
     mu = check_mean(mean, x.size)
     k = tail_multiplier(confidence, measure) * np.sqrt(h)
-    sx = s @ x
-    variance = float(x @ sx)
-    if _is_zero_risk(variance, x, s):
+    # work on u = x / max|x| so that x'Sx neither underflows nor overflows; the marginal
+    # figure k S u / sqrt(u'Su) is homogeneous of degree 0 in x, the total of degree 1
+    scale = float(np.max(np.abs(x)))
+    u = x / scale if scale > 0 else x
+    su = s @ u
+    variance = float(u @ su)
+    if scale == 0 or _is_zero_risk(variance, u, s):
         total, marginal = 0.0, np.zeros_like(x)
     else:
-        sigma = np.sqrt(variance)
-        total, marginal = k * sigma, k * sx / sigma
+        sigma_u = np.sqrt(variance)
+        total, marginal = k * scale * sigma_u, k * su / sigma_u
     if mu is not None:
         total -= float(x @ mu) * h
         marginal = marginal - mu * h

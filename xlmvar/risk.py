@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._cache import memoize
 from ._decomposition import Decomposition
 from ._validation import as_vector
 
@@ -90,6 +91,7 @@ def _module(method):
     return importlib.import_module(METHODS[check_method(method)])
 
 
+@memoize()
 def decompose(positions, model, measure="var", confidence=0.95, horizon=1, method="normal", **options) -> Decomposition:
     """VaR or ES of a book by any method, with marginal and component figures.
 
@@ -108,10 +110,15 @@ def decompose(positions, model, measure="var", confidence=0.95, horizon=1, metho
     **options
         Passed to the method (e.g. ``mean`` for normal, ``draws``/``seed``/``dof`` for
         Monte Carlo).
+
+    Results are cached on the content of the arguments (see :mod:`xlmvar._cache`), so the
+    many functions of a sheet that decompose the same book share one computation; the
+    arrays returned are read-only.
     """
     return _module(method).decompose(positions, model, measure, confidence, horizon, **options)
 
 
+@memoize()
 def standalone(positions, model, measure="var", confidence=0.95, horizon=1, method="normal", **options) -> np.ndarray:
     """Each position's VaR or ES on its own (individual VaR)."""
     return _module(method).standalone(positions, model, measure, confidence, horizon, **options)
