@@ -57,14 +57,16 @@ def _xl_error_class():
     return XlError
 
 
-def _udf_error(message: str, function: str):
-    """A ``#VALUE!`` error value that remembers why and where it was raised."""
+_ERROR_CLASS = None
 
-    class XlmvarError(_xl_error_class()):
-        pass
 
-    err = XlmvarError("#VALUE!")
-    err.reason = message
+def _error(code: str, reason: str, function: str = ""):
+    """An Excel error value (``#VALUE!``, ``#NAME?``, ...) that remembers why and where."""
+    global _ERROR_CLASS
+    if _ERROR_CLASS is None:
+        _ERROR_CLASS = type("XlmvarError", (_xl_error_class(),), {})
+    err = _ERROR_CLASS(code)
+    err.reason = reason
     err.function = function
     return err
 
@@ -91,6 +93,9 @@ def _cell_value(value):
     return value
 
 
+_type_of = np.frompyfunc(type, 1, 1)
+
+
 def _range_argument(value):
     value = getattr(value, "value", value)
     arr = np.asarray(value, dtype=object)
@@ -98,6 +103,9 @@ def _range_argument(value):
         arr = arr.reshape(1, 1)
     elif arr.ndim == 1:
         arr = arr.reshape(1, -1)
+    kinds = _type_of(arr)
+    if arr.size and ((kinds == float) | (kinds == int)).all():
+        return arr.astype(float)  # the common case, a block of numbers: no per-cell work
     out = np.empty(arr.shape, dtype=object)
     for index, item in np.ndenumerate(arr):
         out[index] = _cell_value(item)
@@ -131,7 +139,7 @@ def excel_function(udf):
             result = udf(*converted)
         except Exception as exc:  # shown in the cell as #VALUE!, reason kept for the report
             message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-            return _udf_error(message, udf.__name__)
+            return _error("#VALUE!", message, udf.__name__)
         if isinstance(result, (list, tuple, np.ndarray)):
             out = np.asarray(result, dtype=object)
             return out.reshape(1, -1) if out.ndim == 1 else out
@@ -212,26 +220,6 @@ class Recalculation:
         raise KeyError(f"{sheet}!{cell} is not a formula cell")
 
 
-_KEY = re.compile(r"^'?\[(?P<book>[^\]]*)\](?P<sheet>.*?)'?!(?P<ref>[^!]+)$")
-_CELL_REF = re.compile(r"^[A-Z]+\d+(?::[A-Z]+\d+)?$")
-
-
-def _solution_by_cell(solution) -> tuple[dict, dict]:
-    """Split formulas' solution into ``{(SHEET, ref): value}`` and ``{NAME: value}``."""
-    cells, names = {}, {}
-    for key, value in solution.items():
-        match = _KEY.match(str(key))
-        if not match:
-            continue
-        sheet = match.group("sheet").replace("''", "'").upper()
-        ref = match.group("ref").replace("$", "").upper()
-        if not sheet:
-            names[ref] = value
-        elif _CELL_REF.match(ref):
-            cells[(sheet, ref)] = value
-    return cells, names
-
-
 def _as_2d(value) -> np.ndarray:
     """A solution value (Ranges, array or scalar) as a plain 2-D object array."""
     arr = np.asarray(getattr(value, "value", value), dtype=object)
@@ -251,47 +239,37 @@ def _element(value, i: int, j: int):
     return _xl_error_class()("#N/A")
 
 
-def _formula_cells(path: Path):
-    """(sheet name, ref, formula text) of every formula anchor, from the worksheet XML."""
-    with zipfile.ZipFile(path) as archive:
-        for sheet, part in sheet_parts(archive):
-            root = read_xml(archive, part)
-            for cell in root.iter(_C):
-                f = cell.find(_F)
-                if f is None:
-                    continue
-                ref = f.get("ref") if f.get("t") == "array" else cell.get("r")
-                yield sheet, ref, (f.text or "")
-
-
-def recalculate(path) -> Recalculation:
+def recalculate(path, progress=None) -> Recalculation:
     """Evaluate every formula of the workbook at ``path`` headlessly.
+
+    Parameters
+    ----------
+    path : path
+        An .xlsx or .xlsm workbook; it is only read.
+    progress : callable(done, total), optional
+        Called as formulas are evaluated (the command line prints it for long runs).
 
     Returns
     -------
     Recalculation
-        ``values`` maps ``(sheet, ref)`` of each formula anchor (a cell, or an array
-        formula's range) to its value as a 2-D array; ``errors`` lists the formula cells
-        that end in an Excel error, with the reason.
+        ``values`` maps ``(sheet, ref)`` of each formula (a cell, or an array formula's
+        range) to its value as a 2-D array; ``errors`` lists the formula cells that end in
+        an Excel error, with the reason; ``names`` holds the values of defined names.
     """
-    import formulas
+    from ._evaluator import evaluate, name_values, read_workbook
 
     path = Path(path)
     check_archive(path)
-    formula_cells = list(_formula_cells(path))  # parses every sheet safely before formulas does
+    book = read_workbook(path)
     register_functions()
-    model = formulas.ExcelModel().loads(str(path)).finish()
-    solution, names = _solution_by_cell(model.calculate())
+    evaluation = evaluate(book, _error, progress)
     result = Recalculation(source=path)
-    result.names = {name: np.asarray(getattr(v, "value", v), dtype=object) for name, v in names.items()}
-    for sheet, ref, text in formula_cells:
-        result.formulas[(sheet, ref)] = text
-        value = solution.get((sheet.upper(), ref))
-        if value is None:
-            value = _udf_error("the formula could not be evaluated headlessly", "")
-        value = _as_2d(value)
-        result.values[(sheet, ref)] = value
-        result.errors.extend(_errors_in(sheet, ref, text, value))
+    for i, fc in enumerate(book.formulas):
+        key = (fc.sheet, fc.target.ref)
+        result.formulas[key] = fc.text
+        result.values[key] = evaluation.values[i]
+        result.errors.extend(_errors_in(fc.sheet, fc.target.ref, fc.text, evaluation.values[i]))
+    result.names = name_values(book, evaluation)
     return result
 
 
