@@ -16,6 +16,8 @@ A circular reference is reported as an error rather than iterated.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -305,7 +307,7 @@ def evaluate(book: Workbook, make_error, progress=None) -> Evaluation:
     for i in order:
         fc = book.formulas[i]
         if i in failures:
-            values[i] = np.full(fc.target.shape, failures[i], dtype=object)
+            values[i] = _full(fc.target.shape, failures[i])
         else:
             args = []
             for rect in inputs[i]:
@@ -314,15 +316,16 @@ def evaluate(book: Workbook, make_error, progress=None) -> Evaluation:
                     range_cache[rect] = Ranges().push(f"'[book]{rect.sheet}'!{rect.ref}", array)
                 args.append(range_cache[rect])
             try:
-                result = compiled[i](*args)
+                with _quiet("schedula"):
+                    result = compiled[i](*args)
             except Exception as exc:
-                result = make_error("#VALUE!", f"{type(exc).__name__}: {exc}")
+                result = _failure(exc, make_error)
             values[i] = _fill(result, fc.target.shape, fc.target.r0 == fc.target.r1 and fc.target.c0 == fc.target.c1)
         done += 1
         if progress is not None:
             progress(done, total)
     for i in cyclic:
-        values[i] = np.full(book.formulas[i].target.shape, failures[i], dtype=object)
+        values[i] = _full(book.formulas[i].target.shape, failures[i])
     return Evaluation(values, failures)
 
 
@@ -339,6 +342,34 @@ def name_values(book: Workbook, evaluation: Evaluation) -> dict:
         if rect is not None and not name.startswith("_XLNM"):
             out.setdefault(name, _assemble(rect, book, owner, evaluation.values, evaluation.failures))
     return out
+
+
+def _full(shape, value) -> np.ndarray:
+    """An object array filled with ``value`` itself (np.full would turn a str subclass into str)."""
+    out = np.empty(shape, dtype=object)
+    for index in np.ndindex(*shape):
+        out[index] = value
+    return out
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str):
+    """Silence a library's error log while its exceptions are turned into cell errors."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _failure(exc: Exception, make_error):
+    """The error value of a formula whose evaluation raised."""
+    if "NotImplementedError" in repr(exc):  # formulas' marker for a function it lacks
+        name = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], str) else "a function"
+        return make_error("#NAME?", f"unknown or unsupported function {name} (not evaluated headlessly)")
+    return make_error("#VALUE!", f"{type(exc).__name__}: {exc}")
 
 
 def _dependencies(rects, owner, by_sheet, cells) -> set[int]:
@@ -379,7 +410,7 @@ def _assemble(rect: Rect, book: Workbook, owner, values, failures) -> np.ndarray
     import schedula as sh
 
     rows, cols = rect.shape
-    out = np.full((rows, cols), sh.EMPTY, dtype=object)
+    out = _full((rows, cols), sh.EMPTY)
     constants = book.sheets[rect.sheet].constants
     if rows * cols > 4 * len(constants) + 64:  # sparse: walk the constants instead
         for (r, c), v in constants.items():
