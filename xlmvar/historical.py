@@ -1,0 +1,403 @@
+"""Historical-simulation VaR and expected shortfall and their Euler decomposition.
+
+The book is revalued on every period of a returns history, used as it is (its mean is part
+of the P&L, nothing is demeaned).  With positions ``x`` (signed currency exposures), returns
+``R`` (``T`` periods x ``n`` assets, row ``r_t``), tail probability ``a = 1 - confidence`` and
+horizon ``h`` periods::
+
+    P&L       p_t = r_t . x                              (one scenario per period)
+    VaR       = -Q_a(p) sqrt(h)                          (Q_a: empirical quantile, see below)
+    ES        = -mean{ p_t : p_t < Q_a(p) } sqrt(h)      (strictly below the quantile)
+
+Both are positive losses in the units of ``positions``.  Multi-period figures use the
+square-root-of-time rule: the one-period VaR/ES (mean included) and their decompositions are
+multiplied by ``sqrt(h)``; overlapping multi-period returns are not formed.
+
+Quantile rule
+-------------
+``quantile_method`` is any method of :func:`numpy.quantile`; the default ``"linear"`` is R's
+type 7, the rule PerformanceAnalytics uses.  Every such rule is a fixed interpolation between
+two adjacent order statistics, ``Q_a = (1 - g) p_(k) + g p_(k+1)``, where the position ``k``
+and the weight ``g`` depend only on ``T``, ``a`` and the rule (type 7: ``k + g = (T - 1) a``,
+counting from 0).  ``a`` is ``1 - confidence`` rounded to 15 decimals, so that 95% gives
+exactly 0.05 (see :func:`tail_probability`).
+
+Decomposition (marginal = dRisk/dx_i, component = x_i * marginal, components sum to the total)
+------------------------------------------------------------------------------------------------
+* ``smoothing="scenario"`` - the exact derivative.  Away from ties the order statistics are
+  fixed scenarios ``s`` and ``s'``, so ``dQ_a/dx = (1 - g) r_s + g r_s'``, the same
+  interpolation of the asset returns in those two scenarios; finite differences reproduce it.
+  It rests on one or two days of history and so is noisy.  Where P&Ls tie at the quantile
+  VaR has no derivative and one of the tied scenarios is used.
+* ``smoothing="kernel"`` (default for VaR) - an estimate of ``dQ_a/dx = E[r | p = Q_a]``
+  (Gourieroux, Laurent & Scaillet 2000) with a Gaussian kernel on the P&L centred at the
+  quantile::
+
+      w_t  = phi((p_t - Q_a) / b) / sum_s phi((p_s - Q_a) / b)
+      b    = 0.9 min(sd(p), IQR(p) / 1.34) T^(-1/5)     (Silverman's rule on the P&L;
+                                                          sd(p) alone when the IQR is 0)
+      mu   = column means of R,   e = sum_t w_t r_t
+      dQ   = mu + s (e - mu),     s = (Q_a - x.mu) / (x.(e - mu))
+
+  The mean part is exact and the kernel part is rescaled by ``s`` so that the components sum
+  exactly to the VaR (``x . dQ = Q_a``).  If the rescaling is undefined (the kernel average
+  does not lie on the same side of the mean as the quantile, which needs a confidence near
+  50%) the scenario derivative is used.
+* ES (either setting): ``dES/dx = -mean{ r_t : p_t < Q_a }``, the exact derivative of the
+  tail average; it sums to the ES.
+
+Each rule is a set of scenario weights ``u`` (two, the tail's, or the kernel's) with
+``marginal = -(u @ R) sqrt(h)`` and ``u . p`` the risk figure's P&L.  The cost is ``R x``
+plus, for the kernel only, one more pass ``u @ R``; the exact rules gather a few rows.  Only
+the P&L vector is ever partitioned (``np.argpartition``), never the returns table.
+
+Special cases
+-------------
+* No P&L strictly below the quantile (ties at the bottom of the history): the tail is the
+  scenarios at the quantile, so ES = VaR - PerformanceAnalytics' rule.
+* A flat P&L (no positions, or a perfect hedge; range within 1e-12 of the gross exposure):
+  VaR = ES = ``-x.mu sqrt(h)``, marginal ``-mu sqrt(h)`` (the zero subgradient of the
+  dispersion part, as in :mod:`xlmvar.parametric` with a mean); all-zero positions give zero
+  totals and components, never NaN.
+* ES needs ``T >= 1 / (1 - confidence)`` rows (20 at 95%), so the tail holds at least one
+  observation beyond the VaR; VaR needs 2 rows.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._decomposition import Decomposition
+from ._validation import as_vector, check_confidence, check_horizon, check_returns
+from .parametric import check_measure
+
+__all__ = [
+    "QUANTILE_METHODS",
+    "SMOOTHINGS",
+    "check_quantile_method",
+    "check_smoothing",
+    "tail_probability",
+    "es_rows_needed",
+    "quantile_bracket",
+    "silverman_bandwidth",
+    "scenario_weights",
+    "kernel_weights",
+    "tail_weights",
+    "decompose",
+    "standalone",
+]
+
+#: The rules :func:`numpy.quantile` accepts; ``"linear"`` is R's type 7.
+QUANTILE_METHODS = (
+    "linear",
+    "inverted_cdf",
+    "averaged_inverted_cdf",
+    "closest_observation",
+    "interpolated_inverted_cdf",
+    "hazen",
+    "weibull",
+    "median_unbiased",
+    "normal_unbiased",
+    "lower",
+    "higher",
+    "midpoint",
+    "nearest",
+)
+
+#: Decompositions of historical VaR: kernel-smoothed (default) or the exact scenario one.
+SMOOTHINGS = ("kernel", "scenario")
+
+#: A P&L whose range is below this fraction of the gross exposure is flat (rounding noise).
+FLAT_TOLERANCE = 1e-12
+
+_GROSS_SAMPLE_ROWS = 16
+
+
+# --- argument checks -------------------------------------------------------------------------
+
+
+def check_quantile_method(quantile_method) -> str:
+    """Return a :func:`numpy.quantile` method name (``None`` means ``"linear"``, R type 7)."""
+    if quantile_method is None:
+        return "linear"
+    name = str(quantile_method).strip().lower().replace("-", "_").replace(" ", "_")
+    if name not in QUANTILE_METHODS:
+        raise ValueError(
+            f"quantile_method: got {quantile_method!r}; expected one of "
+            f"{', '.join(QUANTILE_METHODS)} (linear is R's type 7)"
+        )
+    return name
+
+
+def check_smoothing(smoothing) -> str:
+    """Return ``"kernel"`` or ``"scenario"`` (``None`` means ``"kernel"``)."""
+    if smoothing is None:
+        return "kernel"
+    name = str(smoothing).strip().lower()
+    if name not in SMOOTHINGS:
+        raise ValueError(f"smoothing: got {smoothing!r}; expected one of {', '.join(SMOOTHINGS)}")
+    return name
+
+
+def tail_probability(confidence) -> float:
+    """``1 - confidence``, rounded to 15 decimals so that 95% gives exactly 0.05.
+
+    In binary ``1 - 0.95`` is 0.050000000000000044, which moves the discontinuous quantile
+    rules (``inverted_cdf``, ...) one order statistic when ``T * 0.05`` is a whole number; R's
+    ``quantile`` guards against the same error with a fuzz of 4 machine epsilons.
+    """
+    return round(1.0 - check_confidence(confidence), 15)
+
+
+def es_rows_needed(confidence) -> int:
+    """Fewest periods for a historical ES: ``ceil(1 / (1 - confidence))`` (20 at 95%)."""
+    return max(2, math.ceil(1.0 / tail_probability(confidence) - 1e-9))
+
+
+def check_options(options: dict, method: str, allowed: tuple) -> None:
+    """Refuse options the method does not know, naming them and the ones it does."""
+    if options:
+        name = next(iter(options))
+        raise ValueError(
+            f"{name}: is not an option of the {method} method; its options are "
+            f"{', '.join(allowed)}"
+        )
+
+
+def check_rows(returns: np.ndarray, needed: int, what: str) -> None:
+    """Raise if the history is shorter than ``needed`` periods; ``what`` says who needs them."""
+    if returns.shape[0] < needed:
+        raise ValueError(
+            f"returns: has {returns.shape[0]} rows; {what} needs at least {needed} rows "
+            "(one per period)"
+        )
+
+
+def check_history(positions, returns, measure, confidence, horizon):
+    """Validate the arguments every history-based method shares.
+
+    Returns ``(x, r, measure, confidence, horizon)`` as float vector, float table, ``"var"``
+    or ``"es"``, float and int.
+    """
+    x = as_vector(positions, "positions")
+    r = check_returns(returns, x.size, min_rows=1)
+    return x, r, check_measure(measure), check_confidence(confidence), check_horizon(horizon)
+
+
+# --- flat (zero-risk) books ------------------------------------------------------------------
+
+
+def gross_exposure(x: np.ndarray, r: np.ndarray, per_asset: bool = False):
+    """Typical ``sum_i |x_i r_ti|`` (or each ``|x_i r_ti|``), the scale of P&L rounding noise.
+
+    Estimated on 16 evenly spaced periods, so it costs a small fraction of one pass; it only
+    sets the scale of rounding noise, for which an order of magnitude is plenty.
+    """
+    sample = np.abs(r[:: max(1, r.shape[0] // _GROSS_SAMPLE_ROWS)])
+    if per_asset:
+        return np.abs(x) * sample.mean(axis=0)
+    return float(np.mean(sample @ np.abs(x)))
+
+
+def is_flat(spread, gross):
+    """True where a P&L range ``spread`` is rounding noise relative to ``gross``."""
+    return np.asarray(spread) <= FLAT_TOLERANCE * np.asarray(gross)
+
+
+# --- pure pieces -----------------------------------------------------------------------------
+
+
+def quantile_bracket(size: int, tail: float, quantile_method: str = "linear") -> tuple[int, float]:
+    """Order statistics behind an empirical quantile: ``Q = (1 - g) p_(k) + g p_(k+1)``.
+
+    Parameters
+    ----------
+    size : int
+        Number of observations ``T``.
+    tail : float
+        Probability of the quantile (``1 - confidence`` for VaR).
+    quantile_method : str
+        A :func:`numpy.quantile` method.
+
+    Returns
+    -------
+    k, g : int, float
+        0-based position of the lower order statistic and the weight on the next one
+        (``g == 0`` when the quantile is a single order statistic).
+    """
+    virtual = float(np.quantile(np.arange(size, dtype=float), tail, method=quantile_method))
+    if abs(virtual - round(virtual)) <= 1e-9 * max(1.0, virtual):
+        virtual = float(round(virtual))
+    k = min(int(math.floor(virtual)), size - 1)
+    return k, virtual - k
+
+
+def silverman_bandwidth(pnl: np.ndarray) -> float:
+    """Silverman's rule of thumb on a P&L sample: ``0.9 min(sd, IQR / 1.34) T^(-1/5)``.
+
+    ``sd`` has divisor ``T - 1``; when the interquartile range is 0 the ``sd`` alone is used.
+    """
+    sd = float(np.std(pnl, ddof=1))
+    q25, q75 = np.quantile(pnl, (0.25, 0.75))
+    spread = min(sd, float(q75 - q25) / 1.34) if q75 > q25 else sd
+    return 0.9 * spread * pnl.size ** -0.2
+
+
+# Every historical decomposition is a weighted average of scenarios: the gradient of the
+# risk figure's P&L is ``weights @ returns[rows]``, and the total is ``weights @ pnl[rows]``.
+# Each rule below returns ``(rows, weights)``: a few rows for the exact rules (gathered, not a
+# pass over the history), every row for the kernel and the flat book (one pass).
+
+
+def scenario_weights(pnl: np.ndarray, tail: float, quantile_method: str = "linear"):
+    """``(rows, weights)`` of the exact rule: ``1 - g`` on ``p_(k)`` and ``g`` on ``p_(k+1)``."""
+    k, g = quantile_bracket(pnl.size, tail, quantile_method)
+    if g == 0.0:
+        return np.argpartition(pnl, k)[k : k + 1], np.ones(1)
+    return np.argpartition(pnl, (k, k + 1))[k : k + 2], np.array([1.0 - g, g])
+
+
+def kernel_weights(pnl: np.ndarray, q: float):
+    """``(rows, weights)`` of the kernel rule (every row), or ``None`` if the rescaling fails.
+
+    ``w_t`` is the Gaussian kernel at ``(p_t - q) / b`` (Silverman's ``b``), normalised; the
+    returned weights ``s w_t + (1 - s) / T`` with ``s = (q - mean(p)) / (w.p - mean(p))``
+    keep the mean part exact and make the weighted P&L equal ``q``.
+    """
+    u = (pnl - q) / silverman_bandwidth(pnl)
+    u2 = u * u
+    w = np.exp(-0.5 * (u2 - u2.min()))  # the nearest scenario weighs 1: no underflow
+    w /= w.sum()
+    mean = pnl.mean()
+    target, achieved = q - mean, w @ pnl - mean
+    if not target * achieved > 0.0:
+        return None
+    s = target / achieved
+    return slice(None), s * w + (1.0 - s) / pnl.size
+
+
+def tail_weights(pnl: np.ndarray, q: float):
+    """``(rows, weights)``: equal weights strictly below ``q`` (at or below it if none are)."""
+    rows = np.flatnonzero(_tail_mask(pnl, q))
+    return rows, np.full(rows.size, 1.0 / rows.size)
+
+
+def _tail_mask(pnl: np.ndarray, q):
+    """Scenarios strictly below the quantile (per column); at or below where none are."""
+    below = pnl < q
+    return np.where(below.any(axis=0), below, pnl <= q)
+
+
+# --- public interface ------------------------------------------------------------------------
+
+
+def decompose(
+    positions,
+    returns,
+    measure="var",
+    confidence=0.95,
+    horizon=1,
+    *,
+    smoothing="kernel",
+    quantile_method="linear",
+    **options,
+) -> Decomposition:
+    """Historical VaR or ES of a book and its Euler decomposition.
+
+    ``VaR = -Q_a(R x) sqrt(h)``; ``ES = -mean{p_t < Q_a} sqrt(h)`` with ``a = 1 - confidence``
+    (see the module notes for the decompositions).
+
+    Parameters
+    ----------
+    positions : array_like, shape (n,)
+        Signed exposures in currency (negative = short).
+    returns : array_like, shape (T, n)
+        Per-period returns, rows = periods, columns = assets; used as is (mean included).
+    measure : {"var", "es"}
+    confidence : float in (0, 1), default 0.95
+    horizon : int >= 1, default 1
+        Periods; the one-period figures are scaled by ``sqrt(horizon)``.
+    smoothing : {"kernel", "scenario"}, default "kernel"
+        VaR decomposition: Gaussian-kernel estimate of ``E[r | p = VaR quantile]`` rescaled to
+        sum to the VaR, or the exact derivative (the quantile's one or two scenarios).
+        ES is always decomposed exactly over its tail scenarios.
+    quantile_method : str, default "linear"
+        Any :func:`numpy.quantile` method; ``"linear"`` is R's type 7 (PerformanceAnalytics).
+
+    Returns
+    -------
+    Decomposition
+        ``total`` (a positive loss), ``marginal`` (dTotal/dx) and ``component``
+        (``x * marginal``, summing to ``total``).
+
+    Raises
+    ------
+    ValueError
+        Naming the argument: bad positions/returns, confidence, horizon, measure, smoothing,
+        quantile_method, an unknown option, or fewer rows than the measure needs.
+    """
+    x, r, measure, confidence, h = check_history(positions, returns, measure, confidence, horizon)
+    smoothing = check_smoothing(smoothing)
+    method = check_quantile_method(quantile_method)
+    check_options(options, "historical", ("smoothing", "quantile_method"))
+    tail, scale = tail_probability(confidence), math.sqrt(h)
+    _check_history_rows(r, measure, confidence)
+
+    pnl = r @ x
+    if is_flat(np.ptp(pnl), gross_exposure(x, r)):
+        rows, weights = slice(None), np.full(pnl.size, 1.0 / pnl.size)  # -x.mu, -mu
+        q = float(weights @ pnl)
+    else:
+        q = float(np.quantile(pnl, tail, method=method))
+        if measure == "es":
+            rows, weights = tail_weights(pnl, q)
+            q = float(weights @ pnl[rows])
+        else:
+            smooth = kernel_weights(pnl, q) if smoothing == "kernel" else None
+            rows, weights = smooth or scenario_weights(pnl, tail, method)
+    marginal = -(weights @ r[rows]) * scale
+    return Decomposition(-q * scale + 0.0, marginal, x * marginal + 0.0)
+
+
+def standalone(
+    positions,
+    returns,
+    measure="var",
+    confidence=0.95,
+    horizon=1,
+    *,
+    smoothing="kernel",
+    quantile_method="linear",
+    **options,
+) -> np.ndarray:
+    """Each position's historical VaR or ES held alone: the measure of ``x_i r_ti``.
+
+    ``-Q_a(x_i r_i) sqrt(h)`` for VaR, ``-mean{x_i r_ti < Q_a} sqrt(h)`` for ES (a position of
+    0 has 0).  ``smoothing`` is accepted for symmetry with :func:`decompose` and unused.
+    """
+    x, r, measure, confidence, h = check_history(positions, returns, measure, confidence, horizon)
+    check_smoothing(smoothing)
+    method = check_quantile_method(quantile_method)
+    check_options(options, "historical", ("smoothing", "quantile_method"))
+    _check_history_rows(r, measure, confidence)
+
+    pnl = r * x
+    q = np.quantile(pnl, tail_probability(confidence), axis=0, method=method)
+    if measure == "es":
+        mask = _tail_mask(pnl, q)
+        q = np.sum(pnl * mask, axis=0) / np.sum(mask, axis=0)
+    return -q * math.sqrt(h) + 0.0
+
+
+def _check_history_rows(r, measure, confidence) -> None:
+    if measure == "es":
+        check_rows(
+            r,
+            es_rows_needed(confidence),
+            f"a {confidence * 100:g}% historical ES (1 / (1 - confidence), so that an "
+            "observation lies beyond the VaR)",
+        )
+    else:
+        check_rows(r, 2, "historical VaR")
