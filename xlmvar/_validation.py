@@ -52,8 +52,10 @@ def _to_float_array(values, name: str) -> np.ndarray:
             raise ValueError(
                 f"{name}: {_where(index, arr.ndim)} holds {_describe(arr[index])}; expected a number"
             )
-    arr = arr.astype(float)
-    if not np.all(np.isfinite(arr)):
+    arr = arr.astype(float, copy=False)
+    # NaN and inf survive a sum, so one reduction screens the array without allocating a
+    # mask of its size; only a suspicious sum (or an overflow of finite values) is scanned
+    if not np.isfinite(np.add.reduce(arr, axis=None)) and not np.all(np.isfinite(arr)):
         index = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
         kind = "an error or NaN" if math.isnan(arr[index]) else "an infinite value"
         raise ValueError(f"{name}: {_where(index, arr.ndim)} holds {kind}; expected a finite number")
