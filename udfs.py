@@ -21,7 +21,8 @@ import numpy as np
 import xlwings as xw
 
 import xlmvar
-from xlmvar import risk
+from xlmvar import backtest, decisions, risk, simulation
+from xlmvar import covariance as estimators
 from xlmvar._validation import as_vector, check_horizon
 
 #: The category under which Excel's function wizard lists every xlmvar function.
@@ -57,6 +58,11 @@ Seed = _value(float, "Monte Carlo: random seed (default fixed, so the sheet reca
 Detail = _value(bool, "TRUE spills before / after / exact / marginal estimate; default FALSE.")
 Vols = _range("Volatility of each asset per period, one row or one column.")
 Corr = _range("Correlation matrix, one row and one column per asset.")
+Limit = _value(float, "Largest share of portfolio VaR one position may carry, e.g. 15%.")
+Returns = _range("Returns table: rows = periods (oldest first), columns = assets.")
+Prices = _range("Price table: rows = dates (oldest first), columns = assets.")
+CovMethod = _value(str, 'Estimator: "sample" (default), "ewma" (RiskMetrics) or "ledoit-wolf".')
+Lam = _value(float, "EWMA decay lambda in (0, 1); default 0.94 (RiskMetrics daily).")
 Vector = Annotated[np.ndarray, {"ndim": 2}]
 Table = Annotated[list, {}]
 
@@ -315,6 +321,7 @@ def RISKREPORT(
     confidence: Confidence = None,
     horizon: Horizon = None,
     method: Method = None,
+    limit: Limit = None,
     mean: Mean = None,
     draws: Draws = None,
     dof: Dof = None,
@@ -326,11 +333,19 @@ def RISKREPORT(
     options = _options(method, mean, draws, dof, seed)
     decomposition = risk.decompose(x, model, "var", confidence, horizon, **options)
     individual = risk.individual_var(x, model, confidence, horizon, **options)
-    table = [["Asset", "Position", "Individual VaR", "Marginal VaR", "Component VaR", "% of VaR"]]
-    for row in zip(labels, x, individual, decomposition.marginal, decomposition.component, decomposition.percent):
-        table.append([row[0], *(float(v) for v in row[1:])])
+    header = ["Asset", "Position", "Individual VaR", "Marginal VaR", "Component VaR", "% of VaR"]
+    columns = [x, individual, decomposition.marginal, decomposition.component, decomposition.percent]
     total_pct = 1.0 if decomposition.total != 0 else 0.0
-    table.append(["Total", float(x.sum()), float(individual.sum()), "", decomposition.total, total_pct])
+    total = ["Total", float(x.sum()), float(individual.sum()), "", decomposition.total, total_pct]
+    if limit is not None:
+        limits = decisions.var_limits(x, model, limit, confidence, horizon, **options)
+        header += ["Limit", "Breach", "Trade to limit"]
+        columns += [limits.limit, _flags(limits.breach), _blank_nan(limits.trade)]
+        total += ["", "BREACH" if limits.breach.any() else "", ""]
+    table = [header]
+    for i, label in enumerate(labels):
+        table.append([label, *(_cell(column[i]) for column in columns)])
+    table.append(total)
     return table
 
 
@@ -348,3 +363,207 @@ def _labels(names, size: int) -> list[str]:
             value = int(value)
         labels.append(str(value))
     return labels
+
+
+def _cell(value):
+    """A table cell: numpy scalars as Python numbers, text and blanks as they are."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _blank_nan(values) -> list:
+    """Numbers with NaN shown as a blank cell (xlwings writes None as empty)."""
+    return ["" if np.isnan(v) else float(v) for v in np.asarray(values, dtype=float)]
+
+
+def _flags(breach) -> list:
+    return ["BREACH" if b else "" for b in np.asarray(breach, dtype=bool)]
+
+
+# ------------------------------------------------------------------------------------------
+# Risk from price history
+# ------------------------------------------------------------------------------------------
+@xw.func(category=CATEGORY)
+def RETURNS(
+    prices: Prices,
+    method: _value(str, 'Return type: "simple" (default) or "log".') = None,
+    missing: _value(str, 'Gaps: "error" (default) names the cell; "drop" drops incomplete rows.') = None,
+) -> Vector:
+    """Returns from a price table (one row fewer): simple p_t/p_(t-1) - 1 or log ln(p_t/p_(t-1))."""
+    return estimators.returns_from_prices(prices, method or "simple", missing or "error")
+
+
+@xw.func(category=CATEGORY)
+def COVMATRIX(returns: Returns, method: CovMethod = None, lam: Lam = None) -> Vector:
+    """Covariance matrix per period estimated from a returns table (sample, EWMA or Ledoit-Wolf)."""
+    return estimators.covariance(returns, method or "sample", 0.94 if lam is None else lam)
+
+
+@xw.func(category=CATEGORY)
+def CORRMATRIX(returns: Returns, method: CovMethod = None, lam: Lam = None) -> Vector:
+    """Correlation matrix estimated from a returns table (sample, EWMA or Ledoit-Wolf)."""
+    return estimators.correlation(returns, method or "sample", 0.94 if lam is None else lam)
+
+
+@xw.func(category=CATEGORY)
+def NEARESTCORR(corr: Corr) -> Vector:
+    """Nearest valid correlation matrix (Higham 2002) to a hand-typed one that is not positive semi-definite."""
+    return estimators.nearest_corr(corr)
+
+
+@xw.func(category=CATEGORY)
+def MCSTDERR(
+    positions: Positions,
+    cov: Cov,
+    confidence: Confidence = None,
+    horizon: Horizon = None,
+    measure: _value(str, 'Measure: "var" (default) or "es".') = None,
+    mean: Mean = None,
+    draws: Draws = None,
+    dof: Dof = None,
+    seed: Seed = None,
+) -> float:
+    """Standard error of the Monte Carlo VaR (or ES) estimate with these draws."""
+    options = {k: v for k, v in {"mean": mean, "draws": draws, "dof": dof, "seed": seed}.items() if v is not None}
+    return simulation.standard_error(positions, cov, measure or "var", confidence, horizon, **options)
+
+
+# ------------------------------------------------------------------------------------------
+# From risk numbers to decisions
+# ------------------------------------------------------------------------------------------
+@xw.func(category=CATEGORY)
+def INCREMENTALES(
+    positions: Positions,
+    model: Model,
+    trade: Trade,
+    confidence: Confidence = None,
+    horizon: Horizon = None,
+    method: Method = None,
+    detail: Detail = None,
+    mean: Mean = None,
+    draws: Draws = None,
+    dof: Dof = None,
+    seed: Seed = None,
+) -> Table:
+    """Incremental expected shortfall of a trade: ES(positions + trade) - ES(positions), exactly."""
+    options = _options(method, mean, draws, dof, seed)
+    result = risk.incremental_var(positions, model, trade, confidence, horizon, measure="es", **options)
+    if not detail:
+        return [[result.exact]]
+    return [
+        ["ES before", result.before],
+        ["ES after", result.after],
+        ["Incremental ES", result.exact],
+        ["Marginal estimate", result.approximate],
+    ]
+
+
+@xw.func(category=CATEGORY)
+def VARLIMITS(
+    positions: Positions,
+    model: Model,
+    limit: Limit,
+    confidence: Confidence = None,
+    horizon: Horizon = None,
+    method: Method = None,
+    mean: Mean = None,
+    draws: Draws = None,
+    dof: Dof = None,
+    seed: Seed = None,
+) -> Table:
+    """Each position's share of VaR against a limit, breaches flagged, and the trade back to the limit."""
+    options = _options(method, mean, draws, dof, seed)
+    result = decisions.var_limits(positions, model, limit, confidence, horizon, **options)
+    table = [["% of VaR", "Limit", "Breach", "Trade to limit", "Position after", "VaR after", "Note"]]
+    columns = [result.shares, result.limit, _flags(result.breach), _blank_nan(result.trade),
+               _blank_nan(result.position_after), _blank_nan(result.var_after), list(result.reason)]
+    for i in range(len(result.shares)):
+        table.append([_cell(column[i]) for column in columns])
+    return table
+
+
+@xw.func(category=CATEGORY)
+def NEWASSETMVAR(
+    positions: Positions,
+    cov: Cov,
+    cov_with_book: _range("Covariance of the new asset with each asset of the book, one per position."),
+    variance_new: _value(float, "Variance of the new asset per period."),
+    confidence: Confidence = None,
+    horizon: Horizon = None,
+) -> float:
+    """Marginal VaR of an asset the book does not hold yet, from its covariance with the book."""
+    return decisions.marginal_var_new_asset(positions, cov, cov_with_book, variance_new, confidence, horizon)
+
+
+@xw.func(category=CATEGORY)
+def BESTHEDGE(positions: Positions, cov: Cov, confidence: Confidence = None, horizon: Horizon = None) -> Table:
+    """For each asset, the trade in it alone that minimises VaR, the VaR after it and the reduction."""
+    result = decisions.best_hedge(positions, cov, confidence, horizon)
+    table = [["Best hedge trade", "Position after", "VaR after", "VaR reduction"]]
+    for row in zip(result.trade, result.position_after, result.var_after, result.reduction_pct):
+        table.append([float(v) for v in row])
+    return table
+
+
+@xw.func(category=CATEGORY)
+def RETURNPERRISK(
+    positions: Positions,
+    model: Model,
+    expected_returns: _range("Expected return per period of each asset, one per position."),
+    confidence: Confidence = None,
+    horizon: Horizon = None,
+    method: Method = None,
+    mean: Mean = None,
+    draws: Draws = None,
+    dof: Dof = None,
+    seed: Seed = None,
+) -> Table:
+    """Expected return per unit of marginal VaR for each asset, ranked (1 = best use of risk)."""
+    options = _options(method, mean, draws, dof, seed)
+    result = decisions.return_per_risk(positions, model, expected_returns, confidence, horizon, **options)
+    table = [["Expected return", "Marginal VaR", "Return / marginal VaR", "Rank"]]
+    for er, mvar, ratio, rank in zip(result.expected_return, result.marginal, result.ratio, result.rank):
+        shown = "reduces risk" if np.isinf(ratio) else ("" if np.isnan(ratio) else float(ratio))
+        table.append([float(er), float(mvar), shown, int(rank)])
+    return table
+
+
+@xw.func(category=CATEGORY)
+def RISKPARITY(
+    cov: Cov,
+    budgets: _range("Optional risk budget of each asset (normalised to sum to 1); default equal.") = None,
+) -> Vector:
+    """Long-only weights (summing to 1) whose component VaR shares equal the risk budgets."""
+    result = decisions.risk_parity(cov, budgets)
+    return _column_like(result.weights, budgets if budgets is not None else np.empty((len(result.weights), 1)))
+
+
+@xw.func(category=CATEGORY)
+def STRESSCORR(corr: Corr, theta: _value(float, "Stress weight in [0, 1]: 0 keeps corr, 1 makes every correlation 1.")) -> Vector:
+    """Correlations pushed toward 1 as in a crisis: (1 - theta) corr + theta; stays a valid matrix."""
+    return decisions.stress_corr(corr, theta)
+
+
+@xw.func(category=CATEGORY)
+def VARBACKTEST(
+    pnl: _range("Realised P&L per period (gains positive)."),
+    var: _range("VaR forecast per period (positive losses), same length as pnl, or one number."),
+    confidence: _value(float, "Confidence level the VaR was computed at, e.g. 99%."),
+) -> Table:
+    """Backtest of VaR forecasts: exceptions, Kupiec and Christoffersen tests, Basel traffic light."""
+    r = backtest.var_backtest(pnl, var, confidence)
+    return [
+        ["Observations", r.observations],
+        ["Exceptions", r.exceptions],
+        ["Expected exceptions", r.expected_exceptions],
+        ["Exception rate", r.exception_rate],
+        ["Kupiec POF LR", r.pof_lr],
+        ["Kupiec p-value", r.pof_pvalue],
+        ["Christoffersen independence LR", r.ind_lr],
+        ["Independence p-value", r.ind_pvalue],
+        ["Conditional coverage LR", r.cc_lr],
+        ["Conditional coverage p-value", r.cc_pvalue],
+        ["Basel zone", r.zone],
+        ["Basel plus factor", r.plus_factor],
+    ]

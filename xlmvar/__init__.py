@@ -4,8 +4,36 @@ The engine is pure numpy/scipy.  Positions are signed currency exposures; VaR an
 positive losses in the same units.  ``import xlmvar`` never imports xlwings.
 """
 
+from ._cache import cache_info, clear_caches
 from ._decomposition import Decomposition
-from .covariance import corr_from_cov, cov_from_corr
+from .backtest import VarBacktest, basel_plus_factor, basel_zone, christoffersen_independence, kupiec_pof, var_backtest
+# the estimator dispatchers covariance() and correlation() stay in xlmvar.covariance, so that
+# the name xlmvar.covariance keeps meaning the module
+from .covariance import (
+    COV_METHODS,
+    corr_from_cov,
+    cov_from_corr,
+    ewma_cov,
+    ledoit_wolf_cov,
+    ledoit_wolf_shrinkage,
+    nearest_corr,
+    returns_from_prices,
+    sample_cov,
+)
+from .decisions import (
+    BestHedge,
+    ReturnPerRisk,
+    RiskParity,
+    StressedRisk,
+    VarLimits,
+    best_hedge,
+    marginal_var_new_asset,
+    return_per_risk,
+    risk_parity,
+    stress_corr,
+    stressed_decomposition,
+    var_limits,
+)
 from .parametric import portfolio_sigma, tail_multiplier
 from .risk import (
     METHODS,
@@ -27,31 +55,62 @@ from .risk import (
     standalone,
     undiversified_var,
 )
+from .simulation import simulate_returns, standard_error, var_standard_error
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Decomposition",
-    "IncrementalRisk",
-    "METHODS",
+    "basel_plus_factor",
+    "basel_zone",
+    "best_hedge",
+    "BestHedge",
+    "cache_info",
     "check_method",
+    "christoffersen_independence",
+    "clear_caches",
     "component_es",
     "component_es_pct",
     "component_var",
     "component_var_pct",
     "corr_from_cov",
     "cov_from_corr",
+    "COV_METHODS",
     "decompose",
+    "Decomposition",
     "diversification_benefit",
+    "ewma_cov",
     "incremental_var",
+    "IncrementalRisk",
     "individual_es",
     "individual_var",
+    "kupiec_pof",
+    "ledoit_wolf_cov",
+    "ledoit_wolf_shrinkage",
     "marginal_es",
     "marginal_var",
+    "marginal_var_new_asset",
+    "METHODS",
+    "nearest_corr",
     "portfolio_es",
     "portfolio_sigma",
     "portfolio_var",
+    "return_per_risk",
+    "ReturnPerRisk",
+    "returns_from_prices",
+    "risk_parity",
+    "RiskParity",
+    "sample_cov",
+    "simulate_returns",
     "standalone",
+    "standard_error",
+    "stress_corr",
+    "stressed_decomposition",
+    "StressedRisk",
     "tail_multiplier",
     "undiversified_var",
+    "var_backtest",
+    "var_limits",
+    "var_standard_error",
+    "VarBacktest",
+    "VarLimits",
 ]

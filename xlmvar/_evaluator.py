@@ -261,11 +261,61 @@ class Evaluation:
     failures: dict  # id(FormulaCell) -> XlError carrying a reason
 
 
-def evaluate(book: Workbook, make_error, progress=None) -> Evaluation:
+_IDENT_BEFORE = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)\s*$")
+
+
+def mark_missing_arguments(text: str, functions, marker: str) -> str:
+    """Put ``marker`` in every empty argument slot of a call to one of ``functions``.
+
+    ``formulas`` compiles ``F(a,,b)`` as ``F(a,0,b)``, but Excel hands a user-defined
+    function an omitted argument as *missing* (xlwings passes ``None``, so the default
+    applies).  Native functions keep formulas' reading.  String literals and quoted sheet
+    names are skipped.
+    """
+    out: list[str] = []
+    stack: list[str | None] = []
+    i, n = 0, len(text)
+
+    def next_char(k: int) -> str:
+        while k < n and text[k].isspace():
+            k += 1
+        return text[k] if k < n else ""
+
+    while i < n:
+        ch = text[i]
+        if ch in "\"'":
+            j = i + 1
+            while j < n:
+                if text[j] == ch and j + 1 < n and text[j + 1] == ch:
+                    j += 2
+                    continue
+                if text[j] == ch:
+                    break
+                j += 1
+            out.append(text[i : j + 1])
+            i = j + 1
+            continue
+        out.append(ch)
+        if ch in "({":
+            match = _IDENT_BEFORE.search("".join(out[:-1])) if ch == "(" else None
+            stack.append(match.group(1).upper() if match else None)
+            if stack[-1] in functions and next_char(i + 1) == ",":
+                out.append(marker)
+        elif ch in ")}":
+            if stack:
+                stack.pop()
+        elif ch == "," and stack and stack[-1] in functions and next_char(i + 1) in (",", ")"):
+            out.append(marker)
+        i += 1
+    return "".join(out)
+
+
+def evaluate(book: Workbook, make_error, progress=None, rewrite=None) -> Evaluation:
     """Compile and evaluate every formula of ``book`` in dependency order.
 
     ``make_error(code, reason)`` builds the error value a failing formula shows.
     ``progress(done, total)``, if given, is called as formulas complete.
+    ``rewrite(text)``, if given, adjusts a formula's text before it is compiled.
     """
     import formulas
     from formulas.ranges import Ranges
@@ -282,7 +332,8 @@ def evaluate(book: Workbook, make_error, progress=None) -> Evaluation:
     for i, fc in enumerate(book.formulas):
         sheet = fc.target.sheet
         try:
-            func = formulas.Parser().ast("=" + fc.text)[1].compile()
+            text = rewrite(fc.text) if rewrite else fc.text
+            func = formulas.Parser().ast("=" + text)[1].compile()
         except Exception as exc:  # an unknown function or a syntax formulas cannot read
             failures[i] = make_error("#NAME?", f"cannot evaluate the formula headlessly: {exc}")
             deps[i] = set()

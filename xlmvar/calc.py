@@ -84,7 +84,7 @@ def _cell_value(value):
     """One cell as xlwings hands it to a UDF: blank -> None, error -> NaN, numpy -> Python."""
     import schedula as sh
 
-    if value is sh.EMPTY or value is None:
+    if value is sh.EMPTY or value is None or (isinstance(value, str) and value == MISSING):
         return None
     if isinstance(value, _xl_error_class()):
         return float("nan")
@@ -159,6 +159,11 @@ def xlmvar_functions() -> dict:
         for name, obj in vars(udfs).items()
         if name.isupper() and inspect.isfunction(obj) and obj.__module__ == udfs.__name__
     }
+
+
+#: What an omitted argument of an xlmvar function is rewritten to before compiling (see
+#: _evaluator.mark_missing_arguments); the bridge hands the function ``None`` for it.
+MISSING = "\u2205xlmvar:missing"
 
 
 def register_functions() -> list[str]:
@@ -256,13 +261,14 @@ def recalculate(path, progress=None) -> Recalculation:
         range) to its value as a 2-D array; ``errors`` lists the formula cells that end in
         an Excel error, with the reason; ``names`` holds the values of defined names.
     """
-    from ._evaluator import evaluate, name_values, read_workbook
+    from ._evaluator import evaluate, mark_missing_arguments, name_values, read_workbook
 
     path = Path(path)
     check_archive(path)
     book = read_workbook(path)
-    register_functions()
-    evaluation = evaluate(book, _error, progress)
+    names = set(register_functions())
+    marker = f'"{MISSING}"'
+    evaluation = evaluate(book, _error, progress, lambda text: mark_missing_arguments(text, names, marker))
     result = Recalculation(source=path)
     for i, fc in enumerate(book.formulas):
         key = (fc.sheet, fc.target.ref)

@@ -12,17 +12,19 @@ Defined names used by ``xlmvar report``: ``Assets``, ``Positions``, ``Covariance
 
 from __future__ import annotations
 
+import importlib
 import tempfile
 from pathlib import Path
 
-from . import spy_tlt_btc
 from ._layout import new_workbook
 
 __all__ = ["TEMPLATES", "build", "build_all"]
 
-#: name -> builder(workbook, styles)
+#: template name -> module whose ``build(workbook, styles)`` lays it out
 TEMPLATES = {
-    "spy_tlt_btc": spy_tlt_btc.build,
+    "spy_tlt_btc": "xlmvar.templates.spy_tlt_btc",
+    "edhec_history": "xlmvar.templates.edhec_history",
+    "risk_desk": "xlmvar.templates.risk_desk",
 }
 
 
@@ -41,7 +43,7 @@ def build(name: str, target) -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         draft = Path(tmp) / target.name
         workbook, styles = new_workbook(draft)
-        TEMPLATES[name](workbook, styles)
+        importlib.import_module(TEMPLATES[name]).build(workbook, styles)
         workbook.close()
         result = calc.calc(draft, target)
     if result.errors:

@@ -1,0 +1,239 @@
+"""Risk from history: the EDHEC hedge-fund indices, every method side by side (``edhec_history.xlsx``).
+
+Sheets: ``Returns`` (the data, with its attribution), ``Risk`` (a $100m fund of hedge-fund
+styles: covariance estimators, VaR / ES / component VaR by the normal, historical,
+Cornish-Fisher and Monte Carlo methods, a chart, and PerformanceAnalytics' published values
+recomputed in the sheet) and ``Prices`` (an index built from returns with native formulas and
+turned back into returns with RETURNS).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from ._layout import ref, span, spill, write_array
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "edhec.csv"
+NOTIONAL = 100_000_000.0
+#: A fund of hedge-fund styles (weights sum to 1), one per EDHEC index.
+WEIGHTS = (0.10, 0.10, 0.08, 0.08, 0.08, 0.08, 0.06, 0.10, 0.12, 0.06, 0.06, 0.02, 0.06)
+METHODS = (
+    ("Normal (mean incl.)", '"normal"', True),
+    ("Historical", '"historical"', False),
+    ("Cornish-Fisher", '"cornish-fisher"', False),
+    ("Monte Carlo normal", '"montecarlo"', True),
+)
+#: PerformanceAnalytics on edhec[1:100, 1:3], p = 0.95 (../shared/data/README.md), as losses.
+#: Its single-asset modified VaR (0.014674) divides the moments by n where its portfolio
+#: figures, and xlmvar, use n - 1; tests/test_modified.py checks it with ddof=0.
+PUBLISHED = (
+    ("Gaussian VaR, portfolio (0.3, 0.4, 0.3)", 0.012916),
+    ("Historical VaR, column 1", 0.014095),
+    ("Historical ES, column 1", 0.024080),
+)
+
+
+def load_edhec() -> tuple[list[str], list[str], list[list[float]]]:
+    """(index names, month-end dates, returns rows) from the packaged copy of the data."""
+    with DATA.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    names = rows[0][1:]
+    dates = [r[0] for r in rows[1:]]
+    values = [[float(v) for v in r[1:]] for r in rows[1:]]
+    return names, dates, values
+
+
+def build(workbook, st) -> None:
+    """Lay out the Returns, Risk and Prices sheets."""
+    names, dates, values = load_edhec()
+    n, t = len(names), len(values)
+    returns_sheet(workbook, st, names, dates, values)
+    first, last = 2, 2 + t - 1  # zero-based rows of the data on the Returns sheet
+    returns = f"Returns!{span(first, 1, last, n, True)}"
+    workbook.define_name("Returns", f"={returns}")
+    risk_sheet(workbook, st, names, returns, first, t)
+    prices_sheet(workbook, st, names, first)
+
+
+def returns_sheet(workbook, st, names, dates, values) -> None:
+    ws = workbook.add_worksheet("Returns")
+    ws.set_column(0, 0, 12)
+    ws.set_column(1, len(names), 11)
+    ws.write(
+        0, 0,
+        "Monthly returns of the EDHEC hedge-fund style indices, 1997-01 to 2021-05. Source: the edhec "
+        "data set of the R package PerformanceAnalytics (GPL); see xlmvar/data/README.md.",
+        st.note,
+    )
+    write_array(ws, 1, 0, [["Month end", *names]], st.header)
+    for i, (date, row) in enumerate(zip(dates, values)):
+        ws.write_string(2 + i, 0, date)
+        for j, v in enumerate(row):
+            ws.write_number(2 + i, 1 + j, v, st.pct2)
+    ws.freeze_panes(2, 1)
+
+
+def risk_sheet(workbook, st, names, returns, first, t) -> None:
+    ws = workbook.add_worksheet("Risk")
+    n = len(names)
+    ws.set_column(0, 0, 30)
+    ws.set_column(1, 2 + n, 14)
+    ws.write(0, 0, "A $100m fund of hedge-fund styles: monthly VaR by every method", st.title)
+    ws.write(
+        1, 0,
+        "Yellow cells are inputs. Returns are monthly, so horizon 1 is one month. Historical and "
+        "Cornish-Fisher read the returns table as it is (mean included); the normal and Monte Carlo "
+        "methods use its sample covariance and mean.",
+        st.note,
+    )
+    # Inputs: the book and the model
+    ws.write(3, 0, "Book", st.heading)
+    write_array(ws, 4, 0, [["Strategy", "Weight", "Position ($)", "Mean return"]], st.header)
+    r0 = 5
+    for i, name in enumerate(names):
+        r = r0 + i
+        ws.write(r, 0, name)
+        ws.write_number(r, 1, WEIGHTS[i], st.input_pct)
+        ws.write_formula(r, 2, f"={ref(r, 1)}*{ref(r0 + n + 1, 1, True)}", st.money, 0)
+        ws.write_formula(r, 3, f"=AVERAGE(Returns!{span(first, 1 + i, first + t - 1, 1 + i, True)})", st.pct2, 0)
+    r_total = r0 + n
+    ws.write(r_total, 0, "Total", st.header)
+    ws.write_formula(r_total, 1, f"=SUM({span(r0, 1, r_total - 1, 1)})", st.pct, 0)
+    ws.write_formula(r_total, 2, f"=SUM({span(r0, 2, r_total - 1, 2)})", st.bold_money, 0)
+    ws.write(r_total + 1, 0, "Fund size")
+    ws.write_number(r_total + 1, 1, NOTIONAL, st.input_money)
+    conf_row, hor_row, method_row = r_total + 2, r_total + 3, r_total + 4
+    ws.write(conf_row, 0, "Confidence")
+    ws.write_number(conf_row, 1, 0.95, st.input_pct)
+    ws.write(hor_row, 0, "Horizon (months)")
+    ws.write_number(hor_row, 1, 1, st.input_int)
+    ws.write(method_row, 0, "Method for `xlmvar report`")
+    ws.write_string(method_row, 1, "historical", st.input_text)
+    positions = span(r0, 2, r_total - 1, 2, True)
+    mean = span(r0, 3, r_total - 1, 3, True)
+    workbook.define_name("Assets", f"=Risk!{span(r0, 0, r_total - 1, 0, True)}")
+    workbook.define_name("Positions", f"=Risk!{positions}")
+    workbook.define_name("Confidence", f"=Risk!{ref(conf_row, 1, True)}")
+    workbook.define_name("Horizon", f"=Risk!{ref(hor_row, 1, True)}")
+    workbook.define_name("Method", f"=Risk!{ref(method_row, 1, True)}")
+
+    # Covariance estimators
+    c_top = method_row + 2
+    ws.write(c_top, 0, "Covariance  =COVMATRIX(Returns)  (sample, divides by n - 1)", st.heading)
+    write_array(ws, c_top + 1, 1, [[f"#{j + 1}" for j in range(n)]], st.header)
+    c0 = c_top + 2
+    for i in range(n):
+        ws.write(c0 + i, 0, f"#{i + 1} {names[i]}")
+    spill(ws, c0, 1, c0 + n - 1, n, "=COVMATRIX(Returns)", st.sci)
+    workbook.define_name("Covariance", f"=Risk!{span(c0, 1, c0 + n - 1, n, True)}")
+    args = f"Positions,Covariance,Confidence,Horizon"
+
+    e_top = c0 + n + 1
+    ws.write(e_top, 0, "Volatility by estimator (annualised: x sqrt(12))", st.heading)
+    write_array(ws, e_top + 1, 0, [["Strategy", "Sample", "EWMA 0.94", "Ledoit-Wolf"]], st.header)
+    estimators = ('"sample"', '"ewma"', '"ledoit-wolf"')
+    e0 = e_top + 2
+    for i, name in enumerate(names):
+        ws.write(e0 + i, 0, name)
+        for j, est in enumerate(estimators, start=1):
+            ws.write_formula(
+                e0 + i, j, f"=SQRT(12*INDEX(COVMATRIX(Returns,{est}),{i + 1},{i + 1}))", st.pct, 0
+            )
+
+    # Every method side by side
+    m_top = e0 + n + 1
+    ws.write(m_top, 0, "Component VaR by method", st.heading)
+    write_array(ws, m_top + 1, 0, [["Strategy", *(label for label, _, _ in METHODS)]], st.header)
+    m0 = m_top + 2
+    for i, name in enumerate(names):
+        ws.write(m0 + i, 0, name)
+    for j, (_, method, takes_cov) in enumerate(METHODS, start=1):
+        model = "Covariance" if takes_cov else "Returns"
+        extra = f",{mean}" if takes_cov else ""
+        spill(
+            ws, m0, j, m0 + n - 1, j,
+            f"=COMPONENTVAR(Positions,{model},Confidence,Horizon,{method}{extra})", st.money,
+        )
+    s_row = m0 + n
+    measures = (("VaR", "PORTVAR"), ("Expected shortfall", "PORTES"), ("Sum of components", None),
+                ("Undiversified VaR", "UNDIVERSIFIEDVAR"))
+    for k, (label, function) in enumerate(measures):
+        r = s_row + k
+        ws.write(r, 0, label, st.header if k == 0 else None)
+        for j, (_, method, takes_cov) in enumerate(METHODS, start=1):
+            model = "Covariance" if takes_cov else "Returns"
+            extra = f",{mean}" if takes_cov else ""
+            if function is None:
+                formula = f"=SUM({span(m0, j, m0 + n - 1, j)})"
+            else:
+                formula = f"={function}(Positions,{model},Confidence,Horizon,{method}{extra})"
+            ws.write_formula(r, j, formula, st.bold_money if k == 0 else st.money, 0)
+    mc = s_row + len(measures)
+    ws.write(mc, 0, "Monte Carlo standard error of VaR")
+    ws.write_formula(mc, 4, f"=MCSTDERR(Positions,Covariance,Confidence,Horizon,,{mean})", st.money, 0)
+    ws.write(mc + 1, 0, "Monte Carlo Student-t (5 dof) VaR")
+    ws.write_formula(
+        mc + 1, 4, f'=PORTVAR(Positions,Covariance,Confidence,Horizon,"montecarlo",{mean},,5)', st.money, 0
+    )
+
+    chart = workbook.add_chart({"type": "bar"})
+    for j, (label, _, _) in enumerate(METHODS, start=1):
+        chart.add_series({
+            "name": label,
+            "categories": f"=Risk!{span(m0, 0, m0 + n - 1, 0, True)}",
+            "values": f"=Risk!{span(m0, j, m0 + n - 1, j, True)}",
+        })
+    chart.set_title({"name": "Component VaR by method"})
+    chart.set_x_axis({"num_format": "$#,##0"})
+    chart.set_size({"width": 720, "height": 520})
+    ws.insert_chart(m_top, 6, chart)
+
+    # PerformanceAnalytics' published values, recomputed in the sheet
+    p_top = mc + 3
+    ws.write(p_top, 0, "PerformanceAnalytics check: edhec[1:100, 1:3], p = 95%", st.heading)
+    write_array(ws, p_top + 1, 0, [["Figure", "Published", "This sheet", "Difference"]], st.header)
+    w_row = p_top + 2 + len(PUBLISHED)
+    ws.write(w_row, 0, "Weights for the portfolio figure")
+    for j, w in enumerate((0.3, 0.4, 0.3)):
+        ws.write_number(w_row, 1 + j, w, st.input_num)
+    weights = span(w_row, 1, w_row, 3, True)
+    first100 = f"Returns!{span(first, 1, first + 99, 3, True)}"
+    col1 = f"Returns!{span(first, 1, first + 99, 1, True)}"
+    ws.write(w_row + 1, 0, "Means of the three columns")
+    for j in range(3):
+        ws.write_formula(w_row + 1, 1 + j, f"=AVERAGE(Returns!{span(first, 1 + j, first + 99, 1 + j, True)})", st.pct2, 0)
+    means = span(w_row + 1, 1, w_row + 1, 3, True)
+    formulas = (
+        f'=PORTVAR({weights},COVMATRIX({first100}),0.95,1,"normal",{means})',
+        f'=PORTVAR(1,{col1},0.95,1,"historical")',
+        f'=PORTES(1,{col1},0.95,1,"historical")',
+    )
+    for k, ((label, published), formula) in enumerate(zip(PUBLISHED, formulas)):
+        r = p_top + 2 + k
+        ws.write(r, 0, label)
+        ws.write_number(r, 1, published, st.rate6)
+        ws.write_formula(r, 2, formula, st.rate6, 0)
+        ws.write_formula(r, 3, f"={ref(r, 2)}-{ref(r, 1)}", st.sci, 0)
+    ws.activate()
+
+
+def prices_sheet(workbook, st, names, first) -> None:
+    ws = workbook.add_worksheet("Prices")
+    months, k = 24, 3
+    ws.set_column(0, 2 * k + 1, 14)
+    ws.write(0, 0, "From prices to returns: an index built from the first 24 months, turned back with RETURNS", st.heading)
+    write_array(ws, 1, 0, [[f"Index {name}" for name in names[:k]]], st.header)
+    for j in range(k):
+        ws.write_number(2, j, 100.0, st.num2)
+        for i in range(months):
+            ws.write_formula(3 + i, j, f"={ref(2 + i, j)}*(1+Returns!{ref(first + i, 1 + j)})", st.num2, 0)
+    prices = span(2, 0, 2 + months, k - 1)
+    write_array(ws, 1, k + 1, [[f"RETURNS {name}" for name in names[:k]]], st.header)
+    spill(ws, 2, k + 1, 1 + months, 2 * k, f"=RETURNS({prices})", st.pct2)
+    ws.write(1, 2 * k + 2, "Largest difference from the data", st.header)
+    ws.write_array_formula(
+        2, 2 * k + 2, 2, 2 * k + 2,
+        f"{{=MAX(ABS({span(2, k + 1, 1 + months, 2 * k)}-Returns!{span(first, 1, first + months - 1, k)}))}}",
+        st.sci, 0,
+    )
