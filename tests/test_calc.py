@@ -179,3 +179,17 @@ def test_not_a_workbook(tmp_path, capsys):
     text.write_text("not a workbook")
     assert main(["calc", str(text)]) == 2
     assert "not an .xlsx/.xlsm workbook" in capsys.readouterr().err
+
+
+def test_progress_names_the_cell_being_evaluated(tmp_path):
+    import io
+
+    from xlmvar.cli import Progress
+
+    stream = io.StringIO()
+    calc(_spy_book(), tmp_path / "o.xlsx", progress=Progress(stream, after=0.0, every=0.0))
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("recalculating: 0/") and ", now Example!" in lines[0]
+    assert lines[-1].strip().endswith("formulas, done")
+    total = int(lines[-1].split("/")[1].split()[0])
+    assert lines[-1].startswith(f"recalculating: {total}/{total}")

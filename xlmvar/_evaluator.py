@@ -314,7 +314,8 @@ def evaluate(book: Workbook, make_error, progress=None, rewrite=None) -> Evaluat
     """Compile and evaluate every formula of ``book`` in dependency order.
 
     ``make_error(code, reason)`` builds the error value a failing formula shows.
-    ``progress(done, total)``, if given, is called as formulas complete.
+    ``progress(done, total, cell)``, if given, is called before each formula is evaluated
+    (``cell`` is its address) and once at the end with an empty ``cell``.
     ``rewrite(text)``, if given, adjusts a formula's text before it is compiled.
     """
     import formulas
@@ -357,6 +358,8 @@ def evaluate(book: Workbook, make_error, progress=None, rewrite=None) -> Evaluat
     done, total = 0, len(order)
     for i in order:
         fc = book.formulas[i]
+        if progress is not None:
+            progress(done, total, f"{fc.sheet}!{fc.anchor}")
         if i in failures:
             values[i] = _full(fc.target.shape, failures[i])
         else:
@@ -373,8 +376,8 @@ def evaluate(book: Workbook, make_error, progress=None, rewrite=None) -> Evaluat
                 result = _failure(exc, make_error)
             values[i] = _fill(result, fc.target.shape, fc.target.r0 == fc.target.r1 and fc.target.c0 == fc.target.c1)
         done += 1
-        if progress is not None:
-            progress(done, total)
+    if progress is not None:
+        progress(done, total, "")
     for i in cyclic:
         values[i] = _full(book.formulas[i].target.shape, failures[i])
     return Evaluation(values, failures)

@@ -251,8 +251,9 @@ def recalculate(path, progress=None) -> Recalculation:
     ----------
     path : path
         An .xlsx or .xlsm workbook; it is only read.
-    progress : callable(done, total), optional
-        Called as formulas are evaluated (the command line prints it for long runs).
+    progress : callable(done, total, cell), optional
+        Called before each formula is evaluated, with the count done so far, the number of
+        formulas and the cell's address (the command line prints it for long runs).
 
     Returns
     -------
@@ -429,7 +430,7 @@ def _atomic_write(target: Path, write) -> None:
         raise
 
 
-def calc(source, target=None, *, in_place: bool = False) -> Recalculation:
+def calc(source, target=None, *, in_place: bool = False, progress=None) -> Recalculation:
     """Recalculate ``source`` headlessly and write the result.
 
     Parameters
@@ -451,6 +452,6 @@ def calc(source, target=None, *, in_place: bool = False) -> Recalculation:
     target = Path(target)
     if target.resolve() == source.resolve() and not in_place:
         raise ValueError(f"target: {target} is the input workbook; pass in_place=True to overwrite it")
-    result = recalculate(source)
+    result = recalculate(source, progress)
     result.output = write_cached_values(source, target, result)
     return result

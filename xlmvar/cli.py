@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -37,6 +38,32 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Progress:
+    """Progress of a recalculation on stderr, once it has run for ``after`` seconds.
+
+    On a terminal one line is rewritten in place; in a log, a line at most every
+    ``every`` seconds.  A formula that takes long (a Monte Carlo with many draws) is named
+    while it runs.
+    """
+
+    def __init__(self, stream=None, after: float = 1.0, every: float = 5.0):
+        self.stream = stream or sys.stderr
+        self.start = time.monotonic()
+        self.after, self.last = after, 0.0
+        self.every = 0.2 if self.stream.isatty() else every
+        self.shown = False
+
+    def __call__(self, done: int, total: int, cell: str) -> None:
+        now = time.monotonic()
+        if now - self.start < self.after or (cell and now - self.last < self.every):
+            return
+        self.last = now
+        text = f"recalculating: {done}/{total} formulas" + (f", now {cell}" if cell else ", done")
+        end = "\r" if self.stream.isatty() and cell else "\n"
+        print(f"{text:<72}", end=end, file=self.stream, flush=True)
+        self.shown = True
+
+
 def _print_errors(errors) -> None:
     if errors:
         print(f"\n{len(errors)} formula cell(s) ended in an error:")
@@ -55,7 +82,7 @@ def _calc(args) -> int:
     from .calc import calc
 
     _check_book(args.book)
-    result = calc(args.book, args.output, in_place=args.in_place)
+    result = calc(args.book, args.output, in_place=args.in_place, progress=Progress())
     sheets = sorted({sheet for sheet, _ in result.formulas})
     print(f"Recalculated {result.formula_count} formula(s) on {len(sheets)} sheet(s) of {args.book}")
     print(f"Wrote {result.output}")
@@ -69,7 +96,7 @@ def _report(args) -> int:
 
     book = args.book or _default_book()
     _check_book(book)
-    report, recalc = book_report(book)
+    report, recalc = book_report(book, progress=Progress())
     print(f"{book}: {recalc.formula_count} formula(s) recalculated headlessly\n")
     print(format_report(report))
     if args.output:

@@ -72,9 +72,9 @@ def book_inputs(recalc: Recalculation) -> dict:
     }
 
 
-def book_report(path) -> tuple[BookReport, Recalculation]:
+def book_report(path, progress=None) -> tuple[BookReport, Recalculation]:
     """Recalculate the workbook at ``path`` and compute its book's risk report."""
-    recalc = recalculate(path)
+    recalc = recalculate(path, progress)
     inputs = book_inputs(recalc)
     args = (inputs["positions"], inputs["model"], inputs["confidence"], inputs["horizon"], inputs["method"])
     decomposition = risk.decompose(args[0], args[1], "var", *args[2:])
