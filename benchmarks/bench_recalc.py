@@ -36,6 +36,8 @@ TARGET = 3.0
 def write_history_book(path: Path, n: int, t: int, seed: int = 7) -> None:
     import xlsxwriter
 
+    from xlmvar._evaluator import col_letters
+
     rng = np.random.default_rng(seed)
     returns = rng.standard_t(5, (t, n)) * 0.01
     wb = xlsxwriter.Workbook(str(path))
@@ -47,11 +49,11 @@ def write_history_book(path: Path, n: int, t: int, seed: int = 7) -> None:
     for j in range(n):
         risk.write_string(j, 0, f"Asset {j + 1}")
         risk.write_number(j, 1, 1e6 * (1 + (j % 5)))
-    wb.define_name("Returns", f"=Returns!$A$2:{_col(n)}${t + 1}")
+    wb.define_name("Returns", f"=Returns!$A$2:{col_letters(n)}${t + 1}")
     wb.define_name("Positions", f"=Risk!$B$1:$B${n}")
     wb.define_name("Assets", f"=Risk!$A$1:$A${n}")
     risk.write_dynamic_array_formula(0, 3, n - 1, 2 + n, "=COVMATRIX(Returns)")
-    wb.define_name("Covariance", f"=Risk!$D$1:{_col(3 + n)}${n}")
+    wb.define_name("Covariance", f"=Risk!$D$1:{col_letters(3 + n)}${n}")
     col = 4 + n
     formulas = [
         '=PORTVAR(Positions,Returns,0.99,1,"historical")',
@@ -70,14 +72,6 @@ def write_history_book(path: Path, n: int, t: int, seed: int = 7) -> None:
         risk.write_dynamic_array_formula(0, col + 1 + k, n - 1, col + 1 + k, formula)
     risk.write_dynamic_array_formula(0, col + 6, n + 1, col + 11, '=RISKREPORT(Assets,Positions,Returns,0.99,1,"historical")')
     wb.close()
-
-
-def _col(index: int) -> str:
-    out = ""
-    while index:
-        index, rem = divmod(index - 1, 26)
-        out = chr(65 + rem) + out
-    return out
 
 
 def best_of(functions: dict, repeats: int, before=None) -> dict:

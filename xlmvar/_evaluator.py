@@ -490,16 +490,21 @@ def _owned(rect: Rect, owner):
             yield (rect.sheet, r, c), i
 
 
+def as_2d(value) -> np.ndarray:
+    """A formula value (Ranges, array or scalar) as a plain 2-D object array."""
+    arr = np.asarray(getattr(value, "value", value), dtype=object)
+    if arr.ndim == 0:
+        return arr.reshape(1, 1)
+    if arr.ndim == 1:
+        return arr.reshape(1, -1)
+    return arr.view(np.ndarray)
+
+
 def _fill(result, shape, single: bool) -> np.ndarray:
     """Lay a formula's result over its target range as Excel does."""
     from formulas.tokens.operand import XlError
 
-    value = getattr(result, "value", result)
-    arr = np.asarray(value, dtype=object)
-    if arr.ndim == 0:
-        arr = arr.reshape(1, 1)
-    elif arr.ndim == 1:
-        arr = arr.reshape(1, -1)
+    arr = as_2d(result)
     if single:
         return arr[:1, :1].copy()
     rows, cols = shape

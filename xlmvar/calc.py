@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._evaluator import as_2d
 from ._xlsx import check_archive, read_xml, sheet_parts, write_zip_replacing
 
 __all__ = ["CellError", "Recalculation", "excel_function", "register_functions", "recalculate", "calc"]
@@ -225,18 +226,8 @@ class Recalculation:
         raise KeyError(f"{sheet}!{cell} is not a formula cell")
 
 
-def _as_2d(value) -> np.ndarray:
-    """A solution value (Ranges, array or scalar) as a plain 2-D object array."""
-    arr = np.asarray(getattr(value, "value", value), dtype=object)
-    if arr.ndim == 0:
-        return arr.reshape(1, 1)
-    if arr.ndim == 1:
-        return arr.reshape(1, -1)
-    return np.asarray(arr, dtype=object).view(np.ndarray)
-
-
 def _element(value, i: int, j: int):
-    arr = _as_2d(value)
+    arr = as_2d(value)
     if i < arr.shape[0] and j < arr.shape[1]:
         return arr[i, j]
     if arr.shape == (1, 1):
@@ -283,7 +274,7 @@ def recalculate(path, progress=None) -> Recalculation:
 def _errors_in(sheet: str, ref: str, text: str, value) -> list[CellError]:
     from openpyxl.utils.cell import get_column_letter, range_boundaries
 
-    arr = _as_2d(value)
+    arr = as_2d(value)
     c0, r0, _, _ = range_boundaries(ref)
     errors = []
     for (i, j), item in np.ndenumerate(arr):
