@@ -15,6 +15,11 @@ import numpy as np
 from ._cache import memoize
 
 __all__ = [
+    "describe",
+    "check_number",
+    "check_flag",
+    "check_options",
+    "check_finite_result",
     "as_vector",
     "as_matrix",
     "check_confidence",
@@ -26,12 +31,82 @@ __all__ = [
 ]
 
 
-def _describe(value) -> str:
+def describe(value) -> str:
+    """A value as the cell holding it would be described to a spreadsheet user.
+
+    Blank (``None`` or text of spaces), text, an error cell (NaN, as xlwings passes it), an
+    infinite value, TRUE/FALSE, or the number itself.
+    """
     if value is None:
         return "a blank cell"
     if isinstance(value, str):
-        return f"the text {value!r}"
+        return "a blank cell" if value.strip() == "" else f"the text {value!r}"
+    if isinstance(value, (bool, np.bool_)):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, numbers.Real):
+        v = float(value)
+        if math.isnan(v):
+            return "an error or NaN"
+        if math.isinf(v):
+            return "an infinite value"
+        return f"{v:g}"
     return f"{value!r}"
+
+
+def check_number(value, name: str, expected: str) -> float:
+    """Return a single finite number (a 1 x 1 range is accepted).
+
+    Anything else - a blank, text, an error cell, an infinite value, TRUE/FALSE, a range of
+    several cells - raises ``name: got ...; expected <expected>``.
+    """
+    arr = value if isinstance(value, np.ndarray) else None
+    if arr is not None or isinstance(value, (list, tuple)):
+        arr = np.asarray(value, dtype=object)
+        if arr.size != 1:
+            raise ValueError(f"{name}: got {arr.size} values; expected a single number, {expected}")
+        value = arr.reshape(-1)[0]
+        if isinstance(value, np.generic):
+            value = value.item()
+    if not _is_number(value) or not math.isfinite(float(value)):
+        raise ValueError(f"{name}: got {describe(value)}; expected {expected}")
+    return float(value)
+
+
+def check_flag(value, name: str, default: bool = False) -> bool:
+    """Return a TRUE/FALSE argument; blank means ``default``, 1 and 0 are accepted."""
+    if value is None:
+        return default
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if _is_number(value) and float(value) in (0.0, 1.0):
+        return bool(value)
+    if isinstance(value, str) and value.strip().upper() in ("TRUE", "FALSE", ""):
+        return default if value.strip() == "" else value.strip().upper() == "TRUE"
+    raise ValueError(f"{name}: got {describe(value)}; expected TRUE or FALSE")
+
+
+def check_options(options: dict, method: str, allowed: tuple) -> None:
+    """Refuse options the method does not know, naming them and the ones it does."""
+    if options:
+        name = next(iter(options))
+        takes = ", ".join(allowed) if allowed else "none"
+        raise ValueError(
+            f"{name}: is not an option of the {method} method; its options are {takes}"
+        )
+
+
+def check_finite_result(name: str, what: str, *values) -> None:
+    """Raise rather than return a result that overflowed or underflowed to inf or NaN.
+
+    Inputs are checked to be finite, but numbers of absurd size (1e200 positions, returns in
+    units of 1e-300) can still overflow on the way; ``name`` is the argument to rescale.
+    """
+    if all(np.all(np.isfinite(np.asarray(v, dtype=float))) for v in values):
+        return
+    raise ValueError(
+        f"{name}: {what} is too large or too small to compute in floating point (overflow or "
+        f"underflow); express {name} in other units, e.g. in millions or as fractions"
+    )
 
 
 def _is_number(item) -> bool:
@@ -50,7 +125,7 @@ def _to_float_array(values, name: str) -> np.ndarray:
         if not ok.all():
             index = tuple(int(i) for i in np.argwhere(~ok)[0])
             raise ValueError(
-                f"{name}: {_where(index, arr.ndim)} holds {_describe(arr[index])}; expected a number"
+                f"{name}: {_where(index, arr.ndim)} holds {describe(arr[index])}; expected a number"
             )
     arr = arr.astype(float, copy=False)
     # NaN and inf survive a sum, so one reduction screens the array without allocating a
@@ -119,11 +194,13 @@ def check_confidence(confidence) -> float:
         return 0.95
     if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real):
         raise ValueError(
-            f"confidence: got {_describe(confidence)}; expected a probability such as 95% or 0.95"
+            f"confidence: got {describe(confidence)}; expected a probability such as 95% or 0.95"
         )
     c = float(confidence)
     if not math.isfinite(c):
-        raise ValueError("confidence: is not a finite number; expected e.g. 95% or 0.95")
+        raise ValueError(
+            f"confidence: got {describe(c)}; expected a probability such as 95% or 0.95"
+        )
     if 1.0 < c < 100.0:
         raise ValueError(
             f"confidence: got {c:g}, which looks like a percentage; use {c:g}% or {c / 100:g}"
@@ -139,24 +216,30 @@ def check_horizon(horizon) -> int:
         return 1
     if isinstance(horizon, bool) or not isinstance(horizon, numbers.Real):
         raise ValueError(
-            f"horizon: got {_describe(horizon)}; expected a whole number of periods such as 1 or 10"
+            f"horizon: got {describe(horizon)}; expected a whole number of periods such as 1 or 10"
         )
     h = float(horizon)
     if not math.isfinite(h) or h <= 0 or h != round(h):
         raise ValueError(
-            f"horizon: got {h:g}; expected a positive whole number of periods such as 1 or 10"
+            f"horizon: got {describe(h)}; expected a positive whole number of periods such as 1 or 10"
         )
     return int(round(h))
 
 
-def _check_square(mat: np.ndarray, name: str, size: int | None) -> None:
+def _check_square(
+    mat: np.ndarray, name: str, size: int | None, sized_by: str | None = None, hint: str = ""
+) -> None:
+    """Square, and ``size`` x ``size`` if given; ``sized_by`` says where ``size`` comes from
+    (default: the positions), ``hint`` is added to the message of a matrix that is not square."""
     if mat.shape[0] != mat.shape[1]:
         raise ValueError(
-            f"{name}: must be square, got {mat.shape[0]} rows x {mat.shape[1]} columns"
+            f"{name}: must be square, got {mat.shape[0]} rows x {mat.shape[1]} columns{hint}"
         )
     if size is not None and mat.shape[0] != size:
+        if sized_by is None:
+            sized_by = f"there {'is 1 position' if size == 1 else f'are {size} positions'}"
         raise ValueError(
-            f"{name}: is {mat.shape[0]} x {mat.shape[1]} but there are {size} positions; "
+            f"{name}: is {mat.shape[0]} x {mat.shape[1]} but {sized_by}; "
             "expected one row and one column per asset"
         )
 
@@ -190,14 +273,24 @@ def _check_psd(mat: np.ndarray, name: str) -> None:
 
 
 @memoize()
-def check_covariance(cov, size: int | None = None, name: str = "cov") -> np.ndarray:
+def check_covariance(cov, size: int | None = None, name: str = "cov", sized_by: str | None = None) -> np.ndarray:
     """Return a validated covariance matrix: square, symmetric, non-negative variances, PSD.
+
+    ``size`` is the number of assets required (``sized_by`` says where it comes from, for
+    the message; default the positions).  A table with more rows than columns is refused
+    with the hint that it looks like a returns history.
 
     The O(n^3) positive semi-definiteness check is cached on the matrix's content; the
     matrix returned is read-only.
     """
     mat = as_matrix(cov, name)
-    _check_square(mat, name, size)
+    hint = ""
+    if mat.shape[0] > mat.shape[1] and (size is None or mat.shape[1] == size):
+        hint = (
+            "; a table with more rows than columns looks like a returns history: use it with "
+            'method "historical" or "cornish-fisher", or estimate a covariance with COVMATRIX'
+        )
+    _check_square(mat, name, size, sized_by, hint)
     _check_symmetric(mat, name)
     diag = np.diag(mat)
     if np.any(diag < 0):
@@ -210,10 +303,10 @@ def check_covariance(cov, size: int | None = None, name: str = "cov") -> np.ndar
     return mat
 
 
-def check_correlation(corr, size: int | None = None, name: str = "corr", psd: bool = True) -> np.ndarray:
+def check_correlation(corr, size: int | None = None, name: str = "corr", psd: bool = True, sized_by: str | None = None) -> np.ndarray:
     """Return a validated correlation matrix: unit diagonal, entries in [-1, 1], symmetric, PSD."""
     mat = as_matrix(corr, name)
-    _check_square(mat, name, size)
+    _check_square(mat, name, size, sized_by)
     off = np.abs(np.diag(mat) - 1.0) > 1e-9
     if np.any(off):
         i = int(np.argmax(off))

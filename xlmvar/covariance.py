@@ -25,7 +25,8 @@ import numbers
 import numpy as np
 
 from ._cache import memoize
-from ._validation import as_vector, check_correlation, check_covariance, check_returns
+from ._validation import as_vector, check_correlation, check_covariance, check_finite_result, check_returns
+from ._validation import describe as _describe
 
 __all__ = [
     "cov_from_corr",
@@ -93,8 +94,11 @@ def cov_from_corr(vols, corr) -> np.ndarray:
     if np.any(v < 0):
         i = int(np.argmax(v < 0))
         raise ValueError(f"vols: item {i + 1} is {v[i]:g}; volatilities cannot be negative")
-    c = check_correlation(corr, v.size)
-    return v[:, None] * c * v[None, :]
+    c = check_correlation(corr, v.size, sized_by=f"vols has {v.size} value{'s' if v.size != 1 else ''}")
+    with np.errstate(over="ignore"):  # an overflow is reported just below, in words
+        cov = v[:, None] * c * v[None, :]
+    check_finite_result("vols", "the covariance vol_i corr_ij vol_j", cov)
+    return cov
 
 
 def corr_from_cov(cov) -> np.ndarray:
@@ -113,20 +117,6 @@ def corr_from_cov(cov) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- small checks
-
-
-def _describe(value) -> str:
-    if value is None:
-        return "a blank cell"
-    if isinstance(value, str):
-        return "a blank cell" if value.strip() == "" else f"the text {value!r}"
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        v = float(value)
-        if math.isnan(v):
-            return "an error or NaN"
-        if math.isinf(v):
-            return "an infinite value"
-    return repr(value)
 
 
 def _choice(value, name: str, table: dict[str, str], default: str, hint: str = "") -> str:
@@ -167,7 +157,7 @@ def _check_lam(lam) -> float:
         raise ValueError(f"lam: got {_describe(lam)}; expected a decay factor between 0 and 1 such as 0.94")
     value = float(lam)
     if not math.isfinite(value):
-        raise ValueError("lam: is not a finite number; expected a decay factor between 0 and 1 such as 0.94")
+        raise ValueError(f"lam: got {_describe(value)}; expected a decay factor between 0 and 1 such as 0.94")
     if 1.0 < value < 100.0:
         raise ValueError(f"lam: got {value:g}, which looks like a percentage; use {value / 100:g}")
     if not 0.0 < value < 1.0:
@@ -180,7 +170,7 @@ def _check_whole(value, name: str, minimum: int, example: str) -> int:
         raise ValueError(f"{name}: got {_describe(value)}; expected a whole number such as {example}")
     v = float(value)
     if not math.isfinite(v) or v != round(v) or v < minimum:
-        raise ValueError(f"{name}: got {v:g}; expected a whole number >= {minimum} such as {example}")
+        raise ValueError(f"{name}: got {_describe(v)}; expected a whole number >= {minimum} such as {example}")
     return int(round(v))
 
 
@@ -286,9 +276,9 @@ def returns_from_prices(prices, method="simple", missing="error") -> np.ndarray:
         raise ValueError(
             f"prices: has {values.shape[0]} row; at least 2 dates are needed to form a return"
         )
-    if how == "log":
-        return np.diff(np.log(values), axis=0)
-    return values[1:] / values[:-1] - 1.0
+    out = np.diff(np.log(values), axis=0) if how == "log" else values[1:] / values[:-1] - 1.0
+    check_finite_result("prices", "a return from one price to the next", out)
+    return out
 
 
 # --------------------------------------------------------------------------- estimators
@@ -432,10 +422,13 @@ def covariance(returns, method="sample", lam=0.94) -> np.ndarray:
     """
     name = check_cov_method(method)
     if name == "ewma":
-        return ewma_cov(returns, lam)
-    if name == "ledoit-wolf":
-        return ledoit_wolf_cov(returns)
-    return sample_cov(returns)
+        out = ewma_cov(returns, lam)
+    elif name == "ledoit-wolf":
+        out = ledoit_wolf_cov(returns)
+    else:
+        out = sample_cov(returns)
+    check_finite_result("returns", f"the {name} covariance of these returns", out)
+    return out
 
 
 def correlation(returns, method="sample", lam=0.94) -> np.ndarray:
@@ -461,7 +454,7 @@ def _check_tol(tol) -> float:
         raise ValueError(f"tol: got {_describe(tol)}; expected a small positive number such as 1e-10")
     value = float(tol)
     if not (math.isfinite(value) and 0.0 < value < 1.0):
-        raise ValueError(f"tol: got {value:g}; expected a small positive number such as 1e-10")
+        raise ValueError(f"tol: got {_describe(value)}; expected a small positive number such as 1e-10")
     return value
 
 

@@ -42,7 +42,7 @@ from scipy.optimize import brentq
 
 from . import parametric, risk
 from ._decomposition import Decomposition
-from ._validation import as_vector, check_correlation, check_covariance, check_horizon
+from ._validation import as_vector, check_correlation, check_covariance, check_finite_result, check_horizon, check_number
 from .covariance import cov_from_corr
 
 __all__ = [
@@ -86,20 +86,16 @@ _NO_CURE_HEDGE = (
 
 def _scalar(value, name: str, expected: str) -> float:
     """A single finite number (a 1 x 1 range is accepted)."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name}: got {value!r}; expected {expected}")
-    arr = np.asarray(value, dtype=object) if not isinstance(value, np.ndarray) else value
-    if arr.size != 1:
-        raise ValueError(f"{name}: got {arr.size} values; expected a single number, {expected}")
-    return float(as_vector(arr.reshape(1), name)[0])
+    return check_number(value, name, expected)
 
 
 def _fraction(values, name: str, size: int, low_open: bool) -> np.ndarray:
     """Fractions in (0, 1] (``low_open``) or [0, 1], one or one per asset; 15 -> hint 15%."""
     arr = np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) else values
-    if isinstance(values, bool):
-        raise ValueError(f"{name}: got {values!r}; expected a fraction such as 15% or 0.15")
-    vec = as_vector(arr, name)
+    if arr.size == 1:  # one value: a blank, text or an error is described as itself
+        vec = np.array([check_number(arr.reshape(-1)[0], name, "a fraction such as 15% or 0.15")])
+    else:
+        vec = as_vector(arr, name)
     if vec.size not in (1, size):
         raise ValueError(
             f"{name}: has {vec.size} values but the book has {size} assets; expected one value "
@@ -476,6 +472,7 @@ def best_hedge(positions, cov, confidence=0.95, horizon=1, measure="var") -> Bes
     var_after = np.where(zero, 0.0, k * np.sqrt(np.clip(variance, 0.0, None)))
     var_after = np.where(live, np.minimum(var_after, total), total)  # rounding never adds risk
     reduction = (1.0 - var_after / total) if total > 0.0 else np.zeros(x.size)
+    check_finite_result("positions", "the best hedge of these positions with this covariance", after, var_after, reduction)
     return BestHedge(float(total), trade, after, var_after, reduction)
 
 

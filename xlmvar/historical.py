@@ -70,7 +70,7 @@ import math
 import numpy as np
 
 from ._decomposition import Decomposition
-from ._validation import as_vector, check_confidence, check_horizon, check_returns
+from ._validation import as_vector, check_confidence, check_horizon, check_options, check_returns
 from .parametric import check_measure
 
 __all__ = [
@@ -156,16 +156,6 @@ def es_rows_needed(confidence) -> int:
     return max(2, math.ceil(1.0 / tail_probability(confidence) - 1e-9))
 
 
-def check_options(options: dict, method: str, allowed: tuple) -> None:
-    """Refuse options the method does not know, naming them and the ones it does."""
-    if options:
-        name = next(iter(options))
-        raise ValueError(
-            f"{name}: is not an option of the {method} method; its options are "
-            f"{', '.join(allowed)}"
-        )
-
-
 def check_rows(returns: np.ndarray, needed: int, what: str) -> None:
     """Raise if the history is shorter than ``needed`` periods; ``what`` says who needs them."""
     if returns.shape[0] < needed:
@@ -175,15 +165,34 @@ def check_rows(returns: np.ndarray, needed: int, what: str) -> None:
         )
 
 
-def check_history(positions, returns, measure, confidence, horizon):
+def check_history(positions, returns, measure, confidence, horizon, method="historical"):
     """Validate the arguments every history-based method shares.
 
     Returns ``(x, r, measure, confidence, horizon)`` as float vector, float table, ``"var"``
-    or ``"es"``, float and int.
+    or ``"es"``, float and int.  A covariance matrix given where the returns history belongs
+    (the model argument of the Excel functions takes either) is refused, naming ``method``.
     """
     x = as_vector(positions, "positions")
     r = check_returns(returns, x.size, min_rows=1)
+    _refuse_covariance(r, method)
     return x, r, check_measure(measure), check_confidence(confidence), check_horizon(horizon)
+
+
+def _refuse_covariance(r: np.ndarray, method: str) -> None:
+    """Raise if the returns table is a symmetric n x n matrix with a positive diagonal.
+
+    A history of ``n`` periods of ``n`` assets that is exactly symmetric does not occur in
+    data; a covariance matrix typed into the model argument with a history-based method does.
+    """
+    n = r.shape[1]
+    if n < 2 or r.shape[0] != n or not np.all(np.diag(r) > 0.0):
+        return
+    if np.max(np.abs(r - r.T)) <= 1e-12 * np.max(np.abs(r)):
+        raise ValueError(
+            f"returns: is a symmetric {n} x {n} table with a positive diagonal, which looks "
+            f"like a covariance matrix; the {method} method needs a returns history (rows = "
+            'periods, columns = assets); for a covariance use method "normal" or "montecarlo"'
+        )
 
 
 # --- flat (zero-risk) books ------------------------------------------------------------------
@@ -204,6 +213,17 @@ def gross_exposure(x: np.ndarray, r: np.ndarray, per_asset: bool = False):
 def is_flat(spread, gross):
     """True where a P&L range ``spread`` is rounding noise relative to ``gross``."""
     return np.asarray(spread) <= FLAT_TOLERANCE * np.asarray(gross)
+
+
+def flat_level(level: float, gross: float) -> float:
+    """The P&L of a flat book, with a level that is rounding noise set to exactly 0.
+
+    A perfect hedge (``x = (1, -1)`` on two equal columns) has a P&L of 0 in exact
+    arithmetic but of a few ulps of the gross exposure in floating point; left as it is,
+    that noise would be the VaR, and the components divided by it (% of VaR) would be
+    arbitrary numbers instead of 0.
+    """
+    return 0.0 if abs(level) <= FLAT_TOLERANCE * gross else level
 
 
 # --- pure pieces -----------------------------------------------------------------------------
@@ -346,9 +366,10 @@ def decompose(
     _check_history_rows(r, measure, confidence)
 
     pnl = r @ x
-    if is_flat(np.ptp(pnl), gross_exposure(x, r)):
+    gross = gross_exposure(x, r)
+    if is_flat(np.ptp(pnl), gross):
         rows, weights = slice(None), np.full(pnl.size, 1.0 / pnl.size)  # -x.mu, -mu
-        q = float(weights @ pnl)
+        q = flat_level(float(weights @ pnl), gross)
     else:
         q = float(np.quantile(pnl, tail, method=method))
         if measure == "es":
@@ -357,7 +378,7 @@ def decompose(
         else:
             smooth = kernel_weights(pnl, q) if smoothing == "kernel" else None
             rows, weights = smooth or scenario_weights(pnl, tail, method)
-    marginal = -(weights @ r[rows]) * scale
+    marginal = -(weights @ r[rows]) * scale + 0.0  # no -0.0 in a cell
     return Decomposition(-q * scale + 0.0, marginal, x * marginal + 0.0)
 
 

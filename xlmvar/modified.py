@@ -59,6 +59,7 @@ from .historical import (
     check_history,
     check_options,
     check_rows,
+    flat_level,
     gross_exposure,
     is_flat,
     tail_probability,
@@ -193,7 +194,7 @@ def pnl_moments(pnl, ddof: int = 1):
 
 
 def _prepare(positions, returns, measure, confidence, horizon, ddof, operational, options):
-    x, r, measure, confidence, h = check_history(positions, returns, measure, confidence, horizon)
+    x, r, measure, confidence, h = check_history(positions, returns, measure, confidence, horizon, "cornish-fisher")
     ddof, operational = check_ddof(ddof), _check_operational(operational)
     check_options(options, "cornish-fisher", _OPTIONS)
     check_rows(r, MIN_ROWS, "the Cornish-Fisher expansion (third and fourth moments)")
@@ -249,8 +250,9 @@ def decompose(
     pnl = r @ x
     mean = pnl.mean()  # x . mu
     p = pnl - mean
-    if is_flat(np.ptp(p), gross_exposure(x, r)):
-        risk, weights = 0.0, np.zeros(size)
+    gross = gross_exposure(x, r)
+    if is_flat(np.ptp(p), gross):
+        risk, weights, mean = 0.0, np.zeros(size), flat_level(mean, gross)
     else:
         p2 = p * p
         m2, m3, m4 = p2.sum() / (size - ddof), (p2 * p).mean(), (p2 * p2).mean()

@@ -21,7 +21,16 @@ from scipy.special import ndtri
 from scipy.stats import norm
 
 from ._decomposition import Decomposition
-from ._validation import as_vector, check_confidence, check_covariance, check_horizon, check_mean
+from ._validation import (
+    as_vector,
+    check_confidence,
+    check_covariance,
+    check_finite_result,
+    check_horizon,
+    check_mean,
+    check_options,
+    describe,
+)
 
 __all__ = ["tail_multiplier", "portfolio_sigma", "decompose", "standalone"]
 
@@ -30,9 +39,14 @@ MEASURES = ("var", "es")
 
 def check_measure(measure: str) -> str:
     """Return the measure name in lower case: ``"var"`` or ``"es"``."""
-    name = str(measure).strip().lower() if measure is not None else "var"
+    if measure is None:
+        return "var"
+    name = measure.strip().lower() if isinstance(measure, str) else None
+    if name == "":
+        return "var"
     if name not in MEASURES:
-        raise ValueError(f"measure: got {measure!r}; expected one of {', '.join(MEASURES)}")
+        got = repr(measure) if isinstance(measure, str) else describe(measure)
+        raise ValueError(f"measure: got {got}; expected one of {', '.join(MEASURES)}")
     return name
 
 
@@ -52,16 +66,20 @@ def portfolio_sigma(positions, cov) -> float:
     """Per-period standard deviation of the book's P&L, ``sqrt(x' S x)``."""
     x = as_vector(positions, "positions")
     s = check_covariance(cov, x.size)
-    return float(np.sqrt(max(x @ s @ x, 0.0)))
+    scale = float(np.max(np.abs(x)))  # as in decompose: x'Sx on x / max|x| cannot overflow
+    u = x / scale if scale > 0 else x
+    sigma = scale * float(np.sqrt(max(u @ s @ u, 0.0)))
+    check_finite_result("positions", "the standard deviation of these positions with this covariance", sigma)
+    return sigma
 
 
 def _is_zero_risk(variance: float, x: np.ndarray, s: np.ndarray) -> bool:
     # sigma_p is zero up to rounding relative to the undiversified scale of the book
     scale = float(np.abs(x) @ np.sqrt(np.diag(s)))
-    return variance <= (1e-12 * scale) ** 2
+    return bool(np.sqrt(max(variance, 0.0)) <= 1e-12 * scale)  # no overflow in squaring
 
 
-def decompose(positions, cov, measure="var", confidence=0.95, horizon=1, mean=None) -> Decomposition:
+def decompose(positions, cov, measure="var", confidence=0.95, horizon=1, mean=None, **options) -> Decomposition:
     """Delta-normal VaR or ES of a book and its Euler decomposition.
 
     Parameters
@@ -76,12 +94,16 @@ def decompose(positions, cov, measure="var", confidence=0.95, horizon=1, mean=No
         Periods; sigma scales by ``sqrt(horizon)``, the mean by ``horizon``.
     mean : array_like, shape (n,), optional
         Per-period expected returns; omitted means zero.
+    **options
+        None other: an option of another method (``draws``, ``smoothing``, ...) is refused
+        with a message that names it.
 
     Returns
     -------
     Decomposition
         ``total`` (a positive loss), ``marginal`` (dTotal/dx) and ``component``.
     """
+    check_options(options, "normal", ("mean",))
     x = as_vector(positions, "positions")
     s = check_covariance(cov, x.size)
     h = check_horizon(horizon)
@@ -104,11 +126,12 @@ def decompose(positions, cov, measure="var", confidence=0.95, horizon=1, mean=No
     return Decomposition(float(total), marginal, x * marginal)
 
 
-def standalone(positions, cov, measure="var", confidence=0.95, horizon=1, mean=None) -> np.ndarray:
+def standalone(positions, cov, measure="var", confidence=0.95, horizon=1, mean=None, **options) -> np.ndarray:
     """Each position's own VaR or ES, as if it were the whole book.
 
     ``k |x_i| sqrt(S_ii) sqrt(h) - x_i mu_i h``.
     """
+    check_options(options, "normal", ("mean",))
     x = as_vector(positions, "positions")
     s = check_covariance(cov, x.size)
     h = check_horizon(horizon)

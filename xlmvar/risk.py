@@ -20,7 +20,7 @@ import numpy as np
 
 from ._cache import memoize
 from ._decomposition import Decomposition
-from ._validation import as_vector
+from ._validation import as_vector, check_finite_result, describe
 
 __all__ = [
     "METHODS",
@@ -74,7 +74,7 @@ def check_method(method) -> str:
     if method is None:
         return "normal"
     if not isinstance(method, str):
-        raise ValueError(f"method: got {method!r}; expected one of {', '.join(METHODS)}")
+        raise ValueError(f"method: got {describe(method)}; expected one of {', '.join(METHODS)}")
     name = method.strip().lower().replace("_", "-")
     if name == "":
         return "normal"
@@ -115,13 +115,25 @@ def decompose(positions, model, measure="var", confidence=0.95, horizon=1, metho
     many functions of a sheet that decompose the same book share one computation; the
     arrays returned are read-only.
     """
-    return _module(method).decompose(positions, model, measure, confidence, horizon, **options)
+    result = _module(method).decompose(positions, model, measure, confidence, horizon, **options)
+    _check_finite(measure, method, result.total, result.marginal)
+    return result
+
+
+def _check_finite(measure, method, *values) -> None:
+    """Refuse a result that overflowed or underflowed to inf or NaN: never show it silently."""
+    if all(np.all(np.isfinite(v)) for v in values):
+        return
+    what = "ES" if str(measure).strip().lower() == "es" else "VaR"
+    check_finite_result("positions", f"the {check_method(method)} {what} of these positions with this model", *values)
 
 
 @memoize()
 def standalone(positions, model, measure="var", confidence=0.95, horizon=1, method="normal", **options) -> np.ndarray:
     """Each position's VaR or ES on its own (individual VaR)."""
-    return _module(method).standalone(positions, model, measure, confidence, horizon, **options)
+    result = _module(method).standalone(positions, model, measure, confidence, horizon, **options)
+    _check_finite(measure, method, result)
+    return result
 
 
 def portfolio_var(positions, model, confidence=0.95, horizon=1, method="normal", **options) -> float:

@@ -37,6 +37,8 @@ from . import historical
 from ._cache import memoize
 from ._decomposition import Decomposition
 from ._validation import as_vector, check_confidence, check_covariance, check_horizon, check_mean
+from ._validation import check_finite_result, check_options
+from ._validation import describe as _describe
 from .parametric import _is_zero_risk, check_measure
 
 __all__ = [
@@ -77,14 +79,6 @@ _CHUNK_CELLS = 1 << 22  # rows are transformed in blocks of about 32 MB
 # --------------------------------------------------------------------------- argument checks
 
 
-def _describe(value) -> str:
-    if value is None:
-        return "a blank cell"
-    if isinstance(value, str):
-        return f"the text {value!r}"
-    return repr(value)
-
-
 def min_draws(confidence=0.95) -> int:
     """Fewest draws accepted at ``confidence``: ``max(100, ceil(10 / (1 - confidence)))``.
 
@@ -104,7 +98,7 @@ def check_draws(draws, confidence=None) -> int:
         )
     d = float(draws)
     if not math.isfinite(d) or d != round(d) or d < 2:
-        raise ValueError(f"draws: got {d:g}; expected a whole number of scenarios such as 100000")
+        raise ValueError(f"draws: got {_describe(d)}; expected a whole number of scenarios such as 100000")
     d = int(round(d))
     if confidence is not None:
         need = min_draws(confidence)
@@ -129,7 +123,7 @@ def check_seed(seed) -> int:
     else:
         f = float(seed)
         if not math.isfinite(f) or f != round(f):
-            raise ValueError(f"seed: got {f:g}; expected a whole number >= 0 such as {DEFAULT_SEED}")
+            raise ValueError(f"seed: got {_describe(f)}; expected a whole number >= 0 such as {DEFAULT_SEED}")
         s = int(round(f))
     if s < 0:
         raise ValueError(f"seed: got {s}; expected a whole number >= 0 such as {DEFAULT_SEED}")
@@ -147,8 +141,9 @@ def check_dof(dof) -> float | None:
         )
     v = float(dof)
     if not math.isfinite(v) or v <= 2.0:
+        got = _describe(v) if math.isnan(v) else f"{v:g}"  # an error cell; "inf" stays "inf"
         raise ValueError(
-            f"dof: got {v:g}; expected Student-t degrees of freedom above 2 such as 5 (the variance "
+            f"dof: got {got}; expected Student-t degrees of freedom above 2 such as 5 (the variance "
             "is infinite at 2 or below), or leave it blank for normal draws"
         )
     return v
@@ -333,7 +328,7 @@ def decompose(
     VaR(x) has far less noise than either figure.  See :func:`standard_error` for the
     sampling error of the total.
     """
-    historical.check_options(options, "montecarlo", _OPTIONS)
+    check_options(options, "montecarlo", _OPTIONS)
     x, name, c, table, risky, drift = _prepare(
         positions, cov, measure, confidence, horizon, mean, draws, seed, dof
     )
@@ -362,7 +357,7 @@ def standalone(
 
     ``-Q_a(x_i R_i)`` for VaR, ``-mean{ x_i R_ki < Q_a }`` for ES.
     """
-    historical.check_options(options, "montecarlo", _OPTIONS)
+    check_options(options, "montecarlo", _OPTIONS)
     x, name, c, table, _, _ = _prepare(
         positions, cov, measure, confidence, horizon, mean, draws, seed, dof
     )
@@ -429,7 +424,9 @@ def standard_error(
     )
     if not risky:
         return 0.0
-    return pnl_standard_error(table @ x, c, name)
+    se = pnl_standard_error(table @ x, c, name)
+    check_finite_result("positions", "the Monte Carlo standard error of these positions with this covariance", se)
+    return se
 
 
 def var_standard_error(
