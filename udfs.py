@@ -23,7 +23,7 @@ import xlwings as xw
 import xlmvar
 from xlmvar import backtest, decisions, risk, simulation
 from xlmvar import covariance as estimators
-from xlmvar._validation import as_vector, check_horizon
+from xlmvar._validation import as_vector, check_flag, check_horizon
 
 #: The category under which Excel's function wizard lists every xlmvar function.
 CATEGORY = "xlmvar"
@@ -58,7 +58,7 @@ Seed = _value(float, "Monte Carlo: random seed (default fixed, so the sheet reca
 Detail = _value(bool, "TRUE spills before / after / exact / marginal estimate; default FALSE.")
 Vols = _range("Volatility of each asset per period, one row or one column.")
 Corr = _range("Correlation matrix, one row and one column per asset.")
-Limit = _value(float, "Largest share of portfolio VaR one position may carry, e.g. 15%.")
+Limit = _range("Largest share of portfolio VaR a position may carry, e.g. 15%: one cell, or one per position.")
 Returns = _range("Returns table: rows = periods (oldest first), columns = assets.")
 Prices = _range("Price table: rows = dates (oldest first), columns = assets.")
 CovMethod = _value(str, 'Estimator: "sample" (default), "ewma" (RiskMetrics) or "ledoit-wolf".')
@@ -238,9 +238,10 @@ def INCREMENTALVAR(
     seed: Seed = None,
 ) -> Table:
     """Incremental VaR of a trade: VaR(positions + trade) - VaR(positions), computed exactly."""
+    show_detail = check_flag(detail, "detail")
     options = _options(method, mean, draws, dof, seed)
     result = risk.incremental_var(positions, model, trade, confidence, horizon, **options)
-    if not detail:
+    if not show_detail:
         return [[result.exact]]
     return [
         ["VaR before", result.before],
@@ -359,6 +360,8 @@ def _labels(names, size: int) -> list[str]:
     for i, value in enumerate(flat):
         if value is None or (isinstance(value, str) and not value.strip()):
             raise ValueError(f"names: item {i + 1} is blank; expected a name for every position")
+        if isinstance(value, float) and not np.isfinite(value):  # an error cell
+            raise ValueError(f"names: item {i + 1} holds an error or NaN; expected a name for every position")
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         labels.append(str(value))
@@ -447,9 +450,10 @@ def INCREMENTALES(
     seed: Seed = None,
 ) -> Table:
     """Incremental expected shortfall of a trade: ES(positions + trade) - ES(positions), exactly."""
+    show_detail = check_flag(detail, "detail")
     options = _options(method, mean, draws, dof, seed)
     result = risk.incremental_var(positions, model, trade, confidence, horizon, measure="es", **options)
-    if not detail:
+    if not show_detail:
         return [[result.exact]]
     return [
         ["ES before", result.before],
@@ -486,14 +490,15 @@ def VARLIMITS(
 @xw.func(category=CATEGORY)
 def NEWASSETMVAR(
     positions: Positions,
-    cov: Cov,
+    cov_book: _range("Covariance matrix of the assets held, per period."),
     cov_with_book: _range("Covariance of the new asset with each asset of the book, one per position."),
-    variance_new: _value(float, "Variance of the new asset per period."),
+    var_new: _value(float, "Variance (not VaR) of the new asset's return per period."),
     confidence: Confidence = None,
     horizon: Horizon = None,
 ) -> float:
     """Marginal VaR of an asset the book does not hold yet, from its covariance with the book."""
-    return decisions.marginal_var_new_asset(positions, cov, cov_with_book, variance_new, confidence, horizon)
+    # the argument names are the engine's, so that its messages name what the wizard shows
+    return decisions.marginal_var_new_asset(positions, cov_book, cov_with_book, var_new, confidence, horizon)
 
 
 @xw.func(category=CATEGORY)

@@ -143,3 +143,12 @@ def test_backtest_counts_by_hand():
     assert table["Exceptions"] == int(np.sum(-pnl > 2.33))
     assert table["Observations"] == 250
     assert table["Basel zone"] == ("green" if table["Exceptions"] <= 4 else "yellow" if table["Exceptions"] <= 9 else "red")
+
+
+def test_a_limit_per_position():
+    # shares of VaR are 28.2% / 2.4% / 69.3% (tests/test_parametric.py); limits 20% / 30% / 80%
+    table = udfs.VARLIMITS(X, COV, np.array([[0.2], [0.3], [0.8]], dtype=object))
+    assert [row[1] for row in table[1:]] == [0.2, 0.3, 0.8]
+    assert [row[2] for row in table[1:]] == ["BREACH", "", ""]
+    after = X.astype(float).ravel() + np.array([table[1][3], 0, 0])
+    assert xlmvar.component_var_pct(after, COV)[0] == pytest.approx(0.2, abs=1e-10)
