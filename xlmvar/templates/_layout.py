@@ -59,7 +59,12 @@ def new_workbook(path: Path):
             "created": _CREATED,
         }
     )
-    workbook.set_calc_mode("auto")
+    # The cached values are the headless recalculation's.  Excel recalculates a whole file on
+    # open when it says fullCalcOnLoad (XlsxWriter's default in "auto" mode) or when its
+    # calcId is older than Excel's engine; either would turn every xlmvar cell into #NAME?
+    # on a machine without the add-in.  191029 is the calcId Excel 365 writes.
+    workbook.set_calc_mode("auto", calc_id=191029)
+    workbook.calc_on_load = False
     return workbook, Styles(workbook)
 
 
