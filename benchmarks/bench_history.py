@@ -99,8 +99,8 @@ def main(argv=None) -> int:
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
-    from xlmvar import historical, modified
-    from xlmvar._validation import check_returns
+    from xlmvar.engine import historical, modified
+    from xlmvar.engine._validation import check_returns
 
     returns, positions = generate(np, args.n, args.t, args.seed)
     # np.cov is heavy (an n x n product and a centred copy): timed on its own first, so that

@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from xlmvar import simulation  # noqa: E402
+from xlmvar.engine import simulation  # noqa: E402
 
 
 def generated_cov(n: int, seed: int = 0, singular: bool = False) -> np.ndarray:

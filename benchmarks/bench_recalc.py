@@ -9,7 +9,7 @@ Run on demand (not a test)::
 1. Headless recalculation.  A history workbook (returns table, weights, COVMATRIX, VaR and
    its decomposition by several methods, RISKREPORT) is written with XlsxWriter, then timed
    two ways in interleaved rounds: ``openpyxl.load_workbook`` (just reading it) and
-   ``xlmvar.calc.recalculate`` (reading, evaluating every formula and every xlmvar
+   ``xlmvar.workbook.calc.recalculate`` (reading, evaluating every formula and every xlmvar
    function).  The engine caches are cleared before every recalculation, so each is a cold
    nightly-job run.  Target: recalculation within 3x of the openpyxl read.
 2. The cache.  The same Excel function call on identical inputs, first with empty caches
@@ -36,7 +36,7 @@ TARGET = 3.0
 def write_history_book(path: Path, n: int, t: int, seed: int = 7) -> None:
     import xlsxwriter
 
-    from xlmvar._evaluator import col_letters
+    from xlmvar.workbook._evaluator import col_letters
 
     rng = np.random.default_rng(seed)
     returns = rng.standard_t(5, (t, n)) * 0.01
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
 
     import udfs
     import xlmvar
-    from xlmvar.calc import recalculate
+    from xlmvar.workbook.calc import recalculate
 
     with tempfile.TemporaryDirectory() as tmp:
         book = Path(tmp) / "history.xlsx"
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
         if args.formulas_baseline:
             import formulas
 
-            from xlmvar.calc import register_functions
+            from xlmvar.workbook.calc import register_functions
 
             register_functions()
             start = time.perf_counter()

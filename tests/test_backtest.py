@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom, chi2
 
-from xlmvar.backtest import (
+from xlmvar.engine.backtest import (
     BASEL_PLUS_FACTORS,
     basel_plus_factor,
     basel_zone,

@@ -9,7 +9,7 @@ ranges, ``None`` for a blank cell, a string for text, ``NAN`` for an error cell 
 * from the Excel function called from Python (``udfs.NAME(*args)`` raises ``ValueError``), and
 * from a workbook: every case is one formula row of one workbook built with XlsxWriter (the
   inputs typed as cells: numbers, text, blanks, ``=NA()``), recalculated once with
-  :func:`xlmvar.calc.recalculate`; the cell is ``#VALUE!`` and its reason is
+  :func:`xlmvar.workbook.calc.recalculate`; the cell is ``#VALUE!`` and its reason is
   ``"NAME: <the same message>"``.
 
 Cases marked ``sheet=False`` cannot be typed into a sheet (infinite values, arrays of three
@@ -32,7 +32,7 @@ import xlsxwriter
 from xlsxwriter.utility import xl_range_abs, xl_rowcol_to_cell
 
 import xlmvar
-from xlmvar.calc import recalculate, xlmvar_functions
+from xlmvar.workbook.calc import recalculate, xlmvar_functions
 
 NAN = float("nan")
 INF = float("inf")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import xlsxwriter
 
-from xlmvar import calc as calc_module
-from xlmvar._xlsx import check_archive, write_zip_replacing
-from xlmvar.calc import calc, recalculate
+from xlmvar.workbook import calc as calc_module
+from xlmvar.workbook._xlsx import check_archive, write_zip_replacing
+from xlmvar.workbook.calc import calc, recalculate
 from xlmvar.cli import main
 
 NS = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'

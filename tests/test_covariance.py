@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from xlmvar.covariance import (
+from xlmvar.engine.covariance import (
     COV_METHODS,
     check_cov_method,
     corr_from_cov,

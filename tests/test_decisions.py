@@ -1,4 +1,4 @@
-"""Tests for xlmvar.decisions: limits, new assets, best hedges, return per risk, risk
+"""Tests for the decision modules (xlmvar.engine.limits, hedging, allocation, stress): limits, new assets, best hedges, return per risk, risk
 parity and correlation stress."""
 
 import math
@@ -10,19 +10,13 @@ from hypothesis import strategies as st
 from scipy.optimize import minimize_scalar
 from scipy.stats import norm
 
-from xlmvar import risk
-from xlmvar._validation import check_correlation
-from xlmvar.covariance import cov_from_corr
-from xlmvar.decisions import (
-    _limit_position_search,
-    best_hedge,
-    marginal_var_new_asset,
-    return_per_risk,
-    risk_parity,
-    stress_corr,
-    stressed_decomposition,
-    var_limits,
-)
+from xlmvar.engine import risk
+from xlmvar.engine._validation import check_correlation
+from xlmvar.engine.covariance import cov_from_corr
+from xlmvar.engine.allocation import return_per_risk, risk_parity
+from xlmvar.engine.hedging import best_hedge, marginal_var_new_asset
+from xlmvar.engine.limits import _limit_position_search, var_limits
+from xlmvar.engine.stress import stress_corr, stressed_decomposition
 
 # The seed's worked example (DESIGN.md): SPY / TLT / BTC, $5m / $3m / $2m.
 X = np.array([5e6, 3e6, 2e6])

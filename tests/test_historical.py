@@ -1,4 +1,4 @@
-"""Tests for xlmvar.historical: historical-simulation VaR/ES and their decomposition.
+"""Tests for xlmvar.engine.historical: historical-simulation VaR/ES and their decomposition.
 
 References: PerformanceAnalytics' published values for edhec[1:100, 1] (xlmvar/data/README.md),
 numpy's quantile, central finite differences of the exact scenario decomposition, the
@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import norm
 
-from xlmvar import historical, risk
-from xlmvar.historical import (
+from xlmvar.engine import historical, risk
+from xlmvar.engine.historical import (
     QUANTILE_METHODS,
     decompose,
     es_rows_needed,

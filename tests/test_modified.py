@@ -1,4 +1,4 @@
-"""Tests for xlmvar.modified: Cornish-Fisher (modified) VaR/ES and their decomposition.
+"""Tests for xlmvar.engine.modified: Cornish-Fisher (modified) VaR/ES and their decomposition.
 
 References: PerformanceAnalytics' published values for edhec[1:100, 1:3] (xlmvar/data/README.md),
 a literal co-moment transcription of PerformanceAnalytics' formulas (tests/_edhec.py), central
@@ -13,8 +13,8 @@ from _edhec import PA_WEIGHTS, central_difference, edhec, literal_cornish_fisher
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xlmvar import modified, parametric, risk
-from xlmvar.modified import (
+from xlmvar.engine import modified, parametric, risk
+from xlmvar.engine.modified import (
     cornish_fisher_quantile,
     cornish_fisher_tail_mean,
     decompose,

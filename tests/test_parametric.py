@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import xlmvar
-from xlmvar import parametric
+from xlmvar.engine import parametric
 
 Z95 = 1.6448536269514722  # NORM.S.INV(0.95), Abramowitz & Stegun table 26.5
 PHI_Z95 = 0.10313564037537128  # standard normal density at Z95
@@ -46,7 +46,7 @@ def test_seed_individual_es_and_diversification_by_hand():
 def test_performance_analytics_gaussian_portfolio_var():
     # PerformanceAnalytics VaR(edhec[1:100, 1:3], weights = c(.3, .4, .3), p = .95,
     # method = "gaussian", portfolio_method = "component") = 0.012916 (mean included; sample
-    # covariance with n - 1), ../shared/data/README.md.
+    # covariance with n - 1), xlmvar/data/README.md.
     returns = _edhec()[:100, :3]
     w = np.array([0.3, 0.4, 0.3])
     d = xlmvar.decompose(w, np.cov(returns, rowvar=False), mean=returns.mean(axis=0))

@@ -1,4 +1,4 @@
-"""Tests for xlmvar.simulation: the scenario generator and Monte Carlo VaR/ES."""
+"""Tests for xlmvar.engine.simulation: the scenario generator and Monte Carlo VaR/ES."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from xlmvar import parametric, risk, simulation
-from xlmvar.simulation import (
+from xlmvar.engine import parametric, risk, simulation
+from xlmvar.engine.simulation import (
     DEFAULT_SEED,
     cov_factor,
     min_draws,

@@ -8,7 +8,7 @@ import pytest
 
 import udfs
 import xlmvar
-from xlmvar.calc import xlmvar_functions
+from xlmvar.workbook.calc import xlmvar_functions
 
 VOLS = [0.15, 0.10, 0.60]
 CORR = [[1, -0.3, 0.2], [-0.3, 1, 0.1], [0.2, 0.1, 1]]
@@ -130,6 +130,6 @@ def test_import_xlmvar_does_not_import_xlwings():
     import subprocess
     import sys
 
-    code = "import sys, xlmvar, xlmvar.calc, xlmvar.templates; print('xlwings' in sys.modules)"
+    code = "import sys, xlmvar, xlmvar.workbook.calc, xlmvar.workbook.templates; print('xlwings' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -6,9 +6,9 @@ import pytest
 import xlsxwriter
 
 import xlmvar
-from xlmvar import templates
-from xlmvar.calc import recalculate
-from xlmvar.templates.edhec_history import WEIGHTS, load_edhec
+from xlmvar.workbook import templates
+from xlmvar.workbook.calc import recalculate
+from xlmvar.workbook.templates.edhec_history import WEIGHTS, load_edhec
 
 from _workbooks import WORKBOOKS
 
@@ -40,7 +40,7 @@ def test_no_errors(result):
 
 
 def test_performance_analytics_values_recomputed_in_the_workbook(result):
-    # ../shared/data/README.md: edhec[1:100, 1:3], p = .95
+    # xlmvar/data/README.md: edhec[1:100, 1:3], p = .95
     published = {"Risk!C81": 0.012916, "Risk!C82": 0.014095, "Risk!C83": 0.024080}
     for address, value in published.items():
         sheet, cell = address.split("!")

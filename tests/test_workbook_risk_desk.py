@@ -18,9 +18,9 @@ from openpyxl.utils.cell import get_column_letter, range_boundaries
 from scipy.stats import binom, norm
 
 import xlmvar
-from xlmvar import templates
-from xlmvar._xlsx import sheet_parts
-from xlmvar.calc import Recalculation, calc, recalculate, write_cached_values, xlmvar_functions
+from xlmvar.workbook import templates
+from xlmvar.workbook._xlsx import sheet_parts
+from xlmvar.workbook.calc import Recalculation, calc, recalculate, write_cached_values, xlmvar_functions
 
 from _workbooks import WORKBOOKS, cached_values, formulas_of, libreoffice_recalculate, soffice
 

@@ -10,8 +10,8 @@ import openpyxl
 import pytest
 
 import xlmvar
-from xlmvar import templates
-from xlmvar.calc import Recalculation, calc, recalculate, write_cached_values
+from xlmvar.workbook import templates
+from xlmvar.workbook.calc import Recalculation, calc, recalculate, write_cached_values
 
 from _workbooks import WORKBOOKS, block, cached_values, formulas_of, libreoffice_recalculate, soffice
 

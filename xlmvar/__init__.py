@@ -1,15 +1,25 @@
 """xlmvar: portfolio Value at Risk and its decomposition, for spreadsheets and scripts.
 
-The engine is pure numpy/scipy.  Positions are signed currency exposures; VaR and ES are
-positive losses in the same units.  ``import xlmvar`` never imports xlwings.
+``import xlmvar`` offers the engine (:mod:`xlmvar.engine`, numpy and scipy only): it never
+imports xlwings nor the workbook layer.  Positions are signed currency exposures; VaR and ES
+are positive losses in the same units.
+
+Layers, each a folder, imports only downward:
+
+=================  ===================  ==========================================
+layer              folder               may import
+=================  ===================  ==========================================
+engine             ``xlmvar.engine``    numpy, scipy
+Excel adapter      ``xlmvar.excel``     the engine, xlwings (optional)
+workbook           ``xlmvar.workbook``  the adapter, the engine, formulas, lxml, ...
+command line       ``xlmvar.cli``       every layer above
+=================  ===================  ==========================================
 """
 
-from ._cache import cache_info, clear_caches
-from ._decomposition import Decomposition
-from .backtest import VarBacktest, basel_plus_factor, basel_zone, christoffersen_independence, kupiec_pof, var_backtest
-# the estimator dispatchers covariance() and correlation() stay in xlmvar.covariance, so that
-# the name xlmvar.covariance keeps meaning the module
-from .covariance import (
+from .engine._cache import cache_info, clear_caches
+from .engine._decomposition import Decomposition
+from .engine.backtest import VarBacktest, basel_plus_factor, basel_zone, christoffersen_independence, kupiec_pof, var_backtest
+from .engine.covariance import (
     COV_METHODS,
     corr_from_cov,
     cov_from_corr,
@@ -20,22 +30,12 @@ from .covariance import (
     returns_from_prices,
     sample_cov,
 )
-from .decisions import (
-    BestHedge,
-    ReturnPerRisk,
-    RiskParity,
-    StressedRisk,
-    VarLimits,
-    best_hedge,
-    marginal_var_new_asset,
-    return_per_risk,
-    risk_parity,
-    stress_corr,
-    stressed_decomposition,
-    var_limits,
-)
-from .parametric import portfolio_sigma, tail_multiplier
-from .risk import (
+from .engine.allocation import ReturnPerRisk, RiskParity, return_per_risk, risk_parity
+from .engine.hedging import BestHedge, best_hedge, marginal_var_new_asset
+from .engine.limits import VarLimits, var_limits
+from .engine.stress import StressedRisk, stress_corr, stressed_decomposition
+from .engine.parametric import portfolio_sigma, tail_multiplier
+from .engine.risk import (
     METHODS,
     IncrementalRisk,
     check_method,
@@ -55,7 +55,7 @@ from .risk import (
     standalone,
     undiversified_var,
 )
-from .simulation import simulate_returns, standard_error, var_standard_error
+from .engine.simulation import simulate_returns, standard_error, var_standard_error
 
 __version__ = "0.1.0"
 

@@ -45,10 +45,10 @@ __all__ = [
 
 #: Canonical method names and the module that implements each.
 METHODS = {
-    "normal": "xlmvar.parametric",
-    "historical": "xlmvar.historical",
-    "cornish-fisher": "xlmvar.modified",
-    "montecarlo": "xlmvar.simulation",
+    "normal": "xlmvar.engine.parametric",
+    "historical": "xlmvar.engine.historical",
+    "cornish-fisher": "xlmvar.engine.modified",
+    "montecarlo": "xlmvar.engine.simulation",
 }
 
 _ALIASES = {
@@ -111,7 +111,7 @@ def decompose(positions, model, measure="var", confidence=0.95, horizon=1, metho
         Passed to the method (e.g. ``mean`` for normal, ``draws``/``seed``/``dof`` for
         Monte Carlo).
 
-    Results are cached on the content of the arguments (see :mod:`xlmvar._cache`), so the
+    Results are cached on the content of the arguments (see :mod:`xlmvar.engine._cache`), so the
     many functions of a sheet that decompose the same book share one computation; the
     arrays returned are read-only.
     """

@@ -1,17 +1,22 @@
-"""The ``xlmvar`` command: recalculate workbooks headlessly, print risk reports, build templates.
+"""The command line: ``xlmvar`` recalculates workbooks headlessly, prints risk reports and
+writes the template workbooks.
 
     xlmvar calc BOOK.xlsx [-o OUT.xlsx | --in-place]
-    xlmvar report BOOK.xlsx
-    xlmvar templates [--out FOLDER]
+    xlmvar report [BOOK.xlsx] [-o OUT.xlsx]
+    xlmvar templates [DIR] [--force]
+    xlmvar --version
 
 Exit status: 0 on success, 1 when a recalculated cell ends in an error, 2 on bad usage or
 an unreadable workbook.
+
+May import every layer (engine, Excel adapter, workbook); nothing imports it.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -20,7 +25,10 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
     parser = argparse.ArgumentParser(prog="xlmvar", description="Portfolio VaR for spreadsheets, without Excel.")
+    parser.add_argument("--version", action="version", version=f"xlmvar {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("calc", help="recalculate every formula of a workbook headlessly and write the values")
@@ -30,11 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--in-place", action="store_true", help="replace the input workbook (atomically)")
 
     p = sub.add_parser("report", help="recalculate a workbook and print its book's risk report")
-    p.add_argument("book", type=Path, nargs="?", help="workbook (default: the SPY/TLT/BTC example)")
+    p.add_argument("book", type=Path, nargs="?", help="workbook (default: the SPY/TLT/BTC example, built fresh)")
     p.add_argument("-o", "--output", type=Path, help="also write the recalculated workbook here")
 
-    p = sub.add_parser("templates", help="(re)generate the template workbooks")
-    p.add_argument("--out", type=Path, default=Path("workbooks"), help="folder (default ./workbooks)")
+    p = sub.add_parser("templates", help="write the template workbooks into a folder")
+    p.add_argument("folder", type=Path, nargs="?", default=Path("."), help="folder (default: the current one)")
+    p.add_argument("--force", action="store_true", help="overwrite template workbooks already there")
     return parser
 
 
@@ -79,7 +88,7 @@ def _check_book(path: Path) -> None:
 
 
 def _calc(args) -> int:
-    from .calc import calc
+    from ..workbook.calc import calc
 
     _check_book(args.book)
     result = calc(args.book, args.output, in_place=args.in_place, progress=Progress())
@@ -91,30 +100,42 @@ def _calc(args) -> int:
 
 
 def _report(args) -> int:
-    from .calc import write_cached_values
-    from .report import book_report, format_report
+    from ..workbook.calc import write_cached_values
+    from ..workbook.report import book_report, format_report
 
-    book = args.book or _default_book()
-    _check_book(book)
-    report, recalc = book_report(book, progress=Progress())
-    print(f"{book}: {recalc.formula_count} formula(s) recalculated headlessly\n")
-    print(format_report(report))
-    if args.output:
-        write_cached_values(book, args.output, recalc)
-        print(f"\nWrote {args.output}")
+    with tempfile.TemporaryDirectory() as folder:
+        if args.book is None:
+            book = _example_book(Path(folder))
+            label = "The SPY/TLT/BTC example (`xlmvar templates` writes it as spy_tlt_btc.xlsx)"
+        else:
+            _check_book(args.book)
+            book = label = args.book
+        report, recalc = book_report(book, progress=Progress())
+        print(f"{label}: {recalc.formula_count} formula(s) recalculated headlessly\n")
+        print(format_report(report))
+        if args.output:
+            write_cached_values(book, args.output, recalc)
+            print(f"\nWrote {args.output}")
     _print_errors(recalc.errors)
     return 1 if recalc.errors else 0
 
 
-def _default_book() -> Path:
-    return Path(__file__).resolve().parent.parent / "workbooks" / "spy_tlt_btc.xlsx"
+def _example_book(folder: Path) -> Path:
+    """The SPY/TLT/BTC template, generated into ``folder`` (the generator ships with xlmvar)."""
+    from ..workbook.templates import build
+
+    return build("spy_tlt_btc", folder / "spy_tlt_btc.xlsx")
 
 
 def _templates(args) -> int:
-    from .templates import build_all
+    from ..workbook.templates import TEMPLATES, build
 
-    for path in build_all(args.out):
-        print(f"Wrote {path}")
+    targets = [args.folder / f"{name}.xlsx" for name in TEMPLATES]
+    there = [str(t) for t in targets if t.exists() or t.is_symlink()]
+    if there and not args.force:
+        raise ValueError(f"folder: {', '.join(there)} already exist(s); use --force to overwrite")
+    for name, target in zip(TEMPLATES, targets):
+        print(f"Wrote {build(name, target)}")
     return 0
 
 

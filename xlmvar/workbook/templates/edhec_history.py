@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ._layout import ref, span, spill, write_array
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "edhec.csv"
+DATA = Path(__file__).resolve().parents[2] / "data" / "edhec.csv"
 NOTIONAL = 100_000_000.0
 #: A fund of hedge-fund styles (weights sum to 1), one per EDHEC index.
 WEIGHTS = (0.10, 0.10, 0.08, 0.08, 0.08, 0.08, 0.06, 0.10, 0.12, 0.06, 0.06, 0.02, 0.06)
@@ -24,7 +24,7 @@ METHODS = (
     ("Cornish-Fisher", '"cornish-fisher"', False),
     ("Monte Carlo normal", '"montecarlo"', True),
 )
-#: PerformanceAnalytics on edhec[1:100, 1:3], p = 0.95 (../shared/data/README.md), as losses.
+#: PerformanceAnalytics on edhec[1:100, 1:3], p = 0.95 (xlmvar/data/README.md), as losses.
 #: Its single-asset modified VaR (0.014674) divides the moments by n where its portfolio
 #: figures, and xlmvar, use n - 1; tests/test_modified.py checks it with ddof=0.
 PUBLISHED = (

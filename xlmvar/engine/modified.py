@@ -42,7 +42,7 @@ and, as ``c'v = R'(v - mean(v))`` and ``mu = R'1 / T``, the marginal is one prod
 ``x * marginal`` sum to the total (Euler).
 
 A flat P&L (no positions, or a perfect hedge) has no skewness or kurtosis: VaR = ES =
-``-x.mu sqrt(H)`` with marginal ``-mu sqrt(H)``, as in :mod:`xlmvar.parametric`.
+``-x.mu sqrt(H)`` with marginal ``-mu sqrt(H)``, as in :mod:`xlmvar.engine.parametric`.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ normal model's: only the shape of the tails differs.  Every portfolio's P&L is t
 (e.g. dof = 4: 2.65 vs 2.33 sigma at 99%, 1.51 vs 1.64 sigma at 95%).
 
 The simulated returns are a scenario table like a history, and the book is decomposed by
-the same rules as historical simulation (:func:`xlmvar.historical.decompose` with
+the same rules as historical simulation (:func:`xlmvar.engine.historical.decompose` with
 ``horizon=1``, the horizon being in the draws already): VaR is minus the
 ``1 - confidence`` quantile of the P&L (numpy ``"linear"``, R type 7) and ES the mean of the
 losses strictly beyond VaR.
@@ -36,8 +36,15 @@ from scipy.stats import norm
 from . import historical
 from ._cache import memoize
 from ._decomposition import Decomposition
-from ._validation import as_vector, check_confidence, check_covariance, check_horizon, check_mean
-from ._validation import check_finite_result, check_options
+from ._validation import (
+    as_vector,
+    check_confidence,
+    check_covariance,
+    check_finite_result,
+    check_horizon,
+    check_mean,
+    check_options,
+)
 from ._validation import describe as _describe
 from .parametric import _is_zero_risk, check_measure
 
@@ -235,7 +242,7 @@ def _simulate(s: np.ndarray, draws: int, seed: int, dof, mu, h: int) -> np.ndarr
 
 @memoize(max_bytes=512 * 2**20)  # 100,000 draws x 500 assets is 381 MB
 def _scenarios(s: np.ndarray, draws: int, seed: int, dof, mu, h: int) -> np.ndarray:
-    """:func:`simulate_returns` cached on the content of the model (see :mod:`xlmvar._cache`),
+    """:func:`simulate_returns` cached on the content of the model (see :mod:`xlmvar.engine._cache`),
     as a sheet asks for VaR, marginal VaR and component VaR of the same model one formula
     at a time.  The table is read-only."""
     return _simulate(s, draws, seed, dof, mu, h)
@@ -284,7 +291,7 @@ def decompose(
 
     The scenario table ``R`` of :func:`simulate_returns` (normal or Student-t, horizon and
     mean applied in the draws) is decomposed exactly as a returns history is by
-    :func:`xlmvar.historical.decompose` with ``horizon=1``::
+    :func:`xlmvar.engine.historical.decompose` with ``horizon=1``::
 
         P&L       p_k = R_k . x
         VaR       = -Q_a(p),  a = 1 - confidence, Q_a the numpy "linear" (R type 7) quantile
@@ -311,7 +318,7 @@ def decompose(
     dof : float > 2, optional
         Student-t degrees of freedom (covariance still ``S h``); omitted means normal.
     smoothing : {"kernel", "scenario"}, default "kernel"
-        VaR decomposition rule of :func:`xlmvar.historical.decompose`.
+        VaR decomposition rule of :func:`xlmvar.engine.historical.decompose`.
 
     Returns
     -------
@@ -321,7 +328,7 @@ def decompose(
     Notes
     -----
     A book without risk (``x' S x = 0``: no positions, or a perfect hedge) gets the exact
-    answer of :mod:`xlmvar.parametric`: total ``-x.mu h``, marginal ``-mu h`` (0 without a
+    answer of :mod:`xlmvar.engine.parametric`: total ``-x.mu h``, marginal ``-mu h`` (0 without a
     mean), rather than the sampling noise of the simulated mean.
 
     The draws do not depend on ``positions`` (common random numbers), so VaR(x + trade) -
@@ -373,7 +380,7 @@ def pnl_standard_error(pnl, confidence=0.95, measure="var") -> float:
 
     the asymptotic standard deviation of a sample quantile, with the P&L density ``f`` at the
     quantile ``q_p`` estimated by a Gaussian kernel with Silverman's bandwidth
-    ``0.9 min(sd, IQR / 1.34) n^(-1/5)`` (:func:`xlmvar.historical.silverman_bandwidth`, the
+    ``0.9 min(sd, IQR / 1.34) n^(-1/5)`` (:func:`xlmvar.engine.historical.silverman_bandwidth`, the
     bandwidth the kernel decomposition uses).
 
     ES (the tail mean, written as ``VaR + E[(L - VaR)^+] / p`` with ``L = -P&L``, whose

@@ -93,7 +93,8 @@ def pnl_history() -> tuple[list[_dt.date], np.ndarray]:
     Student-t with HISTORY_DOF degrees of freedom, scaled to unit variance and then to the
     book's daily P&L sigma sqrt(x' S x): fatter tails than the normal VaR assumes.
     """
-    from .. import cov_from_corr, portfolio_sigma
+    from ...engine.covariance import cov_from_corr
+    from ...engine.parametric import portfolio_sigma
 
     sigma = portfolio_sigma(POSITIONS, cov_from_corr(DAILY_VOLS, CORR))
     rng = np.random.default_rng(HISTORY_SEED)

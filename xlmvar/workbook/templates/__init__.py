@@ -22,9 +22,9 @@ __all__ = ["TEMPLATES", "build", "build_all"]
 
 #: template name -> module whose ``build(workbook, styles)`` lays it out
 TEMPLATES = {
-    "spy_tlt_btc": "xlmvar.templates.spy_tlt_btc",
-    "edhec_history": "xlmvar.templates.edhec_history",
-    "risk_desk": "xlmvar.templates.risk_desk",
+    "spy_tlt_btc": "xlmvar.workbook.templates.spy_tlt_btc",
+    "edhec_history": "xlmvar.workbook.templates.edhec_history",
+    "risk_desk": "xlmvar.workbook.templates.risk_desk",
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._layout import spill, write_array, ref, span
 
-#: The seed's worked example (../shared/seed): a $10m book in SPY, TLT and BTC.
+#: The source document's worked example (README, "The worked example"): a $10m book in SPY, TLT and BTC.
 SEED_ASSETS = ("SPY", "TLT", "BTC")
 SEED_VALUES = (5_000_000.0, 3_000_000.0, 2_000_000.0)
 SEED_VOLS = (0.15, 0.10, 0.60)

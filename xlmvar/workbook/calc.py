@@ -1,7 +1,7 @@
 """Headless recalculation of a workbook: the numbers Excel would show, without Excel.
 
 The formulas library (``formulas``) evaluates every formula, native and xlmvar, with the
-xlmvar functions of ``udfs`` registered as custom functions.  The freshly computed values
+xlmvar functions of :mod:`xlmvar.excel` registered as custom functions.  The freshly computed values
 are then written back as the *cached values* of the formula cells, straight into the
 worksheet XML of a copy of the workbook: every formula stays as it was, and everything this
 module does not understand (styles, charts, names, other sheets, VBA, pivot caches) is
@@ -152,14 +152,10 @@ def excel_function(udf):
 
 
 def xlmvar_functions() -> dict:
-    """The Excel functions of ``udfs``, by name."""
-    import udfs
+    """The xlmvar Excel functions (:data:`xlmvar.excel.FUNCTIONS`), by name."""
+    from ..excel import FUNCTIONS
 
-    return {
-        name: obj
-        for name, obj in vars(udfs).items()
-        if name.isupper() and inspect.isfunction(obj) and obj.__module__ == udfs.__name__
-    }
+    return dict(FUNCTIONS)
 
 
 #: What an omitted argument of an xlmvar function is rewritten to before compiling (see

@@ -25,7 +25,13 @@ import numbers
 import numpy as np
 
 from ._cache import memoize
-from ._validation import as_vector, check_correlation, check_covariance, check_finite_result, check_returns
+from ._validation import (
+    as_vector,
+    check_correlation,
+    check_covariance,
+    check_finite_result,
+    check_returns,
+)
 from ._validation import describe as _describe
 
 __all__ = [
@@ -402,7 +408,7 @@ def ledoit_wolf_cov(returns) -> np.ndarray:
 def covariance(returns, method="sample", lam=0.94) -> np.ndarray:
     """Per-period covariance of a returns table by the named estimator.
 
-    Cached on the content of ``returns`` (see :mod:`xlmvar._cache`): a sheet that asks for
+    Cached on the content of ``returns`` (see :mod:`xlmvar.engine._cache`): a sheet that asks for
     the same estimate in many cells estimates it once; the matrix returned is read-only.
 
     Parameters

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import risk
+from ..engine import risk
 from .calc import Recalculation, recalculate
 
 __all__ = ["BookReport", "book_inputs", "book_report", "format_report"]

@@ -28,6 +28,10 @@ __all__ = [
     "check_correlation",
     "check_returns",
     "check_mean",
+    "check_positive",
+    "check_count",
+    "check_fractions",
+    "check_unit_interval",
 ]
 
 
@@ -350,3 +354,56 @@ def check_mean(mean, size: int) -> np.ndarray | None:
     if mean is None:
         return None
     return as_vector(mean, "mean", size)
+
+
+def check_positive(value, name: str) -> float:
+    """Return a single number > 0."""
+    v = check_number(value, name, "a positive number")
+    if v <= 0.0:
+        raise ValueError(f"{name}: got {v:g}; expected a positive number")
+    return v
+
+
+def check_count(value, name: str) -> int:
+    """Return a whole number >= 1."""
+    v = check_number(value, name, "a positive whole number")
+    if v < 1 or v != round(v):
+        raise ValueError(f"{name}: got {v:g}; expected a positive whole number")
+    return int(v)
+
+
+def check_fractions(values, name: str, size: int, low_open: bool) -> np.ndarray:
+    """Fractions in (0, 1] (``low_open``) or [0, 1]: one value, or one per asset.
+
+    One value is broadcast to ``size``.  A value in (1, 100] is refused with the hint that
+    it looks like a percentage (``15`` -> "use 15% or 0.15").
+    """
+    arr = np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) else values
+    if arr.size == 1:  # one value: a blank, text or an error is described as itself
+        vec = np.array([check_number(arr.reshape(-1)[0], name, "a fraction such as 15% or 0.15")])
+    else:
+        vec = as_vector(arr, name)
+    if vec.size not in (1, size):
+        raise ValueError(
+            f"{name}: has {vec.size} values but the book has {size} assets; expected one value "
+            "or one per asset"
+        )
+    interval = "(0, 1]" if low_open else "[0, 1]"
+    for i, v in enumerate(vec):
+        where = "" if vec.size == 1 else f" (item {i + 1})"
+        if 1.0 < v <= 100.0:
+            raise ValueError(
+                f"{name}: got {v:g}{where}, which looks like a percentage; use {v:g}% or "
+                f"{v / 100:g}"
+            )
+        if v > 1.0 or v < 0.0 or (low_open and v == 0.0):
+            raise ValueError(
+                f"{name}: got {v:g}{where}; expected a fraction in {interval}, such as 15% or 0.15"
+            )
+    return np.full(size, vec[0]) if vec.size == 1 else vec
+
+
+def check_unit_interval(value, name: str) -> float:
+    """A single number in [0, 1]; 50 is refused with the hint 50%."""
+    v = check_number(value, name, "a fraction in [0, 1] such as 50% or 0.5")
+    return float(check_fractions(v, name, 1, low_open=False)[0])

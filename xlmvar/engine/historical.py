@@ -57,7 +57,7 @@ Special cases
   scenarios at the quantile, so ES = VaR - PerformanceAnalytics' rule.
 * A flat P&L (no positions, or a perfect hedge; range within 1e-12 of the gross exposure):
   VaR = ES = ``-x.mu sqrt(h)``, marginal ``-mu sqrt(h)`` (the zero subgradient of the
-  dispersion part, as in :mod:`xlmvar.parametric` with a mean); all-zero positions give zero
+  dispersion part, as in :mod:`xlmvar.engine.parametric` with a mean); all-zero positions give zero
   totals and components, never NaN.
 * ES needs ``T >= 1 / (1 - confidence)`` rows (20 at 95%), so the tail holds at least one
   observation beyond the VaR; VaR needs 2 rows.
@@ -70,7 +70,13 @@ import math
 import numpy as np
 
 from ._decomposition import Decomposition
-from ._validation import as_vector, check_confidence, check_horizon, check_options, check_returns
+from ._validation import (
+    as_vector,
+    check_confidence,
+    check_horizon,
+    check_options,
+    check_returns,
+)
 from .parametric import check_measure
 
 __all__ = [

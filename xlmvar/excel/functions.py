@@ -1,0 +1,573 @@
+"""xlmvar's Excel functions: one thin xlwings UDF per formula (the top-level ``udfs`` exposes them).
+
+Each function converts its arguments, calls the engine (:mod:`xlmvar`) and shapes the
+result; all maths and all argument checks live in the engine.  Argument conversions are
+declared as ``typing.Annotated`` hints in the signatures, which xlwings reads on every
+platform (the ``@xw.arg`` decorators are no-ops outside Windows and macOS), and the
+``doc`` entries are the help Excel's function wizard shows.
+
+Conventions (see README): positions are signed currency exposures; VaR and ES are positive
+losses in the same units; ``confidence`` is a probability (95% or 0.95); ``horizon`` is a
+whole number of periods of the risk model; a vector result comes back in the orientation
+of the ``positions`` range.  Every function can also be called from Python with lists or
+numpy arrays.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+import xlwings as xw
+
+from ..engine import allocation, backtest, hedging, limits, parametric, risk, simulation, stress
+from ..engine import covariance as estimators
+from ..engine._validation import as_vector, check_flag, check_horizon
+
+#: The category under which Excel's function wizard lists every xlmvar function.
+CATEGORY = "xlmvar"
+
+
+def _range(doc: str):
+    """A range argument: arrives as a 2-D numpy array (object dtype if it holds blanks or text)."""
+    return Annotated[np.ndarray, {"ndim": 2, "doc": doc}]
+
+
+def _value(kind, doc: str):
+    return Annotated[kind, {"doc": doc}]
+
+
+Positions = _range("Signed positions in currency (negative = short): one row or one column.")
+Model = _range(
+    "Covariance matrix per period (methods normal, montecarlo) or a returns table, "
+    "rows = periods, columns = assets (historical, cornish-fisher)."
+)
+Cov = _range("Covariance matrix of the asset returns, per period.")
+Trade = _range("Prospective trade: signed change in each position, same shape as positions.")
+Names = _range("Asset names, one per position.")
+Confidence = _value(float, "Confidence level as a probability: 95% or 0.95 (default 95%).")
+Horizon = _value(float, "Horizon in periods of the risk model (days for daily data); default 1.")
+Method = _value(
+    str, 'Method: "normal" (default), "historical", "cornish-fisher" (or "modified"), "montecarlo".'
+)
+Mean = _range("Optional expected return per period of each asset (normal, montecarlo).")
+Draws = _value(float, "Monte Carlo: number of draws (default 100,000).")
+Dof = _value(float, "Monte Carlo: Student-t degrees of freedom (> 2); blank = normal draws.")
+Seed = _value(float, "Monte Carlo: random seed (default fixed, so the sheet recalculates alike).")
+Detail = _value(bool, "TRUE spills before / after / exact / marginal estimate; default FALSE.")
+Vols = _range("Volatility of each asset per period, one row or one column.")
+Corr = _range("Correlation matrix, one row and one column per asset.")
+Limit = _range("Largest share of portfolio VaR a position may carry, e.g. 15%: one cell, or one per position.")
+Returns = _range("Returns table: rows = periods (oldest first), columns = assets.")
+Prices = _range("Price table: rows = dates (oldest first), columns = assets.")
+CovMethod = _value(str, 'Estimator: "sample" (default), "ewma" (RiskMetrics) or "ledoit-wolf".')
+Lam = _value(float, "EWMA decay lambda in (0, 1); default 0.94 (RiskMetrics daily).")
+Vector = Annotated[np.ndarray, {"ndim": 2}]
+Table = Annotated[list, {}]
+
+
+def _column_like(values, positions) -> np.ndarray:
+    """Return a 1-D result as a row if ``positions`` is a row range, else as a column."""
+    values = np.asarray(values, dtype=float)
+    shape = np.shape(positions)
+    if len(shape) == 2 and shape[0] == 1 and shape[1] > 1:
+        return values.reshape(1, -1)
+    return values.reshape(-1, 1)
+
+
+def _options(method, mean, draws, dof, seed) -> dict:
+    """Engine keyword arguments for ``method``; an option the method does not take is an error."""
+    name = risk.check_method(method)
+    given = {"mean": mean, "draws": draws, "dof": dof, "seed": seed}
+    accepted = {
+        "normal": ("mean",),
+        "montecarlo": ("mean", "draws", "dof", "seed"),
+        "historical": (),
+        "cornish-fisher": (),
+    }[name]
+    options = {"method": name}
+    for key, value in given.items():
+        if value is None:
+            continue
+        if key not in accepted:
+            takes = ", ".join(accepted) if accepted else "none of mean, draws, dof, seed"
+            raise ValueError(f"{key}: the {name} method does not take it (it takes {takes})")
+        options[key] = value
+    return options
+
+
+def _decompose(measure, positions, model, confidence, horizon, method, mean, draws, dof, seed):
+    return risk.decompose(
+        positions, model, measure, confidence, horizon, **_options(method, mean, draws, dof, seed)
+    )
+
+
+@xw.func(category=CATEGORY)
+def PORTVAR(
+    positions: Positions,
+    model: Model,
+    confidence: Confidence = None,
+    horizon: Horizon = None,
+    method: Method = None,
+    mean: Mean = None,
+    draws: Draws = None,
+    dof: Dof = None,
+    seed: Seed = None,
+) -> float:
+    """Portfolio Value at Risk: the loss not exceeded with the given confidence over the horizon."""
+    args = (positions, model, confidence, horizon, method, mean, draws, dof, seed)
+    return _decompose("var", *args).total
+
+
+@xw.func(category=CATEGORY)
+def MARGINALVAR(
+    positions: Positions,
+    model: Model,
+    confidence: Confidence = None,
+    horizon: Horizon = None,
+    method: Method = None,
+    mean: Mean = None,
+    draws: Draws = None,
+    dof: Dof = None,
+    seed: Seed = None,
+) -> Vector:
+    """Marginal VaR of each position: change in portfolio VaR per unit of currency added."""
+    args = (positions, model, confidence, horizon, method, mean, draws, dof, seed)
+    return _column_like(_decompose("var", *args).marginal, positions)
+
+
+@xw.func(category=CATEGORY)
+def COMPONENTVAR(
+    positions: Positions,
+    model: Model,
+    confidence: Confidence = None,
+    horizon: Horizon = None,
+    method: Method = None,
+    mean: Mean = None,
+    draws: Draws = None,
+    dof: Dof = None,
+    seed: Seed = None,
+) -> Vector:
+    """Component VaR of each position (position x marginal VaR); sums to the portfolio VaR."""
+    args = (positions, model, confidence, horizon, method, mean, draws, dof, seed)
+    return _column_like(_decompose("var", *args).component, positions)
+
+
+@xw.func(category=CATEGORY)
+def COMPONENTVARPCT(
+    positions: Positions,
+    model: Model,
+    confidence: Confidence = None,
+    horizon: Horizon = None,
+    method: Method = None,
+    mean: Mean = None,
+    draws: Draws = None,
+    dof: Dof = None,
+    seed: Seed = None,
+) -> Vector:
+    """Share of portfolio VaR from each position (component VaR / VaR); sums to 100%."""
+    args = (positions, model, confidence, horizon, method, mean, draws, dof, seed)
+    return _column_like(_decompose("var", *args).percent, positions)
+
+
+@xw.func(category=CATEGORY)
+def INDIVIDUALVAR(
+    positions: Positions,
+    model: Model,
+    confidence: Confidence = None,
+    horizon: Horizon = None,
+    method: Method = None,
+    mean: Mean = None,
+    draws: Draws = None,
+    dof: Dof = None,
+    seed: Seed = None,
+) -> Vector:
+    """Standalone VaR of each position, as if it were held alone."""
+    options = _options(method, mean, draws, dof, seed)
+    values = risk.individual_var(positions, model, confidence, horizon, **options)
+    return _column_like(values, positions)
+
+
+@xw.func(category=CATEGORY)
+def UNDIVERSIFIEDVAR(
+    positions: Positions,
+    model: Model,
+    confidence: Confidence = None,
+    horizon: Horizon = None,
+    method: Method = None,
+    mean: Mean = None,
+    draws: Draws = None,
+    dof: Dof = None,
+    seed: Seed = None,
+) -> float:
+    """Sum of the individual VaRs: the VaR if the positions did not diversify each other."""
+    options = _options(method, mean, draws, dof, seed)
+    return risk.undiversified_var(positions, model, confidence, horizon, **options)
+
+
+@xw.func(category=CATEGORY)
+def DIVERSIFICATION(
+    positions: Positions,
+    model: Model,
+    confidence: Confidence = None,
+    horizon: Horizon = None,
+    method: Method = None,
+    mean: Mean = None,
+    draws: Draws = None,
+    dof: Dof = None,
+    seed: Seed = None,
+) -> float:
+    """Diversification benefit: undiversified VaR minus portfolio VaR, in currency."""
+    options = _options(method, mean, draws, dof, seed)
+    return risk.diversification_benefit(positions, model, confidence, horizon, **options)
+
+
+@xw.func(category=CATEGORY)
+def INCREMENTALVAR(
+    positions: Positions,
+    model: Model,
+    trade: Trade,
+    confidence: Confidence = None,
+    horizon: Horizon = None,
+    method: Method = None,
+    detail: Detail = None,
+    mean: Mean = None,
+    draws: Draws = None,
+    dof: Dof = None,
+    seed: Seed = None,
+) -> Table:
+    """Incremental VaR of a trade: VaR(positions + trade) - VaR(positions), computed exactly."""
+    show_detail = check_flag(detail, "detail")
+    options = _options(method, mean, draws, dof, seed)
+    result = risk.incremental_var(positions, model, trade, confidence, horizon, **options)
+    if not show_detail:
+        return [[result.exact]]
+    return [
+        ["VaR before", result.before],
+        ["VaR after", result.after],
+        ["Incremental VaR", result.exact],
+        ["Marginal estimate", result.approximate],
+    ]
+
+
+@xw.func(category=CATEGORY)
+def PORTES(
+    positions: Positions,
+    model: Model,
+    confidence: Confidence = None,
+    horizon: Horizon = None,
+    method: Method = None,
+    mean: Mean = None,
+    draws: Draws = None,
+    dof: Dof = None,
+    seed: Seed = None,
+) -> float:
+    """Portfolio expected shortfall: the average loss beyond the VaR."""
+    args = (positions, model, confidence, horizon, method, mean, draws, dof, seed)
+    return _decompose("es", *args).total
+
+
+@xw.func(category=CATEGORY)
+def MARGINALES(
+    positions: Positions,
+    model: Model,
+    confidence: Confidence = None,
+    horizon: Horizon = None,
+    method: Method = None,
+    mean: Mean = None,
+    draws: Draws = None,
+    dof: Dof = None,
+    seed: Seed = None,
+) -> Vector:
+    """Marginal ES of each position: change in portfolio ES per unit of currency added."""
+    args = (positions, model, confidence, horizon, method, mean, draws, dof, seed)
+    return _column_like(_decompose("es", *args).marginal, positions)
+
+
+@xw.func(category=CATEGORY)
+def COMPONENTES(
+    positions: Positions,
+    model: Model,
+    confidence: Confidence = None,
+    horizon: Horizon = None,
+    method: Method = None,
+    mean: Mean = None,
+    draws: Draws = None,
+    dof: Dof = None,
+    seed: Seed = None,
+) -> Vector:
+    """Component ES of each position; sums to the portfolio ES."""
+    args = (positions, model, confidence, horizon, method, mean, draws, dof, seed)
+    return _column_like(_decompose("es", *args).component, positions)
+
+
+@xw.func(category=CATEGORY)
+def PORTVOL(positions: Positions, cov: Cov, horizon: Horizon = None) -> float:
+    """Standard deviation of the book's P&L over the horizon, sqrt(x' S x) sqrt(horizon)."""
+    return parametric.portfolio_sigma(positions, cov) * np.sqrt(check_horizon(horizon))
+
+
+@xw.func(category=CATEGORY)
+def COVFROMCORR(vols: Vols, corr: Corr) -> Vector:
+    """Covariance matrix from volatilities and correlations: cov_ij = vol_i corr_ij vol_j."""
+    return estimators.cov_from_corr(vols, corr)
+
+
+@xw.func(category=CATEGORY)
+def RISKREPORT(
+    names: Names,
+    positions: Positions,
+    model: Model,
+    confidence: Confidence = None,
+    horizon: Horizon = None,
+    method: Method = None,
+    limit: Limit = None,
+    mean: Mean = None,
+    draws: Draws = None,
+    dof: Dof = None,
+    seed: Seed = None,
+) -> Table:
+    """Risk report table: position, individual, marginal and component VaR and % of VaR per asset."""
+    x = as_vector(positions, "positions")
+    labels = _labels(names, x.size)
+    options = _options(method, mean, draws, dof, seed)
+    decomposition = risk.decompose(x, model, "var", confidence, horizon, **options)
+    individual = risk.individual_var(x, model, confidence, horizon, **options)
+    header = ["Asset", "Position", "Individual VaR", "Marginal VaR", "Component VaR", "% of VaR"]
+    columns = [x, individual, decomposition.marginal, decomposition.component, decomposition.percent]
+    total_pct = 1.0 if decomposition.total != 0 else 0.0
+    total = ["Total", float(x.sum()), float(individual.sum()), "", decomposition.total, total_pct]
+    if limit is not None:
+        check = limits.var_limits(x, model, limit, confidence, horizon, **options)
+        header += ["Limit", "Breach", "Trade to limit"]
+        columns += [check.limit, _flags(check.breach), _blank_nan(check.trade)]
+        total += ["", "BREACH" if check.breach.any() else "", ""]
+    table = [header]
+    for i, label in enumerate(labels):
+        table.append([label, *(_cell(column[i]) for column in columns)])
+    table.append(total)
+    return table
+
+
+def _labels(names, size: int) -> list[str]:
+    """Asset names as text; blanks are refused so that every report row is labelled."""
+    arr = np.asarray(names, dtype=object)
+    flat = arr.reshape(-1) if arr.ndim else arr.reshape(1)
+    if flat.size != size:
+        raise ValueError(f"names: has {flat.size} cells but there are {size} positions; expected one name per position")
+    labels = []
+    for i, value in enumerate(flat):
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise ValueError(f"names: item {i + 1} is blank; expected a name for every position")
+        if isinstance(value, float) and not np.isfinite(value):  # an error cell
+            raise ValueError(f"names: item {i + 1} holds an error or NaN; expected a name for every position")
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        labels.append(str(value))
+    return labels
+
+
+def _cell(value):
+    """A table cell: numpy scalars as Python numbers, text and blanks as they are."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _blank_nan(values) -> list:
+    """Numbers with NaN shown as a blank cell (xlwings writes None as empty)."""
+    return ["" if np.isnan(v) else float(v) for v in np.asarray(values, dtype=float)]
+
+
+def _flags(breach) -> list:
+    return ["BREACH" if b else "" for b in np.asarray(breach, dtype=bool)]
+
+
+# ------------------------------------------------------------------------------------------
+# Risk from price history
+# ------------------------------------------------------------------------------------------
+@xw.func(category=CATEGORY)
+def RETURNS(
+    prices: Prices,
+    method: _value(str, 'Return type: "simple" (default) or "log".') = None,
+    missing: _value(str, 'Gaps: "error" (default) names the cell; "drop" drops incomplete rows.') = None,
+) -> Vector:
+    """Returns from a price table (one row fewer): simple p_t/p_(t-1) - 1 or log ln(p_t/p_(t-1))."""
+    return estimators.returns_from_prices(prices, method or "simple", missing or "error")
+
+
+@xw.func(category=CATEGORY)
+def COVMATRIX(returns: Returns, method: CovMethod = None, lam: Lam = None) -> Vector:
+    """Covariance matrix per period estimated from a returns table (sample, EWMA or Ledoit-Wolf)."""
+    return estimators.covariance(returns, method or "sample", 0.94 if lam is None else lam)
+
+
+@xw.func(category=CATEGORY)
+def CORRMATRIX(returns: Returns, method: CovMethod = None, lam: Lam = None) -> Vector:
+    """Correlation matrix estimated from a returns table (sample, EWMA or Ledoit-Wolf)."""
+    return estimators.correlation(returns, method or "sample", 0.94 if lam is None else lam)
+
+
+@xw.func(category=CATEGORY)
+def NEARESTCORR(corr: Corr) -> Vector:
+    """Nearest valid correlation matrix (Higham 2002) to a hand-typed one that is not positive semi-definite."""
+    return estimators.nearest_corr(corr)
+
+
+@xw.func(category=CATEGORY)
+def MCSTDERR(
+    positions: Positions,
+    cov: Cov,
+    confidence: Confidence = None,
+    horizon: Horizon = None,
+    measure: _value(str, 'Measure: "var" (default) or "es".') = None,
+    mean: Mean = None,
+    draws: Draws = None,
+    dof: Dof = None,
+    seed: Seed = None,
+) -> float:
+    """Standard error of the Monte Carlo VaR (or ES) estimate with these draws."""
+    options = {k: v for k, v in {"mean": mean, "draws": draws, "dof": dof, "seed": seed}.items() if v is not None}
+    return simulation.standard_error(positions, cov, measure or "var", confidence, horizon, **options)
+
+
+# ------------------------------------------------------------------------------------------
+# From risk numbers to decisions
+# ------------------------------------------------------------------------------------------
+@xw.func(category=CATEGORY)
+def INCREMENTALES(
+    positions: Positions,
+    model: Model,
+    trade: Trade,
+    confidence: Confidence = None,
+    horizon: Horizon = None,
+    method: Method = None,
+    detail: Detail = None,
+    mean: Mean = None,
+    draws: Draws = None,
+    dof: Dof = None,
+    seed: Seed = None,
+) -> Table:
+    """Incremental expected shortfall of a trade: ES(positions + trade) - ES(positions), exactly."""
+    show_detail = check_flag(detail, "detail")
+    options = _options(method, mean, draws, dof, seed)
+    result = risk.incremental_var(positions, model, trade, confidence, horizon, measure="es", **options)
+    if not show_detail:
+        return [[result.exact]]
+    return [
+        ["ES before", result.before],
+        ["ES after", result.after],
+        ["Incremental ES", result.exact],
+        ["Marginal estimate", result.approximate],
+    ]
+
+
+@xw.func(category=CATEGORY)
+def VARLIMITS(
+    positions: Positions,
+    model: Model,
+    limit: Limit,
+    confidence: Confidence = None,
+    horizon: Horizon = None,
+    method: Method = None,
+    mean: Mean = None,
+    draws: Draws = None,
+    dof: Dof = None,
+    seed: Seed = None,
+) -> Table:
+    """Each position's share of VaR against a limit, breaches flagged, and the trade back to the limit."""
+    options = _options(method, mean, draws, dof, seed)
+    result = limits.var_limits(positions, model, limit, confidence, horizon, **options)
+    table = [["% of VaR", "Limit", "Breach", "Trade to limit", "Position after", "VaR after", "Note"]]
+    columns = [result.shares, result.limit, _flags(result.breach), _blank_nan(result.trade),
+               _blank_nan(result.position_after), _blank_nan(result.var_after), list(result.reason)]
+    for i in range(len(result.shares)):
+        table.append([_cell(column[i]) for column in columns])
+    return table
+
+
+@xw.func(category=CATEGORY)
+def NEWASSETMVAR(
+    positions: Positions,
+    cov_book: _range("Covariance matrix of the assets held, per period."),
+    cov_with_book: _range("Covariance of the new asset with each asset of the book, one per position."),
+    var_new: _value(float, "Variance (not VaR) of the new asset's return per period."),
+    confidence: Confidence = None,
+    horizon: Horizon = None,
+) -> float:
+    """Marginal VaR of an asset the book does not hold yet, from its covariance with the book."""
+    # the argument names are the engine's, so that its messages name what the wizard shows
+    return hedging.marginal_var_new_asset(positions, cov_book, cov_with_book, var_new, confidence, horizon)
+
+
+@xw.func(category=CATEGORY)
+def BESTHEDGE(positions: Positions, cov: Cov, confidence: Confidence = None, horizon: Horizon = None) -> Table:
+    """For each asset, the trade in it alone that minimises VaR, the VaR after it and the reduction."""
+    result = hedging.best_hedge(positions, cov, confidence, horizon)
+    table = [["Best hedge trade", "Position after", "VaR after", "VaR reduction"]]
+    for row in zip(result.trade, result.position_after, result.var_after, result.reduction_pct):
+        table.append([float(v) for v in row])
+    return table
+
+
+@xw.func(category=CATEGORY)
+def RETURNPERRISK(
+    positions: Positions,
+    model: Model,
+    expected_returns: _range("Expected return per period of each asset, one per position."),
+    confidence: Confidence = None,
+    horizon: Horizon = None,
+    method: Method = None,
+    mean: Mean = None,
+    draws: Draws = None,
+    dof: Dof = None,
+    seed: Seed = None,
+) -> Table:
+    """Expected return per unit of marginal VaR for each asset, ranked (1 = best use of risk)."""
+    options = _options(method, mean, draws, dof, seed)
+    result = allocation.return_per_risk(positions, model, expected_returns, confidence, horizon, **options)
+    table = [["Expected return", "Marginal VaR", "Return / marginal VaR", "Rank"]]
+    for er, mvar, ratio, rank in zip(result.expected_return, result.marginal, result.ratio, result.rank):
+        shown = "reduces risk" if np.isinf(ratio) else ("" if np.isnan(ratio) else float(ratio))
+        table.append([float(er), float(mvar), shown, int(rank)])
+    return table
+
+
+@xw.func(category=CATEGORY)
+def RISKPARITY(
+    cov: Cov,
+    budgets: _range("Optional risk budget of each asset (normalised to sum to 1); default equal.") = None,
+) -> Vector:
+    """Long-only weights (summing to 1) whose component VaR shares equal the risk budgets."""
+    result = allocation.risk_parity(cov, budgets)
+    return _column_like(result.weights, budgets if budgets is not None else np.empty((len(result.weights), 1)))
+
+
+@xw.func(category=CATEGORY)
+def STRESSCORR(corr: Corr, theta: _value(float, "Stress weight in [0, 1]: 0 keeps corr, 1 makes every correlation 1.")) -> Vector:
+    """Correlations pushed toward 1 as in a crisis: (1 - theta) corr + theta; stays a valid matrix."""
+    return stress.stress_corr(corr, theta)
+
+
+@xw.func(category=CATEGORY)
+def VARBACKTEST(
+    pnl: _range("Realised P&L per period (gains positive)."),
+    var: _range("VaR forecast per period (positive losses), same length as pnl, or one number."),
+    confidence: _value(float, "Confidence level the VaR was computed at, e.g. 99%."),
+) -> Table:
+    """Backtest of VaR forecasts: exceptions, Kupiec and Christoffersen tests, Basel traffic light."""
+    r = backtest.var_backtest(pnl, var, confidence)
+    return [
+        ["Observations", r.observations],
+        ["Exceptions", r.exceptions],
+        ["Expected exceptions", r.expected_exceptions],
+        ["Exception rate", r.exception_rate],
+        ["Kupiec POF LR", r.pof_lr],
+        ["Kupiec p-value", r.pof_pvalue],
+        ["Christoffersen independence LR", r.ind_lr],
+        ["Independence p-value", r.ind_pvalue],
+        ["Conditional coverage LR", r.cc_lr],
+        ["Conditional coverage p-value", r.cc_pvalue],
+        ["Basel zone", r.zone],
+        ["Basel plus factor", r.plus_factor],
+    ]
