@@ -31,8 +31,8 @@ from ._validation import as_vector, describe
 __all__ = ["check_labels", "GroupRisk", "group_risk"]
 
 
-def check_labels(values, size: int, name: str = "groups") -> list[str]:
-    """Labels as text, one per position; a blank or an error cell is refused.
+def check_labels(values, size: int, name: str = "groups", per: str = "position") -> list[str]:
+    """Labels as text, one per ``per`` (``size`` of them); a blank or an error cell is refused.
 
     Whole numbers (``1.0`` as a spreadsheet hands over the label 1) become ``"1"``.
     """
@@ -42,14 +42,14 @@ def check_labels(values, size: int, name: str = "groups") -> list[str]:
         raise ValueError(f"{name}: expected a single row or column, got {arr.shape[0]} rows x {arr.shape[1]} columns")
     if flat.size != size:
         raise ValueError(
-            f"{name}: has {flat.size} cells but there are {size} positions; expected one label per position"
+            f"{name}: has {flat.size} cells but there are {size} {per}s; expected one label per {per}"
         )
     labels = []
     for i, value in enumerate(flat):
         if isinstance(value, np.generic):
             value = value.item()
         if value is None or (isinstance(value, str) and not value.strip()):
-            raise ValueError(f"{name}: item {i + 1} is blank; expected a label for every position")
+            raise ValueError(f"{name}: item {i + 1} is blank; expected a label for every {per}")
         if isinstance(value, numbers.Real) and not isinstance(value, bool):
             if not math.isfinite(float(value)):
                 raise ValueError(f"{name}: item {i + 1} holds {describe(value)}; expected a label")
