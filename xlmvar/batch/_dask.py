@@ -1,0 +1,58 @@
+"""The Dask distributed path of the batch job: aggregation on the workers, P&L as a
+distributed matrix product.  Imported only when a scheduler or a local cluster is asked for."""
+
+from __future__ import annotations
+
+import dask
+import dask.array as da
+import dask.dataframe as dd
+import numpy as np
+from distributed import Client, LocalCluster, as_completed
+
+from . import io
+from .job import _combine, _exposures, summarise
+
+
+def _client(scheduler, local_cluster, processes):
+    if scheduler is not None:
+        return Client(scheduler), None
+    workers = int(local_cluster)
+    if workers < 1:
+        raise ValueError(f"local_cluster: got {local_cluster}; expected a number of workers >= 1")
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=None)
+    return Client(cluster), cluster
+
+
+def _frame(path, read, cols):
+    if io.file_format(path) == "parquet":
+        return dd.read_parquet(path, columns=read)
+    labels = [c for c in read if c != cols.amount]
+    return dd.read_csv(path, usecols=read, dtype=io.csv_dtypes(labels, cols.amount), blocksize="64MB",
+                       keep_default_na=False, na_values=[""])
+
+
+def aggregate_and_multiply(path, read, cols, table, assets, scheduler, local_cluster, processes, progress):
+    """Aggregate the positions by (group, asset) on the cluster and form ``P = R X`` there.
+
+    Returns the P&L by group (``T x G``), the group keys and the position counts.
+    """
+    client, cluster = _client(scheduler, local_cluster, processes)
+    try:
+        parts = _frame(path, read, cols).to_delayed()
+        futures = client.compute([dask.delayed(summarise)(p, cols, assets) for p in parts])
+        done = 0
+        for _ in as_completed(futures):
+            done += 1
+            progress(done, len(futures), "partitions aggregated")
+        summaries = client.gather(futures)  # in partition order: rows are numbered across them
+        sums, counts = _combine(path, summaries, cols)
+        x, keys, held = _exposures(sums, list(table.columns))
+        returns = table[held].to_numpy()
+        rows = max(1, -(-returns.shape[0] // (2 * len(client.scheduler_info()["workers"]) or 1)))
+        product = da.from_array(returns, chunks=(rows, returns.shape[1])) @ da.from_array(x, chunks=x.shape)
+        pnl = client.compute(product).result()
+        return np.asarray(pnl), keys, counts
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
