@@ -19,7 +19,7 @@ def _client(scheduler, local_cluster, processes):
     workers = int(local_cluster)
     if workers < 1:
         raise ValueError(f"local_cluster: got {local_cluster}; expected a number of workers >= 1")
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=None)
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=":0")
     return Client(cluster), cluster
 
 

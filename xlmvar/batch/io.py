@@ -132,7 +132,7 @@ def read_scenarios(path, assets=None) -> pd.DataFrame:
 
 
 def _show(value) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)) or (isinstance(value, str) and not value.strip()):
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)) or (isinstance(value, str) and not value.strip()):
         return "a blank"
     if isinstance(value, str):
         return f"the text {value!r}"
