@@ -31,6 +31,19 @@ def _frame(path, read, cols):
                        keep_default_na=False, na_values=[""])
 
 
+def _product(client, returns: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``returns @ x`` on the cluster: row blocks of ``returns`` scattered to the workers, each
+    multiplied by ``x`` there (``x`` is small: assets x groups)."""
+    workers = max(1, len(client.scheduler_info()["workers"]))
+    rows = max(1, -(-returns.shape[0] // (2 * workers)))
+    blocks = [returns[i : i + rows] for i in range(0, returns.shape[0], rows)]
+    futures = client.scatter(blocks)
+    parts = [da.from_delayed(dask.delayed(f), shape=b.shape, dtype=float) for f, b in zip(futures, blocks)]
+    weights = client.scatter(x, broadcast=True)
+    product = da.concatenate(parts, axis=0) @ da.from_delayed(dask.delayed(weights), shape=x.shape, dtype=float)
+    return np.asarray(client.compute(product).result())
+
+
 def aggregate_and_multiply(path, read, cols, table, assets, scheduler, local_cluster, processes, progress):
     """Aggregate the positions by (group, asset) on the cluster and form ``P = R X`` there.
 
@@ -48,9 +61,7 @@ def aggregate_and_multiply(path, read, cols, table, assets, scheduler, local_clu
         sums, counts = _combine(path, summaries, cols)
         x, keys, held = _exposures(sums, list(table.columns))
         returns = table[held].to_numpy()
-        rows = max(1, -(-returns.shape[0] // (2 * len(client.scheduler_info()["workers"]) or 1)))
-        product = da.from_array(returns, chunks=(rows, returns.shape[1])) @ da.from_array(x, chunks=x.shape)
-        pnl = client.compute(product).result()
+        pnl = _product(client, table[held].to_numpy(), x)
         return np.asarray(pnl), keys, counts
     finally:
         client.close()

@@ -82,7 +82,9 @@ def position_chunks(path, columns, amount, chunk_rows=1_000_000):
     """Yield the positions file as DataFrames of ``chunk_rows`` rows (the columns asked for)."""
     path = _exists(path)
     if file_format(path) == "parquet":
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=list(columns)):
+        labels = [c for c in columns if c != amount]
+        source = pq.ParquetFile(path, read_dictionary=labels)  # labels as categories: cheap to group
+        for batch in source.iter_batches(batch_size=chunk_rows, columns=list(columns)):
             yield batch.to_pandas()
     else:
         labels = [c for c in columns if c != amount]
@@ -122,7 +124,8 @@ def read_scenarios(path, assets=None) -> pd.DataFrame:
     out = {}
     for column in table.columns:
         raw = table[column]
-        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+        numeric = pd.api.types.is_float_dtype(raw) or pd.api.types.is_integer_dtype(raw)
+        values = (raw if numeric else pd.to_numeric(raw, errors="coerce")).to_numpy(dtype=float)
         bad = ~np.isfinite(values)
         if bad.any():
             row = int(np.argmax(bad))

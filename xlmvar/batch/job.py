@@ -93,10 +93,10 @@ def summarise(chunk: pd.DataFrame, cols: Columns, assets: frozenset) -> Summary:
         row = _first(chunk[column].isna())
         if row is not None:
             found.append((row, column, "is blank; expected a label"))
-    asset_text = chunk[cols.asset].astype(str)
-    row = _first(~asset_text.isin(assets) & chunk[cols.asset].notna())
+    unknown = _unknown(chunk[cols.asset], assets)
+    row = _first(unknown)
     if row is not None:
-        found.append((row, cols.asset, f"{asset_text.iloc[row]!r} is not a column of the scenario table"))
+        found.append((row, cols.asset, f"{str(chunk[cols.asset].iloc[row])!r} is not a column of the scenario table"))
     row = _first(~np.isfinite(amount))
     if row is not None:
         found.append((row, cols.amount, f"holds {io._show(raw.iloc[row])}; expected a finite number (currency)"))
@@ -105,11 +105,27 @@ def summarise(chunk: pd.DataFrame, cols: Columns, assets: frozenset) -> Summary:
         ident = chunk[cols.ident].iloc[row] if cols.ident in chunk else None
         ident = ident.item() if isinstance(ident, np.generic) else ident
         return Summary(len(chunk), (row, column, message, ident))
-    frame = pd.DataFrame({c: chunk[c].astype(str) for c in cols.labels})
-    frame["_amount"] = amount
-    grouped = frame.groupby(cols.labels, sort=False, observed=True)["_amount"]
+    frame = chunk[cols.labels].assign(_amount=amount)
+    sums = frame.groupby(cols.labels, sort=False, observed=True)["_amount"].sum()
     counts = frame.groupby(list(cols.by), sort=False, observed=True).size()
-    return Summary(len(chunk), None, grouped.sum(), counts)
+    return Summary(len(chunk), None, _as_text(sums), _as_text(counts))
+
+
+def _unknown(column: pd.Series, assets: frozenset) -> np.ndarray:
+    """True where a (non-blank) asset is not a column of the scenario table."""
+    if isinstance(column.dtype, pd.CategoricalDtype):  # check the categories, not every row
+        codes = column.cat.codes.to_numpy()
+        known = np.asarray(column.cat.categories.astype(str).isin(assets))
+        return (codes >= 0) & ~known[np.maximum(codes, 0)]
+    return np.asarray(~column.astype(str).isin(assets) & column.notna())
+
+
+def _as_text(series: pd.Series) -> pd.Series:
+    """Index levels as text, so that keys compare alike whatever type a chunk read them as."""
+    index = series.index
+    arrays = [index.get_level_values(i).astype(str) for i in range(index.nlevels)]
+    series.index = pd.MultiIndex.from_arrays(arrays, names=index.names) if index.nlevels > 1 else pd.Index(arrays[0], name=index.name)
+    return series
 
 
 def _combine(path, summaries, cols: Columns):
@@ -131,7 +147,8 @@ def _exposures(sums: pd.Series, asset_order: list):
     """``X`` (assets held x groups), the group keys (sorted) and the assets held (table order)."""
     table = sums.unstack(level=-1, fill_value=0.0)  # rows = groups, columns = assets
     table = table.sort_index()
-    held = [a for a in asset_order if a in set(table.columns)]
+    present = set(table.columns)
+    held = [a for a in asset_order if a in present]
     return table[held].to_numpy(dtype=float).T.copy(), list(table.index), held
 
 
