@@ -115,3 +115,45 @@ def test_excel_table(models):
     es = analytics.GROUPES(X, models["historical"], LABELS, method="historical")
     assert es[0][1] == "Standalone ES"
     assert es[-1][2] == pytest.approx(risk.portfolio_es(X, models["historical"], method="historical"), rel=1e-14)
+
+
+OFFICE_JS = r'''
+import asyncio, json, sys
+import xlwings.server as server
+import xlmvar.excel.analytics as analytics
+
+meta = server.custom_functions_meta(analytics)
+names = sorted(f["name"] for f in meta["functions"])
+body = {  # as xlwings' Office.js code sends it: 2-D arrays, an omitted argument as null
+    "func_name": "GROUPVAR",
+    "args": [[[5000000], [3000000], [2000000]],
+             [[0.0225, -0.0045, 0.018], [-0.0045, 0.01, 0.006], [0.018, 0.006, 0.36]],
+             [["Equity"], ["Rates"], ["Equity"]], [[0.95]], None, [["normal"]], None, None, None, None],
+    "caller_address": "Sheet1!A1", "content_language": "en-US", "version": "0.37.8", "runtime": "1.4",
+}
+print(json.dumps({"names": names, "result": asyncio.run(server.custom_functions_call(body, analytics))}))
+'''
+
+
+def test_through_xlwings_office_js_runtime():
+    # The seed's SPY/TLT/BTC book on its annual covariance (vols 15/10/60%, correlations
+    # -0.3, 0.2, 0.1), SPY and BTC as one desk.  By hand: x'Sx = 2.3895e12, so
+    # VaR = 1.644854 * 1,545,801 = 2,542,616; the Equity desk alone: 2.3625e12 ->
+    # 1.644854 * 1,537,042 = 2,528,210.
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XLWINGS_ON_SERVER": "true", "XLWINGS_LICENSE_KEY": "noncommercial"}
+    out = subprocess.run([sys.executable, "-c", OFFICE_JS], capture_output=True, text=True, env=env, check=True, timeout=120)
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["names"] == sorted(["GROUPVAR", "GROUPES", "FACTORLOADINGS", "FACTORCOV", "FACTORVAR",
+                                   "STRESSPNL", "WORSTDAYS", "ROLLINGVAR"])
+    table = got["result"]
+    assert [row[0] for row in table] == ["Group", "Equity", "Rates", "Total"]
+    z = norm.ppf(0.95)
+    assert table[3][2] == pytest.approx(z * math.sqrt(2.3895e12), rel=1e-12)
+    assert table[1][1] == pytest.approx(z * math.sqrt(2.3625e12), rel=1e-12)
+    assert table[2][1] == pytest.approx(z * math.sqrt(0.09e12), rel=1e-12)
+    assert table[1][2] + table[2][2] == pytest.approx(table[3][2], rel=1e-12)

@@ -225,7 +225,11 @@ def run(
         raise ValueError("by: name at least one grouping column, e.g. desk")
     confidence, horizon = check_confidence(confidence), check_horizon(horizon)
     name = str(method or "historical").strip().lower()
-    name = risk.check_method(name) if name not in BATCH_METHODS else name
+    if name not in BATCH_METHODS:
+        try:
+            name = risk.check_method(name)
+        except ValueError:
+            pass
     if name not in BATCH_METHODS:
         raise ValueError(f"method: got {method!r}; the batch job offers {', '.join(BATCH_METHODS)}")
     if scheduler is not None and local_cluster is not None:

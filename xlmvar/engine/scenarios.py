@@ -16,7 +16,7 @@ import numpy as np
 
 from ._validation import as_vector, check_count, check_returns
 
-__all__ = ["ScenarioPnl", "stress_pnl", "worst_days"]
+__all__ = ["ScenarioPnl", "row_labels", "stress_pnl", "worst_days"]
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class ScenarioPnl:
     parts: np.ndarray
 
 
-def _labels(values, count: int, name: str, default: str) -> list:
+def row_labels(values, count: int, name: str, default: str) -> list:
     """One label per scenario (``None``: ``default`` numbered from 1); blanks are refused."""
     if values is None:
         return [f"{default} {i + 1}" for i in range(count)]
@@ -83,7 +83,7 @@ def stress_pnl(positions, shocks, names=None) -> ScenarioPnl:
     """
     x = as_vector(positions, "positions")
     s = check_returns(shocks, x.size, name="shocks", min_rows=1)
-    labels = _labels(names, s.shape[0], "names", "Scenario")
+    labels = row_labels(names, s.shape[0], "names", "Scenario")
     order = np.argsort(s @ x, kind="stable")
     return _ranked(x, s, order, labels)
 
@@ -103,7 +103,7 @@ def worst_days(positions, returns, dates=None, k=None) -> ScenarioPnl:
     """
     x = as_vector(positions, "positions")
     r = check_returns(returns, x.size, min_rows=1)
-    labels = _labels(dates, r.shape[0], "dates", "Row")
+    labels = row_labels(dates, r.shape[0], "dates", "Row")
     count = min(10, r.shape[0]) if k is None else check_count(k, "k")
     if count > r.shape[0]:
         raise ValueError(f"k: got {count} but returns has {r.shape[0]} rows; expected at most {r.shape[0]}")

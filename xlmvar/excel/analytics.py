@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import xlwings as xw
 
-from ..engine import factors, groups, risk, rolling, scenarios
+from ..engine import factors, risk, rolling, scenarios
+from ..engine import groups as grouping
 from ..engine.groups import check_labels
 from .functions import (
     CATEGORY,
@@ -72,7 +73,7 @@ def _engine_options(method, mean, draws, dof, seed) -> dict:
 
 def _group_table(measure, positions, model, group_labels, confidence, horizon, method, mean, draws, dof, seed):
     options = _engine_options(method, mean, draws, dof, seed)
-    result = groups.group_risk(positions, model, group_labels, measure, confidence, horizon, **options)
+    result = grouping.group_risk(positions, model, group_labels, measure, confidence, horizon, **options)
     what = "VaR" if measure == "var" else "ES"
     table = [["Group", f"Standalone {what}", f"Component {what}", f"% of {what}", "Diversification benefit"]]
     for row in zip(result.labels, result.standalone, result.component, result.share, result.diversification):
@@ -200,7 +201,7 @@ def ROLLINGVAR(
     """Out-of-sample VaR forecast for each period after the first window (from the periods before it only) beside the realised P&L."""
     result = rolling.rolling_var(positions, returns, window, confidence, method)
     total = result.rows[-1] + 1
-    labels = [r + 1 for r in range(total)] if dates is None else scenarios._labels(dates, total, "dates", "Row")
+    labels = [r + 1 for r in range(total)] if dates is None else scenarios.row_labels(dates, total, "dates", "Row")
     table = [["Period" if dates is None else "Date", "VaR", "P&L"]]
     for row, var, pnl in zip(result.rows, result.var, result.pnl):
         table.append([_cell(labels[row]), float(var), float(pnl)])
