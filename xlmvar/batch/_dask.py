@@ -1,5 +1,9 @@
 """The Dask distributed path of the batch job: aggregation on the workers, P&L as a
-distributed matrix product.  Imported only when a scheduler or a local cluster is asked for."""
+distributed matrix product.  Imported only when a scheduler or a local cluster is asked for.
+
+The workers read the positions file themselves (one task per Parquet row group or CSV block),
+so its path must be readable from every worker: a shared or network file system when the
+scheduler is remote.  The scenario table is read on the caller and scattered."""
 
 from __future__ import annotations
 
@@ -23,12 +27,16 @@ def _client(scheduler, local_cluster, processes):
     return Client(cluster), cluster
 
 
-def _frame(path, read, cols):
+def _partitions(path, read, cols):
+    """Delayed DataFrames covering the file in order: a Parquet file's row groups (each read on
+    a worker with the in-process reader), or a CSV file's blocks of 64 MB."""
     if io.file_format(path) == "parquet":
-        return dd.read_parquet(path, columns=read)
+        read_group = dask.delayed(io.read_row_group)
+        return [read_group(str(path), i, read, cols.amount) for i in range(io.row_groups(path))]
     labels = [c for c in read if c != cols.amount]
-    return dd.read_csv(path, usecols=read, dtype=io.csv_dtypes(labels, cols.amount), blocksize="64MB",
-                       keep_default_na=False, na_values=[""])
+    frame = dd.read_csv(path, usecols=read, dtype=io.csv_dtypes(labels, cols.amount), blocksize="64MB",
+                        keep_default_na=False, na_values=[""])
+    return frame.to_delayed()
 
 
 def _product(client, returns: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -51,7 +59,7 @@ def aggregate_and_multiply(path, read, cols, table, assets, scheduler, local_clu
     """
     client, cluster = _client(scheduler, local_cluster, processes)
     try:
-        parts = _frame(path, read, cols).to_delayed()
+        parts = _partitions(path, read, cols)
         futures = client.compute([dask.delayed(summarise)(p, cols, assets) for p in parts])
         done = 0
         for _ in as_completed(futures):

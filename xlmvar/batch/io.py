@@ -27,6 +27,8 @@ __all__ = [
     "file_columns",
     "check_columns",
     "position_chunks",
+    "row_groups",
+    "read_row_group",
     "read_scenarios",
     "where",
     "write_result",
@@ -92,6 +94,17 @@ def position_chunks(path, columns, amount, chunk_rows=1_000_000):
             path, usecols=list(columns), dtype=csv_dtypes(labels, amount), chunksize=chunk_rows,
             keep_default_na=False, na_values=[""],
         )
+
+
+def row_groups(path) -> int:
+    """Number of row groups of a Parquet file (the Dask path's partitions)."""
+    return pq.ParquetFile(_exists(path)).num_row_groups
+
+
+def read_row_group(path, index: int, columns, amount) -> pd.DataFrame:
+    """One row group of a Parquet positions file, labels as categories."""
+    labels = [c for c in columns if c != amount]
+    return pq.ParquetFile(path, read_dictionary=labels).read_row_group(index, columns=list(columns)).to_pandas()
 
 
 def where(path, row: int, column: str, ident=None) -> str:
