@@ -27,6 +27,7 @@ __all__ = [
     "file_columns",
     "check_columns",
     "position_chunks",
+    "row_count",
     "row_groups",
     "read_row_group",
     "read_scenarios",
@@ -94,6 +95,11 @@ def position_chunks(path, columns, amount, chunk_rows=1_000_000):
             path, usecols=list(columns), dtype=csv_dtypes(labels, amount), chunksize=chunk_rows,
             keep_default_na=False, na_values=[""],
         )
+
+
+def row_count(path) -> int | None:
+    """Rows of a Parquet file from its footer; ``None`` for CSV (not known before reading)."""
+    return pq.ParquetFile(_exists(path)).metadata.num_rows if file_format(path) == "parquet" else None
 
 
 def row_groups(path) -> int:

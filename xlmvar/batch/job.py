@@ -247,10 +247,10 @@ def run(
     assets = frozenset(table.columns)
 
     if scheduler is None and local_cluster is None:
-        summaries = []
+        summaries, total = [], io.row_count(positions)
         for chunk in io.position_chunks(positions, read, cols.amount, chunk_rows):
             summaries.append(summarise(chunk, cols, assets))
-            progress(sum(s.rows for s in summaries), None, "positions aggregated")
+            progress(sum(s.rows for s in summaries), total, "positions aggregated")
         sums, counts = _combine(positions, summaries, cols)
         x, keys, held = _exposures(sums, list(table.columns))
         progress(1, 3, "scenario P&L by group")
