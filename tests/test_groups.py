@@ -157,3 +157,15 @@ def test_through_xlwings_office_js_runtime():
     assert table[1][1] == pytest.approx(z * math.sqrt(2.3625e12), rel=1e-12)
     assert table[2][1] == pytest.approx(z * math.sqrt(0.09e12), rel=1e-12)
     assert table[1][2] + table[2][2] == pytest.approx(table[3][2], rel=1e-12)
+
+
+def test_normal_with_a_mean_and_horizon(models):
+    # sub-book: z sigma_g sqrt(h) - x_g' mu h (DESIGN's delta-normal with a mean)
+    cov, mu, h = models["normal"], np.linspace(-0.001, 0.002, N), 10
+    result = groups.group_risk(X, cov, LABELS, "var", 0.99, h, "normal", mean=mu)
+    for g, label in enumerate(result.labels):
+        sub = np.array([X[i] if LABELS[i] == label else 0.0 for i in range(N)])
+        expected = norm.ppf(0.99) * math.sqrt(sub @ cov @ sub) * math.sqrt(h) - sub @ mu * h
+        assert result.standalone[g] == pytest.approx(expected, rel=1e-12)
+    assert result.component.sum() == pytest.approx(
+        norm.ppf(0.99) * math.sqrt(X @ cov @ X * h) - X @ mu * h, rel=1e-12)
