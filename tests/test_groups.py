@@ -169,3 +169,22 @@ def test_normal_with_a_mean_and_horizon(models):
         assert result.standalone[g] == pytest.approx(expected, rel=1e-12)
     assert result.component.sum() == pytest.approx(
         norm.ppf(0.99) * math.sqrt(X @ cov @ X * h) - X @ mu * h, rel=1e-12)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.permutations(list(range(N))), st.sampled_from(["normal", "historical", "pnl"]))
+def test_permuting_positions_leaves_the_groups_alone(models, order, method):
+    # reorder positions, labels and the model's assets together: every group figure is unchanged
+    model, x = models[method], _positions(method)
+    order = np.array(order)
+    shuffled = model[np.ix_(order, order)] if method == "normal" else model[:, order]
+    a = groups.group_risk(x, model, LABELS, method=method)
+    b = groups.group_risk(x[order], shuffled, [LABELS[i] for i in order], method=method)
+    b_by_label = dict(zip(b.labels, zip(b.standalone, b.component)))
+    for label, standalone, component in zip(a.labels, a.standalone, a.component):
+        assert b_by_label[label][0] == pytest.approx(standalone, rel=1e-9)
+        assert b_by_label[label][1] == pytest.approx(component, rel=1e-9, abs=1e-6)

@@ -19,7 +19,8 @@ def returns():
     return rng.standard_t(4, size=(160, 3)) * vol * [1.0, 0.6, 3.0]
 
 
-@pytest.mark.parametrize("method, confidence", [("historical", 0.95), ("historical", 0.99), ("normal", 0.95), ("cornish-fisher", 0.975)])
+@pytest.mark.parametrize("method, confidence", [("historical", 0.95), ("historical", 0.99), ("normal", 0.95),
+                                                ("cornish-fisher", 0.975), ("pnl", 0.95)])
 def test_each_forecast_is_the_engine_on_the_window_before(returns, method, confidence):
     w = 100
     result = rolling.rolling_var(X, returns, w, confidence, method)

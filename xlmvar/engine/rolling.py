@@ -13,7 +13,7 @@ forecast for ``t`` is computed once from the P&L series ``p`` rather than from t
 
 * ``"historical"``: ``-Q_a(p_{t-w..t-1})``, the quantile rule of
   :mod:`xlmvar.engine.historical` (default numpy ``"linear"``, R's type 7), all windows at
-  once.
+  once.  ``"pnl"`` is the same on a P&L table in currency (positions = scales of its columns).
 * ``"normal"``: ``z sd(p_{t-w..t-1})``, ``sd`` with divisor ``w - 1`` - the delta-normal VaR on
   the window's sample covariance ``x' S_w x``, zero mean.
 * ``"cornish-fisher"``: :mod:`xlmvar.engine.modified` on each window's P&L.
@@ -36,7 +36,7 @@ from .risk import check_method
 __all__ = ["ROLLING_METHODS", "RollingVar", "rolling_var"]
 
 #: Methods a rolling forecast can use, and the fewest rows of a window each needs.
-ROLLING_METHODS = {"historical": 2, "normal": 2, "cornish-fisher": modified.MIN_ROWS}
+ROLLING_METHODS = {"historical": 2, "pnl": 2, "normal": 2, "cornish-fisher": modified.MIN_ROWS}
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def rolling_var(positions, returns, window, confidence=0.95, method="historical"
     window : int
         Periods in each estimation window; ``T - window`` forecasts result (at least one).
     confidence : float in (0, 1), default 0.95
-    method : {"historical", "normal", "cornish-fisher"}, default "historical"
+    method : {"historical", "pnl", "normal", "cornish-fisher"}, default "historical"
     """
     x = as_vector(positions, "positions")
     r = check_returns(returns, x.size, min_rows=1)
@@ -89,7 +89,7 @@ def rolling_var(positions, returns, window, confidence=0.95, method="historical"
         )
     p = r @ x
     windows = sliding_window_view(p, w)[:-1]  # windows[j] = p[j : j + w], forecast for j + w
-    if name == "historical":
+    if name in ("historical", "pnl"):
         var = -np.quantile(windows, historical.tail_probability(c), axis=1)
     elif name == "normal":
         var = tail_multiplier(c, "var") * np.std(windows, axis=1, ddof=1)

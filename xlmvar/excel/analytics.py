@@ -195,7 +195,7 @@ def ROLLINGVAR(
     returns: Returns,
     window: _value(float, "Periods in each estimation window, e.g. 250."),
     confidence: Confidence = None,
-    method: _value(str, 'Method: "historical" (default), "normal" or "cornish-fisher".') = None,
+    method: _value(str, 'Method: "historical" (default), "normal", "cornish-fisher", or "pnl" (returns is then a P&L table).') = None,
     dates: _range("Optional date (or label) of each row of returns.") = None,
 ) -> Table:
     """Out-of-sample VaR forecast for each period after the first window (from the periods before it only) beside the realised P&L."""
