@@ -68,7 +68,6 @@ def aggregate_and_multiply(path, read, cols, table, assets, scheduler, local_clu
         summaries = client.gather(futures)  # in partition order: rows are numbered across them
         sums, counts = _combine(path, summaries, cols)
         x, keys, held = _exposures(sums, list(table.columns))
-        returns = table[held].to_numpy()
         pnl = _product(client, table[held].to_numpy(), x)
         return np.asarray(pnl), keys, counts
     finally:

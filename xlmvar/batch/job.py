@@ -29,7 +29,6 @@ diversification benefit is standalone minus component VaR.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -37,7 +36,6 @@ import pandas as pd
 from ..engine import groups, risk
 from ..engine._validation import check_confidence, check_horizon
 from . import io
-from .progress import Progress
 
 __all__ = ["BATCH_METHODS", "Columns", "Summary", "summarise", "run"]
 

@@ -27,7 +27,6 @@ from ..engine.groups import check_labels
 from .functions import (
     CATEGORY,
     Confidence,
-    Cov,
     Dof,
     Draws,
     Horizon,
