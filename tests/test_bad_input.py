@@ -103,7 +103,7 @@ def ok(id, function, args, value) -> Case:
 PERCENT = "which looks like a percentage"
 CONF_RANGE = "expected a probability strictly between 0 and 1"
 WHOLE_HORIZON = "expected a positive whole number of periods such as 1 or 10"
-METHODS = r"expected one of normal, historical, cornish-fisher, montecarlo"
+METHODS = r"expected one of normal, historical, cornish-fisher, montecarlo, pnl"
 
 CASES = [
     # ---- cells inside numeric ranges: text, error, blank, infinite -------------------------

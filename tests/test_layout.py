@@ -22,7 +22,8 @@ ALLOWED = {
     "engine": set(),
     "excel": {"engine"},
     "workbook": {"engine", "excel"},
-    "cli": {"engine", "excel", "workbook"},
+    "batch": {"engine"},
+    "cli": {"engine", "excel", "workbook", "batch"},
 }
 
 #: third-party modules each layer may import
@@ -30,6 +31,7 @@ THIRD_PARTY = {
     "engine": {"numpy", "scipy"},
     "excel": {"numpy", "scipy", "xlwings"},
     "workbook": {"numpy", "scipy", "formulas", "schedula", "openpyxl", "xlsxwriter", "lxml", "defusedxml"},
+    "batch": {"numpy", "scipy", "pandas", "pyarrow", "dask", "distributed"},
     "cli": set(),
 }
 

@@ -6,7 +6,9 @@ The method modules share one interface::
     standalone(positions, model, measure, confidence, horizon, **options) -> ndarray
 
 where ``model`` is a covariance matrix for ``"normal"`` and ``"montecarlo"`` and a returns
-table (rows = periods, columns = assets) for ``"historical"`` and ``"cornish-fisher"``.
+table (rows = periods, columns = assets) for ``"historical"`` and ``"cornish-fisher"``, and a
+P&L table in currency (rows = scenarios, columns = positions) for ``"pnl"`` (full
+revaluation; the positions scale its columns, 1 = as held).
 The functions here add the vocabulary of a risk report on top: portfolio, marginal,
 component, percent, individual and incremental figures, and the diversification benefit.
 """
@@ -49,6 +51,7 @@ METHODS = {
     "historical": "xlmvar.engine.historical",
     "cornish-fisher": "xlmvar.engine.modified",
     "montecarlo": "xlmvar.engine.simulation",
+    "pnl": "xlmvar.engine.pnl",
 }
 
 _ALIASES = {
@@ -66,6 +69,10 @@ _ALIASES = {
     "monte carlo": "montecarlo",
     "mc": "montecarlo",
     "simulation": "montecarlo",
+    "p&l": "pnl",
+    "full-revaluation": "pnl",
+    "full revaluation": "pnl",
+    "revaluation": "pnl",
 }
 
 
@@ -101,11 +108,12 @@ def decompose(positions, model, measure="var", confidence=0.95, horizon=1, metho
         Signed exposures in currency.
     model : array_like
         Covariance matrix (n, n) for ``"normal"`` and ``"montecarlo"``; returns table
-        (T, n) for ``"historical"`` and ``"cornish-fisher"``.
+        (T, n) for ``"historical"`` and ``"cornish-fisher"``; a P&L table in currency
+        (T scenarios, n positions; positions then scale its columns) for ``"pnl"``.
     measure : {"var", "es"}
     confidence : float in (0, 1), default 0.95
     horizon : int >= 1, default 1
-    method : {"normal", "historical", "cornish-fisher", "montecarlo"}
+    method : {"normal", "historical", "cornish-fisher", "montecarlo", "pnl"}
         Aliases such as ``"modified"`` are accepted.
     **options
         Passed to the method (e.g. ``mean`` for normal, ``draws``/``seed``/``dof`` for

@@ -1,0 +1,111 @@
+"""Scenario P&L: the book under named shocks, and its worst days in a history.
+
+With positions ``x`` (signed currency exposures) and a table of returns ``S`` (rows =
+scenarios or dates, columns = assets), the P&L of scenario ``s`` is ``p_s = S_s . x`` and
+position ``i``'s part of it is ``S_si x_i`` (the parts sum to ``p_s``).  Gains are positive.
+
+Both functions order by P&L, largest loss first; equal P&Ls keep the order of the table
+(a stable sort), so the result does not depend on the sorting algorithm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validation import as_vector, check_count, check_returns
+
+__all__ = ["ScenarioPnl", "row_labels", "stress_pnl", "worst_days"]
+
+
+@dataclass(frozen=True)
+class ScenarioPnl:
+    """P&L of a book in a set of scenarios, largest loss first.
+
+    Attributes
+    ----------
+    rows : ndarray of int
+        0-based row of each scenario in the table it came from.
+    labels : list
+        Name (or date) of each scenario, in the same order.
+    pnl : ndarray
+        Book P&L ``S_s . x`` (gains positive).
+    parts : ndarray, shape (len(rows), n)
+        ``S_si x_i``: each position's part; the rows sum to ``pnl``.
+    """
+
+    rows: np.ndarray
+    labels: list
+    pnl: np.ndarray
+    parts: np.ndarray
+
+
+def row_labels(values, count: int, name: str, default: str) -> list:
+    """One label per scenario (``None``: ``default`` numbered from 1); blanks are refused."""
+    if values is None:
+        return [f"{default} {i + 1}" for i in range(count)]
+    arr = np.asarray(values, dtype=object)
+    if arr.ndim == 2 and 1 not in arr.shape:
+        raise ValueError(f"{name}: expected a single row or column, got {arr.shape[0]} rows x {arr.shape[1]} columns")
+    flat = arr.reshape(-1)
+    if flat.size != count:
+        raise ValueError(f"{name}: has {flat.size} cells but there are {count} scenarios (rows); expected one per row")
+    out = []
+    for i, value in enumerate(flat):
+        if isinstance(value, np.generic):
+            value = value.item()
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise ValueError(f"{name}: item {i + 1} is blank; expected a label for every row")
+        if isinstance(value, float) and not np.isfinite(value):
+            raise ValueError(f"{name}: item {i + 1} holds an error or NaN; expected a label for every row")
+        out.append(value)
+    return out
+
+
+def _ranked(x: np.ndarray, table: np.ndarray, rows: np.ndarray, labels: list) -> ScenarioPnl:
+    parts = table[rows] * x
+    pnl = table[rows] @ x
+    return ScenarioPnl(rows, [labels[r] for r in rows], pnl + 0.0, parts + 0.0)
+
+
+def stress_pnl(positions, shocks, names=None) -> ScenarioPnl:
+    """P&L of the book under each shock vector, largest loss first.
+
+    Parameters
+    ----------
+    positions : array_like, shape (n,)
+        Signed exposures in currency.
+    shocks : array_like, shape (S, n)
+        One row per scenario: the return of each asset in it (e.g. -0.2 for a 20% fall).
+    names : array_like, shape (S,), optional
+        Scenario names; default "Scenario 1", "Scenario 2", ...
+    """
+    x = as_vector(positions, "positions")
+    s = check_returns(shocks, x.size, name="shocks", min_rows=1)
+    labels = row_labels(names, s.shape[0], "names", "Scenario")
+    order = np.argsort(s @ x, kind="stable")
+    return _ranked(x, s, order, labels)
+
+
+def worst_days(positions, returns, dates=None, k=None) -> ScenarioPnl:
+    """The ``k`` worst periods of a history for the book, largest loss first.
+
+    Parameters
+    ----------
+    positions : array_like, shape (n,)
+    returns : array_like, shape (T, n)
+        Rows = periods (oldest first), columns = assets.
+    dates : array_like, shape (T,), optional
+        A label per row (dates as the sheet holds them); default "Row 1", "Row 2", ...
+    k : int, optional
+        How many periods; default ``min(10, T)``; at most ``T``.
+    """
+    x = as_vector(positions, "positions")
+    r = check_returns(returns, x.size, min_rows=1)
+    labels = row_labels(dates, r.shape[0], "dates", "Row")
+    count = min(10, r.shape[0]) if k is None else check_count(k, "k")
+    if count > r.shape[0]:
+        raise ValueError(f"k: got {count} but returns has {r.shape[0]} rows; expected at most {r.shape[0]}")
+    order = np.argsort(r @ x, kind="stable")[:count]
+    return _ranked(x, r, order, labels)
