@@ -110,9 +110,7 @@ def _range_argument(value):
     out = np.empty(arr.shape, dtype=object)
     for index, item in np.ndenumerate(arr):
         out[index] = _cell_value(item)
-    if all(item is None for item in out.flat):
-        return None  # an omitted optional range
-    return out
+    return out  # a range of blanks stays one: the adapter reads it as omitted where optional
 
 
 def _scalar_argument(value, name: str):
