@@ -69,6 +69,7 @@ STATES = {
     "TRUE": True,
     "FALSE": False,
     "date": {"date": "2024-03-15"},
+    "currency": {"currency": "1234.5"},  # a Currency-formatted cell: COM's VT_CY, a Decimal
     **{f"error{code}": {"error": code} for code in ERRORS},
     "blank-range": BLANK_RANGE,
     "omitted": OMIT,
@@ -137,6 +138,10 @@ def base_call(name: str, func) -> dict:
     import inspect
 
     params = list(inspect.signature(func).parameters)
+    unknown = [p for p in params if p not in ARGUMENTS and p not in OVERRIDES.get(name, {})]
+    if unknown:
+        raise KeyError(f"{name}({', '.join(unknown)}): give a valid base value in ARGUMENTS or OVERRIDES "
+                       "of tests/_excel_runtimes.py, so that the cell-state matrix covers it")
     return {p: OVERRIDES.get(name, {}).get(p, ARGUMENTS[p]) for p in params}
 
 
@@ -195,6 +200,8 @@ def direct_cell(cell):
         return cell["error"]
     if tag == "date":
         return DATE_SERIAL
+    if tag == "currency":
+        return float(cell["currency"])
     return cell
 
 
@@ -217,6 +224,8 @@ def officejs_cell(cell, null):
         return {"type": "Error", "basicType": "Error", "basicValue": code, "errorType": ERROR_TYPES[code]}
     if tag == "date":
         return _js_number(DATE_SERIAL)  # a date cell arrives as its serial number
+    if tag == "currency":
+        return _js_number(float(cell["currency"]))
     if cell is None:
         return null
     if isinstance(cell, bool) or isinstance(cell, str):
@@ -237,6 +246,10 @@ def classic_cell(cell):
         return -2146828288 + COM_ERRORS[cell["error"]]
     if tag == "date":
         return DATE  # pywintypes.TimeType, a datetime subclass
+    if tag == "currency":
+        import decimal
+
+        return decimal.Decimal(cell["currency"])  # Range.Value of a Currency cell: VT_CY
     if isinstance(cell, (int, float)) and not isinstance(cell, bool):
         return float(cell)  # VT_R8
     return cell
@@ -255,6 +268,8 @@ def headless_args(case) -> list:
             return XlError(cell["error"])
         if tag == "date":
             return DATE_SERIAL
+        if tag == "currency":
+            return float(cell["currency"])
         if cell is None:
             return sh.EMPTY
         return float(cell) if isinstance(cell, int) and not isinstance(cell, bool) else cell
