@@ -206,15 +206,16 @@ def cell(value):
     return value
 
 
-_cells = np.frompyfunc(cell, 1, 1)
 _type_of = np.frompyfunc(type, 1, 1)
 
 
 def _as_range(value, optional: bool):
     """A range argument as an array of cells; ``None`` for a blank optional range.
 
-    A block of plain numbers becomes a float array without per-cell work; anything else
-    an object array of :func:`cell` values, in the shape given (a single value as 1 x 1).
+    A block of plain numbers becomes a float array; anything else an object array of
+    :func:`cell` values, in the shape given (a single value as 1 x 1).  Only the cells that
+    are not already floats go through :func:`cell`, so a large block of numbers costs one
+    pass of ``type()`` over its cells.
     """
     if value is None or _is_jsnull(value) or _is_headless_blank(value):
         return None if optional else np.full((1, 1), None, dtype=object)
@@ -223,20 +224,18 @@ def _as_range(value, optional: bool):
     arr = np.asarray(value, dtype=object)
     if arr.ndim == 0:
         arr = arr.reshape(1, 1)
-    if arr.size:
-        kinds = _type_of(arr)
-        if ((kinds == float) | (kinds == int)).all() and not _has_com_error(arr, kinds):
-            return arr.astype(float)
-    out = _cells(arr) if arr.size else arr
-    out = np.asarray(out, dtype=object).reshape(arr.shape)
-    if optional and all(item is None for item in out.flat):
+    flat = arr.ravel()
+    others = np.flatnonzero(_type_of(flat) != float) if flat.size else np.empty(0, int)
+    if flat.size and not others.size:
+        return arr.astype(float)
+    out = flat.copy()
+    for i in others:
+        out[i] = cell(flat[i])
+    if flat.size and all(type(out[i]) is float for i in others):
+        return out.astype(float).reshape(arr.shape)
+    if optional and all(out[i] is None for i in others) and len(others) == flat.size:
         return None
-    return out
-
-
-def _has_com_error(arr: np.ndarray, kinds: np.ndarray) -> bool:
-    ints = kinds == int
-    return bool(ints.any()) and any(v in _COM_HRESULTS for v in arr[ints])
+    return out.reshape(arr.shape)
 
 
 def _as_value(value, name: str):
@@ -253,10 +252,12 @@ def _first_error(value):
     """``(index, code)`` of the first error cell (row by row), or ``None``."""
     if isinstance(value, ErrorValue):
         return (), value.code
-    if isinstance(value, np.ndarray) and value.dtype == object:
-        for index, item in np.ndenumerate(value):
-            if isinstance(item, ErrorValue):
-                return index, item.code
+    if isinstance(value, np.ndarray) and value.dtype == object and value.size:
+        errors = _type_of(value.ravel()) == ErrorValue
+        if not errors.any():
+            return None
+        at = int(np.argmax(errors))
+        return tuple(int(i) for i in np.unravel_index(at, value.shape)), value.flat[at].code
     return None
 
 
