@@ -262,3 +262,22 @@ def test_d10_a_huge_horizon_gives_a_clean_message():
     with pytest.raises(ValueError, match="horizon: got 1e\\+300"):
         udfs.PORTVOL(R.POSITIONS, R.COV, 1e300)
     assert udfs.PORTVOL([[1.0]], [[1.0]], 2.0**52) == pytest.approx(2.0**26)
+
+
+def test_a_text_option_refuses_numbers_and_true_false(outcomes):
+    # found by the matrix: RETURNS/COVMATRIX/CORRMATRIX/MCSTDERR read FALSE and 0 as "left out"
+    # (`method or "sample"`) and computed with the default estimator
+    import typing
+
+    out, _ = outcomes
+    checked = []
+    for name, func in FUNCTIONS.items():
+        hints = typing.get_type_hints(func, include_extras=True)
+        for arg in inspect_params(func):
+            if typing.get_args(hints[arg])[0] is not str:
+                continue
+            for state in ("number", "whole-number", "TRUE", "FALSE", "date"):
+                got = out["direct"][f"{name}|{arg}|{state}"]
+                assert "error" in got and got["error"].startswith(f"{arg}: got "), (name, arg, state, got)
+                checked.append((name, arg))
+    assert {"CORRMATRIX", "COVMATRIX", "RETURNS", "MCSTDERR", "PORTVAR"} <= {n for n, _ in checked}

@@ -302,7 +302,8 @@ def udf(func=None, *, category: str = CATEGORY):
     """Declare an Excel function: convert its arguments, apply Excel's rules, register it with xlwings.
 
     Each argument is converted by its hint: a range hint gives an array of :func:`cell`
-    values (``None`` for a blank optional range), any other hint a single :func:`cell`.
+    values, any other hint a single :func:`cell`.  A blank optional argument (one blank
+    cell, a range of blanks, ``=""``) is left out: the function gets its declared default.
     Then, before ``func`` runs, the first error cell among the arguments (in argument
     order, row by row) raises :class:`InputError` naming the argument, the cell and the
     code.  A ``ValueError`` from the engine is re-raised as :class:`InputError` with the
@@ -316,8 +317,9 @@ def udf(func=None, *, category: str = CATEGORY):
         return functools.partial(udf, category=category)
     hints = typing.get_type_hints(func, include_extras=True)
     signature = inspect.signature(func)
+    empty = inspect.Parameter.empty
     plan = [
-        (name, _is_range(hints.get(name)), param.default is not inspect.Parameter.empty)
+        (name, _is_range(hints.get(name)), param.default is not empty, param.default)
         for name, param in signature.parameters.items()
     ]
 
@@ -325,7 +327,7 @@ def udf(func=None, *, category: str = CATEGORY):
     def wrapper(*args, **kwargs):
         bound = signature.bind(*args, **kwargs)
         values = []
-        for name, is_range, optional in plan:
+        for name, is_range, optional, default in plan:
             given = bound.arguments.get(name)
             value = _as_range(given, optional) if is_range else _as_value(given, name)
             found = _first_error(value)
@@ -333,7 +335,7 @@ def udf(func=None, *, category: str = CATEGORY):
                 index, code = found
                 shape = np.shape(value)
                 raise InputError(_error_message(name, index, code, shape), code)
-            values.append(value)
+            values.append(default if value is None and optional else value)
         try:
             return func(*values)
         except InputError:

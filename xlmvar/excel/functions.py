@@ -386,23 +386,23 @@ def _flags(breach) -> list:
 @udf
 def RETURNS(
     prices: Prices,
-    method: _value(str, 'Return type: "simple" (default) or "log".') = None,
-    missing: _value(str, 'Gaps: "error" (default) names the cell; "drop" drops incomplete rows.') = None,
+    method: _value(str, 'Return type: "simple" (default) or "log".') = "simple",
+    missing: _value(str, 'Gaps: "error" (default) names the cell; "drop" drops incomplete rows.') = "error",
 ) -> Vector:
     """Returns from a price table (one row fewer): simple p_t/p_(t-1) - 1 or log ln(p_t/p_(t-1))."""
-    return estimators.returns_from_prices(prices, method or "simple", missing or "error")
+    return estimators.returns_from_prices(prices, method, missing)
 
 
 @udf
-def COVMATRIX(returns: Returns, method: CovMethod = None, lam: Lam = None) -> Vector:
+def COVMATRIX(returns: Returns, method: CovMethod = "sample", lam: Lam = 0.94) -> Vector:
     """Covariance matrix per period estimated from a returns table (sample, EWMA or Ledoit-Wolf)."""
-    return estimators.covariance(returns, method or "sample", 0.94 if lam is None else lam)
+    return estimators.covariance(returns, method, lam)
 
 
 @udf
-def CORRMATRIX(returns: Returns, method: CovMethod = None, lam: Lam = None) -> Vector:
+def CORRMATRIX(returns: Returns, method: CovMethod = "sample", lam: Lam = 0.94) -> Vector:
     """Correlation matrix estimated from a returns table (sample, EWMA or Ledoit-Wolf)."""
-    return estimators.correlation(returns, method or "sample", 0.94 if lam is None else lam)
+    return estimators.correlation(returns, method, lam)
 
 
 @udf
@@ -417,7 +417,7 @@ def MCSTDERR(
     cov: Cov,
     confidence: Confidence = None,
     horizon: Horizon = None,
-    measure: _value(str, 'Measure: "var" (default) or "es".') = None,
+    measure: _value(str, 'Measure: "var" (default) or "es".') = "var",
     mean: Mean = None,
     draws: Draws = None,
     dof: Dof = None,
@@ -425,7 +425,7 @@ def MCSTDERR(
 ) -> float:
     """Standard error of the Monte Carlo VaR (or ES) estimate with these draws."""
     options = {k: v for k, v in {"mean": mean, "draws": draws, "dof": dof, "seed": seed}.items() if v is not None}
-    return simulation.standard_error(positions, cov, measure or "var", confidence, horizon, **options)
+    return simulation.standard_error(positions, cov, measure, confidence, horizon, **options)
 
 
 # ------------------------------------------------------------------------------------------
