@@ -2,67 +2,14 @@
 
 This module is the name table xlwings reads (Windows: ``UDF Modules: udfs`` in the xlwings
 add-in or ribbon; xlwings Server and Lite: ``from udfs import *``).  The functions themselves
-live in :mod:`xlmvar.excel.functions`, one thin function per formula over the engine.
+live in the adapter modules of :mod:`xlmvar.excel` (one thin function per formula over the
+engine); every function of :data:`xlmvar.excel.FUNCTIONS` is a name here.
 
     =PORTVAR(positions, model, [confidence], [horizon], [method], ...)
 """
 
-from xlmvar.excel.functions import (  # noqa: F401
-    PORTVAR,
-    MARGINALVAR,
-    COMPONENTVAR,
-    COMPONENTVARPCT,
-    INDIVIDUALVAR,
-    UNDIVERSIFIEDVAR,
-    DIVERSIFICATION,
-    INCREMENTALVAR,
-    PORTES,
-    MARGINALES,
-    COMPONENTES,
-    PORTVOL,
-    COVFROMCORR,
-    RISKREPORT,
-    RETURNS,
-    COVMATRIX,
-    CORRMATRIX,
-    NEARESTCORR,
-    MCSTDERR,
-    INCREMENTALES,
-    VARLIMITS,
-    NEWASSETMVAR,
-    BESTHEDGE,
-    RETURNPERRISK,
-    RISKPARITY,
-    STRESSCORR,
-    VARBACKTEST,
-)
+from xlmvar.excel import FUNCTIONS as _FUNCTIONS
 
-__all__ = [
-    "PORTVAR",
-    "MARGINALVAR",
-    "COMPONENTVAR",
-    "COMPONENTVARPCT",
-    "INDIVIDUALVAR",
-    "UNDIVERSIFIEDVAR",
-    "DIVERSIFICATION",
-    "INCREMENTALVAR",
-    "PORTES",
-    "MARGINALES",
-    "COMPONENTES",
-    "PORTVOL",
-    "COVFROMCORR",
-    "RISKREPORT",
-    "RETURNS",
-    "COVMATRIX",
-    "CORRMATRIX",
-    "NEARESTCORR",
-    "MCSTDERR",
-    "INCREMENTALES",
-    "VARLIMITS",
-    "NEWASSETMVAR",
-    "BESTHEDGE",
-    "RETURNPERRISK",
-    "RISKPARITY",
-    "STRESSCORR",
-    "VARBACKTEST",
-]
+globals().update(_FUNCTIONS)
+
+__all__ = sorted(_FUNCTIONS)

@@ -2,8 +2,8 @@
 through a workbook recalculated headlessly.
 
 Every case feeds a function arguments as Excel hands them to a UDF (2-D object arrays for
-ranges, ``None`` for a blank cell, a string for text, ``NAN`` for an error cell such as
-#N/A) and names the argument the message must start with and a regex for what it must say
+ranges, ``None`` for a blank cell, a string for text, ``NA`` = ``"#N/A"`` for an error cell,
+as xlwings passes it with ``err_to_str``) and names the argument the message must start with and a regex for what it must say
 (what is wrong and what is expected).  The same message must come back
 
 * from the Excel function called from Python (``udfs.NAME(*args)`` raises ``ValueError``), and
@@ -35,6 +35,7 @@ import xlmvar
 from xlmvar.workbook.calc import recalculate, xlmvar_functions
 
 NAN = float("nan")
+NA = "#N/A"  # an error cell (=NA() in the sheet), as xlwings passes it with err_to_str
 INF = float("inf")
 
 
@@ -109,8 +110,10 @@ CASES = [
     # ---- cells inside numeric ranges: text, error, blank, infinite -------------------------
     bad("positions-text", "PORTVAR", (col(5e6, "three million", 2e6), COV), "positions",
         r"item 2 holds the text 'three million'; expected a number"),
-    bad("positions-error", "PORTVAR", (col(5e6, NAN, 2e6), COV), "positions",
-        r"item 2 holds an error or NaN; expected a finite number"),
+    bad("positions-error", "PORTVAR", (col(5e6, NA, 2e6), COV), "positions",
+        r"row 2, column 1 holds the error #N/A$"),
+    bad("positions-nan", "PORTVAR", (col(5e6, NAN, 2e6), COV), "positions",
+        r"item 2 holds an error or NaN; expected a finite number", sheet=False),
     bad("positions-blank", "PORTVAR", (col(5e6, None, 2e6), COV), "positions",
         r"item 2 holds a blank cell; expected a number"),
     bad("positions-bool", "PORTVAR", (col(5e6, True, 2e6), COV), "positions",
@@ -123,14 +126,14 @@ CASES = [
         r"expected a single row or column, got 2 rows x 2 columns"),
     bad("cov-text", "PORTVAR", (X, with_cell(COV, 2, 1, "n/a")), "cov",
         r"row 3, column 2 holds the text 'n/a'; expected a number"),
-    bad("cov-error", "MARGINALVAR", (X, with_cell(COV, 0, 0, NAN)), "cov",
-        r"row 1, column 1 holds an error or NaN; expected a finite number"),
+    bad("cov-error", "MARGINALVAR", (X, with_cell(COV, 0, 0, NA)), "model",
+        r"row 1, column 1 holds the error #N/A$"),
     bad("cov-blank", "COMPONENTVAR", (X, with_cell(COV, 1, 2, None)), "cov",
         r"row 2, column 3 holds a blank cell; expected a number"),
     bad("cov-inf", "PORTVAR", (X, with_cell(COV, 1, 1, INF)), "cov",
         r"row 2, column 2 holds an infinite value; expected a finite number", sheet=False),
-    bad("returns-error", "PORTVAR", (X, with_cell(HIST, 4, 1, NAN), None, None, "historical"), "returns",
-        r"row 5, column 2 holds an error or NaN; expected a finite number"),
+    bad("returns-error", "PORTVAR", (X, with_cell(HIST, 4, 1, NA), None, None, "historical"), "model",
+        r"row 5, column 2 holds the error #N/A$"),
     bad("returns-text", "PORTES", (X, with_cell(HIST, 0, 2, "-"), None, None, "cornish-fisher"), "returns",
         r"row 1, column 3 holds the text '-'; expected a number"),
     bad("mean-text", "PORTVAR", (X, COV, None, None, "normal", col(0.001, "x", 0.0)), "mean",
@@ -193,8 +196,7 @@ CASES = [
     bad("confidence-100", "PORTVAR", (X, COV, 100), "confidence", rf"got 100; {CONF_RANGE}"),
     bad("confidence-text", "PORTVAR", (X, COV, "95%"), "confidence",
         r"got the text '95%'; expected a probability such as 95% or 0.95"),
-    bad("confidence-error", "PORTVAR", (X, COV, NAN), "confidence",
-        r"got an error or NaN; expected a probability such as 95% or 0.95"),
+    bad("confidence-error", "PORTVAR", (X, COV, NA), "confidence", r"got the error #N/A$"),
     bad("confidence-inf", "PORTVAR", (X, COV, INF), "confidence",
         r"got an infinite value; expected a probability such as 95% or 0.95", sheet=False),
     # ---- horizon ---------------------------------------------------------------------------
@@ -203,12 +205,12 @@ CASES = [
     bad("horizon-fraction", "COMPONENTVARPCT", (X, COV, None, 2.5), "horizon", rf"got 2.5; {WHOLE_HORIZON}"),
     bad("horizon-text", "PORTVAR", (X, COV, None, "ten days"), "horizon",
         r"got the text 'ten days'; expected a whole number of periods such as 1 or 10"),
-    bad("horizon-error", "PORTVAR", (X, COV, None, NAN), "horizon", rf"got an error or NaN; {WHOLE_HORIZON}"),
+    bad("horizon-error", "PORTVAR", (X, COV, None, NA), "horizon", r"got the error #N/A$"),
     # ---- method ----------------------------------------------------------------------------
     bad("method-unknown", "PORTVAR", (X, COV, None, None, "garch"), "method",
         rf"unknown method 'garch'; {METHODS} \(or the alias 'modified' for cornish-fisher\)"),
     bad("method-number", "INDIVIDUALVAR", (X, COV, None, None, 1), "method", rf"got 1; {METHODS}"),
-    bad("method-error", "PORTVAR", (X, COV, None, None, NAN), "method", rf"got an error or NaN; {METHODS}"),
+    bad("method-error", "PORTVAR", (X, COV, None, None, NA), "method", r"got the error #N/A$"),
     bad("normal-takes-no-draws", "PORTVAR", (X, COV, None, None, "normal", None, 1000), "draws",
         r"the normal method does not take it \(it takes mean\)"),
     bad("historical-takes-no-mean", "PORTVAR", (X, HIST, None, None, "historical", col(0.0, 0.0, 0.0)), "mean",
@@ -232,8 +234,8 @@ CASES = [
         r"got the text 'many'; expected a whole number of scenarios such as 100000"),
     bad("montecarlo-dof-2", "PORTVAR", (X, COV, None, None, "montecarlo", None, 1000, 2), "dof",
         r"got 2; expected Student-t degrees of freedom above 2"),
-    bad("montecarlo-dof-error", "PORTVAR", (X, COV, None, None, "montecarlo", None, 1000, NAN), "dof",
-        r"got an error or NaN; expected Student-t degrees of freedom above 2"),
+    bad("montecarlo-dof-error", "PORTVAR", (X, COV, None, None, "montecarlo", None, 1000, NA), "dof",
+        r"got the error #N/A$"),
     bad("montecarlo-seed-negative", "PORTVAR", (X, COV, None, None, "montecarlo", None, 1000, None, -1), "seed",
         r"got -1; expected a whole number >= 0"),
     # ---- every other Excel function -------------------------------------------------------
@@ -248,20 +250,18 @@ CASES = [
     bad("portvol-blank", "PORTVOL", (col(5e6, None, 2e6), COV), "positions", r"item 2 holds a blank cell"),
     bad("riskreport-names-count", "RISKREPORT", (col("SPY", "TLT"), X, COV), "names",
         r"has 2 cells but there are 3 positions; expected one name per position"),
-    bad("riskreport-names-blank", "RISKREPORT", (col("SPY", None, "BTC"), X, COV), "names",
-        r"item 2 is blank; expected a name for every position"),
-    bad("riskreport-names-error", "RISKREPORT", (col("SPY", NAN, "BTC"), X, COV), "names",
-        r"item 2 holds an error or NaN; expected a name for every position"),
+    bad("riskreport-names-error", "RISKREPORT", (col("SPY", NA, "BTC"), X, COV), "names",
+        r"row 2, column 1 holds the error #N/A$"),
     bad("riskreport-limit-15", "RISKREPORT", (col("SPY", "TLT", "BTC"), X, COV, None, None, None, 15), "limit",
         r"got 15, which looks like a percentage; use 15% or 0.15"),
-    bad("riskreport-limit-error", "RISKREPORT", (col("SPY", "TLT", "BTC"), X, COV, None, None, None, NAN), "limit",
-        r"got an error or NaN; expected a fraction such as 15% or 0.15"),
+    bad("riskreport-limit-error", "RISKREPORT", (col("SPY", "TLT", "BTC"), X, COV, None, None, None, NA), "limit",
+        r"got the error #N/A$"),
     bad("returns-price-text", "RETURNS", (with_cell(PRICES, 2, 1, "n/a"),), "prices",
         r"row 3, column 2 holds the text 'n/a'; expected a price \(a positive number\)"),
     bad("returns-price-gap", "RETURNS", (with_cell(PRICES, 2, 1, None),), "prices",
         r"row 3, column 2 holds a blank cell; expected a price. Fill the gap, or use missing=\"drop\""),
-    bad("returns-price-error", "RETURNS", (with_cell(PRICES, 1, 0, NAN),), "prices",
-        r"row 2, column 1 holds an error or NaN; expected a price"),
+    bad("returns-price-error", "RETURNS", (with_cell(PRICES, 1, 0, NA),), "prices",
+        r"row 2, column 1 holds the error #N/A$"),
     bad("returns-price-negative", "RETURNS", (with_cell(PRICES, 3, 2, -5.0),), "prices",
         r"row 4, column 3 is -5; prices must be positive"),
     bad("returns-one-row", "RETURNS", (PRICES[:1],), "prices", r"has 1 row; at least 2 dates are needed to form a return"),
@@ -275,8 +275,8 @@ CASES = [
     bad("covmatrix-lam-94", "COVMATRIX", (HIST[:10], "ewma", 94), "lam", r"got 94, which looks like a percentage; use 0.94"),
     bad("corrmatrix-lam-0", "CORRMATRIX", (HIST[:10], "ewma", 0), "lam",
         r"got 0; expected a decay factor strictly between 0 and 1 such as 0.94"),
-    bad("corrmatrix-error", "CORRMATRIX", (with_cell(HIST[:10], 9, 2, NAN),), "returns",
-        r"row 10, column 3 holds an error or NaN; expected a finite number"),
+    bad("corrmatrix-error", "CORRMATRIX", (with_cell(HIST[:10], 9, 2, NA),), "returns",
+        r"row 10, column 3 holds the error #N/A$"),
     bad("nearestcorr-diagonal", "NEARESTCORR", (with_cell(NOT_PSD, 0, 0, 2.0),), "corr",
         r"the diagonal at row 1 is 2; a correlation matrix has 1 on its diagonal"),
     bad("nearestcorr-above-1", "NEARESTCORR", (with_cell(with_cell(CORR, 1, 2, 1.1), 2, 1, 1.1),), "corr",
@@ -285,8 +285,7 @@ CASES = [
     bad("nearestcorr-not-symmetric", "NEARESTCORR", (with_cell(NOT_PSD, 2, 0, 0.5),), "corr",
         r"is not symmetric: row 1, column 3 holds -0.9 but row 3, column 1 holds 0.5"),
     bad("mcstderr-measure", "MCSTDERR", (X, COV, None, None, "cvar"), "measure", r"got 'cvar'; expected one of var, es"),
-    bad("mcstderr-measure-error", "MCSTDERR", (X, COV, None, None, NAN), "measure",
-        r"got an error or NaN; expected one of var, es"),
+    bad("mcstderr-measure-error", "MCSTDERR", (X, COV, None, None, NA), "measure", r"got the error #N/A$"),
     bad("mcstderr-draws", "MCSTDERR", (X, COV, 0.99, None, None, None, 50), "draws",
         r"got 50; at 0.99 confidence at least 1000 draws are needed"),
     bad("varlimits-limit-15", "VARLIMITS", (X, COV, 15), "limit", r"got 15, which looks like a percentage; use 15% or 0.15"),
@@ -310,8 +309,8 @@ CASES = [
     bad("besthedge-size", "BESTHEDGE", (col(5e6, 3e6), COV), "cov", r"is 3 x 3 but there are 2 positions"),
     bad("returnperrisk-size", "RETURNPERRISK", (X, COV, col(0.01, 0.02)), "expected_returns",
         r"has 2 values but the book has 3 assets; expected one value per asset"),
-    bad("returnperrisk-error", "RETURNPERRISK", (X, COV, col(0.01, NAN, 0.0)), "expected_returns",
-        r"item 2 holds an error or NaN; expected a finite number"),
+    bad("returnperrisk-error", "RETURNPERRISK", (X, COV, col(0.01, NA, 0.0)), "expected_returns",
+        r"row 2, column 1 holds the error #N/A$"),
     bad("riskparity-zero-variance", "RISKPARITY", (np.diag([0.04, 0.0, 0.01]),), "cov",
         r"asset 2 has zero variance; it carries no risk and cannot take a positive risk budget"),
     bad("riskparity-budget-negative", "RISKPARITY", (COV, col(1.0, -1.0, 1.0)), "budgets",
@@ -474,10 +473,10 @@ def _write_value(ws, r: int, c: int, value) -> None:
         return  # a blank cell
     if isinstance(value, (bool, np.bool_)):
         ws.write_boolean(r, c, bool(value))
+    elif isinstance(value, str) and value == NA:
+        ws.write_formula(r, c, "=NA()")  # an error cell
     elif isinstance(value, str):
         ws.write_string(r, c, value)
-    elif math.isnan(float(value)):
-        ws.write_formula(r, c, "=NA()")  # an error cell: Excel hands the UDF NaN
     else:
         assert math.isfinite(float(value)), "infinite values cannot be typed into a sheet"
         ws.write_number(r, c, float(value))
@@ -535,7 +534,8 @@ def test_bad_input_message_from_a_recalculated_workbook(workbook, case):
     errors = {e.cell: e for e in result.errors if e.sheet == "Cases"}
     assert cell in errors, f"{case.id}: Cases!{cell} computed {result.value('Cases', cell)!r}"
     error = errors[cell]
-    assert error.error == "#VALUE!"
+    # an error cell in an input is passed along with its own code, as Excel's functions do
+    assert error.error == ("#N/A" if re.search("holds the error #N/A|got the error #N/A", case.message) else "#VALUE!")
     prefix = f"{case.function}: "
     assert error.reason.startswith(prefix), error.reason
     message = error.reason[len(prefix):]

@@ -95,8 +95,10 @@ def test_risk_report_table():
     np.testing.assert_allclose([row[2] for row in table[1:4]], Z * np.array([0.75e6, 0.3e6, 1.2e6]), rtol=1e-12)
     assert table[4][4] == pytest.approx(Z * np.sqrt(0.023895) * 1e7)
     assert table[4][5] == 1.0
-    with pytest.raises(ValueError, match="names: item 2 is blank"):
-        udfs.RISKREPORT(np.array([["SPY"], [None], ["BTC"]], dtype=object), COLUMN, COV)
+    # a blank name is a blank label (D4: it was refused, and labelled 'nan' where a blank arrived as NaN)
+    blank = udfs.RISKREPORT(np.array([["SPY"], [None], ["BTC"]], dtype=object), COLUMN, COV)
+    assert [row[0] for row in blank[1:]] == ["SPY", "", "BTC", "Total"]
+    assert blank[1:] == [[label, *row[1:]] for label, row in zip(["SPY", "", "BTC", "Total"], table[1:])]
 
 
 FUNCTIONS = xlmvar_functions()

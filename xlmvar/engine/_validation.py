@@ -227,7 +227,15 @@ def check_horizon(horizon) -> int:
         raise ValueError(
             f"horizon: got {describe(h)}; expected a positive whole number of periods such as 1 or 10"
         )
+    if h > _LARGEST_WHOLE:  # past 2**53 a float no longer holds every whole number
+        raise ValueError(
+            f"horizon: got {h:g}, more periods than a number can count exactly; expected a whole "
+            f"number of periods no larger than 2**53 = {_LARGEST_WHOLE:.0f}"
+        )
     return int(round(h))
+
+
+_LARGEST_WHOLE = 2.0**53
 
 
 def _check_square(

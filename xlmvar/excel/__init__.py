@@ -1,24 +1,37 @@
 """The Excel adapter: every xlmvar spreadsheet function, as xlwings and the workbook layer call it.
 
-:mod:`xlmvar.excel.functions` holds one thin function per Excel formula: it converts the
-cells it is given, calls the engine and shapes the result (a vector comes back in the
-orientation of the ``positions`` range).  :data:`FUNCTIONS` is the table of them by Excel
-name; the top-level module ``udfs`` re-exports it for xlwings (``UDF Modules: udfs``).
+:mod:`xlmvar.excel.convert` is the one conversion from cells to Python values for every
+runtime (classic Windows, Office.js / xlwings Server, xlwings Lite, headless) and the
+decorator :func:`~xlmvar.excel.convert.udf` that declares an Excel function.  The adapter
+modules in :data:`MODULES` hold the functions themselves, one thin function per formula:
+convert, call the engine, shape the result (a vector comes back in the orientation of the
+``positions`` range).  :data:`FUNCTIONS` gathers them by Excel name; the top-level module
+``udfs`` re-exports it for xlwings (``UDF Modules: udfs``).
 
 May import: the engine (:mod:`xlmvar.engine`) and xlwings.  Never the workbook layer.
 """
 
 from __future__ import annotations
 
-import inspect
+from . import convert, functions
+from .convert import is_udf
 
-from . import functions
+#: The adapter modules whose :func:`~xlmvar.excel.convert.udf` functions are Excel functions.
+MODULES = (functions,)
+
+
+def _gather(modules) -> dict:
+    table = {}
+    for module in modules:
+        for name, obj in vars(module).items():
+            if is_udf(obj) and obj.__module__ == module.__name__:
+                if name in table:
+                    raise RuntimeError(f"{name} is defined in {table[name].__module__} and {module.__name__}")
+                table[name] = obj
+    return table
+
 
 #: Excel name -> function, for every xlmvar spreadsheet function.
-FUNCTIONS = {
-    name: obj
-    for name, obj in vars(functions).items()
-    if name.isupper() and inspect.isfunction(obj) and obj.__module__ == functions.__name__
-}
+FUNCTIONS = _gather(MODULES)
 
-__all__ = ["FUNCTIONS", "functions"]
+__all__ = ["FUNCTIONS", "MODULES", "convert", "functions"]

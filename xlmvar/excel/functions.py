@@ -1,10 +1,12 @@
-"""xlmvar's Excel functions: one thin xlwings UDF per formula (the top-level ``udfs`` exposes them).
+"""xlmvar's Excel functions: one thin function per formula (the top-level ``udfs`` exposes them).
 
 Each function converts its arguments, calls the engine (:mod:`xlmvar`) and shapes the
-result; all maths and all argument checks live in the engine.  Argument conversions are
-declared as ``typing.Annotated`` hints in the signatures, which xlwings reads on every
-platform (the ``@xw.arg`` decorators are no-ops outside Windows and macOS), and the
-``doc`` entries are the help Excel's function wizard shows.
+result; all maths and all argument checks live in the engine.  Every function is declared
+with :func:`xlmvar.excel.convert.udf`, which converts what each Excel runtime passes (classic
+Windows, Office.js / xlwings Server, xlwings Lite, the headless calculator) to the same
+Python values and applies Excel's rules for error and blank cells before the function body
+runs.  Argument conversions are ``typing.Annotated`` hints in the signatures, which xlwings
+reads on every platform, and their ``doc`` entries are the help Excel's function wizard shows.
 
 Conventions (see README): positions are signed currency exposures; VaR and ES are positive
 losses in the same units; ``confidence`` is a probability (95% or 0.95); ``horizon`` is a
@@ -18,23 +20,14 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
-import xlwings as xw
 
 from ..engine import allocation, backtest, hedging, limits, parametric, risk, simulation, stress
 from ..engine import covariance as estimators
 from ..engine._validation import as_vector, check_flag, check_horizon
+from .convert import range_hint, udf, value_hint
 
-#: The category under which Excel's function wizard lists every xlmvar function.
-CATEGORY = "xlmvar"
-
-
-def _range(doc: str):
-    """A range argument: arrives as a 2-D numpy array (object dtype if it holds blanks or text)."""
-    return Annotated[np.ndarray, {"ndim": 2, "doc": doc}]
-
-
-def _value(kind, doc: str):
-    return Annotated[kind, {"doc": doc}]
+_range = range_hint
+_value = value_hint
 
 
 Positions = _range("Signed positions in currency (negative = short): one row or one column.")
@@ -102,7 +95,7 @@ def _decompose(measure, positions, model, confidence, horizon, method, mean, dra
     )
 
 
-@xw.func(category=CATEGORY)
+@udf
 def PORTVAR(
     positions: Positions,
     model: Model,
@@ -119,7 +112,7 @@ def PORTVAR(
     return _decompose("var", *args).total
 
 
-@xw.func(category=CATEGORY)
+@udf
 def MARGINALVAR(
     positions: Positions,
     model: Model,
@@ -136,7 +129,7 @@ def MARGINALVAR(
     return _column_like(_decompose("var", *args).marginal, positions)
 
 
-@xw.func(category=CATEGORY)
+@udf
 def COMPONENTVAR(
     positions: Positions,
     model: Model,
@@ -153,7 +146,7 @@ def COMPONENTVAR(
     return _column_like(_decompose("var", *args).component, positions)
 
 
-@xw.func(category=CATEGORY)
+@udf
 def COMPONENTVARPCT(
     positions: Positions,
     model: Model,
@@ -170,7 +163,7 @@ def COMPONENTVARPCT(
     return _column_like(_decompose("var", *args).percent, positions)
 
 
-@xw.func(category=CATEGORY)
+@udf
 def INDIVIDUALVAR(
     positions: Positions,
     model: Model,
@@ -188,7 +181,7 @@ def INDIVIDUALVAR(
     return _column_like(values, positions)
 
 
-@xw.func(category=CATEGORY)
+@udf
 def UNDIVERSIFIEDVAR(
     positions: Positions,
     model: Model,
@@ -205,7 +198,7 @@ def UNDIVERSIFIEDVAR(
     return risk.undiversified_var(positions, model, confidence, horizon, **options)
 
 
-@xw.func(category=CATEGORY)
+@udf
 def DIVERSIFICATION(
     positions: Positions,
     model: Model,
@@ -222,7 +215,7 @@ def DIVERSIFICATION(
     return risk.diversification_benefit(positions, model, confidence, horizon, **options)
 
 
-@xw.func(category=CATEGORY)
+@udf
 def INCREMENTALVAR(
     positions: Positions,
     model: Model,
@@ -250,7 +243,7 @@ def INCREMENTALVAR(
     ]
 
 
-@xw.func(category=CATEGORY)
+@udf
 def PORTES(
     positions: Positions,
     model: Model,
@@ -267,7 +260,7 @@ def PORTES(
     return _decompose("es", *args).total
 
 
-@xw.func(category=CATEGORY)
+@udf
 def MARGINALES(
     positions: Positions,
     model: Model,
@@ -284,7 +277,7 @@ def MARGINALES(
     return _column_like(_decompose("es", *args).marginal, positions)
 
 
-@xw.func(category=CATEGORY)
+@udf
 def COMPONENTES(
     positions: Positions,
     model: Model,
@@ -301,19 +294,19 @@ def COMPONENTES(
     return _column_like(_decompose("es", *args).component, positions)
 
 
-@xw.func(category=CATEGORY)
+@udf
 def PORTVOL(positions: Positions, cov: Cov, horizon: Horizon = None) -> float:
     """Standard deviation of the book's P&L over the horizon, sqrt(x' S x) sqrt(horizon)."""
     return parametric.portfolio_sigma(positions, cov) * np.sqrt(check_horizon(horizon))
 
 
-@xw.func(category=CATEGORY)
+@udf
 def COVFROMCORR(vols: Vols, corr: Corr) -> Vector:
     """Covariance matrix from volatilities and correlations: cov_ij = vol_i corr_ij vol_j."""
     return estimators.cov_from_corr(vols, corr)
 
 
-@xw.func(category=CATEGORY)
+@udf
 def RISKREPORT(
     names: Names,
     positions: Positions,
@@ -350,21 +343,25 @@ def RISKREPORT(
 
 
 def _labels(names, size: int) -> list[str]:
-    """Asset names as text; blanks are refused so that every report row is labelled."""
+    """Asset names as text, one per position; a blank name gives a blank label."""
     arr = np.asarray(names, dtype=object)
     flat = arr.reshape(-1) if arr.ndim else arr.reshape(1)
     if flat.size != size:
         raise ValueError(f"names: has {flat.size} cells but there are {size} positions; expected one name per position")
-    labels = []
-    for i, value in enumerate(flat):
-        if value is None or (isinstance(value, str) and not value.strip()):
-            raise ValueError(f"names: item {i + 1} is blank; expected a name for every position")
-        if isinstance(value, float) and not np.isfinite(value):  # an error cell
-            raise ValueError(f"names: item {i + 1} holds an error or NaN; expected a name for every position")
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        labels.append(str(value))
-    return labels
+    return [_label(value, i) for i, value in enumerate(flat)]
+
+
+def _label(value, i: int) -> str:
+    """A name cell as text: blank -> "", TRUE -> "TRUE", 2.0 -> "2", text as it is."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and not np.isfinite(value):  # NaN from Python, never 'nan'
+        raise ValueError(f"names: item {i + 1} holds {'NaN' if value != value else 'an infinite value'}; expected a name")
+    if isinstance(value, (bool, np.bool_)):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _cell(value):
@@ -386,41 +383,41 @@ def _flags(breach) -> list:
 # ------------------------------------------------------------------------------------------
 # Risk from price history
 # ------------------------------------------------------------------------------------------
-@xw.func(category=CATEGORY)
+@udf
 def RETURNS(
     prices: Prices,
-    method: _value(str, 'Return type: "simple" (default) or "log".') = None,
-    missing: _value(str, 'Gaps: "error" (default) names the cell; "drop" drops incomplete rows.') = None,
+    method: _value(str, 'Return type: "simple" (default) or "log".') = "simple",
+    missing: _value(str, 'Gaps: "error" (default) names the cell; "drop" drops incomplete rows.') = "error",
 ) -> Vector:
     """Returns from a price table (one row fewer): simple p_t/p_(t-1) - 1 or log ln(p_t/p_(t-1))."""
-    return estimators.returns_from_prices(prices, method or "simple", missing or "error")
+    return estimators.returns_from_prices(prices, method, missing)
 
 
-@xw.func(category=CATEGORY)
-def COVMATRIX(returns: Returns, method: CovMethod = None, lam: Lam = None) -> Vector:
+@udf
+def COVMATRIX(returns: Returns, method: CovMethod = "sample", lam: Lam = 0.94) -> Vector:
     """Covariance matrix per period estimated from a returns table (sample, EWMA or Ledoit-Wolf)."""
-    return estimators.covariance(returns, method or "sample", 0.94 if lam is None else lam)
+    return estimators.covariance(returns, method, lam)
 
 
-@xw.func(category=CATEGORY)
-def CORRMATRIX(returns: Returns, method: CovMethod = None, lam: Lam = None) -> Vector:
+@udf
+def CORRMATRIX(returns: Returns, method: CovMethod = "sample", lam: Lam = 0.94) -> Vector:
     """Correlation matrix estimated from a returns table (sample, EWMA or Ledoit-Wolf)."""
-    return estimators.correlation(returns, method or "sample", 0.94 if lam is None else lam)
+    return estimators.correlation(returns, method, lam)
 
 
-@xw.func(category=CATEGORY)
+@udf
 def NEARESTCORR(corr: Corr) -> Vector:
     """Nearest valid correlation matrix (Higham 2002) to a hand-typed one that is not positive semi-definite."""
     return estimators.nearest_corr(corr)
 
 
-@xw.func(category=CATEGORY)
+@udf
 def MCSTDERR(
     positions: Positions,
     cov: Cov,
     confidence: Confidence = None,
     horizon: Horizon = None,
-    measure: _value(str, 'Measure: "var" (default) or "es".') = None,
+    measure: _value(str, 'Measure: "var" (default) or "es".') = "var",
     mean: Mean = None,
     draws: Draws = None,
     dof: Dof = None,
@@ -428,13 +425,13 @@ def MCSTDERR(
 ) -> float:
     """Standard error of the Monte Carlo VaR (or ES) estimate with these draws."""
     options = {k: v for k, v in {"mean": mean, "draws": draws, "dof": dof, "seed": seed}.items() if v is not None}
-    return simulation.standard_error(positions, cov, measure or "var", confidence, horizon, **options)
+    return simulation.standard_error(positions, cov, measure, confidence, horizon, **options)
 
 
 # ------------------------------------------------------------------------------------------
 # From risk numbers to decisions
 # ------------------------------------------------------------------------------------------
-@xw.func(category=CATEGORY)
+@udf
 def INCREMENTALES(
     positions: Positions,
     model: Model,
@@ -462,7 +459,7 @@ def INCREMENTALES(
     ]
 
 
-@xw.func(category=CATEGORY)
+@udf
 def VARLIMITS(
     positions: Positions,
     model: Model,
@@ -486,7 +483,7 @@ def VARLIMITS(
     return table
 
 
-@xw.func(category=CATEGORY)
+@udf
 def NEWASSETMVAR(
     positions: Positions,
     cov_book: _range("Covariance matrix of the assets held, per period."),
@@ -500,7 +497,7 @@ def NEWASSETMVAR(
     return hedging.marginal_var_new_asset(positions, cov_book, cov_with_book, var_new, confidence, horizon)
 
 
-@xw.func(category=CATEGORY)
+@udf
 def BESTHEDGE(positions: Positions, cov: Cov, confidence: Confidence = None, horizon: Horizon = None) -> Table:
     """For each asset, the trade in it alone that minimises VaR, the VaR after it and the reduction."""
     result = hedging.best_hedge(positions, cov, confidence, horizon)
@@ -510,7 +507,7 @@ def BESTHEDGE(positions: Positions, cov: Cov, confidence: Confidence = None, hor
     return table
 
 
-@xw.func(category=CATEGORY)
+@udf
 def RETURNPERRISK(
     positions: Positions,
     model: Model,
@@ -533,7 +530,7 @@ def RETURNPERRISK(
     return table
 
 
-@xw.func(category=CATEGORY)
+@udf
 def RISKPARITY(
     cov: Cov,
     budgets: _range("Optional risk budget of each asset (normalised to sum to 1); default equal.") = None,
@@ -543,13 +540,13 @@ def RISKPARITY(
     return _column_like(result.weights, budgets if budgets is not None else np.empty((len(result.weights), 1)))
 
 
-@xw.func(category=CATEGORY)
+@udf
 def STRESSCORR(corr: Corr, theta: _value(float, "Stress weight in [0, 1]: 0 keeps corr, 1 makes every correlation 1.")) -> Vector:
     """Correlations pushed toward 1 as in a crisis: (1 - theta) corr + theta; stays a valid matrix."""
     return stress.stress_corr(corr, theta)
 
 
-@xw.func(category=CATEGORY)
+@udf
 def VARBACKTEST(
     pnl: _range("Realised P&L per period (gains positive)."),
     var: _range("VaR forecast per period (positive losses), same length as pnl, or one number."),

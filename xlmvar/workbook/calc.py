@@ -10,9 +10,11 @@ moved into place atomically, so an interrupted run never leaves a half-written w
 and never touches the input.
 
 Bridge conventions: a UDF argument annotated as a range (``np.ndarray``) receives a 2-D
-object array with blanks as ``None`` and error cells as NaN, as xlwings passes them; a
-scalar argument receives a single value (``None`` when blank or omitted).  An exception in
-a UDF becomes ``#VALUE!`` in its cell, with the message kept as the reason.
+object array with blanks as ``None`` and error cells as formulas' ``XlError`` (which the
+adapter's converter reads as the error code); a scalar argument receives a single value
+(``None`` when blank or omitted).  An exception in a UDF becomes ``#VALUE!`` in its cell (or
+the error code the exception names in ``excel_error``, e.g. ``#N/A`` passed along from an
+input), with the message kept as the reason.
 """
 
 from __future__ import annotations
@@ -82,13 +84,11 @@ def _is_range_hint(hint) -> bool:
 
 
 def _cell_value(value):
-    """One cell as xlwings hands it to a UDF: blank -> None, error -> NaN, numpy -> Python."""
+    """One cell for a UDF: blank -> None, numpy -> Python; an error stays formulas' XlError."""
     import schedula as sh
 
     if value is sh.EMPTY or value is None or (isinstance(value, str) and value == MISSING):
         return None
-    if isinstance(value, _xl_error_class()):
-        return float("nan")
     if isinstance(value, np.generic):
         return value.item()
     return value
@@ -110,9 +110,7 @@ def _range_argument(value):
     out = np.empty(arr.shape, dtype=object)
     for index, item in np.ndenumerate(arr):
         out[index] = _cell_value(item)
-    if all(item is None for item in out.flat):
-        return None  # an omitted optional range
-    return out
+    return out  # a range of blanks stays one: the adapter reads it as omitted where optional
 
 
 def _scalar_argument(value, name: str):
@@ -140,7 +138,7 @@ def excel_function(udf):
             result = udf(*converted)
         except Exception as exc:  # shown in the cell as #VALUE!, reason kept for the report
             message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-            return _error("#VALUE!", message, udf.__name__)
+            return _error(getattr(exc, "excel_error", "#VALUE!"), message, udf.__name__)
         if isinstance(result, (list, tuple, np.ndarray)):
             out = np.asarray(result, dtype=object)
             return out.reshape(1, -1) if out.ndim == 1 else out
