@@ -85,6 +85,7 @@ _rng = np.random.default_rng(7)
 HIST = np.round(_rng.normal(0.0005, 0.01, size=(12, 3)), 6).tolist()
 PRICES = np.round(100.0 * np.cumprod(1.0 + np.asarray(HIST[:6]), axis=0), 4).tolist()
 PNL = np.round(_rng.normal(0.0, 1.0, size=(12, 1)), 4).tolist()
+FACTOR_RETURNS = np.round(_rng.normal(0.0, 0.01, size=(12, 1)), 6).tolist()
 
 
 def _col(*values):
@@ -123,6 +124,15 @@ ARGUMENTS = {
     "theta": [[0.3]],
     "pnl": PNL,
     "var": _col(*[1.5] * len(PNL)),
+    "groups": _col("Equity", "Rates", "Equity"),
+    "factor_returns": FACTOR_RETURNS,
+    "loadings": _col(1.0, 0.5, 1.5),
+    "factor_cov": [[0.04]],
+    "specific_var": _col(0.01, 0.02, 0.03),
+    "shocks": [[-0.2, 0.05, -0.5], [0.0, -0.1, 0.1]],
+    "dates": _col(*(f"2024-{m:02d}" for m in range(1, len(HIST) + 1))),
+    "k": [[3]],
+    "window": [[6]],
 }
 #: per function: arguments whose base differs from ARGUMENTS
 OVERRIDES = {
@@ -131,6 +141,9 @@ OVERRIDES = {
     "CORRMATRIX": {"method": [["ewma"]]},
     "MCSTDERR": {"draws": [[1000]], "seed": [[7]], "measure": [["var"]]},
     "VARBACKTEST": {"confidence": [[0.9]]},
+    "FACTORVAR": {"names": [["Market"]]},
+    "STRESSPNL": {"names": _col("Crash", "Rates up")},
+    "ROLLINGVAR": {"method": [["normal"]], "confidence": [[0.9]]},
 }
 
 

@@ -19,13 +19,13 @@ ROLLINGVAR         :func:`xlmvar.engine.rolling.rolling_var`
 
 from __future__ import annotations
 
-import xlwings as xw
-
-from ..engine import factors, risk, rolling, scenarios
+from ..engine import factors, rolling, scenarios
 from ..engine import groups as grouping
 from ..engine.groups import check_labels
+from .convert import udf
 from .functions import (
-    CATEGORY,
+    Method,
+    Model,
     Confidence,
     Dof,
     Draws,
@@ -42,16 +42,6 @@ from .functions import (
     _value,
 )
 
-Model = _range(
-    "Covariance matrix per period (normal, montecarlo), a returns table, rows = periods "
-    "(historical, cornish-fisher), or a P&L table in currency, rows = scenarios, columns = "
-    "positions (pnl)."
-)
-Method = _value(
-    str,
-    'Method: "normal" (default), "historical", "cornish-fisher" (or "modified"), "montecarlo", '
-    '"pnl" (full revaluation: model is a P&L table, positions scale its columns, 1 = as held).',
-)
 Groups = _range("Group label of each position (desk, asset class, sector): one per position.")
 FactorReturns = _range("Factor returns: rows = the same periods as returns, columns = factors.")
 Loadings = _range("Factor loadings (betas): one row per asset, one column per factor.")
@@ -59,19 +49,8 @@ FactorCov = _range("Covariance matrix of the factor returns, per period.")
 SpecificVar = _range("Specific (residual) variance of each asset per period, one per asset.")
 
 
-def _engine_options(method, mean, draws, dof, seed) -> dict:
-    """:func:`functions._options`, which also knows the pnl method (it takes no options)."""
-    if risk.check_method(method) != "pnl":
-        return _options(method, mean, draws, dof, seed)
-    given = {"mean": mean, "draws": draws, "dof": dof, "seed": seed}
-    for key, value in given.items():
-        if value is not None:
-            raise ValueError(f"{key}: the pnl method does not take it (it takes none of mean, draws, dof, seed)")
-    return {"method": "pnl"}
-
-
 def _group_table(measure, positions, model, group_labels, confidence, horizon, method, mean, draws, dof, seed):
-    options = _engine_options(method, mean, draws, dof, seed)
+    options = _options(method, mean, draws, dof, seed)
     result = grouping.group_risk(positions, model, group_labels, measure, confidence, horizon, **options)
     what = "VaR" if measure == "var" else "ES"
     table = [["Group", f"Standalone {what}", f"Component {what}", f"% of {what}", "Diversification benefit"]]
@@ -87,7 +66,7 @@ def _group_table(measure, positions, model, group_labels, confidence, horizon, m
     return table
 
 
-@xw.func(category=CATEGORY)
+@udf
 def GROUPVAR(
     positions: Positions,
     model: Model,
@@ -104,7 +83,7 @@ def GROUPVAR(
     return _group_table("var", positions, model, groups, confidence, horizon, method, mean, draws, dof, seed)
 
 
-@xw.func(category=CATEGORY)
+@udf
 def GROUPES(
     positions: Positions,
     model: Model,
@@ -121,7 +100,7 @@ def GROUPES(
     return _group_table("es", positions, model, groups, confidence, horizon, method, mean, draws, dof, seed)
 
 
-@xw.func(category=CATEGORY)
+@udf
 def FACTORLOADINGS(returns: Returns, factor_returns: FactorReturns) -> Table:
     """Least-squares betas of each asset on the factors (with an intercept), specific variance and R^2; one row per asset."""
     fit = factors.factor_loadings(returns, factor_returns)
@@ -132,13 +111,13 @@ def FACTORLOADINGS(returns: Returns, factor_returns: FactorReturns) -> Table:
     return table
 
 
-@xw.func(category=CATEGORY)
+@udf
 def FACTORCOV(loadings: Loadings, factor_cov: FactorCov, specific_var: SpecificVar) -> Vector:
     """Asset covariance implied by a factor model: loadings x factor_cov x loadings' + diag(specific_var)."""
     return factors.factor_cov(loadings, factor_cov, specific_var)
 
 
-@xw.func(category=CATEGORY)
+@udf
 def FACTORVAR(
     positions: Positions,
     loadings: Loadings,
@@ -161,7 +140,7 @@ def FACTORVAR(
     return table
 
 
-@xw.func(category=CATEGORY)
+@udf
 def STRESSPNL(
     positions: Positions,
     shocks: _range("Shock table: one row per scenario, the return of each asset in it (e.g. -20%)."),
@@ -172,7 +151,7 @@ def STRESSPNL(
     return [["Scenario", "P&L"], *([_cell(label), float(p)] for label, p in zip(result.labels, result.pnl))]
 
 
-@xw.func(category=CATEGORY)
+@udf
 def WORSTDAYS(
     positions: Positions,
     returns: Returns,
@@ -188,7 +167,7 @@ def WORSTDAYS(
     return table
 
 
-@xw.func(category=CATEGORY)
+@udf
 def ROLLINGVAR(
     positions: Positions,
     returns: Returns,

@@ -32,8 +32,9 @@ _value = value_hint
 
 Positions = _range("Signed positions in currency (negative = short): one row or one column.")
 Model = _range(
-    "Covariance matrix per period (methods normal, montecarlo) or a returns table, "
-    "rows = periods, columns = assets (historical, cornish-fisher)."
+    "Covariance matrix per period (normal, montecarlo), a returns table, rows = periods "
+    "(historical, cornish-fisher), or a P&L table in currency, rows = scenarios, columns = "
+    "positions (pnl)."
 )
 Cov = _range("Covariance matrix of the asset returns, per period.")
 Trade = _range("Prospective trade: signed change in each position, same shape as positions.")
@@ -41,7 +42,9 @@ Names = _range("Asset names, one per position.")
 Confidence = _value(float, "Confidence level as a probability: 95% or 0.95 (default 95%).")
 Horizon = _value(float, "Horizon in periods of the risk model (days for daily data); default 1.")
 Method = _value(
-    str, 'Method: "normal" (default), "historical", "cornish-fisher" (or "modified"), "montecarlo".'
+    str,
+    'Method: "normal" (default), "historical", "cornish-fisher" (or "modified"), "montecarlo", '
+    '"pnl" (full revaluation: model is a P&L table, positions scale its columns, 1 = as held).',
 )
 Mean = _range("Optional expected return per period of each asset (normal, montecarlo).")
 Draws = _value(float, "Monte Carlo: number of draws (default 100,000).")
@@ -77,6 +80,7 @@ def _options(method, mean, draws, dof, seed) -> dict:
         "montecarlo": ("mean", "draws", "dof", "seed"),
         "historical": (),
         "cornish-fisher": (),
+        "pnl": (),
     }[name]
     options = {"method": name}
     for key, value in given.items():
