@@ -70,10 +70,10 @@ def test_methods_side_by_side_match_the_engine(result, data):
 
 
 def test_estimators_and_returns_round_trip(result, data):
-    np.testing.assert_allclose(_cell_of(result, "COVMATRIX(Returns)")[0][1].astype(float), np.cov(data, rowvar=False), rtol=1e-12)
-    assert result.value("Prices", "I3") < 1e-12  # RETURNS of the rebuilt index gives back the data
+    np.testing.assert_allclose(_cell_of(result, "COVMATRIX(History)")[0][1].astype(float), np.cov(data, rowvar=False), rtol=1e-12)
+    assert result.value("Prices", "J3") < 1e-12  # RETURNS of the rebuilt index gives back the data
     np.testing.assert_allclose(
-        [result.value("Prices", f"E{r}") for r in range(3, 27)], data[:24, 0], rtol=1e-9
+        [result.value("Prices", f"F{r}") for r in range(4, 28)], data[:24, 0], rtol=1e-9
     )
 
 
