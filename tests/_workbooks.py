@@ -1,4 +1,5 @@
-"""Helpers shared by the workbook tests: reading inputs and recalculating in LibreOffice."""
+"""Helpers shared by the workbook tests: reading inputs, LibreOffice (recalculating, rendering),
+comparing a committed template with a freshly generated one."""
 
 from __future__ import annotations
 
@@ -13,12 +14,18 @@ import openpyxl
 ROOT = Path(__file__).resolve().parents[1]
 WORKBOOKS = ROOT / "workbooks"
 
+#: LibreOffice's "Recalculation on file load" for Excel files: 0 always, 1 never (its default:
+#: the saved values are shown, except that array formulas are always recomputed).
+RECALC_ALWAYS, RECALC_NEVER = 0, 1
 _RECALC_ON_LOAD = """<?xml version="1.0" encoding="UTF-8"?>
 <oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema"
  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
-<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="OOXMLRecalcMode" oor:op="fuse"><value>0</value></prop></item>
+<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="OOXMLRecalcMode" oor:op="fuse"><value>{mode}</value></prop></item>
 </oor:items>
 """
+#: LibreOffice's CSV export, every sheet to its own file (BOOK-SHEET.csv), cells as shown:
+#: separator ",", quote '"', UTF-8, formatted text, all sheets (-1).
+CSV_AS_SHOWN = "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,true,false,false,-1"
 
 
 def soffice() -> str | None:
@@ -29,20 +36,29 @@ def soffice() -> str | None:
     return found
 
 
-def libreoffice_recalculate(book: Path, workdir: Path) -> Path:
-    """Open ``book`` in headless LibreOffice with recalc-on-load forced, save it as .xlsx."""
-    profile = workdir / "lo-profile"
+def libreoffice_convert(books, workdir: Path, convert_to: str, recalc: int = RECALC_NEVER) -> Path:
+    """Convert ``books`` with one headless LibreOffice run; returns the output folder.
+
+    A private profile sets the recalculation mode on load (``RECALC_NEVER`` is what a user of
+    a default installation sees).
+    """
+    profile = workdir / f"lo-profile-{recalc}"
     (profile / "user").mkdir(parents=True, exist_ok=True)
-    (profile / "user" / "registrymodifications.xcu").write_text(_RECALC_ON_LOAD)
+    (profile / "user" / "registrymodifications.xcu").write_text(_RECALC_ON_LOAD.format(mode=recalc))
     out = workdir / "lo-out"
     out.mkdir(exist_ok=True)
     env = dict(os.environ, HOME=str(workdir))
     subprocess.run(
         [soffice(), f"-env:UserInstallation={profile.as_uri()}", "--headless", "--norestore",
-         "--convert-to", "xlsx", "--outdir", str(out), str(book)],
-        check=True, capture_output=True, timeout=180, env=env,
+         "--convert-to", convert_to, "--outdir", str(out), *map(str, books)],
+        check=True, capture_output=True, timeout=300, env=env,
     )
-    return out / book.name
+    return out
+
+
+def libreoffice_recalculate(book: Path, workdir: Path) -> Path:
+    """Open ``book`` in headless LibreOffice with recalc-on-load forced, save it as .xlsx."""
+    return libreoffice_convert([book], workdir, "xlsx", RECALC_ALWAYS) / book.name
 
 
 def cached_values(path: Path, sheet: str) -> dict:
