@@ -36,6 +36,14 @@ def soffice() -> str | None:
     return found
 
 
+def pdftotext() -> str | None:
+    """Path of poppler's pdftotext; required like LibreOffice when XLMVAR_REQUIRE_LIBREOFFICE is set."""
+    found = shutil.which("pdftotext")
+    if found is None and os.environ.get("XLMVAR_REQUIRE_LIBREOFFICE"):
+        raise RuntimeError("XLMVAR_REQUIRE_LIBREOFFICE is set but pdftotext (poppler-utils) is not installed")
+    return found
+
+
 def libreoffice_convert(books, workdir: Path, convert_to: str, recalc: int = RECALC_NEVER) -> Path:
     """Convert ``books`` with one headless LibreOffice run; returns the output folder.
 

@@ -27,7 +27,7 @@ from openpyxl.worksheet.formula import ArrayFormula
 from xlmvar.excel import FUNCTIONS
 from xlmvar.workbook._xlsx import sheet_parts
 
-from _workbooks import CSV_AS_SHOWN, WORKBOOKS, libreoffice_convert, soffice
+from _workbooks import CSV_AS_SHOWN, WORKBOOKS, libreoffice_convert, pdftotext, soffice
 
 NAMES = ["spy_tlt_btc", "edhec_history", "risk_desk"]
 BOOKS = [WORKBOOKS / f"{name}.xlsx" for name in NAMES]
@@ -43,6 +43,7 @@ ERROR = re.compile(r"^(#NAME\?|#VALUE!|#REF!|#DIV/0!|#N/A|#NUM!|#NULL!|Err:\d+)$
 needs_libreoffice = pytest.mark.skipif(
     soffice() is None, reason="LibreOffice is not installed (.ci/run installs libreoffice-calc-nogui)"
 )
+needs_pdftotext = pytest.mark.skipif(pdftotext() is None, reason="pdftotext is not installed (.ci/run installs poppler-utils)")
 
 
 # ------------------------------------------------------------------------------------------
@@ -154,7 +155,7 @@ def printed(tmp_path_factory):
     pages = {}
     for book in BOOKS:
         text = subprocess.run(
-            ["pdftotext", "-layout", str(out / f"{book.stem}.pdf"), "-"],
+            [pdftotext(), "-layout", str(out / f"{book.stem}.pdf"), "-"],
             check=True, capture_output=True, text=True, timeout=60,
         ).stdout
         pages[book.stem] = [page for page in text.split("\f") if page.strip()]
@@ -269,6 +270,7 @@ def _pages_by_sheet(pages, sheets):
 
 
 @needs_libreoffice
+@needs_pdftotext
 @pytest.mark.parametrize("book", BOOKS, ids=NAMES)
 def test_printed_pages_are_one_page_wide_with_the_title_on_each(printed, book):
     wb = openpyxl.load_workbook(book)
@@ -285,6 +287,7 @@ def test_printed_pages_are_one_page_wide_with_the_title_on_each(printed, book):
 
 
 @needs_libreoffice
+@needs_pdftotext
 @pytest.mark.parametrize("book", BOOKS, ids=NAMES)
 def test_wrapped_notes_print_whole(printed, book):
     wb = openpyxl.load_workbook(book)

@@ -369,8 +369,7 @@ def _report(workbook, st, fx) -> SimpleNamespace:
         ws.write(s_row + 3, 0, "PORTVAR minus native VaR (0)")
         ws.write_formula(s_row + 3, j, f"={ref(var_row, j)}-{ref(s_row + 1, j)}", st.money, 0)
     cv_top = s_row + 5
-    ws.write(cv_top - 1, 0, "Component VaR natively, x_i z (S x)_i sqrt(h) / sigma, and RISKREPORT's minus it", fx.note_line)
-    header_row(ws, cv_top, 0, ["Asset", "Component VaR", "Difference"], st)
+    header_row(ws, cv_top, 0, ["Asset", "Component VaR, native", "RISKREPORT minus native"], st, lines=2)
     cv0 = cv_top + 1
     ws.write_array_formula(
         cv0, 1, cv0 + n - 1, 1,
@@ -383,6 +382,7 @@ def _report(workbook, st, fx) -> SimpleNamespace:
         ws.write_formula(cv0 + i, 2, f"={ref(rr0 + 1 + i, 4)}-{ref(cv0 + i, 1)}", st.money, 0)
     ws.write(cv0 + n, 0, "Sum of native components", fx.total_text)
     ws.write_formula(cv0 + n, 1, f"=SUM({span(cv0, 1, cv0 + n - 1, 1)})", fx.total_money, 0)
+    ws.write(cv0 + n + 1, 0, "Component VaR natively: x_i z (S x)_i sqrt(h) / sigma; the chart draws this column.", fx.note_line)
 
     # The chart, beside the risk report, reads the native component column: Excel and
     # LibreOffice both compute it (LibreOffice cannot evaluate xlmvar functions, so a chart
