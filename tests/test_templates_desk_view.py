@@ -49,6 +49,12 @@ needs_pdftotext = pytest.mark.skipif(pdftotext() is None, reason="pdftotext is n
 # ------------------------------------------------------------------------------------------
 # Reading the archive: charts and what they cover
 # ------------------------------------------------------------------------------------------
+@lru_cache(maxsize=None)
+def _load(book, data_only=False):
+    """The workbook as openpyxl reads it (loaded once; the tests only read it)."""
+    return openpyxl.load_workbook(book, data_only=data_only)
+
+
 def _rels(archive, part):
     """{relationship id: target part} of a part."""
     folder, name = posixpath.split(part)
@@ -95,7 +101,7 @@ def _charts(book):
 
 def _filled(book, sheet):
     """(row, col) of every cell of ``sheet`` holding a value or a formula (1-based)."""
-    ws = openpyxl.load_workbook(book)[sheet]
+    ws = _load(book)[sheet]
     return {(r, c) for (r, c), cell in ws._cells.items() if cell.value not in (None, "")}
 
 
@@ -113,13 +119,13 @@ def test_no_defined_name_is_an_xlmvar_function_name(book):
     # LibreOffice reads NAME( as a call only when it knows the function: with a name Returns,
     # =RETURNS(...) became the range Returns followed by "(" (Err:509). Names equal to its own
     # functions are harmless (a name Confidence leaves =CONFIDENCE(0.05,1,100) at 0.196).
-    names = set(openpyxl.load_workbook(book).defined_names)
+    names = set(_load(book).defined_names)
     assert names and not {n.upper() for n in names} & {f.upper() for f in FUNCTIONS}
 
 
 @pytest.mark.parametrize("book", BOOKS, ids=NAMES)
 def test_every_sheet_prints_one_page_wide_with_titles_and_an_area(book):
-    for ws in openpyxl.load_workbook(book).worksheets:
+    for ws in _load(book).worksheets:
         assert ws.page_setup.orientation in ("landscape", "portrait"), ws.title
         assert ws.sheet_properties.pageSetUpPr.fitToPage, ws.title
         assert (ws.page_setup.fitToWidth or 1, ws.page_setup.fitToHeight) == (1, 0), ws.title  # 1: the default
@@ -142,7 +148,7 @@ def shown(tmp_path_factory):
     out = libreoffice_convert(BOOKS, tmp_path_factory.mktemp("lo-csv"), CSV_AS_SHOWN)
     tables = {}
     for book in BOOKS:
-        for sheet in openpyxl.load_workbook(book, read_only=True).sheetnames:
+        for sheet in _load(book).sheetnames:
             with (out / f"{book.stem}-{sheet}.csv").open(newline="", encoding="utf-8") as handle:
                 tables[book.stem, sheet] = list(csv.reader(handle))
     return tables
@@ -177,7 +183,7 @@ def _formula_cells(book):
     udf = {name.upper() for name in FUNCTIONS}
     calls = lambda text: set(re.findall(r"([A-Z][A-Z0-9._]*)\(", text.upper())) & udf  # noqa: E731
     native, spilled = {}, set()
-    for ws in openpyxl.load_workbook(book).worksheets:
+    for ws in _load(book).worksheets:
         for row in ws.iter_rows():
             for cell in row:
                 value = cell.value
@@ -214,7 +220,7 @@ def _shown_number(text):
 @pytest.mark.parametrize("book", BOOKS, ids=NAMES)
 def test_libreoffice_shows_every_formula_outside_xlmvar_arrays_as_the_workbook_holds_it(shown, book):
     native, spilled = _formula_cells(book)
-    saved = openpyxl.load_workbook(book, data_only=True)
+    saved = _load(book, data_only=True)
     errors = set()
     for (stem, sheet), table in shown.items():
         if stem != book.stem:
@@ -273,7 +279,7 @@ def _pages_by_sheet(pages, sheets):
 @needs_pdftotext
 @pytest.mark.parametrize("book", BOOKS, ids=NAMES)
 def test_printed_pages_are_one_page_wide_with_the_title_on_each(printed, book):
-    wb = openpyxl.load_workbook(book)
+    wb = _load(book)
     pages = printed[book.stem]
     assert not any("Err:" in page for page in pages)
     by_sheet = _pages_by_sheet(pages, wb.sheetnames)
@@ -290,7 +296,7 @@ def test_printed_pages_are_one_page_wide_with_the_title_on_each(printed, book):
 @needs_pdftotext
 @pytest.mark.parametrize("book", BOOKS, ids=NAMES)
 def test_wrapped_notes_print_whole(printed, book):
-    wb = openpyxl.load_workbook(book)
+    wb = _load(book)
     by_sheet = _pages_by_sheet(printed[book.stem], wb.sheetnames)
     notes = 0
     for ws in wb.worksheets:
