@@ -174,7 +174,7 @@ class _Formats:
         self.input_date = add({"num_format": "yyyy-mm-dd", "align": "left", "bg_color": "#FFF2CC"})
         self.text = add({})
         self.text_right = add({"align": "right"})
-        self.note_line = add({"italic": True, "font_color": "#595959"})  # a one-line note, overflowing right
+        self.note_line = add({"italic": True, "font_color": "#595959", "indent": 1})  # one line, overflowing right
         self.number = add({"num_format": "#,##0.00"})
         self.pvalue = add({"num_format": "0.0000"})
         # conditional formats (fill + font colour only)
@@ -384,7 +384,7 @@ def _report(workbook, st, fx) -> SimpleNamespace:
     ws.write_formula(cv0 + n, 1, f"=SUM({span(cv0, 1, cv0 + n - 1, 1)})", fx.total_money, 0)
     ws.write(cv0 + n + 1, 0, "Component VaR natively: x_i z (S x)_i sqrt(h) / sigma; the chart draws this column.", fx.note_line)
 
-    # The chart, beside the risk report, reads the native component column: Excel and
+    # The chart reads the native component column: Excel and
     # LibreOffice both compute it (LibreOffice cannot evaluate xlmvar functions, so a chart
     # of RISKREPORT's column would be empty there); the column's Difference checks it.
     chart = workbook.add_chart({"type": "bar"})
@@ -401,7 +401,8 @@ def _report(workbook, st, fx) -> SimpleNamespace:
     chart.set_legend({"none": True})
     chart.set_x_axis({"num_format": "$#,##0"})
     chart.set_y_axis({"reverse": True, "crossing": "max", "label_position": "low"})
-    insert_chart(ws, chart, r_top, 10, 16, 3)
+    # beside the parameters, covariance and portfolio figures (columns J..M are empty there)
+    insert_chart(ws, chart, p_top, 9, sd_row - p_top + 1, 4)
     return SimpleNamespace(
         var99=var99, n=n,
         asset=lambda i: _sheet_ref(REPORT, ref(first + i, 0, True)),
