@@ -114,6 +114,10 @@ def risk_sheet(workbook, st, names, first, t) -> None:
     ws.write_number(hor_row, 1, 1, st.input_int)
     ws.write(method_row, 0, "Method for `xlmvar report`")
     ws.write_string(method_row, 1, "historical", st.input_text)
+    ws.data_validation(method_row, 1, method_row, 1, {
+        "validate": "list", "source": ["normal", "historical", "cornish-fisher", "montecarlo"],
+        "input_title": "Method", "input_message": "The method `xlmvar report` uses",
+    })
     positions = span(r0, 2, r_total - 1, 2, True)
     mean = span(r0, 3, r_total - 1, 3, True)
     workbook.define_name("Assets", f"=Risk!{span(r0, 0, r_total - 1, 0, True)}")
