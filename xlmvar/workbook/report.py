@@ -61,7 +61,7 @@ def book_inputs(recalc: Recalculation) -> dict:
         return np.where(arr == sh.EMPTY, None, arr)
 
     method = _scalar(_named(recalc, "Method", required=False)) or "normal"
-    model_name = ("Covariance",) if risk.check_method(method) in ("normal", "montecarlo") else ("Returns",)
+    model_name = ("Covariance",) if risk.check_method(method) in ("normal", "montecarlo") else ("History", "Returns")
     return {
         "assets": [str(a) for a in clean(_named(recalc, "Assets")).reshape(-1)],
         "positions": clean(_named(recalc, "Positions")),

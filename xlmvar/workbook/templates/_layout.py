@@ -1,8 +1,10 @@
-"""Layout helpers shared by the template builders: A1 references, formats, workbook setup."""
+"""Layout helpers shared by the template builders: A1 references, formats, workbook setup,
+column widths, notes that fit their rows, charts placed over empty cells, print setup."""
 
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from pathlib import Path
 
 from openpyxl.utils.cell import get_column_letter
@@ -29,6 +31,11 @@ class Styles:
         self.title = add({"bold": True, "font_size": 14})
         self.heading = add({"bold": True, "font_size": 11, "font_color": "#1F4E79"})
         self.header = add({"bold": True, "bottom": 1, "bg_color": "#DDEBF7"})
+        self.header_num = add({"bold": True, "bottom": 1, "bg_color": "#DDEBF7", "align": "right"})
+        self.header_wrap = add({"bold": True, "bottom": 1, "bg_color": "#DDEBF7", "text_wrap": True, "valign": "bottom"})
+        self.header_wrap_num = add(
+            {"bold": True, "bottom": 1, "bg_color": "#DDEBF7", "text_wrap": True, "valign": "bottom", "align": "right"}
+        )
         self.input_money = add({"num_format": "$#,##0", "bg_color": "#FFF2CC"})
         self.input_pct = add({"num_format": "0.0%", "bg_color": "#FFF2CC"})
         self.input_num = add({"num_format": "0.00", "bg_color": "#FFF2CC"})
@@ -44,6 +51,14 @@ class Styles:
         self.label = add({})
         self.bold_money = add({"num_format": "$#,##0", "bold": True})
         self.note = add({"italic": True, "font_color": "#595959", "text_wrap": True, "valign": "top"})
+
+
+#: What a viewer without the add-in shows, said once at the top of every template.
+VIEWERS = (
+    "Without the xlmvar add-in, Excel shows the saved figures; LibreOffice shows them too, except "
+    "#NAME? in the tables that xlmvar functions spill (it recomputes array formulas on opening); "
+    "native-formula checks and charts show in both."
+)
 
 
 def new_workbook(path: Path):
@@ -68,10 +83,15 @@ def new_workbook(path: Path):
     return workbook, Styles(workbook)
 
 
-def write_array(ws, row: int, col: int, values, fmt=None) -> None:
-    for i, line in enumerate(values):
-        for j, value in enumerate(line):
-            ws.write(row + i, col + j, value, fmt)
+def header_row(ws, row: int, col: int, labels, st, lines: int = 1, label_first: bool = True) -> None:
+    """A table's header row: the label column's header left-aligned, the others right-aligned
+    over their numbers; with ``lines`` > 1 the labels wrap and the row is that many lines tall."""
+    wrap = lines > 1
+    left, right = (st.header_wrap, st.header_wrap_num) if wrap else (st.header, st.header_num)
+    for j, label in enumerate(labels):
+        ws.write(row, col + j, label, left if (label_first and j == 0) else right)
+    if wrap:
+        ws.set_row(row, ROW_POINTS * lines + 2)
 
 
 def spill(ws, row0: int, col0: int, row1: int, col1: int, formula: str, fmt=None) -> None:
@@ -79,3 +99,94 @@ def spill(ws, row0: int, col0: int, row1: int, col1: int, formula: str, fmt=None
     ws.write_dynamic_array_formula(row0, col0, row1, col1, formula, fmt, 0)
 
 
+
+
+# ------------------------------------------------------------------------------------------
+# Geometry: what a sheet's columns, notes and charts occupy
+# ------------------------------------------------------------------------------------------
+#: Excel's default column width (characters) and row height (points, pixels).
+DEFAULT_WIDTH = 8.43
+ROW_POINTS, ROW_PIXELS = 15.0, 20
+#: Average width of a character of wrapped note text, in units of the column width (the
+#: width of a digit); a little above the Calibri / Carlito average so a note never spills.
+_NOTE_CHAR = 0.95
+
+
+def _layout(ws) -> dict:
+    """Per-sheet record of what the helpers below laid out (column widths, charts)."""
+    return ws.__dict__.setdefault("_xlmvar_layout", {"widths": {}, "extent": (0, 0)})
+
+
+def set_widths(ws, first: int, last: int, width: float) -> None:
+    """Set the width of columns ``first..last`` (zero-based) and remember it."""
+    ws.set_column(first, last, width)
+    for col in range(first, last + 1):
+        _layout(ws)["widths"][col] = width
+
+
+def width(ws, col: int) -> float:
+    return _layout(ws)["widths"].get(col, DEFAULT_WIDTH)
+
+
+def column_pixels(ws, col: int) -> int:
+    """Pixel width of a column, as Excel (and XlsxWriter) convert a character width."""
+    w = width(ws, col)
+    return int(w * 12 + 0.5) if w < 1 else int(w * 7 + 0.5) + 5
+
+
+def _extend(ws, row: int, col: int) -> None:
+    r, c = _layout(ws)["extent"]
+    _layout(ws)["extent"] = (max(r, row), max(c, col))
+
+
+def note(ws, row: int, col0: int, col1: int, text: str, fmt, rows: int = 1) -> None:
+    """A wrapped note across columns col0..col1, in a box tall enough for it.
+
+    One row (the default) is made as tall as the text needs: its length over the merged
+    width in characters, rounded up.  A note that must not change row heights (beside a
+    long table) spans ``rows`` rows instead, and must fit them.
+    """
+    chars = sum(width(ws, c) for c in range(col0, col1 + 1)) / _NOTE_CHAR
+    needed = max(1, math.ceil(len(text) / chars))
+    if rows == 1:
+        if col1 > col0:
+            ws.merge_range(row, col0, row, col1, text, fmt)
+        else:
+            ws.write_string(row, col0, text, fmt)
+        ws.set_row(row, ROW_POINTS * needed + 2)
+        return
+    if needed > rows:
+        raise ValueError(f"note at row {row + 1}: needs {needed} lines, {rows} rows given")
+    ws.merge_range(row, col0, row + rows - 1, col1, text, fmt)
+
+
+def insert_chart(ws, chart, row: int, col: int, rows: int, cols: int) -> tuple[int, int]:
+    """Insert ``chart`` exactly over the cells row..row+rows-1, col..col+cols-1.
+
+    The chart is sized from the columns' widths and the default row height, so the cells it
+    covers are known (and kept empty by the builder); returns its last (row, col).
+    """
+    pixels = sum(column_pixels(ws, c) for c in range(col, col + cols))
+    chart.set_size({"width": pixels, "height": rows * ROW_PIXELS})
+    ws.insert_chart(row, col, chart, {"object_position": 1})
+    last = (row + rows - 1, col + cols - 1)
+    _extend(ws, *last)
+    return last
+
+
+def print_setup(ws, title_rows: int = 1, landscape: bool = True) -> None:
+    """File > Print gives a clean report: orientation, one page wide, titles, a print area.
+
+    The print area runs from A1 to the last cell written or covered by a chart; the first
+    ``title_rows`` rows repeat on every page; the footer names the sheet and the page.
+    """
+    if landscape:
+        ws.set_landscape()
+    else:
+        ws.set_portrait()
+    ws.fit_to_pages(1, 0)
+    ws.repeat_rows(0, title_rows - 1)
+    r, c = _layout(ws)["extent"]
+    ws.print_area(0, 0, max(r, ws.dim_rowmax or 0), max(c, ws.dim_colmax or 0))
+    ws.set_margins(left=0.4, right=0.4, top=0.5, bottom=0.6)
+    ws.set_footer("&L&A&RPage &P of &N")

@@ -1,6 +1,7 @@
 """Risk from history: the EDHEC hedge-fund indices, every method side by side (``edhec_history.xlsx``).
 
-Sheets: ``Returns`` (the data, with its attribution), ``Risk`` (a $100m fund of hedge-fund
+Sheets: ``Returns`` (the data, with its attribution; the defined name ``History`` covers the
+table, so that no name shadows the function RETURNS), ``Risk`` (a $100m fund of hedge-fund
 styles: covariance estimators, VaR / ES / component VaR by the normal, historical,
 Cornish-Fisher and Monte Carlo methods, a chart, and PerformanceAnalytics' published values
 recomputed in the sheet) and ``Prices`` (an index built from returns with native formulas and
@@ -12,7 +13,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from ._layout import ref, span, spill, write_array
+from ._layout import VIEWERS, header_row, insert_chart, note, print_setup, ref, set_widths, span, spill
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "edhec.csv"
 NOTIONAL = 100_000_000.0
@@ -50,46 +51,49 @@ def build(workbook, st) -> None:
     n, t = len(names), len(values)
     returns_sheet(workbook, st, names, dates, values)
     first, last = 2, 2 + t - 1  # zero-based rows of the data on the Returns sheet
-    returns = f"Returns!{span(first, 1, last, n, True)}"
-    workbook.define_name("Returns", f"={returns}")
-    risk_sheet(workbook, st, names, returns, first, t)
+    # Named History, not Returns: a name equal to a function name (RETURNS) is an error
+    # (Err:509) in LibreOffice wherever a formula uses it.
+    workbook.define_name("History", f"=Returns!{span(first, 1, last, n, True)}")
+    risk_sheet(workbook, st, names, first, t)
     prices_sheet(workbook, st, names, first)
 
 
 def returns_sheet(workbook, st, names, dates, values) -> None:
     ws = workbook.add_worksheet("Returns")
-    ws.set_column(0, 0, 12)
-    ws.set_column(1, len(names), 11)
-    ws.write(
-        0, 0,
-        "Monthly returns of the EDHEC hedge-fund style indices, 1997-01 to 2021-05. Source: the edhec "
-        "data set of the R package PerformanceAnalytics (GPL); see xlmvar/data/README.md.",
+    set_widths(ws, 0, 0, 12)
+    set_widths(ws, 1, len(names), 11)
+    note(
+        ws, 0, 0, len(names),
+        "Monthly returns of the EDHEC hedge-fund style indices, 1997-01 to 2021-05 (the defined name "
+        "History). Source: the edhec data set of the R package PerformanceAnalytics (GPL); see "
+        "xlmvar/data/README.md.",
         st.note,
     )
-    write_array(ws, 1, 0, [["Month end", *names]], st.header)
+    header_row(ws, 1, 0, ["Month end", *names], st, lines=2)
     for i, (date, row) in enumerate(zip(dates, values)):
         ws.write_string(2 + i, 0, date)
         for j, v in enumerate(row):
             ws.write_number(2 + i, 1 + j, v, st.pct2)
     ws.freeze_panes(2, 1)
+    print_setup(ws, title_rows=2, landscape=True)
 
 
-def risk_sheet(workbook, st, names, returns, first, t) -> None:
+def risk_sheet(workbook, st, names, first, t) -> None:
     ws = workbook.add_worksheet("Risk")
     n = len(names)
-    ws.set_column(0, 0, 30)
-    ws.set_column(1, 2 + n, 14)
+    set_widths(ws, 0, 0, 30)
+    set_widths(ws, 1, 2 + n, 14)
     ws.write(0, 0, "A $100m fund of hedge-fund styles: monthly VaR by every method", st.title)
-    ws.write(
-        1, 0,
+    note(
+        ws, 1, 0, 8,
         "Yellow cells are inputs. Returns are monthly, so horizon 1 is one month. Historical and "
-        "Cornish-Fisher read the returns table as it is (mean included); the normal and Monte Carlo "
-        "methods use its sample covariance and mean.",
+        "Cornish-Fisher read the returns table (named History) as it is, mean included; the normal and "
+        f"Monte Carlo methods use its sample covariance and mean. {VIEWERS}",
         st.note,
     )
     # Inputs: the book and the model
     ws.write(3, 0, "Book", st.heading)
-    write_array(ws, 4, 0, [["Strategy", "Weight", "Position ($)", "Mean return"]], st.header)
+    header_row(ws, 4, 0, ["Strategy", "Weight", "Position ($)", "Mean return"], st)
     r0 = 5
     for i, name in enumerate(names):
         r = r0 + i
@@ -110,6 +114,10 @@ def risk_sheet(workbook, st, names, returns, first, t) -> None:
     ws.write_number(hor_row, 1, 1, st.input_int)
     ws.write(method_row, 0, "Method for `xlmvar report`")
     ws.write_string(method_row, 1, "historical", st.input_text)
+    ws.data_validation(method_row, 1, method_row, 1, {
+        "validate": "list", "source": ["normal", "historical", "cornish-fisher", "montecarlo"],
+        "input_title": "Method", "input_message": "The method `xlmvar report` uses",
+    })
     positions = span(r0, 2, r_total - 1, 2, True)
     mean = span(r0, 3, r_total - 1, 3, True)
     workbook.define_name("Assets", f"=Risk!{span(r0, 0, r_total - 1, 0, True)}")
@@ -120,36 +128,36 @@ def risk_sheet(workbook, st, names, returns, first, t) -> None:
 
     # Covariance estimators
     c_top = method_row + 2
-    ws.write(c_top, 0, "Covariance  =COVMATRIX(Returns)  (sample, divides by n - 1)", st.heading)
-    write_array(ws, c_top + 1, 1, [[f"#{j + 1}" for j in range(n)]], st.header)
+    ws.write(c_top, 0, "Covariance  =COVMATRIX(History)  (sample, divides by n - 1)", st.heading)
+    header_row(ws, c_top + 1, 1, [f"#{j + 1}" for j in range(n)], st, label_first=False)
     c0 = c_top + 2
     for i in range(n):
         ws.write(c0 + i, 0, f"#{i + 1} {names[i]}")
-    spill(ws, c0, 1, c0 + n - 1, n, "=COVMATRIX(Returns)", st.sci)
+    spill(ws, c0, 1, c0 + n - 1, n, "=COVMATRIX(History)", st.sci)
     workbook.define_name("Covariance", f"=Risk!{span(c0, 1, c0 + n - 1, n, True)}")
     args = f"Positions,Covariance,Confidence,Horizon"
 
     e_top = c0 + n + 1
     ws.write(e_top, 0, "Volatility by estimator (annualised: x sqrt(12))", st.heading)
-    write_array(ws, e_top + 1, 0, [["Strategy", "Sample", "EWMA 0.94", "Ledoit-Wolf"]], st.header)
+    header_row(ws, e_top + 1, 0, ["Strategy", "Sample", "EWMA 0.94", "Ledoit-Wolf"], st)
     estimators = ('"sample"', '"ewma"', '"ledoit-wolf"')
     e0 = e_top + 2
     for i, name in enumerate(names):
         ws.write(e0 + i, 0, name)
         for j, est in enumerate(estimators, start=1):
             ws.write_formula(
-                e0 + i, j, f"=SQRT(12*INDEX(COVMATRIX(Returns,{est}),{i + 1},{i + 1}))", st.pct, 0
+                e0 + i, j, f"=SQRT(12*INDEX(COVMATRIX(History,{est}),{i + 1},{i + 1}))", st.pct, 0
             )
 
     # Every method side by side
     m_top = e0 + n + 1
     ws.write(m_top, 0, "Component VaR by method", st.heading)
-    write_array(ws, m_top + 1, 0, [["Strategy", *(label for label, _, _ in METHODS)]], st.header)
+    header_row(ws, m_top + 1, 0, ["Strategy", *(label for label, _, _ in METHODS)], st, lines=2)
     m0 = m_top + 2
     for i, name in enumerate(names):
         ws.write(m0 + i, 0, name)
     for j, (_, method, takes_cov) in enumerate(METHODS, start=1):
-        model = "Covariance" if takes_cov else "Returns"
+        model = "Covariance" if takes_cov else "History"
         extra = f",{mean}" if takes_cov else ""
         spill(
             ws, m0, j, m0 + n - 1, j,
@@ -162,7 +170,7 @@ def risk_sheet(workbook, st, names, returns, first, t) -> None:
         r = s_row + k
         ws.write(r, 0, label, st.header if k == 0 else None)
         for j, (_, method, takes_cov) in enumerate(METHODS, start=1):
-            model = "Covariance" if takes_cov else "Returns"
+            model = "Covariance" if takes_cov else "History"
             extra = f",{mean}" if takes_cov else ""
             if function is None:
                 formula = f"=SUM({span(m0, j, m0 + n - 1, j)})"
@@ -177,30 +185,22 @@ def risk_sheet(workbook, st, names, returns, first, t) -> None:
         mc + 1, 4, f'=PORTVAR(Positions,Covariance,Confidence,Horizon,"montecarlo",{mean},,5)', st.money, 0
     )
 
-    chart = workbook.add_chart({"type": "bar"})
-    for j, (label, _, _) in enumerate(METHODS, start=1):
-        chart.add_series({
-            "name": label,
-            "categories": f"=Risk!{span(m0, 0, m0 + n - 1, 0, True)}",
-            "values": f"=Risk!{span(m0, j, m0 + n - 1, j, True)}",
-        })
-    chart.set_title({"name": "Component VaR by method"})
-    chart.set_x_axis({"num_format": "$#,##0"})
-    chart.set_size({"width": 720, "height": 520})
-    ws.insert_chart(m_top, 6, chart)
 
     # PerformanceAnalytics' published values, recomputed in the sheet
     p_top = mc + 3
     ws.write(p_top, 0, "PerformanceAnalytics check: edhec[1:100, 1:3], p = 95%", st.heading)
-    write_array(ws, p_top + 1, 0, [["Figure", "Published", "This sheet", "Difference"]], st.header)
-    w_row = p_top + 2 + len(PUBLISHED)
-    ws.write(w_row, 0, "Weights for the portfolio figure")
+    header_row(ws, p_top + 1, 0, ["Figure", "Published", "This sheet", "Difference"], st)
+    # the portfolio figure's inputs, under their own header (one column per index)
+    i_row = p_top + 3 + len(PUBLISHED)
+    header_row(ws, i_row, 0, ["Portfolio figure's inputs", *names[:3]], st, lines=2)
+    w_row = i_row + 1
+    ws.write(w_row, 0, "Weight")
     for j, w in enumerate((0.3, 0.4, 0.3)):
         ws.write_number(w_row, 1 + j, w, st.input_num)
     weights = span(w_row, 1, w_row, 3, True)
     first100 = f"Returns!{span(first, 1, first + 99, 3, True)}"
     col1 = f"Returns!{span(first, 1, first + 99, 1, True)}"
-    ws.write(w_row + 1, 0, "Means of the three columns")
+    ws.write(w_row + 1, 0, "Mean return, months 1-100")
     for j in range(3):
         ws.write_formula(w_row + 1, 1 + j, f"=AVERAGE(Returns!{span(first, 1 + j, first + 99, 1 + j, True)})", st.pct2, 0)
     means = span(w_row + 1, 1, w_row + 1, 3, True)
@@ -215,25 +215,63 @@ def risk_sheet(workbook, st, names, returns, first, t) -> None:
         ws.write_number(r, 1, published, st.rate6)
         ws.write_formula(r, 2, formula, st.rate6, 0)
         ws.write_formula(r, 3, f"={ref(r, 2)}-{ref(r, 1)}", st.sci, 0)
+
+    # The chart reads plain references to the component VaR table: Excel draws them live;
+    # LibreOffice, which cannot evaluate xlmvar functions (it shows #NAME? in their spilled
+    # tables), draws the saved values of these cells.
+    g_top = w_row + 3
+    ws.write(g_top, 0, "Component VaR by method, as the chart reads it (plain references to the table above)", st.heading)
+    header_row(ws, g_top + 1, 0, ["Strategy", *(label for label, _, _ in METHODS)], st, lines=2)
+    g0 = g_top + 2
+    for i, name in enumerate(names):
+        ws.write(g0 + i, 0, name)
+        for j in range(1, len(METHODS) + 1):
+            ws.write_formula(g0 + i, j, f"={ref(m0 + i, j)}", st.money, 0)
+    chart = workbook.add_chart({"type": "bar"})
+    for j, (label, _, _) in enumerate(METHODS, start=1):
+        chart.add_series({
+            "name": f"=Risk!{ref(g_top + 1, j, True)}",
+            "categories": f"=Risk!{span(g0, 0, g0 + n - 1, 0, True)}",
+            "values": f"=Risk!{span(g0, j, g0 + n - 1, j, True)}",
+        })
+    chart.set_title({"name": "Component VaR by method"})
+    chart.set_x_axis({"num_format": "$#,##0"})
+    chart.set_y_axis({"reverse": True, "crossing": "max", "label_position": "low"})
+    chart.set_legend({"position": "bottom"})
+    insert_chart(ws, chart, 3, 5, c_top - 4, 9)  # beside the book, on the first printed page
+    print_setup(ws, title_rows=1, landscape=True)
     ws.activate()
 
 
 def prices_sheet(workbook, st, names, first) -> None:
+    """An index per style built from its returns (native formulas), turned back with RETURNS.
+
+    Column A holds the month ends, each price is the index at that month end and each
+    return, beside it, the index's return over that month.
+    """
     ws = workbook.add_worksheet("Prices")
     months, k = 24, 3
-    ws.set_column(0, 2 * k + 1, 14)
+    p0, r0, d = 1, k + 2, 2 * k + 3  # first price column, first RETURNS column, the check
+    set_widths(ws, 0, 0, 16)
+    set_widths(ws, p0, 2 * k + 2, 14)
+    set_widths(ws, d, d, 16)
     ws.write(0, 0, "From prices to returns: an index built from the first 24 months, turned back with RETURNS", st.heading)
-    write_array(ws, 1, 0, [[f"Index {name}" for name in names[:k]]], st.header)
+    header_row(ws, 1, 0, ["Month end", *(f"Index {name}" for name in names[:k])], st, lines=3)
+    ws.write(2, 0, "Start (base 100)")
+    for i in range(months):
+        ws.write_formula(3 + i, 0, f"=Returns!{ref(first + i, 0)}", None, "")
     for j in range(k):
-        ws.write_number(2, j, 100.0, st.num2)
+        ws.write_number(2, p0 + j, 100.0, st.num2)
         for i in range(months):
-            ws.write_formula(3 + i, j, f"={ref(2 + i, j)}*(1+Returns!{ref(first + i, 1 + j)})", st.num2, 0)
-    prices = span(2, 0, 2 + months, k - 1)
-    write_array(ws, 1, k + 1, [[f"RETURNS {name}" for name in names[:k]]], st.header)
-    spill(ws, 2, k + 1, 1 + months, 2 * k, f"=RETURNS({prices})", st.pct2)
-    ws.write(1, 2 * k + 2, "Largest difference from the data", st.header)
-    ws.write_array_formula(
-        2, 2 * k + 2, 2, 2 * k + 2,
-        f"{{=MAX(ABS({span(2, k + 1, 1 + months, 2 * k)}-Returns!{span(first, 1, first + months - 1, k)}))}}",
+            ws.write_formula(3 + i, p0 + j, f"={ref(2 + i, p0 + j)}*(1+Returns!{ref(first + i, 1 + j)})", st.num2, 0)
+    prices = span(2, p0, 2 + months, p0 + k - 1)
+    header_row(ws, 1, r0, [f"RETURNS {name}" for name in names[:k]], st, lines=3, label_first=False)
+    spill(ws, 3, r0, 2 + months, r0 + k - 1, f"=RETURNS({prices})", st.pct2)
+    ws.write(1, d, "Largest difference from the data", st.header_wrap_num)
+    # SUMPRODUCT evaluates its argument as an array in an ordinary (non-array) formula
+    ws.write_formula(
+        2, d,
+        f"=SUMPRODUCT(MAX(ABS({span(3, r0, 2 + months, r0 + k - 1)}-Returns!{span(first, 1, first + months - 1, k)})))",
         st.sci, 0,
     )
+    print_setup(ws, title_rows=2, landscape=False)

@@ -23,7 +23,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ._layout import ref, span, spill, write_array
+from ._layout import VIEWERS, header_row, insert_chart, note, print_setup, ref, set_widths, span, spill
 
 REPORT, WHATIF, HEDGES, STRESS, BACKTEST = "Report", "What-if", "Hedges", "Stress", "Backtest"
 
@@ -111,10 +111,9 @@ def _sheet_ref(sheet: str, text: str) -> str:
     return f"{quoted}!{text}"
 
 
-def _note(ws, row: int, last_col: int, text: str, st, lines: int = 2) -> None:
-    """An italic note merged across columns A..last_col, tall enough for ``lines`` lines."""
-    ws.merge_range(row, 0, row, last_col, text, st.note)
-    ws.set_row(row, 15 * lines)
+def _note(ws, row: int, last_col: int, text: str, st) -> None:
+    """An italic note merged across columns A..last_col, its row tall enough for it."""
+    note(ws, row, 0, last_col, text, st.note)
 
 
 def _spill_table(ws, r0: int, c0: int, r1: int, c1: int, formula: str, column_formats, header=None, total=None) -> None:
@@ -148,6 +147,9 @@ def build(workbook, st) -> None:
     _hedges(workbook, st, fx, report)
     _stress(workbook, st, fx, report)
     _backtest(workbook, st, fx, report)
+    for ws in workbook.worksheets():
+        # the Backtest sheet repeats its history's column headers on every page
+        print_setup(ws, title_rows=5 if ws.name == BACKTEST else 1, landscape=True)
     workbook.worksheets()[0].activate()
 
 
@@ -172,7 +174,7 @@ class _Formats:
         self.input_date = add({"num_format": "yyyy-mm-dd", "align": "left", "bg_color": "#FFF2CC"})
         self.text = add({})
         self.text_right = add({"align": "right"})
-        self.note_line = add({"italic": True, "font_color": "#595959"})  # a one-line note, overflowing right
+        self.note_line = add({"italic": True, "font_color": "#595959", "indent": 1})  # one line, overflowing right
         self.number = add({"num_format": "#,##0.00"})
         self.pvalue = add({"num_format": "0.0000"})
         # conditional formats (fill + font colour only)
@@ -188,24 +190,25 @@ def _report(workbook, st, fx) -> SimpleNamespace:
     """The Report sheet; returns the cells the other sheets refer to."""
     ws = workbook.add_worksheet(REPORT)
     n = len(ASSETS)
-    ws.set_column(0, 0, 42)
-    ws.set_column(1, 4 + n - 1, 14)
-    ws.set_column(4 + n, 4 + n, 4)
-    ws.set_column(4 + n + 1, 4 + n + 1, 38)
+    set_widths(ws, 0, 0, 42)
+    set_widths(ws, 1, 4 + n - 1, 14)
+    set_widths(ws, 4 + n, 4 + n, 4)
+    set_widths(ws, 4 + n + 1, 4 + n + 1, 38)
     ws.write(0, 0, "Risk desk: multi-asset book, daily VaR and where it comes from", st.title)
     _note(
         ws, 1, 12,
         "Yellow cells are inputs: positions in $ (negative = short), daily volatilities and the daily "
         "correlation matrix (it must be a valid one, positive semi-definite: COVFROMCORR refuses one that is "
-        "not and NEARESTCORR repairs it). The horizon is in days. Every other figure in this workbook is a formula of these inputs.",
-        st, lines=3,
+        "not and NEARESTCORR repairs it). The horizon is in days. Every other figure in this workbook is a formula of "
+        f"these inputs. {VIEWERS}",
+        st,
     )
 
     # Inputs -------------------------------------------------------------------------
     top = 3
     ws.write(top, 0, "Inputs", st.heading)
     header = ["Asset", "Position ($)", "Daily vol", "Annual vol", *ASSETS]
-    write_array(ws, top + 1, 0, [header], st.header)
+    header_row(ws, top + 1, 0, header, st)
     ws.write(top + 1, 4 + n + 1, "Instrument", st.header)
     first, last = top + 2, top + 1 + n
     for i, asset in enumerate(ASSETS):
@@ -252,7 +255,7 @@ def _report(workbook, st, fx) -> SimpleNamespace:
     # Covariance --------------------------------------------------------------------
     c_top = limit_row + 2
     ws.write(c_top, 0, "Daily covariance  =COVFROMCORR(Vols, Correlation)", st.heading)
-    write_array(ws, c_top + 1, 1, [list(ASSETS)], st.header)
+    header_row(ws, c_top + 1, 1, ASSETS, st, label_first=False)
     c0 = c_top + 2
     for i, asset in enumerate(ASSETS):
         ws.write(c0 + i, 0, asset)
@@ -307,24 +310,8 @@ def _report(workbook, st, fx) -> SimpleNamespace:
         "Marginal VaR is the VaR added per $1 more of the asset; component VaR = position x marginal VaR and the "
         "components add up to the portfolio VaR. Trade to limit: the trade in that asset alone that brings its "
         "share back to the limit.",
-        st, lines=3,
+        st,
     )
-
-    chart = workbook.add_chart({"type": "bar"})
-    chart.add_series(
-        {
-            "name": "Component VaR",
-            "categories": f"={_sheet_ref(REPORT, span(rr0 + 1, 0, rr0 + n, 0, True))}",
-            "values": f"={_sheet_ref(REPORT, span(rr0 + 1, 4, rr0 + n, 4, True))}",
-            "fill": {"color": "#2E75B6"},
-            "invert_if_negative": False,
-        }
-    )
-    chart.set_title({"name": "Component VaR by asset (main confidence)"})
-    chart.set_legend({"none": True})
-    chart.set_x_axis({"num_format": "$#,##0"})
-    chart.set_y_axis({"reverse": True})
-    ws.insert_chart(r_top, 10, chart, {"x_scale": 1.2, "y_scale": 1.1})
 
     # VaR limits ----------------------------------------------------------------------
     l_top = rr1 + 3
@@ -345,14 +332,14 @@ def _report(workbook, st, fx) -> SimpleNamespace:
         ws, l0 + n + 1, 8,
         "Each breach's trade is shown on its own (VaR after = the book with only that trade done); doing several "
         "at once changes every share again. Hedges (negative shares) never breach.",
-        st, lines=2,
+        st,
     )
 
     # Native cross-check (no xlmvar function) ------------------------------------------
     x_top = l0 + n + 3
     ws.write(x_top, 0, "Cross-check: native Excel formulas only (no xlmvar function)", st.heading)
     ws.write(x_top + 1, 0, "Covariance  vol_i x corr_ij x vol_j", st.header)
-    write_array(ws, x_top + 1, 1, [list(ASSETS)], st.header)
+    header_row(ws, x_top + 1, 1, ASSETS, st, label_first=False)
     k0 = x_top + 2
     for i, asset in enumerate(ASSETS):
         ws.write(k0 + i, 0, asset)
@@ -382,8 +369,7 @@ def _report(workbook, st, fx) -> SimpleNamespace:
         ws.write(s_row + 3, 0, "PORTVAR minus native VaR (0)")
         ws.write_formula(s_row + 3, j, f"={ref(var_row, j)}-{ref(s_row + 1, j)}", st.money, 0)
     cv_top = s_row + 5
-    ws.write(cv_top - 1, 0, "Component VaR natively, x_i z (S x)_i sqrt(h) / sigma, and RISKREPORT's minus it", fx.note_line)
-    write_array(ws, cv_top, 0, [["Asset", "Component VaR", "Difference"]], st.header)
+    header_row(ws, cv_top, 0, ["Asset", "Component VaR, native", "RISKREPORT minus native"], st, lines=2)
     cv0 = cv_top + 1
     ws.write_array_formula(
         cv0, 1, cv0 + n - 1, 1,
@@ -396,13 +382,35 @@ def _report(workbook, st, fx) -> SimpleNamespace:
         ws.write_formula(cv0 + i, 2, f"={ref(rr0 + 1 + i, 4)}-{ref(cv0 + i, 1)}", st.money, 0)
     ws.write(cv0 + n, 0, "Sum of native components", fx.total_text)
     ws.write_formula(cv0 + n, 1, f"=SUM({span(cv0, 1, cv0 + n - 1, 1)})", fx.total_money, 0)
+    ws.write(cv0 + n + 1, 0, "Component VaR natively: x_i z (S x)_i sqrt(h) / sigma; the chart draws this column.", fx.note_line)
+
+    # The chart reads the native component column: Excel and
+    # LibreOffice both compute it (LibreOffice cannot evaluate xlmvar functions, so a chart
+    # of RISKREPORT's column would be empty there); the column's Difference checks it.
+    chart = workbook.add_chart({"type": "bar"})
+    chart.add_series(
+        {
+            "name": "Component VaR",
+            "categories": f"={_sheet_ref(REPORT, span(cv0, 0, cv0 + n - 1, 0, True))}",
+            "values": f"={_sheet_ref(REPORT, span(cv0, 1, cv0 + n - 1, 1, True))}",
+            "fill": {"color": "#2E75B6"},
+            "invert_if_negative": False,
+        }
+    )
+    chart.set_title({"name": "Component VaR by asset (main confidence)"})
+    chart.set_legend({"none": True})
+    chart.set_x_axis({"num_format": "$#,##0"})
+    chart.set_y_axis({"reverse": True, "crossing": "max", "label_position": "low"})
+    # beside the parameters, covariance and portfolio figures (columns J..M are empty there)
+    insert_chart(ws, chart, p_top, 9, sd_row - p_top + 1, 4)
     return SimpleNamespace(
         var99=var99, n=n,
         asset=lambda i: _sheet_ref(REPORT, ref(first + i, 0, True)),
         position=lambda i: _sheet_ref(REPORT, ref(first + i, 1, True)),
         vol=lambda i: _sheet_ref(REPORT, ref(first + i, 2, True)),
-        cov_row=lambda i: _sheet_ref(REPORT, span(c0 + i, 1, c0 + i, n, True)),
-        cov_diag=lambda i: _sheet_ref(REPORT, ref(c0 + i, 1 + i, True)),
+        cov_native=_sheet_ref(REPORT, cov_native),
+        cov_row=lambda i: _sheet_ref(REPORT, span(k0 + i, 1, k0 + i, n, True)),
+        cov_diag=lambda i: _sheet_ref(REPORT, ref(k0 + i, 1 + i, True)),
     )
 
 
@@ -412,23 +420,19 @@ def _report(workbook, st, fx) -> SimpleNamespace:
 def _what_if(workbook, st, fx, rp: SimpleNamespace) -> None:
     ws = workbook.add_worksheet(WHATIF)
     n = rp.n
-    ws.set_column(0, 0, 42)
-    ws.set_column(1, 8, 20)
+    set_widths(ws, 0, 0, 42)
+    set_widths(ws, 1, 8, 20)
     ws.write(0, 0, "What-if: a trade's incremental VaR and ES, and an asset the book does not hold", st.title)
     _note(
         ws, 1, 8,
         "Type a trade in the yellow column (signed $, negative = sell). Incremental VaR is computed exactly, "
         "VaR(book + trade) - VaR(book), with the marginal estimate MVaR . trade beside it.",
-        st, lines=2,
+        st,
     )
     top = 3
     ws.write(top, 0, "Trade", st.heading)
-    write_array(
-        ws, top + 1, 0,
-        [["Asset", "Position ($)", "Trade ($)", "Position after ($)", "Component VaR before",
-          "Component VaR after", "% of VaR before", "% of VaR after"]],
-        st.header,
-    )
+    header_row(ws, top + 1, 0, ["Asset", "Position ($)", "Trade ($)", "Position after ($)", "Component VaR before",
+          "Component VaR after", "% of VaR before", "% of VaR after"], st)
     first, last = top + 2, top + 1 + n
     for i in range(n):
         r = first + i
@@ -480,11 +484,7 @@ def _what_if(workbook, st, fx, rp: SimpleNamespace) -> None:
     vol_new = ref(a_top + 2, 1, True)
     var_new = ref(a_top + 3, 1, True)
     h0 = a_top + 5
-    write_array(
-        ws, h0, 0,
-        [["Asset", "Correlation with it", "Daily vol", "Covariance with it", "Marginal VaR (held)"]],
-        st.header,
-    )
+    header_row(ws, h0, 0, ["Asset", "Correlation with it", "Daily vol", "Covariance with it", "Marginal VaR (held)"], st)
     for i in range(n):
         r = h0 + 1 + i
         ws.write_formula(r, 0, f"={rp.asset(i)}", fx.text, ASSETS[i])
@@ -503,7 +503,7 @@ def _what_if(workbook, st, fx, rp: SimpleNamespace) -> None:
     ws.write_array_formula(
         m_row + 1, 1, m_row + 1, 1,
         f"{{=NORM.S.INV(Confidence)*SQRT(Horizon)*SUMPRODUCT({cwb},Positions)"
-        f"/SQRT(MMULT(TRANSPOSE(Positions),MMULT(Covariance,Positions)))}}",
+        f"/SQRT(MMULT(TRANSPOSE(Positions),MMULT({rp.cov_native},Positions)))}}",
         fx.rate, 0,
     )
     ws.write(m_row + 2, 0, "VaR added by buying $1m of it (approx.)")
@@ -512,7 +512,7 @@ def _what_if(workbook, st, fx, rp: SimpleNamespace) -> None:
         ws, m_row + 3, 8,
         "Covariance with the book = vol(new) x correlation x vol(asset), native formulas. A positive marginal VaR "
         "means a small long position adds risk; a negative one means the asset would hedge the book.",
-        st, lines=2,
+        st,
     )
 
 
@@ -522,21 +522,21 @@ def _what_if(workbook, st, fx, rp: SimpleNamespace) -> None:
 def _hedges(workbook, st, fx, rp: SimpleNamespace) -> None:
     ws = workbook.add_worksheet(HEDGES)
     n = rp.n
-    ws.set_column(0, 0, 22)
-    ws.set_column(1, 7, 23)
+    set_widths(ws, 0, 0, 22)
+    set_widths(ws, 1, 7, 23)
     ws.write(0, 0, "Hedges: the best single-asset hedge, return per unit of risk, risk parity", st.title)
     _note(
         ws, 1, 7,
         "Best hedge (Litterman): for each asset, the trade in it alone that minimises the book's VaR, "
         "-(S x)_i / S_ii, after which its marginal VaR is zero.",
-        st, lines=2,
+        st,
     )
     top = 3
     ws.write(top, 0, "Best hedges  =BESTHEDGE(Positions, Covariance, Confidence, Horizon)", st.heading)
     h0 = top + 1
     ws.write(h0, 0, "Asset", st.header)
     ws.write(h0, 1, "Position ($)", st.header)
-    ws.write(h0, 6, "Check -(S x)_i / S_ii", st.header)
+    ws.write(h0, 6, "Native check -(S x)_i / S_ii", st.header)
     for i in range(n):
         r = h0 + 1 + i
         ws.write_formula(r, 0, f"={rp.asset(i)}", fx.text, ASSETS[i])
@@ -559,7 +559,7 @@ def _hedges(workbook, st, fx, rp: SimpleNamespace) -> None:
         st.heading,
     )
     e0 = e_top + 1
-    write_array(ws, e0, 0, [["Asset", "Expected return (annual)", "Expected return (daily)"]], st.header)
+    header_row(ws, e0, 0, ["Asset", "Expected return (annual)", "Expected return (daily)"], st)
     for i in range(n):
         r = e0 + 1 + i
         ws.write_formula(r, 0, f"={rp.asset(i)}", fx.text, ASSETS[i])
@@ -577,18 +577,14 @@ def _hedges(workbook, st, fx, rp: SimpleNamespace) -> None:
         ws, e0 + n + 1, 7,
         "Expected return per $1 of marginal VaR: rank 1 is the best use of risk (add), the last the worst (trim). "
         "'reduces risk' marks an asset with a positive return whose marginal VaR is not positive.",
-        st, lines=2,
+        st,
     )
 
     # Risk parity ---------------------------------------------------------------------
     p_top = e0 + n + 3
     ws.write(p_top, 0, "Risk parity  =RISKPARITY(Covariance)", st.heading)
     p0 = p_top + 1
-    write_array(
-        ws, p0, 0,
-        [["Asset", "Risk-parity weight", "Its % of VaR", "Target 1/n", "Current book % of VaR"]],
-        st.header,
-    )
+    header_row(ws, p0, 0, ["Asset", "Risk-parity weight", "Its % of VaR", "Target 1/n", "Current book % of VaR"], st)
     for i in range(n):
         ws.write_formula(p0 + 1 + i, 0, f"={rp.asset(i)}", fx.text, ASSETS[i])
         ws.write_formula(p0 + 1 + i, 3, f"=1/ROWS(Positions)", st.pct, 0)
@@ -604,7 +600,7 @@ def _hedges(workbook, st, fx, rp: SimpleNamespace) -> None:
         ws, tot + 1, 7,
         "Long-only weights summing to 100% whose component VaR shares are all equal (1/n), whatever the "
         "confidence: the low-vol assets (Treasuries, credit, EURUSD) get the large weights.",
-        st, lines=2,
+        st,
     )
 
 
@@ -614,14 +610,14 @@ def _hedges(workbook, st, fx, rp: SimpleNamespace) -> None:
 def _stress(workbook, st, fx, rp: SimpleNamespace) -> None:
     ws = workbook.add_worksheet(STRESS)
     n = rp.n
-    ws.set_column(0, 0, 30)
-    ws.set_column(1, 7, 23)
+    set_widths(ws, 0, 0, 30)
+    set_widths(ws, 1, 7, 23)
     ws.write(0, 0, "Stress: correlations pushed toward 1, VaR normal vs stressed", st.title)
     _note(
         ws, 1, 7,
         "Every correlation moves a fraction theta of the way to 1: rho -> (1 - theta) rho + theta. The result "
         "is still a valid correlation matrix. Vols and positions are those of the Report sheet.",
-        st, lines=2,
+        st,
     )
     ws.write(3, 0, "Stress weight theta", st.header)
     ws.write_number(3, 1, THETA, st.input_pct)
@@ -629,7 +625,7 @@ def _stress(workbook, st, fx, rp: SimpleNamespace) -> None:
 
     s_top = 5
     ws.write(s_top, 0, "Stressed correlation  =STRESSCORR(Correlation, Theta)", st.heading)
-    write_array(ws, s_top + 1, 1, [list(ASSETS)], st.header)
+    header_row(ws, s_top + 1, 1, ASSETS, st, label_first=False)
     s0 = s_top + 2
     for i, asset in enumerate(ASSETS):
         ws.write(s0 + i, 0, asset)
@@ -638,7 +634,7 @@ def _stress(workbook, st, fx, rp: SimpleNamespace) -> None:
 
     v_top = s0 + n + 1
     ws.write(v_top, 0, "Stressed covariance  =COVFROMCORR(Vols, stressed correlation)", st.heading)
-    write_array(ws, v_top + 1, 1, [list(ASSETS)], st.header)
+    header_row(ws, v_top + 1, 1, ASSETS, st, label_first=False)
     v0 = v_top + 2
     for i, asset in enumerate(ASSETS):
         ws.write(v0 + i, 0, asset)
@@ -648,12 +644,8 @@ def _stress(workbook, st, fx, rp: SimpleNamespace) -> None:
     d_top = v0 + n + 1
     ws.write(d_top, 0, "VaR at the main confidence: normal vs stressed correlations", st.heading)
     d0 = d_top + 1
-    write_array(
-        ws, d0, 0,
-        [["Asset", "Position ($)", "Component VaR normal", "Component VaR stressed", "Change",
-          "% of VaR normal", "% of VaR stressed"]],
-        st.header,
-    )
+    header_row(ws, d0, 0, ["Asset", "Position ($)", "Component VaR normal", "Component VaR stressed", "Change",
+          "% of VaR normal", "% of VaR stressed"], st)
     for i in range(n):
         r = d0 + 1 + i
         ws.write_formula(r, 0, f"={rp.asset(i)}", fx.text, ASSETS[i])
@@ -686,7 +678,7 @@ def _stress(workbook, st, fx, rp: SimpleNamespace) -> None:
         "When correlations rise, diversification shrinks and a long book's VaR rises. Hedges change too: with these "
         "inputs the Treasuries stop offsetting the equities (their component VaR turns positive) while the short "
         "EURUSD hedges more.",
-        st, lines=2,
+        st,
     )
 
 
@@ -695,24 +687,24 @@ def _stress(workbook, st, fx, rp: SimpleNamespace) -> None:
 # ------------------------------------------------------------------------------------------
 def _backtest(workbook, st, fx, rp: SimpleNamespace) -> None:
     ws = workbook.add_worksheet(BACKTEST)
-    ws.set_column(0, 0, 12)
-    ws.set_column(1, 3, 17)
-    ws.set_column(4, 4, 10)
-    ws.set_column(5, 5, 3)
-    ws.set_column(6, 6, 32)
-    ws.set_column(7, 7, 14)
+    set_widths(ws, 0, 0, 12)
+    set_widths(ws, 1, 3, 17)
+    set_widths(ws, 4, 4, 10)
+    set_widths(ws, 5, 5, 3)
+    set_widths(ws, 6, 6, 32)
+    set_widths(ws, 7, 7, 14)
     ws.write(0, 0, "Backtest: 250 days of P&L against the VaR at the main confidence", st.title)
     _note(
         ws, 1, 10,
         f"The P&L history is synthetic (Student-t with {HISTORY_DOF} degrees of freedom, scaled to the book's daily "
         f"sigma, numpy seed {HISTORY_SEED}): paste the desk's realised P&L over it. An exception is a day whose "
         "loss exceeds that day's VaR forecast.",
-        st, lines=2,
+        st,
     )
     dates, pnl = pnl_history()
     top = 3
     ws.write(top, 0, "History", st.heading)
-    write_array(ws, top + 1, 0, [["Date", "P&L ($)", "VaR forecast ($)", "-VaR ($)", "Exception"]], st.header)
+    header_row(ws, top + 1, 0, ["Date", "P&L ($)", "VaR forecast ($)", "-VaR ($)", "Exception"], st)
     first = top + 2
     last = first + len(pnl) - 1
     for k, (day, value) in enumerate(zip(dates, pnl)):
@@ -752,11 +744,11 @@ def _backtest(workbook, st, fx, rp: SimpleNamespace) -> None:
     ws.write_formula(c0 + 2, col + 1, f"=(1-Confidence)*COUNT({pnl_rng})", fx.number, 0)
     ws.write(c0 + 3, col, "Worst day")
     ws.write_formula(c0 + 3, col + 1, f"=MIN({pnl_rng})", st.money, 0)
-    _note_at(
+    note(
         ws, c0 + 4, col, col + 4,
         "Kupiec tests the number of exceptions, Christoffersen whether they cluster; Basel zones for 250 days at "
         "99%: green 0-4, yellow 5-9, red 10 or more.",
-        st,
+        st.note, rows=2,
     )
 
     chart = workbook.add_chart({"type": "line"})
@@ -777,11 +769,8 @@ def _backtest(workbook, st, fx, rp: SimpleNamespace) -> None:
         }
     )
     chart.set_title({"name": "Daily P&L against -VaR"})
-    chart.set_x_axis({"date_axis": True, "num_format": "mmm yy", "label_position": "low"})
+    chart.set_x_axis({"date_axis": True, "num_format": "mmm yy", "label_position": "low",
+                      "major_unit": 1, "major_unit_type": "months"})
     chart.set_y_axis({"num_format": "$#,##0"})
     chart.set_legend({"position": "bottom"})
-    ws.insert_chart(c0 + 7, col, chart, {"x_scale": 1.6, "y_scale": 1.2})
-
-
-def _note_at(ws, row: int, col0: int, col1: int, text: str, st) -> None:
-    ws.merge_range(row, col0, row + 2, col1, text, st.note)
+    insert_chart(ws, chart, c0 + 6, col, 18, 5)

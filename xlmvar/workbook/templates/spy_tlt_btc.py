@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._layout import spill, write_array, ref, span
+from ._layout import VIEWERS, header_row, insert_chart, note, print_setup, ref, set_widths, span, spill
 
 #: The source document's worked example (README, "The worked example"): a $10m book in SPY, TLT and BTC.
 SEED_ASSETS = ("SPY", "TLT", "BTC")
@@ -22,16 +22,15 @@ def build(workbook, st) -> None:
     """Lay out the example sheet: inputs, xlmvar formulas, native cross-check, chart, seed note."""
     ws = workbook.add_worksheet("Example")
     n = len(SEED_ASSETS)
-    ws.set_column(0, 0, 34)
-    ws.set_column(1, 7, 15)
-    ws.set_column(8, 8, 30)
-    ws.set_column(9, 12, 15)
+    set_widths(ws, 0, 0, 34)
+    set_widths(ws, 1, 7, 15)
+    set_widths(ws, 8, 8, 42)
+    set_widths(ws, 9, 12, 15)
     ws.write(0, 0, "SPY / TLT / BTC: VaR and its decomposition (the seed's worked example)", st.title)
-    ws.write(
-        1,
-        0,
+    note(
+        ws, 1, 0, 6,
         "Yellow cells are inputs. Volatilities are annual, so horizon 1 is one year. "
-        "Every figure below is computed from the inputs.",
+        f"Every figure below is computed from the inputs. {VIEWERS}",
         st.note,
     )
 
@@ -39,7 +38,7 @@ def build(workbook, st) -> None:
     top = 3
     ws.write(top, 0, "Inputs", st.heading)
     headers = ["Asset", "Value ($)", "Weight", "Volatility", *(f"Corr {a}" for a in SEED_ASSETS)]
-    write_array(ws, top + 1, 0, [headers], st.header)
+    header_row(ws, top + 1, 0, headers, st)
     first = top + 2  # first asset row
     last = first + n - 1
     for i, asset in enumerate(SEED_ASSETS):
@@ -70,7 +69,7 @@ def build(workbook, st) -> None:
     # Covariance from vols and correlations --------------------------------------------
     cov_top = hor_row + 2
     ws.write(cov_top, 0, "Covariance  =COVFROMCORR(vols, corr)", st.heading)
-    write_array(ws, cov_top + 1, 1, [list(SEED_ASSETS)], st.header)
+    header_row(ws, cov_top + 1, 1, SEED_ASSETS, st, label_first=False)
     c0 = cov_top + 2
     for i, asset in enumerate(SEED_ASSETS):
         ws.write(c0 + i, 0, asset)
@@ -97,13 +96,7 @@ def build(workbook, st) -> None:
     # Decomposition --------------------------------------------------------------------
     d_top = p_top + len(portfolio_rows) + 2
     ws.write(d_top, 0, "Decomposition (xlmvar functions)", st.heading)
-    write_array(
-        ws,
-        d_top + 1,
-        0,
-        [["Asset", "Individual VaR", "Marginal VaR", "Component VaR", "% of VaR", "Component ES"]],
-        st.header,
-    )
+    header_row(ws, d_top + 1, 0, ["Asset", "Individual VaR", "Marginal VaR", "Component VaR", "% of VaR", "Component ES"], st)
     d0 = d_top + 2
     for i, asset in enumerate(SEED_ASSETS):
         ws.write(d0 + i, 0, asset)
@@ -121,24 +114,10 @@ def build(workbook, st) -> None:
     for j, fmt in ((1, st.money), (3, st.bold_money), (4, st.pct), (5, st.money)):
         ws.write_formula(d_total, j, f"=SUM({span(d0, j, d0 + n - 1, j)})", fmt, 0)
 
-    chart = workbook.add_chart({"type": "bar"})
-    chart.add_series(
-        {
-            "name": "Component VaR",
-            "categories": f"=Example!{span(d0, 0, d0 + n - 1, 0, True)}",
-            "values": f"=Example!{span(d0, 3, d0 + n - 1, 3, True)}",
-            "fill": {"color": "#2E75B6"},
-        }
-    )
-    chart.set_title({"name": "Component VaR by asset"})
-    chart.set_legend({"none": True})
-    chart.set_x_axis({"num_format": "$#,##0"})
-    ws.insert_chart(d_top, 8, chart, {"x_scale": 1.2, "y_scale": 1.0})
-
     # What-if trade --------------------------------------------------------------------
     w_top = d_total + 2
     ws.write(w_top, 0, "What-if trade (incremental VaR)", st.heading)
-    write_array(ws, w_top + 1, 0, [["Asset", "Trade ($)"]], st.header)
+    header_row(ws, w_top + 1, 0, ["Asset", "Trade ($)"], st)
     trade = (0.0, 1_000_000.0, -500_000.0)
     for i, asset in enumerate(SEED_ASSETS):
         ws.write(w_top + 2 + i, 0, asset)
@@ -167,9 +146,11 @@ def build(workbook, st) -> None:
     x_top = p_top
     col = 8
     ws.write(x_top, col, "Cross-check: native Excel formulas only", st.heading)
-    ws.write(x_top + 1, col, "Covariance vol_i * corr_ij * vol_j", st.note)
+    ws.write(x_top + 1, col, "Covariance  vol_i x corr_ij x vol_j", st.header)
+    header_row(ws, x_top + 1, col + 1, SEED_ASSETS, st, label_first=False)
     k0 = x_top + 2
     for i in range(n):
+        ws.write(k0 + i, col, SEED_ASSETS[i])
         for j in range(n):
             formula = f"={ref(first + i, 3, True)}*{ref(first + i, 4 + j, True)}*{ref(first + j, 3, True)}"
             ws.write_formula(k0 + i, col + 1 + j, formula, st.sci, 0)
@@ -203,11 +184,29 @@ def build(workbook, st) -> None:
     ws.write(cv0 + n, col, "Sum of native components")
     ws.write_formula(cv0 + n, col + 1, f"=SUM({span(cv0, col + 1, cv0 + n - 1, col + 1)})", st.money, 0)
 
+    # The chart reads the native component column: Excel and LibreOffice both compute it
+    # (LibreOffice cannot evaluate xlmvar functions, so a chart of the COMPONENTVAR spill
+    # would be empty there); the column above checks that it equals COMPONENTVAR.
+    chart = workbook.add_chart({"type": "bar"})
+    chart.add_series(
+        {
+            "name": "Component VaR",
+            "categories": f"=Example!{span(cv0, col, cv0 + n - 1, col, True)}",
+            "values": f"=Example!{span(cv0, col + 1, cv0 + n - 1, col + 1, True)}",
+            "fill": {"color": "#2E75B6"},
+        }
+    )
+    chart.set_title({"name": "Component VaR by asset"})
+    chart.set_legend({"none": True})
+    chart.set_x_axis({"num_format": "$#,##0"})
+    chart.set_y_axis({"reverse": True, "crossing": "max"})
+    insert_chart(ws, chart, cv0 + n + 2, col, 15, 5)
+
     # The seed's printed figures ------------------------------------------------------
     s_top = r_top + n + 4
     ws.write(s_top, 0, "The seed's printed figures do not follow from its own inputs", st.heading)
-    ws.merge_range(
-        s_top + 1, 0, s_top + 3, 5,
+    note(
+        ws, s_top + 1, 0, 5,
         "The source document prints a portfolio volatility of 9.1%, a VaR of $840,000 and a negative "
         "marginal VaR for TLT, but its inputs (values, vols, correlations above) and its own formula "
         "(VaR = z x sigma_p) give the figures in the 'computed' column: the VaR is about three times "
@@ -215,7 +214,7 @@ def build(workbook, st) -> None:
         "reference only; no calculation uses them.",
         st.note,
     )
-    write_array(ws, s_top + 4, 0, [["Figure", "Seed printed", "Computed from inputs"]], st.header)
+    header_row(ws, s_top + 2, 0, ["Figure", "Seed printed", "Computed from inputs"], st)
     rows = [("Portfolio volatility", SEED_PRINTED["vol"], f"={vol_cell}", st.pct),
             ("Portfolio VaR", SEED_PRINTED["var"], f"={var_cell}", st.money)]
     for i, asset in enumerate(SEED_ASSETS):
@@ -223,10 +222,11 @@ def build(workbook, st) -> None:
     for i, asset in enumerate(SEED_ASSETS):
         rows.append((f"Component VaR {asset}", SEED_PRINTED["component"][i], f"={ref(d0 + i, 3)}", st.money))
     for k, (label, printed, formula, fmt) in enumerate(rows):
-        r = s_top + 5 + k
+        r = s_top + 3 + k
         ws.write(r, 0, label)
         ws.write_number(r, 1, printed, fmt)
         ws.write_formula(r, 2, formula, fmt, 0)
+    print_setup(ws, title_rows=1, landscape=True)
     ws.activate()
 
 
