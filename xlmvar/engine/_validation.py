@@ -192,8 +192,25 @@ def as_matrix(values, name: str) -> np.ndarray:
     return _to_float_array(arr, name)
 
 
+#: Lowest confidence accepted: below 50% the VaR quantile lies on the gain side of the median.
+MIN_CONFIDENCE = 0.5
+
+
 def check_confidence(confidence) -> float:
-    """Return ``confidence`` as a float in (0, 1); 95 is refused with a hint."""
+    """Return ``confidence`` as a float in [0.5, 1) (blank means 0.95).
+
+    Rules, in order:
+
+    * not a finite number: refused;
+    * ``1 < c < 100`` with ``c / 100`` in [0.5, 1) (95, 99, 99.9): refused with the hint
+      "use 95% or 0.95" - a percentage typed as a number;
+    * ``c <= 0`` or ``c >= 1`` (1.5, 100, -0.95): refused as outside (0, 1); 1.5 is not read
+      as 1.5%, which would be a confidence of 0.015;
+    * ``0 < c < 0.5``: refused.  The VaR at confidence ``c`` is minus the ``1 - c`` quantile
+      of the P&L; below 50% that quantile is above the median, so the "VaR" is a gain (for
+      a normal P&L, ``Phi^-1(c) < 0``) and grows smaller as the confidence grows.  A value
+      such as 0.05 is usually the tail probability, so the message suggests ``1 - c``.
+    """
     if confidence is None:
         return 0.95
     if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real):
@@ -205,12 +222,21 @@ def check_confidence(confidence) -> float:
         raise ValueError(
             f"confidence: got {describe(c)}; expected a probability such as 95% or 0.95"
         )
-    if 1.0 < c < 100.0:
+    if 1.0 < c < 100.0 and MIN_CONFIDENCE <= c / 100.0 < 1.0:
         raise ValueError(
             f"confidence: got {c:g}, which looks like a percentage; use {c:g}% or {c / 100:g}"
         )
     if not 0.0 < c < 1.0:
-        raise ValueError(f"confidence: got {c:g}; expected a probability strictly between 0 and 1")
+        raise ValueError(
+            f"confidence: got {c:g}; expected a probability strictly between 0 and 1 such as "
+            "95% or 0.95"
+        )
+    if c < MIN_CONFIDENCE:
+        raise ValueError(
+            f"confidence: got {c:g}; expected at least 0.5 (50%) such as 95% or 0.95: below 50% "
+            f"the VaR quantile lies on the gain side of the median, so the VaR would be a gain; "
+            f"if {c:g} is the tail probability, use {1.0 - c:.10g}"
+        )
     return c
 
 

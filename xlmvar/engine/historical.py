@@ -59,8 +59,10 @@ Special cases
   VaR = ES = ``-x.mu sqrt(h)``, marginal ``-mu sqrt(h)`` (the zero subgradient of the
   dispersion part, as in :mod:`xlmvar.engine.parametric` with a mean); all-zero positions give zero
   totals and components, never NaN.
-* ES needs ``T >= 1 / (1 - confidence)`` rows (20 at 95%), so the tail holds at least one
-  observation beyond the VaR; VaR needs 2 rows.
+* VaR and ES need ``T >= 1 / (1 - confidence)`` rows (20 at 95%, 100 at 99%; see
+  :func:`rows_needed`): with fewer, no observation lies as far in the tail as the quantile,
+  the VaR is an interpolation of the worst one or two periods whatever the confidence, and
+  the ES has no observation beyond the VaR.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ __all__ = [
     "check_quantile_method",
     "check_smoothing",
     "tail_probability",
+    "rows_needed",
     "es_rows_needed",
     "quantile_bracket",
     "silverman_bandwidth",
@@ -157,9 +160,20 @@ def tail_probability(confidence) -> float:
     return round(1.0 - check_confidence(confidence), 15)
 
 
-def es_rows_needed(confidence) -> int:
-    """Fewest periods for a historical ES: ``ceil(1 / (1 - confidence))`` (20 at 95%)."""
+def rows_needed(confidence) -> int:
+    """Fewest periods for a historical VaR or ES: ``ceil(1 / (1 - confidence))``, at least 2.
+
+    20 rows at 95%, 100 at 99%, 1000 at 99.9%.  The worst of ``T`` observations stands for
+    the probability ``1 / T``; with fewer rows than ``1 / (1 - confidence)`` no observation
+    lies as far in the tail as the ``1 - confidence`` quantile, so the "quantile" is an
+    interpolation between the worst one or two periods - the same figure at 99% and at
+    99.9% - and the ES has no observation beyond the VaR to average.
+    """
     return max(2, math.ceil(1.0 / tail_probability(confidence) - 1e-9))
+
+
+#: The ES rule is the VaR rule (kept under its former name).
+es_rows_needed = rows_needed
 
 
 def check_rows(returns: np.ndarray, needed: int, what: str) -> None:
@@ -419,12 +433,10 @@ def standalone(
 
 
 def _check_history_rows(r, measure, confidence) -> None:
-    if measure == "es":
-        check_rows(
-            r,
-            es_rows_needed(confidence),
-            f"a {confidence * 100:g}% historical ES (1 / (1 - confidence), so that an "
-            "observation lies beyond the VaR)",
-        )
-    else:
-        check_rows(r, 2, "historical VaR")
+    what = "ES" if measure == "es" else "VaR"
+    check_rows(
+        r,
+        rows_needed(confidence),
+        f"a {confidence * 100:g}% historical {what} (1 / (1 - confidence) periods, so that the "
+        "worst one lies at least as far in the tail as the quantile)",
+    )
