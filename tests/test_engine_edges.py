@@ -124,3 +124,120 @@ def test_kupiec_still_matches_the_closed_form():
         (t - x) * math.log(1 - p) + x * math.log(p) - (t - x) * math.log(1 - x / t) - x * math.log(x / t)
     )
     assert backtest.kupiec_pof(x, t, 0.99) == pytest.approx(expected, rel=1e-13)
+
+
+# --- Cornish-Fisher outside its domain -------------------------------------------------------
+
+_Z = np.linspace(-12.0, 12.0, 480_001)
+_W = stats.norm.pdf(_Z) * (_Z[1] - _Z[0])
+
+
+def _h(z, s, k):
+    """The expansion, written out (the reference for the engine's closed forms)."""
+    return z + (z * z - 1) * s / 6 + (z**3 - 3 * z) * k / 24 - (2 * z**3 - 5 * z) * s * s / 36
+
+
+def _misranked_on_a_grid(tail, s, k, step=1):
+    """Normal probability of the z that h ranks on the wrong side of h(z_a): brute force."""
+    za = stats.norm.ppf(tail)
+    z = _Z[::step]
+    wrong = np.sign(_h(z, s, k) - _h(za, s, k)) != np.sign(z - za)
+    return float(_W[::step][wrong].sum() * step)
+
+
+def _moments(pnl):
+    """Skewness and excess kurtosis as PerformanceAnalytics (and the engine) define them."""
+    d = pnl - pnl.mean()
+    m2 = (d**2).sum() / (pnl.size - 1)
+    return (d**3).mean() / m2**1.5, (d**4).mean() / m2**2 - 3
+
+
+@pytest.mark.parametrize(
+    "tail, s, k",
+    [(0.05, 0.0, -1.2), (0.01, 0.0, -1.2), (0.05, 6.0, 60.0), (0.05, 0.0, 100.0), (0.01, 0.0, 100.0),
+     (0.05, -3.0, 10.0), (0.05, 3.0, 10.0), (0.05, 0.5, 20.0), (0.001, 1.3, 3.2), (0.05, 0.638, -0.401)],
+)
+def test_misranked_probability_equals_a_brute_force_grid(tail, s, k):
+    # the grid resolves a root to a step of 5e-5, so the masses agree to ~2e-5
+    assert modified.cornish_fisher_misranked(tail, s, k) == pytest.approx(
+        _misranked_on_a_grid(tail, s, k), abs=5e-5
+    )
+
+
+def test_maillard_domain_is_where_the_derivative_never_changes_sign():
+    # h'(z) >= 0 on a fine z grid (brute force) <=> the closed-form condition, over a grid of
+    # (S, K) kept away from the boundary curve, where a finite grid could disagree
+    # (the grid reaches |z| = 11,000: a small negative z^2 coefficient folds h far out)
+    z = np.sinh(np.linspace(-10.0, 10.0, 4_001))
+    agree = 0
+    for s in np.linspace(-1.5, 1.5, 21):
+        for k in np.linspace(-1.0, 10.0, 23):
+            a, b, c = k / 8 - s * s / 6, s / 3, 1 - k / 8 + 5 * s * s / 36
+            if abs(a) < 1e-9 and s != 0 or a > 0 and abs(b * b - 4 * a * c) < 1e-3:
+                continue
+            grid = bool(np.all(np.diff(_h(z, s, k)) > 0))
+            assert bool(modified.cornish_fisher_monotone(s, k)) == grid, (s, k)
+            agree += 1
+            if grid:  # inside: no probability is misranked at any confidence
+                for tail in (0.3, 0.05, 0.01, 0.001):
+                    assert modified.cornish_fisher_misranked(tail, s, k) == 0.0
+    assert agree > 450
+    # the S = 0 section is 0 <= K <= 8, by hand from h'(z) = 1 + K (z^2 - 1) / 8
+    assert modified.cornish_fisher_monotone([0, 0, 0, 0], [-0.01, 0.0, 8.0, 8.01]).tolist() == [
+        False, True, True, False
+    ]
+
+
+def _lottery(gain_days, rows=200):
+    """Daily returns of a position that loses a little most days and gains a lot rarely."""
+    r = np.full(rows, -0.004)
+    r[:: rows // gain_days] = 0.06
+    r += 0.0005 * np.sin(np.arange(rows))  # no ties
+    return r[:, None]
+
+
+def test_strong_positive_skew_no_longer_gives_a_negative_var():
+    r = _lottery(8)
+    s, k = _moments(r[:, 0])
+    assert s > 4 and k > 15
+    # what the expansion gives there (PerformanceAnalytics' formula, written out): a "VaR"
+    # below zero although the book loses 0.4% on 96% of days
+    sd = r[:, 0].std(ddof=1)
+    raw = -(r.mean() + _h(stats.norm.ppf(0.05), s, k) * sd) * 1e6
+    assert raw < 0
+    assert -np.quantile(r[:, 0], 0.05) * 1e6 > 0  # the historical VaR is a loss
+    assert _misranked_on_a_grid(0.05, s, k) > 0.005
+    pattern = (
+        rf"^returns: the P&L of these positions has skewness {s:.3g} and excess kurtosis {k:.3g}, "
+        r"where the Cornish-Fisher expansion is not monotone: .*K/8 > S\^2/6 .* use method \"historical\""
+    )
+    for measure in ("var", "es"):
+        with pytest.raises(ValueError, match=pattern):
+            modified.decompose([1e6], r, measure)
+        with pytest.raises(ValueError, match=pattern):
+            risk.decompose([1e6], r, measure, method="cornish-fisher")
+    with pytest.raises(ValueError, match=r"^returns: the P&L of position 2 held alone has skewness"):
+        modified.standalone([1e6, 1e6], np.column_stack([0.01 * np.sin(np.arange(200)), r[:, 0]]))
+
+
+def test_refusal_boundary_is_a_tenth_of_the_tail_on_the_brute_force_grid():
+    # an evenly spread normal sample with every 50th day raised by x: the skewness grows with
+    # x and, between x = 7.86 and 7.88, the fold of h reaches the 5% quantile; each history
+    # is refused exactly when the grid puts more than a tenth of the tail on the wrong side
+    base = stats.norm.ppf((np.arange(200) + 0.5) / 200)
+    seen = set()
+    for x in np.linspace(7.86, 7.88, 21):
+        pnl = base.copy()
+        pnl[::50] += x
+        s, k = _moments(pnl)
+        share = _misranked_on_a_grid(0.05, s, k, step=4) / 0.05
+        if abs(share - 0.1) < 5e-3:
+            continue
+        try:
+            modified.decompose([1.0], pnl[:, None])
+            seen.add("accepted")
+            assert share < 0.1, (x, s, k, share)
+        except ValueError as error:
+            seen.add("refused")
+            assert "not monotone" in str(error) and share > 0.1, (x, s, k, share)
+    assert seen == {"accepted", "refused"}
