@@ -241,3 +241,54 @@ def test_refusal_boundary_is_a_tenth_of_the_tail_on_the_brute_force_grid():
             seen.add("refused")
             assert "not monotone" in str(error) and share > 0.1, (x, s, k, share)
     assert seen == {"accepted", "refused"}
+
+
+# --- Monte Carlo: Student-t dof and the size of the scenario table ---------------------------
+
+
+def _t_var_factor(confidence, dof):
+    """VaR of a variance-matched Student-t in standard deviations (scipy as reference)."""
+    return stats.t.ppf(confidence, dof) * math.sqrt((dof - 2) / dof)
+
+
+def test_dof_just_above_two_is_refused_because_the_var_collapses():
+    # the closed form the refusal is about: the variance-matched t VaR falls to 0 at dof -> 2
+    assert _t_var_factor(0.95, 2.01) < 0.21 < 1.35 < _t_var_factor(0.95, 3) < stats.norm.ppf(0.95)
+    for dof in (2.01, 2.1, 2.5, 2.999):
+        with pytest.raises(ValueError, match=rf"^dof: got {dof:g}; expected at least 3 such as 5: .*shrinks to 0"):
+            simulation.decompose(X, COV, dof=dof, draws=1000)
+        with pytest.raises(ValueError, match=rf"^dof: got {dof:g}; expected at least 3"):
+            risk.portfolio_var(X, COV, method="montecarlo", dof=dof, draws=1000)
+    with pytest.raises(ValueError, match=r"^dof: got 2; expected Student-t degrees of freedom above 2 .*at least 3"):
+        simulation.check_dof(2)
+    assert simulation.check_dof(3) == 3.0
+
+
+def test_dof_of_three_gives_the_variance_matched_t_var():
+    # every portfolio of the multivariate t is a scaled univariate t: closed-form VaR
+    sigma = math.sqrt(X @ COV @ X)
+    exact = _t_var_factor(0.99, 3.0) * sigma
+    mc = simulation.decompose(X, COV, "var", 0.99, dof=3, draws=200_000)
+    se = simulation.standard_error(X, COV, "var", 0.99, dof=3, draws=200_000)
+    assert abs(mc.total - exact) <= 4 * se
+
+
+def test_scenario_table_is_capped_before_anything_is_allocated():
+    import tracemalloc
+
+    cap = simulation.MAX_SCENARIO_BYTES
+    assert cap == 512 * 2**20 and simulation.MAX_CELLS * 8 == cap
+    assets = 100
+    most = cap // (8 * assets)  # 671,088 draws of 100 assets fill 512 MiB
+    assert most == 671_088
+    simulation.check_table_size(most, assets)
+    with pytest.raises(ValueError, match=r"^draws: 671089 draws of 100 assets is 67,108,900 numbers \(512 MiB\), more than the 512 MiB cap .*use at most 671,088 draws for 100 assets$"):
+        simulation.check_table_size(most + 1, assets)
+    # the issue's cell: 2.5e8 numbers (2,500,000 draws x 100 assets) would need ~6 GB
+    cov = np.eye(assets) * 1e-4
+    tracemalloc.start()
+    with pytest.raises(ValueError, match=r"^draws: 2500000 draws of 100 assets is 250,000,000 numbers"):
+        simulation.decompose(np.ones(assets), cov, draws=2_500_000)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 20 * 2**20
