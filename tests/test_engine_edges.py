@@ -229,6 +229,7 @@ def test_refusal_boundary_is_a_tenth_of_the_tail_on_the_brute_force_grid():
     for x in np.linspace(7.86, 7.88, 21):
         pnl = base.copy()
         pnl[::50] += x
+        pnl *= 0.01  # daily returns of 1% standard deviation; skewness and kurtosis unchanged
         s, k = _moments(pnl)
         share = _misranked_on_a_grid(0.05, s, k, step=4) / 0.05
         if abs(share - 0.1) < 5e-3:
@@ -292,3 +293,76 @@ def test_scenario_table_is_capped_before_anything_is_allocated():
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 20 * 2**20
+
+
+# --- careless inputs -------------------------------------------------------------------------
+
+
+def _daily_returns(rows=250, seed=9):
+    rng = np.random.default_rng(seed)
+    return rng.normal(0.0003, 0.012, (rows, 2))
+
+
+def test_percent_returns_are_refused_where_one_reaches_minus_100():
+    r = _daily_returns()
+    percent = 100 * r  # -1.5 meaning -1.5%
+    i, j = np.argwhere(percent <= -1)[0]  # the first cell that cannot be a simple return
+    pattern = (
+        rf"^returns: row {i + 1}, column {j + 1} is {percent[i, j]:g}, a loss of "
+        rf"{-percent[i, j] * 100:g}%; a return of -100% or below .*look like percentages"
+    )
+    for method in ("historical", "cornish-fisher"):
+        with pytest.raises(ValueError, match=pattern):
+            risk.portfolio_var(X, percent, method=method)
+        with pytest.raises(ValueError, match=pattern):
+            risk.individual_es(X, percent, method=method)
+    # the same history as fractions is fine, and its VaR is a hundredth of what the
+    # percentages would have given (VaR is linear in the returns)
+    assert risk.portfolio_var(X, r, method="historical") == pytest.approx(
+        -np.quantile(r @ X, 0.05), rel=1e-12
+    )
+
+
+def test_prices_given_as_returns_are_refused():
+    r = _daily_returns()
+    prices = 100.0 * np.cumprod(1 + r, axis=0)
+    assert np.all(prices > 1)
+    for method in ("historical", "cornish-fisher"):
+        with pytest.raises(ValueError, match=r"^returns: every value in column 1 is above 1 .*look like prices"):
+            risk.portfolio_var(X, prices, method=method)
+    # one price column among returns is enough to refuse
+    mixed = np.column_stack([r[:, 0], prices[:, 1]])
+    with pytest.raises(ValueError, match=r"^returns: every value in column 2 is above 1 \(row 1 holds"):
+        historical.decompose(X, mixed)
+
+
+def test_simulated_scenarios_and_covariance_estimators_take_any_level():
+    # a normal draw can fall below -100% (a 60% daily volatility): Monte Carlo is not a
+    # returns history and is not refused; its VaR converges to the closed form
+    cov = np.array([[0.36, 0.0], [0.0, 0.09]])
+    mc = simulation.decompose(X, cov, draws=100_000)
+    se = simulation.standard_error(X, cov, draws=100_000)
+    assert abs(mc.total - stats.norm.ppf(0.95) * math.sqrt(X @ cov @ X)) <= 4 * se
+    # the estimators are unit-free: percentages give the covariance in %^2 (identity)
+    r = _daily_returns()
+    np.testing.assert_allclose(covariance.covariance(100 * r), 1e4 * np.cov(r, rowvar=False), rtol=1e-12)
+
+
+def _dated_prices(rows=30, newest_first=False):
+    dates = 45_292 + np.arange(rows)  # 2024-01-01 onwards, Excel serial numbers
+    prices = 100.0 * np.cumprod(1 + _daily_returns(rows)[:, 0])
+    table = np.column_stack([dates, prices])
+    return table[::-1] if newest_first else table
+
+
+def test_dates_among_prices_are_refused_and_newest_first_is_named():
+    with pytest.raises(ValueError, match=r"^prices: column 1 holds whole numbers from 45321 to 45292 .*look like Excel dates, not prices; they run newest first"):
+        covariance.returns_from_prices(_dated_prices(newest_first=True))
+    with pytest.raises(ValueError, match=r"^prices: column 1 holds whole numbers from 45292 to 45321 .*Excel dates, not prices; pass the price columns only"):
+        covariance.returns_from_prices(_dated_prices())
+    # the prices alone give the simple returns p_t / p_(t-1) - 1 (by hand)
+    p = _dated_prices()[:, 1]
+    np.testing.assert_allclose(covariance.returns_from_prices(p)[:, 0], p[1:] / p[:-1] - 1, rtol=1e-15)
+    # an integer-quoted index that moves both ways is a price, not a date column
+    index = np.array([38000, 38012, 37990, 38005, 38020, 38011, 38030, 38041, 38022, 38050, 38061])
+    assert covariance.returns_from_prices(index).shape == (10, 1)

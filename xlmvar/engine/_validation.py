@@ -27,6 +27,7 @@ __all__ = [
     "check_covariance",
     "check_correlation",
     "check_returns",
+    "check_return_levels",
     "check_mean",
     "check_positive",
     "check_count",
@@ -373,6 +374,40 @@ def check_returns(returns, size: int | None = None, name: str = "returns", min_r
             f"{name}: has {mat.shape[0]} rows; at least {min_rows} periods are needed"
         )
     return mat
+
+
+def check_return_levels(mat: np.ndarray, name: str = "returns") -> None:
+    """Refuse a returns history that cannot be simple returns (percentages, prices).
+
+    Applied to the histories that VaR is read from (historical, Cornish-Fisher); not to the
+    covariance estimators, which are unit-free (a covariance of P&L or of basis-point moves
+    is a covariance too), nor to simulated scenarios.
+
+    * A value ``<= -1``: a simple return of -100% or less would leave a zero or negative
+      price, so the table is in other units - typically percentages (-1.5 for -1.5%).
+    * A column of two or more values all ``> 1``: a gain of more than 100% in every period;
+      that is a price (or a percentage) column.
+    Percentages that never reach -1 and prices below 1 pass: they cannot be told apart from
+    returns by their values.
+    """
+    low = mat <= -1.0
+    if low.any():
+        i, j = (int(k) for k in np.argwhere(low)[0])
+        raise ValueError(
+            f"{name}: {_where((i, j), mat.ndim)} is {mat[i, j]:g}, a loss of "
+            f"{-mat[i, j] * 100:g}%; a return of -100% or below would leave a zero or negative "
+            "price, so these look like percentages (-1.5 for -1.5%): divide by 100, or enter "
+            "them as -1.5%"
+        )
+    if mat.shape[0] >= 2:
+        high = np.all(mat > 1.0, axis=0)
+        if high.any():
+            j = int(np.argmax(high))
+            raise ValueError(
+                f"{name}: every value in column {j + 1} is above 1 (row 1 holds {mat[0, j]:g}), "
+                "a gain of more than 100% in every period; these look like prices (form returns "
+                "with RETURNSFROMPRICES) or percentages (divide by 100)"
+            )
 
 
 def check_mean(mean, size: int) -> np.ndarray | None:

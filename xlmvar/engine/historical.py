@@ -77,6 +77,7 @@ from ._validation import (
     check_confidence,
     check_horizon,
     check_options,
+    check_return_levels,
     check_returns,
 )
 from .parametric import check_measure
@@ -95,7 +96,9 @@ __all__ = [
     "kernel_weights",
     "tail_weights",
     "decompose",
+    "decompose_scenarios",
     "standalone",
+    "standalone_scenarios",
 ]
 
 #: The rules :func:`numpy.quantile` accepts; ``"linear"`` is R's type 7.
@@ -190,11 +193,13 @@ def check_history(positions, returns, measure, confidence, horizon, method="hist
 
     Returns ``(x, r, measure, confidence, horizon)`` as float vector, float table, ``"var"``
     or ``"es"``, float and int.  A covariance matrix given where the returns history belongs
-    (the model argument of the Excel functions takes either) is refused, naming ``method``.
+    (the model argument of the Excel functions takes either) is refused, naming ``method``;
+    so are percentages and prices (:func:`xlmvar.engine._validation.check_return_levels`).
     """
     x = as_vector(positions, "positions")
     r = check_returns(returns, x.size, min_rows=1)
     _refuse_covariance(r, method)
+    check_return_levels(r)
     return x, r, check_measure(measure), check_confidence(confidence), check_horizon(horizon)
 
 
@@ -379,6 +384,22 @@ def decompose(
         quantile_method, an unknown option, or fewer rows than the measure needs.
     """
     x, r, measure, confidence, h = check_history(positions, returns, measure, confidence, horizon)
+    return decompose_scenarios(
+        x, r, measure, confidence, h, smoothing=smoothing, quantile_method=quantile_method, **options
+    )
+
+
+def decompose_scenarios(
+    x, r, measure, confidence, horizon, *, smoothing="kernel", quantile_method="linear", **options
+) -> Decomposition:
+    """:func:`decompose` on an already validated book and scenario table.
+
+    For scenario tables built by the engine (Monte Carlo draws), whose values are not
+    subject to the checks on a returns history (:func:`check_history`): a normal draw can
+    fall below -100%.  ``x`` and ``r`` are float arrays, ``measure``, ``confidence`` and
+    ``horizon`` validated values.
+    """
+    h = horizon
     smoothing = check_smoothing(smoothing)
     method = check_quantile_method(quantile_method)
     check_options(options, "historical", ("smoothing", "quantile_method"))
@@ -419,6 +440,17 @@ def standalone(
     0 has 0).  ``smoothing`` is accepted for symmetry with :func:`decompose` and unused.
     """
     x, r, measure, confidence, h = check_history(positions, returns, measure, confidence, horizon)
+    return standalone_scenarios(
+        x, r, measure, confidence, h, smoothing=smoothing, quantile_method=quantile_method, **options
+    )
+
+
+def standalone_scenarios(
+    x, r, measure, confidence, horizon, *, smoothing="kernel", quantile_method="linear", **options
+) -> np.ndarray:
+    """:func:`standalone` on an already validated book and scenario table (see
+    :func:`decompose_scenarios`)."""
+    h = horizon
     check_smoothing(smoothing)
     method = check_quantile_method(quantile_method)
     check_options(options, "historical", ("smoothing", "quantile_method"))

@@ -383,7 +383,7 @@ def decompose(
         # no positions or a perfect hedge: the P&L is the known mean, not sampling noise
         marginal = -drift + 0.0
         return Decomposition(float(x @ marginal) + 0.0, marginal, x * marginal + 0.0)
-    return historical.decompose(x, table, name, c, 1, smoothing=smoothing)
+    return historical.decompose_scenarios(x, table, name, c, 1, smoothing=smoothing)
 
 
 def standalone(
@@ -408,7 +408,7 @@ def standalone(
     x, name, c, table, _, _ = _prepare(
         positions, cov, measure, confidence, horizon, mean, draws, seed, dof
     )
-    return historical.standalone(x, table, name, c, 1, smoothing=smoothing)
+    return historical.standalone_scenarios(x, table, name, c, 1, smoothing=smoothing)
 
 
 def pnl_standard_error(pnl, confidence=0.95, measure="var") -> float:
