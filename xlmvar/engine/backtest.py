@@ -274,7 +274,7 @@ def basel_zone(exceptions, observations=250, confidence=0.99) -> str:
     ----------
     exceptions : int >= 0
     observations : int >= 1, default 250
-    confidence : float in (0, 1), default 0.99
+    confidence : float in [0.5, 1), default 0.99
     """
     _, _, _, prob = _cumulative(exceptions, observations, confidence)
     return _zone(prob)
@@ -327,7 +327,7 @@ def var_backtest(pnl, var, confidence) -> VarBacktest:
     var : float or array_like, shape (T,)
         VaR forecast for each period (made before it), a positive loss; a single value is
         used for every period.
-    confidence : float in (0, 1)
+    confidence : float in [0.5, 1)
         Confidence of the VaR, e.g. 99% or 0.99 (required: it must match the forecasts).
 
     Returns

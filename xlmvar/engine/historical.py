@@ -361,7 +361,7 @@ def decompose(
     returns : array_like, shape (T, n)
         Per-period returns, rows = periods, columns = assets; used as is (mean included).
     measure : {"var", "es"}
-    confidence : float in (0, 1), default 0.95
+    confidence : float in [0.5, 1), default 0.95
     horizon : int >= 1, default 1
         Periods; the one-period figures are scaled by ``sqrt(horizon)``.
     smoothing : {"kernel", "scenario"}, default "kernel"

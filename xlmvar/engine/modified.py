@@ -352,7 +352,7 @@ def decompose(
         Per-period returns, rows = periods, columns = assets; at least 4 rows.  The mean is
         included.
     measure : {"var", "es"}
-    confidence : float in (0, 1), default 0.95
+    confidence : float in [0.5, 1), default 0.95
     horizon : int >= 1, default 1
         Periods; the one-period figures are scaled by ``sqrt(horizon)``.
     ddof : {1, 0}, default 1

@@ -103,7 +103,7 @@ def decompose(positions, model, measure="var", confidence=0.95, horizon=1, metho
         Covariance matrix (n, n) for ``"normal"`` and ``"montecarlo"``; returns table
         (T, n) for ``"historical"`` and ``"cornish-fisher"``.
     measure : {"var", "es"}
-    confidence : float in (0, 1), default 0.95
+    confidence : float in [0.5, 1), default 0.95
     horizon : int >= 1, default 1
     method : {"normal", "historical", "cornish-fisher", "montecarlo"}
         Aliases such as ``"modified"`` are accepted.

@@ -346,7 +346,7 @@ def decompose(
     cov : array_like, shape (n, n)
         Per-period covariance ``S`` (positive semi-definite).
     measure : {"var", "es"}
-    confidence : float in (0, 1), default 0.95
+    confidence : float in [0.5, 1), default 0.95
     horizon : int >= 1, default 1
         Periods; the draws have covariance ``S h`` and mean ``mu h``.
     mean : array_like, shape (n,), optional
