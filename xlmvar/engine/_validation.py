@@ -384,7 +384,9 @@ def check_return_levels(mat: np.ndarray, name: str = "returns") -> None:
     is a covariance too), nor to simulated scenarios.
 
     * A value ``<= -1``: a simple return of -100% or less would leave a zero or negative
-      price, so the table is in other units - typically percentages (-1.5 for -1.5%).
+      price, so the table is in other units - typically percentages (-1.5 for -1.5%).  (A
+      log return can reach -1, a fall of 63%; the engine's P&L ``x . r`` is linear in simple
+      returns, so it is to be converted, ``exp(r) - 1``.)
     * A column of two or more values all ``> 1``: a gain of more than 100% in every period;
       that is a price (or a percentage) column.
     Percentages that never reach -1 and prices below 1 pass: they cannot be told apart from
@@ -397,7 +399,8 @@ def check_return_levels(mat: np.ndarray, name: str = "returns") -> None:
             f"{name}: {_where((i, j), mat.ndim)} is {mat[i, j]:g}, a loss of "
             f"{-mat[i, j] * 100:g}%; a return of -100% or below would leave a zero or negative "
             "price, so these look like percentages (-1.5 for -1.5%): divide by 100, or enter "
-            "them as -1.5%"
+            "them as -1.5% (a log return of -1 or below, a fall of 63% or more, converts to a "
+            "simple return as EXP(r) - 1)"
         )
     if mat.shape[0] >= 2:
         high = np.all(mat > 1.0, axis=0)
