@@ -273,10 +273,11 @@ def test_short_position_loses_in_the_upper_tail(pa_returns):
     assert standalone([-0.8], r[:, None])[0] == pytest.approx(0.8 * np.quantile(r, 0.95))
 
 
-@pytest.mark.parametrize("confidence", [0.2, 0.5, 0.6])
+@pytest.mark.parametrize("confidence", [0.5, 0.6])
 def test_low_confidence_still_sums(pa_returns, confidence):
-    # near or below 50% the "VaR" can be a gain (negative); the kernel rescaling may fall
-    # back to the scenario decomposition, and the components must still sum to the total
+    # near 50% the "VaR" can be a gain (negative); the kernel rescaling may fall back to the
+    # scenario decomposition, and the components must still sum to the total (below 50% the
+    # confidence is refused: tests/test_engine_edges.py)
     x = [0.3, -0.4, 0.3]
     for smoothing in ("kernel", "scenario"):
         result = decompose(x, pa_returns, confidence=confidence, smoothing=smoothing)
@@ -373,7 +374,9 @@ def test_es_needs_enough_rows_for_the_confidence(pa_returns):
     with pytest.raises(ValueError, match=r"^returns: has 99 rows; a 99% historical ES.* 100 rows"):
         standalone(PA_WEIGHTS, pa_returns[:99], "es", 0.99)
     assert decompose(PA_WEIGHTS, pa_returns[:20], "es").total > 0
-    # VaR needs two periods
-    with pytest.raises(ValueError, match=r"^returns: has 1 rows; historical VaR needs at least 2"):
+    # VaR needs as many: 1 / (1 - confidence) periods
+    with pytest.raises(ValueError, match=r"^returns: has 19 rows; a 95% historical VaR .* 20 rows"):
+        decompose(PA_WEIGHTS, pa_returns[:19])
+    with pytest.raises(ValueError, match=r"^returns: has 1 rows; a 95% historical VaR .* 20 rows"):
         decompose(PA_WEIGHTS, pa_returns[:1])
-    assert np.isfinite(decompose(PA_WEIGHTS, pa_returns[:2]).total)
+    assert np.isfinite(decompose(PA_WEIGHTS, pa_returns[:20]).total)

@@ -27,6 +27,7 @@ __all__ = [
     "check_covariance",
     "check_correlation",
     "check_returns",
+    "check_return_levels",
     "check_mean",
     "check_positive",
     "check_count",
@@ -192,8 +193,25 @@ def as_matrix(values, name: str) -> np.ndarray:
     return _to_float_array(arr, name)
 
 
+#: Lowest confidence accepted: below 50% the VaR quantile lies on the gain side of the median.
+MIN_CONFIDENCE = 0.5
+
+
 def check_confidence(confidence) -> float:
-    """Return ``confidence`` as a float in (0, 1); 95 is refused with a hint."""
+    """Return ``confidence`` as a float in [0.5, 1) (blank means 0.95).
+
+    Rules, in order:
+
+    * not a finite number: refused;
+    * ``1 < c < 100`` with ``c / 100`` in [0.5, 1) (95, 99, 99.9): refused with the hint
+      "use 95% or 0.95" - a percentage typed as a number;
+    * ``c <= 0`` or ``c >= 1`` (1.5, 100, -0.95): refused as outside (0, 1); 1.5 is not read
+      as 1.5%, which would be a confidence of 0.015;
+    * ``0 < c < 0.5``: refused.  The VaR at confidence ``c`` is minus the ``1 - c`` quantile
+      of the P&L; below 50% that quantile is above the median, so the "VaR" is a gain (for
+      a normal P&L, ``Phi^-1(c) < 0``) and grows smaller as the confidence grows.  A value
+      such as 0.05 is usually the tail probability, so the message suggests ``1 - c``.
+    """
     if confidence is None:
         return 0.95
     if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real):
@@ -205,12 +223,21 @@ def check_confidence(confidence) -> float:
         raise ValueError(
             f"confidence: got {describe(c)}; expected a probability such as 95% or 0.95"
         )
-    if 1.0 < c < 100.0:
+    if 1.0 < c < 100.0 and MIN_CONFIDENCE <= c / 100.0 < 1.0:
         raise ValueError(
             f"confidence: got {c:g}, which looks like a percentage; use {c:g}% or {c / 100:g}"
         )
     if not 0.0 < c < 1.0:
-        raise ValueError(f"confidence: got {c:g}; expected a probability strictly between 0 and 1")
+        raise ValueError(
+            f"confidence: got {c:g}; expected a probability strictly between 0 and 1 such as "
+            "95% or 0.95"
+        )
+    if c < MIN_CONFIDENCE:
+        raise ValueError(
+            f"confidence: got {c:g}; expected at least 0.5 (50%) such as 95% or 0.95: below 50% "
+            f"the VaR quantile lies on the gain side of the median, so the VaR would be a gain; "
+            f"if {c:g} is the tail probability, use {1.0 - c:.10g}"
+        )
     return c
 
 
@@ -355,6 +382,43 @@ def check_returns(returns, size: int | None = None, name: str = "returns", min_r
             f"{name}: has {mat.shape[0]} rows; at least {min_rows} periods are needed"
         )
     return mat
+
+
+def check_return_levels(mat: np.ndarray, name: str = "returns") -> None:
+    """Refuse a returns history that cannot be simple returns (percentages, prices).
+
+    Applied to the histories that VaR is read from (historical, Cornish-Fisher); not to the
+    covariance estimators, which are unit-free (a covariance of P&L or of basis-point moves
+    is a covariance too), nor to simulated scenarios.
+
+    * A value ``<= -1``: a simple return of -100% or less would leave a zero or negative
+      price, so the table is in other units - typically percentages (-1.5 for -1.5%).  (A
+      log return can reach -1, a fall of 63%; the engine's P&L ``x . r`` is linear in simple
+      returns, so it is to be converted, ``exp(r) - 1``.)
+    * A column of two or more values all ``> 1``: a gain of more than 100% in every period;
+      that is a price (or a percentage) column.
+    Percentages that never reach -1 and prices below 1 pass: they cannot be told apart from
+    returns by their values.
+    """
+    low = mat <= -1.0
+    if low.any():
+        i, j = (int(k) for k in np.argwhere(low)[0])
+        raise ValueError(
+            f"{name}: {_where((i, j), mat.ndim)} is {mat[i, j]:g}, a loss of "
+            f"{-mat[i, j] * 100:g}%; a return of -100% or below would leave a zero or negative "
+            "price, so these look like percentages (-1.5 for -1.5%): divide by 100, or enter "
+            "them as -1.5% (a log return of -1 or below, a fall of 63% or more, converts to a "
+            "simple return as EXP(r) - 1)"
+        )
+    if mat.shape[0] >= 2:
+        high = np.all(mat > 1.0, axis=0)
+        if high.any():
+            j = int(np.argmax(high))
+            raise ValueError(
+                f"{name}: every value in column {j + 1} is above 1 (row 1 holds {mat[0, j]:g}), "
+                "a gain of more than 100% in every period; these look like prices (form returns "
+                "with RETURNSFROMPRICES) or percentages (divide by 100)"
+            )
 
 
 def check_mean(mean, size: int) -> np.ndarray | None:

@@ -6,8 +6,11 @@ Conventions
   VaR forecast for the same period, a positive loss (one per period, or one for all).
 * An **exception** is a period whose loss exceeds the VaR: ``-pnl > var``.  The inequality
   is strict: a loss exactly equal to VaR is not an exception.
-* ``p = 1 - confidence`` is the exception probability the VaR claims; ``T`` the number of
-  periods and ``x`` the number of exceptions.
+* ``p = 1 - confidence`` is the exception probability the VaR claims, rounded to 15
+  decimals so that 99% gives exactly 0.01 (:func:`xlmvar.engine.historical.tail_probability`);
+  ``T`` the number of periods and ``x`` the number of exceptions.
+* The likelihood-ratio statistics are never negative and never ``-0.0``: an exception rate
+  equal to ``p`` gives exactly ``0.0``.
 * Likelihoods use the convention ``0 ln 0 = 0``, so zero exceptions, all exceptions and
   states never visited give finite statistics, never NaN.
 
@@ -47,10 +50,10 @@ import numbers
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import xlogy
 from scipy.stats import binom, chi2
 
 from ._validation import as_vector, check_confidence
+from .historical import tail_probability
 
 __all__ = [
     "VarBacktest",
@@ -183,11 +186,26 @@ def kupiec_pof(exceptions, observations, confidence) -> float:
     x = _count(exceptions, "exceptions", 0)
     if x > t:
         raise ValueError(f"exceptions: got {x}, more than the {t} observations")
-    p = 1.0 - _confidence(confidence)
+    p = tail_probability(_confidence(confidence))
     rate = x / t
-    restricted = xlogy(t - x, 1.0 - p) + xlogy(x, p)
-    unrestricted = xlogy(t - x, 1.0 - rate) + xlogy(x, rate)
-    return max(float(-2.0 * (restricted - unrestricted)), 0.0)
+    return _likelihood_ratio((t - x, 1.0 - p, 1.0 - rate), (x, p, rate))
+
+
+def _likelihood_ratio(*terms) -> float:
+    """``-2 sum n ln(p_restricted / p_fitted)`` over ``(n, p_restricted, p_fitted)`` terms.
+
+    The same statistic as ``-2 (ln L_restricted - ln L_fitted)``, written term by term so
+    that a fitted probability equal to the restricted one (an exception rate equal to
+    ``p``, or ``pi01 = pi11 = pi``) contributes exactly ``ln 1 = 0``: the statistic is then
+    exactly ``0.0``, not a rounding error of either sign.  Terms with ``n = 0`` are 0
+    (``0 ln 0 = 0``; a fitted probability of 0 only occurs with ``n = 0``).  Never below 0
+    and never ``-0.0``: the fitted likelihood is the larger in exact arithmetic.
+    """
+    total = 0.0
+    for n, restricted, fitted in terms:
+        if n > 0:
+            total += n * math.log(restricted / fitted)
+    return max(0.0, -2.0 * total)
 
 
 def transition_counts(flags) -> tuple[int, int, int, int]:
@@ -231,9 +249,9 @@ def christoffersen_independence(n00, n01, n10, n11) -> float:
         return 0.0
     pi = (n01 + n11) / pairs
     pi01, pi11 = n01 / from0, n11 / from1
-    restricted = xlogy(n00 + n10, 1.0 - pi) + xlogy(n01 + n11, pi)
-    unrestricted = xlogy(n00, 1.0 - pi01) + xlogy(n01, pi01) + xlogy(n10, 1.0 - pi11) + xlogy(n11, pi11)
-    return max(float(-2.0 * (restricted - unrestricted)), 0.0)
+    return _likelihood_ratio(
+        (n00, 1.0 - pi, 1.0 - pi01), (n01, pi, pi01), (n10, 1.0 - pi, 1.0 - pi11), (n11, pi, pi11)
+    )
 
 
 def _cumulative(exceptions, observations, confidence) -> tuple[int, int, float, float]:
@@ -242,7 +260,7 @@ def _cumulative(exceptions, observations, confidence) -> tuple[int, int, float, 
     if x > t:
         raise ValueError(f"exceptions: got {x}, more than the {t} observations")
     c = _confidence(0.99 if confidence is None else confidence)
-    return x, t, c, float(binom.cdf(x, t, 1.0 - c))
+    return x, t, c, float(binom.cdf(x, t, tail_probability(c)))
 
 
 def basel_zone(exceptions, observations=250, confidence=0.99) -> str:
@@ -256,7 +274,7 @@ def basel_zone(exceptions, observations=250, confidence=0.99) -> str:
     ----------
     exceptions : int >= 0
     observations : int >= 1, default 250
-    confidence : float in (0, 1), default 0.99
+    confidence : float in [0.5, 1), default 0.99
     """
     _, _, _, prob = _cumulative(exceptions, observations, confidence)
     return _zone(prob)
@@ -309,7 +327,7 @@ def var_backtest(pnl, var, confidence) -> VarBacktest:
     var : float or array_like, shape (T,)
         VaR forecast for each period (made before it), a positive loss; a single value is
         used for every period.
-    confidence : float in (0, 1)
+    confidence : float in [0.5, 1)
         Confidence of the VaR, e.g. 99% or 0.99 (required: it must match the forecasts).
 
     Returns
@@ -320,7 +338,7 @@ def var_backtest(pnl, var, confidence) -> VarBacktest:
     """
     r, v = _series(pnl, var)
     c = _confidence(confidence)
-    p = 1.0 - c
+    p = tail_probability(c)
     flags = -r > v
     t, x = int(r.size), int(flags.sum())
     pof = kupiec_pof(x, t, c)

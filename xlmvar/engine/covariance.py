@@ -282,9 +282,50 @@ def returns_from_prices(prices, method="simple", missing="error") -> np.ndarray:
         raise ValueError(
             f"prices: has {values.shape[0]} row; at least 2 dates are needed to form a return"
         )
+    _refuse_date_column(values)
     out = np.diff(np.log(values), axis=0) if how == "log" else values[1:] / values[:-1] - 1.0
     check_finite_result("prices", "a return from one price to the next", out)
     return out
+
+
+#: Excel serial numbers of 1950-01-01 and 2099-12-31: the dates a price history carries.
+_DATE_SERIALS = (18_264, 73_050)
+
+#: Fewest rows before a column is judged to be dates rather than prices.
+_DATE_ROWS = 10
+
+
+def _refuse_date_column(values: np.ndarray) -> None:
+    """Refuse a column of Excel dates among the prices, and say if it runs newest first.
+
+    A column is taken for dates when it has at least 10 rows of whole numbers between the
+    serials of 1950-01-01 and 2099-12-31 that move in one direction by 1 to 31 each row (daily,
+    weekly or monthly dates).  A price that moves by whole units in the same direction every
+    period for ten periods does not occur.  The order of the prices themselves cannot be
+    checked: newest-first prices give the returns of the reversed path (every sign flipped,
+    roughly), which look like returns.
+    """
+    if values.shape[0] < _DATE_ROWS:
+        return
+    step = np.diff(values, axis=0)
+    whole = np.all(values == np.round(values), axis=0)
+    inside = np.all((values >= _DATE_SERIALS[0]) & (values <= _DATE_SERIALS[1]), axis=0)
+    up = np.all((step >= 1) & (step <= 31), axis=0)
+    down = np.all((step <= -1) & (step >= -31), axis=0)
+    dates = whole & inside & (up | down)
+    if not dates.any():
+        return
+    j = int(np.argmax(dates))
+    order = (
+        "; they run newest first, so the prices probably do too: sort the table oldest first"
+        if down[j]
+        else ""
+    )
+    raise ValueError(
+        f"prices: column {j + 1} holds whole numbers from {values[0, j]:.0f} to "
+        f"{values[-1, j]:.0f} moving by 1 to 31 each row, which look like Excel dates, not "
+        f"prices{order}; pass the price columns only (rows = dates, oldest first)"
+    )
 
 
 # --------------------------------------------------------------------------- estimators

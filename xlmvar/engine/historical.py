@@ -59,8 +59,10 @@ Special cases
   VaR = ES = ``-x.mu sqrt(h)``, marginal ``-mu sqrt(h)`` (the zero subgradient of the
   dispersion part, as in :mod:`xlmvar.engine.parametric` with a mean); all-zero positions give zero
   totals and components, never NaN.
-* ES needs ``T >= 1 / (1 - confidence)`` rows (20 at 95%), so the tail holds at least one
-  observation beyond the VaR; VaR needs 2 rows.
+* VaR and ES need ``T >= 1 / (1 - confidence)`` rows (20 at 95%, 100 at 99%; see
+  :func:`rows_needed`): with fewer, no observation lies as far in the tail as the quantile,
+  the VaR is an interpolation of the worst one or two periods whatever the confidence, and
+  the ES has no observation beyond the VaR.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ from ._validation import (
     check_confidence,
     check_horizon,
     check_options,
+    check_return_levels,
     check_returns,
 )
 from .parametric import check_measure
@@ -85,6 +88,7 @@ __all__ = [
     "check_quantile_method",
     "check_smoothing",
     "tail_probability",
+    "rows_needed",
     "es_rows_needed",
     "quantile_bracket",
     "silverman_bandwidth",
@@ -92,7 +96,9 @@ __all__ = [
     "kernel_weights",
     "tail_weights",
     "decompose",
+    "decompose_scenarios",
     "standalone",
+    "standalone_scenarios",
 ]
 
 #: The rules :func:`numpy.quantile` accepts; ``"linear"`` is R's type 7.
@@ -157,9 +163,20 @@ def tail_probability(confidence) -> float:
     return round(1.0 - check_confidence(confidence), 15)
 
 
-def es_rows_needed(confidence) -> int:
-    """Fewest periods for a historical ES: ``ceil(1 / (1 - confidence))`` (20 at 95%)."""
+def rows_needed(confidence) -> int:
+    """Fewest periods for a historical VaR or ES: ``ceil(1 / (1 - confidence))``, at least 2.
+
+    20 rows at 95%, 100 at 99%, 1000 at 99.9%.  The worst of ``T`` observations stands for
+    the probability ``1 / T``; with fewer rows than ``1 / (1 - confidence)`` no observation
+    lies as far in the tail as the ``1 - confidence`` quantile, so the "quantile" is an
+    interpolation between the worst one or two periods - the same figure at 99% and at
+    99.9% - and the ES has no observation beyond the VaR to average.
+    """
     return max(2, math.ceil(1.0 / tail_probability(confidence) - 1e-9))
+
+
+#: The ES rule is the VaR rule (kept under its former name).
+es_rows_needed = rows_needed
 
 
 def check_rows(returns: np.ndarray, needed: int, what: str) -> None:
@@ -176,11 +193,13 @@ def check_history(positions, returns, measure, confidence, horizon, method="hist
 
     Returns ``(x, r, measure, confidence, horizon)`` as float vector, float table, ``"var"``
     or ``"es"``, float and int.  A covariance matrix given where the returns history belongs
-    (the model argument of the Excel functions takes either) is refused, naming ``method``.
+    (the model argument of the Excel functions takes either) is refused, naming ``method``;
+    so are percentages and prices (:func:`xlmvar.engine._validation.check_return_levels`).
     """
     x = as_vector(positions, "positions")
     r = check_returns(returns, x.size, min_rows=1)
     _refuse_covariance(r, method)
+    check_return_levels(r)
     return x, r, check_measure(measure), check_confidence(confidence), check_horizon(horizon)
 
 
@@ -342,7 +361,7 @@ def decompose(
     returns : array_like, shape (T, n)
         Per-period returns, rows = periods, columns = assets; used as is (mean included).
     measure : {"var", "es"}
-    confidence : float in (0, 1), default 0.95
+    confidence : float in [0.5, 1), default 0.95
     horizon : int >= 1, default 1
         Periods; the one-period figures are scaled by ``sqrt(horizon)``.
     smoothing : {"kernel", "scenario"}, default "kernel"
@@ -365,6 +384,22 @@ def decompose(
         quantile_method, an unknown option, or fewer rows than the measure needs.
     """
     x, r, measure, confidence, h = check_history(positions, returns, measure, confidence, horizon)
+    return decompose_scenarios(
+        x, r, measure, confidence, h, smoothing=smoothing, quantile_method=quantile_method, **options
+    )
+
+
+def decompose_scenarios(
+    x, r, measure, confidence, horizon, *, smoothing="kernel", quantile_method="linear", **options
+) -> Decomposition:
+    """:func:`decompose` on an already validated book and scenario table.
+
+    For scenario tables built by the engine (Monte Carlo draws), whose values are not
+    subject to the checks on a returns history (:func:`check_history`): a normal draw can
+    fall below -100%.  ``x`` and ``r`` are float arrays, ``measure``, ``confidence`` and
+    ``horizon`` validated values.
+    """
+    h = horizon
     smoothing = check_smoothing(smoothing)
     method = check_quantile_method(quantile_method)
     check_options(options, "historical", ("smoothing", "quantile_method"))
@@ -405,6 +440,17 @@ def standalone(
     0 has 0).  ``smoothing`` is accepted for symmetry with :func:`decompose` and unused.
     """
     x, r, measure, confidence, h = check_history(positions, returns, measure, confidence, horizon)
+    return standalone_scenarios(
+        x, r, measure, confidence, h, smoothing=smoothing, quantile_method=quantile_method, **options
+    )
+
+
+def standalone_scenarios(
+    x, r, measure, confidence, horizon, *, smoothing="kernel", quantile_method="linear", **options
+) -> np.ndarray:
+    """:func:`standalone` on an already validated book and scenario table (see
+    :func:`decompose_scenarios`)."""
+    h = horizon
     check_smoothing(smoothing)
     method = check_quantile_method(quantile_method)
     check_options(options, "historical", ("smoothing", "quantile_method"))
@@ -419,12 +465,10 @@ def standalone(
 
 
 def _check_history_rows(r, measure, confidence) -> None:
-    if measure == "es":
-        check_rows(
-            r,
-            es_rows_needed(confidence),
-            f"a {confidence * 100:g}% historical ES (1 / (1 - confidence), so that an "
-            "observation lies beyond the VaR)",
-        )
-    else:
-        check_rows(r, 2, "historical VaR")
+    what = "ES" if measure == "es" else "VaR"
+    check_rows(
+        r,
+        rows_needed(confidence),
+        f"a {confidence * 100:g}% historical {what} (1 / (1 - confidence) periods, so that the "
+        "worst one lies at least as far in the tail as the quantile)",
+    )

@@ -89,7 +89,7 @@ def decompose(positions, cov, measure="var", confidence=0.95, horizon=1, mean=No
     cov : array_like, shape (n, n)
         Per-period covariance of the asset returns.
     measure : {"var", "es"}
-    confidence : float in (0, 1), default 0.95
+    confidence : float in [0.5, 1), default 0.95
     horizon : int >= 1, default 1
         Periods; sigma scales by ``sqrt(horizon)``, the mean by ``horizon``.
     mean : array_like, shape (n,), optional

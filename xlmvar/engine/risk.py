@@ -111,7 +111,7 @@ def decompose(positions, model, measure="var", confidence=0.95, horizon=1, metho
         (T, n) for ``"historical"`` and ``"cornish-fisher"``; a P&L table in currency
         (T scenarios, n positions; positions then scale its columns) for ``"pnl"``.
     measure : {"var", "es"}
-    confidence : float in (0, 1), default 0.95
+    confidence : float in [0.5, 1), default 0.95
     horizon : int >= 1, default 1
     method : {"normal", "historical", "cornish-fisher", "montecarlo", "pnl"}
         Aliases such as ``"modified"`` are accepted.

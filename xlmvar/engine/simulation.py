@@ -58,6 +58,7 @@ __all__ = [
     "check_draws",
     "check_seed",
     "check_dof",
+    "check_table_size",
     "pnl_standard_error",
     "standard_error",
     "var_standard_error",
@@ -77,8 +78,17 @@ MIN_TAIL_DRAWS = 10
 #: Smallest number of draws accepted whatever the confidence.
 MIN_DRAWS = 100
 
-#: Largest scenario table (draws x assets) simulated, about 2 GB of float64.
-MAX_CELLS = 250_000_000
+#: Largest scenario table simulated, in bytes (``draws x assets x 8``): 512 MiB, the budget
+#: of the scenario cache, so every table accepted can be kept for the next formula.  Working
+#: on the table (P&L, quantiles, the stand-alone P&L of each position) needs about 3 times
+#: its size at the peak, so one cell stays below about 1.6 GB.
+MAX_SCENARIO_BYTES = 512 * 2**20
+
+#: The same cap in numbers (draws x assets): 67,108,864, e.g. 100,000 draws of 671 assets.
+MAX_CELLS = MAX_SCENARIO_BYTES // 8
+
+#: Fewest Student-t degrees of freedom accepted (see :func:`check_dof`).
+MIN_DOF = 3.0
 
 _CHUNK_CELLS = 1 << 22  # rows are transformed in blocks of about 32 MB
 
@@ -138,7 +148,15 @@ def check_seed(seed) -> int:
 
 
 def check_dof(dof) -> float | None:
-    """Return the Student-t degrees of freedom (> 2), or ``None`` for normal draws."""
+    """Return the Student-t degrees of freedom (at least :data:`MIN_DOF` = 3), or ``None``.
+
+    The t draws keep the covariance fixed (scale ``sqrt((dof - 2) / dof)``), so every
+    portfolio's VaR is ``t_dof^-1(c) sqrt((dof - 2) / dof)`` sigma: at 95% 1.56 sigma at dof
+    5, 1.36 at 3, 1.14 at 2.5, 0.62 at 2.1 and 0 in the limit 2 (normal: 1.64).  Below 3 the
+    VaR is set by the normalisation rather than the tails: d ln VaR / d dof is 0.2 per unit
+    at 3 but 0.6 at 2.5 and 4.5 at 2.1, so a dof that no history pins down to the first
+    decimal would move the VaR by tens of percent.  At or below 2 the variance is infinite.
+    """
     if dof is None or (isinstance(dof, str) and dof.strip() == ""):
         return None
     if isinstance(dof, bool) or not isinstance(dof, numbers.Real):
@@ -150,10 +168,35 @@ def check_dof(dof) -> float | None:
     if not math.isfinite(v) or v <= 2.0:
         got = _describe(v) if math.isnan(v) else f"{v:g}"  # an error cell; "inf" stays "inf"
         raise ValueError(
-            f"dof: got {got}; expected Student-t degrees of freedom above 2 such as 5 (the variance "
-            "is infinite at 2 or below), or leave it blank for normal draws"
+            f"dof: got {got}; expected Student-t degrees of freedom above 2 (the variance is "
+            f"infinite at 2 or below), at least {MIN_DOF:g}, such as 5, or leave it blank for "
+            "normal draws"
+        )
+    if v < MIN_DOF:
+        raise ValueError(
+            f"dof: got {v:g}; expected at least {MIN_DOF:g} such as 5: the draws keep the "
+            "covariance, so as dof falls to 2 the VaR shrinks to 0 (at 95%: 1.36 sigma at dof 3, "
+            "0.62 at 2.1, normal 1.64) and depends more on dof than any history can tell; or "
+            "leave it blank for normal draws"
         )
     return v
+
+
+def check_table_size(draws: int, assets: int) -> None:
+    """Refuse a scenario table larger than :data:`MAX_SCENARIO_BYTES` (``draws x assets x 8``).
+
+    The message gives the table's size, the cap and the most draws that fit for this many
+    assets.
+    """
+    size = draws * assets * 8
+    if size > MAX_SCENARIO_BYTES:
+        most = MAX_CELLS // max(assets, 1)
+        raise ValueError(
+            f"draws: {draws} draws of {assets} assets is {draws * assets:,} numbers "
+            f"({size / 2**20:,.0f} MiB), more than the {MAX_SCENARIO_BYTES / 2**20:,.0f} MiB cap "
+            f"on a scenario table (draws x assets x 8 bytes); use at most {most:,} draws for "
+            f"{assets} assets"
+        )
 
 
 # --------------------------------------------------------------------------- simulation
@@ -190,8 +233,8 @@ def simulate_returns(
     draws : int, default :data:`DEFAULT_DRAWS`
     seed : int >= 0, default :data:`DEFAULT_SEED`
         Same seed, same model, same draws -> the same table, bit for bit, on the same numpy.
-    dof : float > 2, optional
-        Student-t degrees of freedom; omitted means normal draws.
+    dof : float >= 3, optional
+        Student-t degrees of freedom (:func:`check_dof`); omitted means normal draws.
     mean : array_like, shape (n,), optional
         Per-period expected returns ``mu``; omitted means zero.
     horizon : int >= 1, default 1
@@ -218,11 +261,7 @@ def simulate_returns(
 def _simulate(s: np.ndarray, draws: int, seed: int, dof, mu, h: int) -> np.ndarray:
     """:func:`simulate_returns` on validated arguments."""
     n = s.shape[0]
-    if draws * n > MAX_CELLS:
-        raise ValueError(
-            f"draws: {draws} draws of {n} assets is {draws * n:,} numbers, more than the "
-            f"{MAX_CELLS:,} this function will hold in memory; use fewer draws"
-        )
+    check_table_size(draws, n)
     streams = np.random.SeedSequence(seed).spawn(2)
     rng_normal, rng_chi2 = (np.random.default_rng(stream) for stream in streams)
     transform = _factor(s).T * math.sqrt(h)  # row z -> z L' sqrt(h)
@@ -307,7 +346,7 @@ def decompose(
     cov : array_like, shape (n, n)
         Per-period covariance ``S`` (positive semi-definite).
     measure : {"var", "es"}
-    confidence : float in (0, 1), default 0.95
+    confidence : float in [0.5, 1), default 0.95
     horizon : int >= 1, default 1
         Periods; the draws have covariance ``S h`` and mean ``mu h``.
     mean : array_like, shape (n,), optional
@@ -315,8 +354,9 @@ def decompose(
     draws : int, default :data:`DEFAULT_DRAWS`
         At least :func:`min_draws` (``10 / (1 - confidence)``, and 100).
     seed : int >= 0, default :data:`DEFAULT_SEED`
-    dof : float > 2, optional
-        Student-t degrees of freedom (covariance still ``S h``); omitted means normal.
+    dof : float >= 3, optional
+        Student-t degrees of freedom (covariance still ``S h``; :func:`check_dof`); omitted
+        means normal.
     smoothing : {"kernel", "scenario"}, default "kernel"
         VaR decomposition rule of :func:`xlmvar.engine.historical.decompose`.
 
@@ -343,7 +383,7 @@ def decompose(
         # no positions or a perfect hedge: the P&L is the known mean, not sampling noise
         marginal = -drift + 0.0
         return Decomposition(float(x @ marginal) + 0.0, marginal, x * marginal + 0.0)
-    return historical.decompose(x, table, name, c, 1, smoothing=smoothing)
+    return historical.decompose_scenarios(x, table, name, c, 1, smoothing=smoothing)
 
 
 def standalone(
@@ -368,7 +408,7 @@ def standalone(
     x, name, c, table, _, _ = _prepare(
         positions, cov, measure, confidence, horizon, mean, draws, seed, dof
     )
-    return historical.standalone(x, table, name, c, 1, smoothing=smoothing)
+    return historical.standalone_scenarios(x, table, name, c, 1, smoothing=smoothing)
 
 
 def pnl_standard_error(pnl, confidence=0.95, measure="var") -> float:
