@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ..engine import groups, risk
+from ..engine.pnl import unit_table
 from ..engine._validation import check_confidence, check_horizon
 from . import io
 
@@ -268,8 +269,14 @@ def run(
 def _risk(pnl: np.ndarray, keys, counts, by, confidence, horizon, name) -> pd.DataFrame:
     """Engine figures by group from the scenario P&L by group (``T x G``)."""
     method = BATCH_METHODS[name]
-    model = np.atleast_2d(np.cov(pnl, rowvar=False)) if method == "normal" else pnl
     ones, labels = np.ones(pnl.shape[1]), _labels(keys)
+    if method == "normal":
+        model = np.atleast_2d(np.cov(pnl, rowvar=False))
+    elif method == "cornish-fisher":  # currency P&L through a method made for returns
+        scale, model = unit_table(pnl)
+        ones = ones * scale
+    else:
+        model = pnl
     var = groups.group_risk(ones, model, labels, "var", confidence, horizon, method)
     es = groups.group_risk(ones, model, labels, "es", confidence, horizon, method)
     return _table(keys, counts, by, var, es)

@@ -99,7 +99,6 @@ def return_per_risk(positions, model, expected_returns, confidence=0.95, horizon
     scale = float(np.max(np.abs(marginal))) if marginal.size else 0.0
     risky = marginal > 1e-12 * scale
     free = ~risky & (ret > 0.0)
-    costly = ~risky & ~free
     ratio = np.full(x.size, np.nan)
     ratio[risky] = ret[risky] / marginal[risky]
     ratio[free] = np.inf

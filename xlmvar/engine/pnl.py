@@ -31,10 +31,10 @@ import numpy as np
 
 from . import historical
 from ._decomposition import Decomposition
-from ._validation import as_vector, check_options, check_returns
+from ._validation import as_vector, check_confidence, check_horizon, check_options, check_returns
 from .parametric import check_measure
 
-__all__ = ["check_pnl", "decompose", "standalone"]
+__all__ = ["unit_table", "check_pnl", "decompose", "standalone"]
 
 _OPTIONS = ("smoothing", "quantile_method")
 
@@ -42,9 +42,11 @@ _OPTIONS = ("smoothing", "quantile_method")
 def check_pnl(positions, pnl, measure="var", confidence=0.95):
     """Validate scales and a P&L table; return them as a float vector and a float table.
 
-    The table must have one column per position and enough scenarios for the measure (2 for
-    VaR, ``ceil(1 / (1 - confidence))`` for ES); a symmetric square table with a positive
-    diagonal (a covariance matrix in the wrong place) is refused.
+    The table must have one column per position and enough scenarios for the measure
+    (``ceil(1 / (1 - confidence))``, as historical VaR and ES: 20 at 95%); a symmetric square
+    table with a positive diagonal (a covariance matrix in the wrong place) is refused.  The
+    values are currency, so the return-level checks of a history (percentages, prices) do
+    not apply.
     """
     x = as_vector(positions, "positions")
     table = check_returns(pnl, x.size, name="pnl", min_rows=1)
@@ -56,14 +58,15 @@ def check_pnl(positions, pnl, measure="var", confidence=0.95):
                 "covariance matrix; the pnl method needs a P&L table in currency (rows = scenarios, "
                 'columns = positions); for a covariance use method "normal" or "montecarlo"'
             )
-    measure = check_measure(measure)
-    needed = historical.es_rows_needed(confidence) if measure == "es" else 2
+    measure, confidence = check_measure(measure), check_confidence(confidence)
+    needed = historical.rows_needed(confidence)
     if table.shape[0] < needed:
-        what = f"a {confidence * 100:g}% ES (1 / (1 - confidence))" if measure == "es" else "VaR"
+        what = "ES" if measure == "es" else "VaR"
         raise ValueError(
-            f"pnl: has {table.shape[0]} rows; {what} needs at least {needed} scenarios (one per row)"
+            f"pnl: has {table.shape[0]} rows; a {confidence * 100:g}% {what} (1 / (1 - confidence)) "
+            f"needs at least {needed} scenarios (one per row)"
         )
-    return x, table
+    return x, table, measure, confidence
 
 
 def decompose(
@@ -104,9 +107,9 @@ def decompose(
         ``component`` (currency, summing to ``total``).
     """
     check_options(options, "pnl", _OPTIONS)
-    x, table = check_pnl(positions, pnl, measure, confidence)
-    return historical.decompose(
-        x, table, measure, confidence, horizon, smoothing=smoothing, quantile_method=quantile_method
+    x, table, measure, confidence = check_pnl(positions, pnl, measure, confidence)
+    return historical.decompose_scenarios(
+        x, table, measure, confidence, check_horizon(horizon), smoothing=smoothing, quantile_method=quantile_method
     )
 
 
@@ -123,7 +126,26 @@ def standalone(
 ) -> np.ndarray:
     """Each position's VaR or ES held alone: the measure of the column ``x_i P_i``."""
     check_options(options, "pnl", _OPTIONS)
-    x, table = check_pnl(positions, pnl, measure, confidence)
-    return historical.standalone(
-        x, table, measure, confidence, horizon, smoothing=smoothing, quantile_method=quantile_method
+    x, table, measure, confidence = check_pnl(positions, pnl, measure, confidence)
+    return historical.standalone_scenarios(
+        x, table, measure, confidence, check_horizon(horizon), smoothing=smoothing, quantile_method=quantile_method
     )
+
+
+def unit_table(pnl) -> tuple[float, np.ndarray]:
+    """A P&L table in currency as ``s * U``, every ``|U| <= 1/2``: for methods made for returns.
+
+    The Cornish-Fisher method reads its table as returns and refuses what looks like
+    percentages or prices (a value of -1 or below, a column above 1).  P&L in currency is
+    neither, and every measure is homogeneous of degree 1 in the positions:
+    ``Risk(x, P) = Risk(s x, P / s)``.  So a P&L table goes through such a method as
+    ``U = P / s`` with the positions multiplied by ``s = 2 max |P|`` (1 for a table of zeros).
+
+    Returns
+    -------
+    s : float
+    U : ndarray, the table divided by ``s``
+    """
+    table = np.asarray(pnl, dtype=float)
+    s = 2.0 * float(np.max(np.abs(table), initial=0.0)) or 1.0
+    return s, table / s

@@ -29,6 +29,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from . import historical, modified
+from .pnl import unit_table
 from ._validation import as_vector, check_confidence, check_count, check_returns
 from .parametric import tail_multiplier
 from .risk import check_method
@@ -94,6 +95,6 @@ def rolling_var(positions, returns, window, confidence=0.95, method="historical"
     elif name == "normal":
         var = tail_multiplier(c, "var") * np.std(windows, axis=1, ddof=1)
     else:
-        one = np.ones(1)
-        var = np.array([modified.decompose(one, win[:, None], "var", c).total for win in windows])
+        s, units = unit_table(windows)  # P&L in currency through a method made for returns
+        var = np.array([modified.decompose([s], win[:, None], "var", c).total for win in units])
     return RollingVar(np.arange(w, r.shape[0]), var + 0.0, p[w:] + 0.0)

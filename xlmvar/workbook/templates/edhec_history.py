@@ -135,7 +135,6 @@ def risk_sheet(workbook, st, names, first, t) -> None:
         ws.write(c0 + i, 0, f"#{i + 1} {names[i]}")
     spill(ws, c0, 1, c0 + n - 1, n, "=COVMATRIX(History)", st.sci)
     workbook.define_name("Covariance", f"=Risk!{span(c0, 1, c0 + n - 1, n, True)}")
-    args = f"Positions,Covariance,Confidence,Horizon"
 
     e_top = c0 + n + 1
     ws.write(e_top, 0, "Volatility by estimator (annualised: x sqrt(12))", st.heading)

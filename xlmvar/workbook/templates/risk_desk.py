@@ -587,7 +587,7 @@ def _hedges(workbook, st, fx, rp: SimpleNamespace) -> None:
     header_row(ws, p0, 0, ["Asset", "Risk-parity weight", "Its % of VaR", "Target 1/n", "Current book % of VaR"], st)
     for i in range(n):
         ws.write_formula(p0 + 1 + i, 0, f"={rp.asset(i)}", fx.text, ASSETS[i])
-        ws.write_formula(p0 + 1 + i, 3, f"=1/ROWS(Positions)", st.pct, 0)
+        ws.write_formula(p0 + 1 + i, 3, "=1/ROWS(Positions)", st.pct, 0)
     weights = span(p0 + 1, 1, p0 + n, 1, True)
     spill(ws, p0 + 1, 1, p0 + n, 1, "=RISKPARITY(Covariance)", st.pct)
     spill(ws, p0 + 1, 2, p0 + n, 2, f"=COMPONENTVARPCT({weights},Covariance,Confidence,Horizon)", st.pct)
