@@ -27,7 +27,7 @@ ALLOWED = {
 
 #: third-party modules each layer may import
 THIRD_PARTY = {
-    "engine": {"numpy", "scipy"},
+    "engine": {"numpy", "scipy", "threadpoolctl"},  # threadpoolctl: optional, imported lazily
     "excel": {"numpy", "scipy", "xlwings"},
     "workbook": {"numpy", "scipy", "formulas", "schedula", "openpyxl", "xlsxwriter", "lxml", "defusedxml"},
     "cli": set(),

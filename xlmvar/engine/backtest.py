@@ -47,8 +47,7 @@ import numbers
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import xlogy
-from scipy.stats import binom, chi2
+from scipy.special import bdtr, chdtrc, xlogy
 
 from ._validation import as_vector, check_confidence
 
@@ -242,7 +241,7 @@ def _cumulative(exceptions, observations, confidence) -> tuple[int, int, float, 
     if x > t:
         raise ValueError(f"exceptions: got {x}, more than the {t} observations")
     c = _confidence(0.99 if confidence is None else confidence)
-    return x, t, c, float(binom.cdf(x, t, 1.0 - c))
+    return x, t, c, float(bdtr(x, t, 1.0 - c))
 
 
 def basel_zone(exceptions, observations=250, confidence=0.99) -> str:
@@ -294,7 +293,7 @@ def _plus_factor(prob: float) -> float:
         return 1.0
     factor = BASEL_PLUS_FACTORS[5]
     for k, value in sorted(BASEL_PLUS_FACTORS.items()):
-        if binom.cdf(k, 250, 0.01) <= prob + 1e-12:
+        if bdtr(k, 250, 0.01) <= prob + 1e-12:
             factor = value
     return factor
 
@@ -327,18 +326,18 @@ def var_backtest(pnl, var, confidence) -> VarBacktest:
     n00, n01, n10, n11 = transition_counts(flags.astype(float))
     ind = christoffersen_independence(n00, n01, n10, n11)
     cc = pof + ind
-    prob = float(binom.cdf(x, t, p))
+    prob = float(bdtr(x, t, p))
     return VarBacktest(
         observations=t,
         exceptions=x,
         expected_exceptions=p * t,
         exception_rate=x / t,
         pof_lr=pof,
-        pof_pvalue=float(chi2.sf(pof, 1)),
+        pof_pvalue=float(chdtrc(1, pof)),
         ind_lr=ind,
-        ind_pvalue=float(chi2.sf(ind, 1)),
+        ind_pvalue=float(chdtrc(1, ind)),
         cc_lr=cc,
-        cc_pvalue=float(chi2.sf(cc, 2)),
+        cc_pvalue=float(chdtrc(2, cc)),
         zone=_zone(prob),
         plus_factor=_plus_factor(prob),
         cumulative_probability=prob,

@@ -70,6 +70,7 @@ import math
 import numpy as np
 
 from ._decomposition import Decomposition
+from ._threads import model_work, sized_blas
 from ._validation import (
     as_vector,
     check_confidence,
@@ -319,6 +320,7 @@ def _tail_mask(pnl: np.ndarray, q):
 # --- public interface ------------------------------------------------------------------------
 
 
+@sized_blas(model_work)
 def decompose(
     positions,
     returns,
@@ -388,6 +390,7 @@ def decompose(
     return Decomposition(-q * scale + 0.0, marginal, x * marginal + 0.0)
 
 
+@sized_blas(model_work)
 def standalone(
     positions,
     returns,

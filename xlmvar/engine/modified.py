@@ -52,9 +52,9 @@ import numbers
 
 import numpy as np
 from scipy.special import ndtri
-from scipy.stats import norm
 
 from ._decomposition import Decomposition
+from ._threads import model_work, sized_blas
 from .historical import (
     check_history,
     check_options,
@@ -64,6 +64,7 @@ from .historical import (
     is_flat,
     tail_probability,
 )
+from .parametric import normal_pdf
 
 __all__ = [
     "MIN_ROWS",
@@ -132,7 +133,7 @@ def _tail_mean_and_partials(tail, h, h_s, h_k, skew, exkurt):
         + ((6.0 * h2 - 36.0) * h2 + 18.0) * h * skew * skew / 72.0
         + (4.0 * h2 - 4.0) * h * exkurt / 24.0
     )
-    density = norm.pdf(h) / tail
+    density = normal_pdf(h) / tail
     e_h = density * (poly_h - h * poly)
     e_s = e_h * h_s + density * (h2 * h / 6.0 + q6 * skew / 36.0)
     e_k = e_h * h_k + density * q4 / 24.0
@@ -204,6 +205,7 @@ def _prepare(positions, returns, measure, confidence, horizon, ddof, operational
 # --- public interface ------------------------------------------------------------------------
 
 
+@sized_blas(model_work)
 def decompose(
     positions,
     returns,
@@ -265,6 +267,7 @@ def decompose(
     return Decomposition(total, marginal, x * marginal + 0.0)
 
 
+@sized_blas(model_work)
 def standalone(
     positions,
     returns,
