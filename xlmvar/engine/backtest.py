@@ -47,7 +47,6 @@ import numbers
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import bdtr, chdtrc, xlogy
 
 from ._validation import as_vector, check_confidence
 
@@ -127,6 +126,29 @@ class VarBacktest:
 # ----------------------------------------------------------------------------------------
 # argument checks
 # ----------------------------------------------------------------------------------------
+
+
+# scipy.special is imported on first use: its import costs about a quarter of ``import udfs``
+# and only the backtests need it.
+def xlogy(x, y):
+    """``x log(y)``, 0 where ``x == 0`` (:func:`scipy.special.xlogy`)."""
+    from scipy.special import xlogy as f
+
+    return f(x, y)
+
+
+def bdtr(k, n, p):
+    """Binomial CDF ``P(X <= k)``, ``X ~ B(n, p)`` (:func:`scipy.special.bdtr`)."""
+    from scipy.special import bdtr as f
+
+    return f(k, n, p)
+
+
+def chdtrc(dof, x):
+    """Chi-square survival function ``P(X > x)`` with ``dof`` degrees of freedom (:func:`scipy.special.chdtrc`)."""
+    from scipy.special import chdtrc as f
+
+    return f(dof, x)
 
 
 def _count(value, name: str, low: int) -> int:

@@ -51,7 +51,6 @@ import math
 import numbers
 
 import numpy as np
-from scipy.special import ndtri
 
 from ._decomposition import Decomposition
 from ._threads import model_work, sized_blas
@@ -64,7 +63,7 @@ from .historical import (
     is_flat,
     tail_probability,
 )
-from .parametric import normal_pdf
+from .parametric import normal_pdf, normal_quantile
 
 __all__ = [
     "MIN_ROWS",
@@ -107,7 +106,7 @@ def _check_operational(operational) -> bool:
 
 def _quantile_and_partials(tail, skew, exkurt):
     """``h(S, K)`` and ``dh/dS``, ``dh/dK``."""
-    z = float(ndtri(tail))
+    z = normal_quantile(tail)
     a, b, c = (z * z - 1.0) / 6.0, (z**3 - 3.0 * z) / 24.0, (2.0 * z**3 - 5.0 * z) / 36.0
     h = z + a * skew + b * exkurt - c * skew * skew
     return h, a - 2.0 * c * skew, np.full_like(h, b)
