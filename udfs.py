@@ -36,6 +36,7 @@ from xlmvar.excel.functions import (  # noqa: F401
     STRESSCORR,
     VARBACKTEST,
 )
+from xlmvar.excel.handles import RISKMODEL  # noqa: F401
 
 __all__ = [
     "PORTVAR",
@@ -65,4 +66,5 @@ __all__ = [
     "RISKPARITY",
     "STRESSCORR",
     "VARBACKTEST",
+    "RISKMODEL",
 ]

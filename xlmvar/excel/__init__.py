@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import inspect
 
-from . import functions
+from . import functions, handles
 
 #: Excel name -> function, for every xlmvar spreadsheet function.
 FUNCTIONS = {
     name: obj
-    for name, obj in vars(functions).items()
-    if name.isupper() and inspect.isfunction(obj) and obj.__module__ == functions.__name__
+    for module in (functions, handles)
+    for name, obj in vars(module).items()
+    if name.isupper() and inspect.isfunction(obj) and obj.__module__ == module.__name__
 }
 
-__all__ = ["FUNCTIONS", "functions"]
+__all__ = ["FUNCTIONS", "functions", "handles"]
