@@ -11,7 +11,7 @@ No digest of the whole input is computed.  The lookup key is cheap: the dtype an
 each array argument, a sample of at most 64 of its elements (a fixed grid of rows and
 columns) and the pickle of every other argument.  A key that matches is then *verified*
 by comparing each stored array with the given one, element for element (the bit patterns,
-so -0.0 differs from 0.0 and NaN never matches).  A verified hit therefore reads each input
+so -0.0 differs from 0.0).  A verified hit therefore reads each input
 once, at memory speed (about 20x the speed of a cryptographic hash), never more bytes than
 the computation itself reads, and it is exact: no two different inputs share a result.
 
@@ -75,8 +75,8 @@ def same_content(stored: np.ndarray, given: np.ndarray) -> bool:
     """True if ``given`` has exactly the dtype, shape and bit pattern of ``stored``.
 
     ``stored`` is C-contiguous (the cache's own copy); ``given`` may be any array.  Floats
-    are compared as the unsigned integers of their bits, so NaN matches nothing, -0.0 is not
-    0.0 and the comparison is exact.
+    are compared as the unsigned integers of their bits: -0.0 is not 0.0 and the comparison
+    is exact.  (Input holding NaN is refused by validation and so never stored.)
     """
     if stored.dtype != given.dtype or stored.shape != given.shape:
         return False
