@@ -18,6 +18,7 @@ import xlmvar
 from xlmvar.engine import _cache, _validation, risk
 
 Z95 = NormalDist().inv_cdf(0.95)
+N_CACHED = _validation.COV_CACHE_MIN_SIZE  # the smallest covariance the cache keeps
 ES95 = math.exp(-0.5 * Z95 * Z95) / math.sqrt(2 * math.pi) / 0.05  # phi(z) / (1 - c)
 
 
@@ -49,7 +50,7 @@ def _stored_arrays():
 
 
 def test_mutating_the_base_array_after_a_call_gives_the_right_es_normal():
-    n = 60  # above the covariance cache's minimum size, so the matrix is cached
+    n = N_CACHED  # the matrix is cached
     base = np.zeros((n + 5, n + 5))
     base[:n, :n] = _cov(n)
     view = base[:n, :n]  # the caller passes a view into a bigger array
@@ -94,7 +95,7 @@ def test_mutating_the_returns_after_a_call_gives_the_right_historical_es():
 
 
 def test_the_caller_s_arrays_are_never_frozen_nor_kept():
-    n = 50
+    n = N_CACHED
     s = _cov(n, 1)
     x = np.ones(n)
     d = xlmvar.decompose(x, s, "var", 0.99, method="montecarlo", draws=1000)
@@ -110,7 +111,7 @@ def test_the_caller_s_arrays_are_never_frozen_nor_kept():
 
 def test_a_difference_outside_the_sampled_elements_is_a_miss():
     # the lookup key samples a grid of elements; verification compares every element
-    n = 70
+    n = N_CACHED
     s = _cov(n, 2)
     x = np.linspace(1.0, 2.0, n)
     a = xlmvar.portfolio_es(x, s)
@@ -148,7 +149,7 @@ def test_methods_whose_hit_would_not_pay_do_not_cache():
 
 
 def test_errors_are_not_cached_and_name_the_argument():
-    n = 60
+    n = N_CACHED
     s = _cov(n)
     s[3, 4] = s[4, 3] = 10.0  # not PSD
     for _ in range(2):

@@ -38,13 +38,16 @@ def counts(monkeypatch):
     return seen
 
 
+N = _validation.COV_CACHE_MIN_SIZE  # the smallest covariance that is validated once and kept
+
+
 def _cov(n, seed=0):
     a = np.random.default_rng(seed).standard_normal((2 * n, n)) * 0.01
     return a.T @ a / (2 * n)
 
 
 def test_what_if_calls_on_one_covariance_factorise_it_once(counts):
-    n = 120
+    n = N
     s = _cov(n)
     rng = np.random.default_rng(1)
     for _ in range(6):  # fresh arrays of the same content, new positions: a what-if sheet
@@ -56,7 +59,7 @@ def test_what_if_calls_on_one_covariance_factorise_it_once(counts):
 
 
 def test_monte_carlo_reuses_the_factor_of_the_validation(counts):
-    n = 60
+    n = N
     s = _cov(n, 2)
     for seed in (1, 1, 2):
         xlmvar.decompose(np.ones(n), s.copy(), "var", method="montecarlo", draws=500, seed=seed)
@@ -65,7 +68,7 @@ def test_monte_carlo_reuses_the_factor_of_the_validation(counts):
 
 
 def test_a_singular_covariance_is_checked_once_and_factorised_for_simulation(counts):
-    n = 50
+    n = N
     a = np.random.default_rng(3).standard_normal((n, 10))
     s = a @ a.T / 10.0  # rank 10: positive semi-definite, not definite
     for _ in range(3):
@@ -75,9 +78,16 @@ def test_a_singular_covariance_is_checked_once_and_factorised_for_simulation(cou
 
 
 def test_a_matrix_the_engine_returned_is_recognised_without_a_pass(monkeypatch):
-    s = _validation.check_covariance(_cov(80))
+    s = _validation.check_covariance(_cov(N))
     monkeypatch.setattr(_validation, "key_of", lambda *a, **k: pytest.fail("content compared again"))
     assert _validation.check_covariance(s) is s
+
+
+def test_small_covariances_are_validated_every_time_where_a_cache_would_not_pay(counts):
+    s = _cov(N - 1)
+    for _ in range(3):
+        xlmvar.portfolio_var(np.ones(N - 1), s.copy())
+    assert counts == {"factorisations": 3, "symmetry": 3}
 
 
 def test_blas_threads_follow_the_work():

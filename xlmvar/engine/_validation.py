@@ -311,9 +311,10 @@ class CheckedCovariance:
 #: Validated covariances by content: symmetry and PSD are checked once per distinct matrix.
 _COVARIANCES = named_cache("xlmvar.engine._validation.check_covariance")
 
-#: Below this size a covariance is validated every time: a cache hit would not be 10x faster
-#: than the validation (measured by ``benchmarks/bench_api.py --cache``).
-COV_CACHE_MIN_SIZE = 40
+#: Below this size a covariance is validated every time: there a cache hit (building the key,
+#: comparing the matrix) is not 10x faster than the validation itself (measured by
+#: ``benchmarks/bench_api.py --cache``: 6x at N = 100, 15x at N = 300, 130x at N = 1000).
+COV_CACHE_MIN_SIZE = 250
 
 
 def _cached_covariance(cov):
