@@ -96,9 +96,9 @@ def test_blas_threads_follow_the_work():
         with _threads.blas_threads(1e12):
             assert all(p.get_num_threads() <= 1 for p in pools)
         return
-    with _threads.blas_threads(1e6):
+    with _threads.blas_threads(_threads.SMALL_WORK / 10):
         assert {p.get_num_threads() for p in pools} == {1}
-        with _threads.blas_threads(1e12):  # a big block nested in a small one gets its threads
+        with _threads.blas_threads(_threads.SMALL_WORK * 10):  # a big block nested in a small one gets its threads
             assert {p.get_num_threads() for p in pools} == {default}
         assert {p.get_num_threads() for p in pools} == {1}
     assert {p.get_num_threads() for p in pools} == {default}

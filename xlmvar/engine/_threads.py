@@ -6,12 +6,12 @@ machine a small call can wait for a core by far longer than the work takes (N = 
 measured at 104 ms on 2 threads against 2 ms on 1).  :func:`blas_threads` runs a block on one
 BLAS thread when its work is below :data:`SMALL_WORK` floating-point operations and on
 BLAS's own default number of threads above it, so that a large factorisation nested inside
-a small call still gets them.
+a small call still gets them; below :data:`TINY_WORK` it changes nothing.
 
 Every formula of a sheet is small: a decomposition is a few passes over its model
 (memory-bound), so the dispatcher runs it on one thread unless the model is very large
 (Monte Carlo scenario tables); a covariance's one-off validation (a Cholesky factorisation,
-``N^3 / 3`` operations) gets the default threads from about N = 850 on.
+``N^3 / 3`` operations) gets the default threads from about N = 1450 on.
 
 Uses ``threadpoolctl`` (a base dependency; it is in Pyodide's package list) if it can be
 imported; without it, or where no BLAS thread pool is found (Pyodide has one thread), the
@@ -29,13 +29,16 @@ import numpy as np
 
 __all__ = ["SMALL_WORK", "blas_threads", "blas_default_threads", "sized_blas", "model_work", "simulation_work"]
 
-#: Below this many floating-point operations a block runs on one BLAS thread.
-SMALL_WORK = 2e8
+#: Below this many floating-point operations a block runs on one BLAS thread.  Measured by
+#: ``benchmarks/bench_threads.py`` on a busy 2-core machine, 2 threads stalled a Cholesky
+#: factorisation of N = 1000 (3e8 operations) 20x; a stall costs far more than a second
+#: thread can save, so only blocks above 1e9 (a factorisation from N ~ 1450, Monte Carlo
+#: simulation) get BLAS's default threads.
+SMALL_WORK = 1e9
 
-#: Below this many operations nothing is changed: OpenBLAS runs such calls on one thread by
-#: itself (e.g. a matrix-vector product of fewer than 9,216 elements), and switching the
-#: pool would cost more than the call.
-TINY_WORK = 1e4
+#: Below this many operations nothing is changed: such calls were not seen to stall, and
+#: switching the pool there and back (about 0.1 ms) would cost more than the call.
+TINY_WORK = 5e5
 
 _state: dict = {}
 _lock = threading.Lock()
