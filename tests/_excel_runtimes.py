@@ -133,6 +133,7 @@ ARGUMENTS = {
     "dates": _col(*(f"2024-{m:02d}" for m in range(1, len(HIST) + 1))),
     "k": [[3]],
     "window": [[6]],
+    "options": [["cov=ewma; lam=0.9"]],
 }
 #: per function: arguments whose base differs from ARGUMENTS
 OVERRIDES = {
@@ -144,6 +145,7 @@ OVERRIDES = {
     "FACTORVAR": {"names": [["Market"]]},
     "STRESSPNL": {"names": _col("Crash", "Rates up")},
     "ROLLINGVAR": {"method": [["normal"]], "confidence": [[0.9]]},
+    "RISKMODEL": {"model": HIST},
 }
 
 

@@ -381,6 +381,17 @@ CASES = [
     bad("kupiec-exceptions", "xlmvar.kupiec_pof", (5, 3, 0.99), "exceptions", r"got 5, more than the 3 observations"),
     bad("marginal-var-new-asset-var-new", "xlmvar.marginal_var_new_asset", ([5e6, 3e6, 2e6], COV, [0.01, 0.0, 0.0], [0.04, 0.01]),
         "var_new", r"got 2 values; expected a single number"),
+    # ---- risk-model handles (xlmvar.excel.handles): a lost or forged handle is never used ----
+    bad("handle-lost", "PORTVAR", (X, "xlmvar-model:cov:3x3:0123456789abcdef"), "model",
+        r"is not in this Python session .*recalculate the RISKMODEL cell .*Ctrl\+Alt\+F9"),
+    bad("handle-forged", "COMPONENTVAR", (X, "xlmvar-model:cov:3x3:not-a-digest"), "model",
+        r"is not a risk model handle that xlmvar made; recalculate the RISKMODEL cell"),
+    bad("riskmodel-text", "RISKMODEL", (with_cell(HIST, 4, 1, "n/a"),), "model",
+        r"row 5, column 2 holds the text 'n/a'; expected a number"),
+    bad("riskmodel-cov-for-historical", "RISKMODEL", (COV, "historical"), "model",
+        r"looks like a covariance matrix; the historical method needs a returns history"),
+    bad("riskmodel-options", "RISKMODEL", (HIST, "normal", "cov=ewma; decay=0.9"), "options",
+        r"cannot read 'decay=0.9'; expected cov=sample\|ewma\|ledoit-wolf"),
     # ---- the zero-risk book: a value, not an error (0, never NaN) ---------------------------
     ok("zero-book-normal-var", "PORTVAR", (ZERO, COV), 0.0),
     ok("zero-book-normal-marginal", "MARGINALVAR", (ZERO, COV), [[0.0, 0.0, 0.0]]),

@@ -17,7 +17,7 @@ limits, hedging, allocation, stress
     return per risk and risk parity, correlation stress.
 backtest
     VaR backtests (Kupiec, Christoffersen, Basel zones).
-_validation, _cache, _decomposition
+_validation, _cache, _decomposition, _threads
     Argument checks (messages a spreadsheet user reads), the content-keyed cache, the
-    result type.
+    result type, BLAS threads chosen by problem size (threadpoolctl, optional).
 """

@@ -7,12 +7,14 @@ spreadsheet user sees in the cell, so they speak of cells, rows and columns.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 
 import numpy as np
 
-from ._cache import memoize
+from ._cache import _MISS, key_of, named_cache
+from ._threads import blas_threads
 
 __all__ = [
     "describe",
@@ -25,6 +27,9 @@ __all__ = [
     "check_confidence",
     "check_horizon",
     "check_covariance",
+    "checked_covariance",
+    "covariance_factor",
+    "CheckedCovariance",
     "check_correlation",
     "check_returns",
     "check_return_levels",
@@ -284,6 +289,7 @@ def _check_square(
 
 
 def _check_symmetric(mat: np.ndarray, name: str) -> None:
+    """Raise unless ``|S_ij - S_ji| <= 1e-8 max|S|`` everywhere, naming the worst pair."""
     scale = max(float(np.max(np.abs(mat))), np.finfo(float).tiny)
     asym = np.abs(mat - mat.T)
     if np.max(asym) > 1e-8 * scale:
@@ -294,34 +300,84 @@ def _check_symmetric(mat: np.ndarray, name: str) -> None:
         )
 
 
-def _check_psd(mat: np.ndarray, name: str) -> None:
+def _psd_factor(mat: np.ndarray, name: str) -> np.ndarray | None:
+    """Check positive semi-definiteness; return the Cholesky factor if ``mat`` is definite.
+
+    One Cholesky factorisation decides the common case (positive definite) and its factor
+    ``L`` (``L L' = mat``) is kept for the computations that need one (Monte Carlo).  A
+    singular matrix (perfectly correlated assets, more assets than history) is accepted if
+    the factorisation of ``mat + tol I`` succeeds, ``tol = 1e-10 n max(diag)``, or else if
+    its smallest eigenvalue is above ``-tol``; it has no Cholesky factor (``None``).
+    """
     n = mat.shape[0]
-    scale = max(float(np.max(np.abs(np.diag(mat)))), np.finfo(float).tiny)
-    tol = 1e-10 * scale * n
-    try:  # a Cholesky factorisation is ~30x cheaper than an eigendecomposition
-        np.linalg.cholesky(mat + tol * np.eye(n))
-        return
-    except np.linalg.LinAlgError:
-        pass
-    smallest = float(np.linalg.eigvalsh((mat + mat.T) / 2.0)[0])
+    with blas_threads(n**3 / 3.0):
+        try:
+            return np.linalg.cholesky(mat)
+        except np.linalg.LinAlgError:
+            pass
+        scale = max(float(np.max(np.abs(np.diag(mat)))), np.finfo(float).tiny)
+        tol = 1e-10 * scale * n
+        try:
+            np.linalg.cholesky(mat + tol * np.eye(n))
+            return None
+        except np.linalg.LinAlgError:
+            pass
+        smallest = float(np.linalg.eigvalsh((mat + mat.T) / 2.0)[0])
     if smallest < -tol:
         raise ValueError(
             f"{name}: is not positive semi-definite (smallest eigenvalue {smallest:.3g}), so some "
             "portfolio would have a negative variance; repair the correlations with NEARESTCORR"
         )
+    return None
 
 
-@memoize()
-def check_covariance(cov, size: int | None = None, name: str = "cov", sized_by: str | None = None) -> np.ndarray:
-    """Return a validated covariance matrix: square, symmetric, non-negative variances, PSD.
+def _check_psd(mat: np.ndarray, name: str) -> None:
+    _psd_factor(mat, name)
 
-    ``size`` is the number of assets required (``sized_by`` says where it comes from, for
-    the message; default the positions).  A table with more rows than columns is refused
-    with the hint that it looks like a returns history.
 
-    The O(n^3) positive semi-definiteness check is cached on the matrix's content; the
-    matrix returned is read-only.
+@dataclasses.dataclass(frozen=True)
+class CheckedCovariance:
+    """A validated covariance matrix (read-only) and its Cholesky factor, if it is definite."""
+
+    matrix: np.ndarray
+    cholesky: np.ndarray | None
+
+
+#: Validated covariances by content: symmetry and PSD are checked once per distinct matrix.
+_COVARIANCES = named_cache("xlmvar.engine._validation.check_covariance")
+
+#: Below this size a covariance is validated every time: there a cache hit (building the key,
+#: comparing the matrix) is not 10x faster than the validation itself (measured by
+#: ``benchmarks/bench_api.py --cache``: 6x at N = 100, 15x at N = 300, 130x at N = 1000).
+COV_CACHE_MIN_SIZE = 250
+
+
+def _cached_covariance(cov):
+    """The cache entry of ``cov``'s content, ``(arrays, key)`` to store under, or neither."""
+    if isinstance(cov, np.ndarray) and not cov.flags.writeable:
+        hit = _COVARIANCES.lookup_identity(cov)  # a matrix this module returned, read-only
+        if hit is not None:
+            return hit, None
+    split = key_of(cov)
+    if split is None or split[0][0].ndim != 2 or split[0][0].shape[0] < COV_CACHE_MIN_SIZE:
+        return None, None
+    hit = _COVARIANCES.lookup(split[1], split[0])
+    return (None if hit is _MISS else hit), split
+
+
+def checked_covariance(cov, size: int | None = None, name: str = "cov", sized_by: str | None = None) -> CheckedCovariance:
+    """Validate a covariance matrix once per distinct content; see :func:`check_covariance`.
+
+    Returns the read-only matrix and its Cholesky factor (``None`` for a singular matrix).
+    A repeated call with the same content - a what-if with new positions, another cell of
+    the sheet - compares the matrix with the cached copy (one pass, O(N^2)) instead of
+    checking symmetry and factorising it again (O(N^3)); the matrix this function returned
+    is recognised without even that pass.
     """
+    hit, split = _cached_covariance(cov)
+    if hit is not None:
+        _check_square(hit.matrix, name, size, sized_by)
+        return hit
     mat = as_matrix(cov, name)
     hint = ""
     if mat.shape[0] > mat.shape[1] and (size is None or mat.shape[1] == size):
@@ -338,8 +394,43 @@ def check_covariance(cov, size: int | None = None, name: str = "cov", sized_by: 
             f"{name}: the variance on the diagonal at row {i + 1} is {diag[i]:g}; "
             "variances cannot be negative"
         )
-    _check_psd(mat, name)
-    return mat
+    factor = _psd_factor(mat, name)
+    result = CheckedCovariance(mat, factor)
+    if split is None:  # not cached (small, or not a numeric array): never freeze the caller's
+        matrix = mat if mat is not cov and mat.base is None else mat.copy()
+        matrix.flags.writeable = False
+        return CheckedCovariance(matrix, factor)
+    return _COVARIANCES.store(split[1], split[0], result)
+
+
+def check_covariance(cov, size: int | None = None, name: str = "cov", sized_by: str | None = None) -> np.ndarray:
+    """Return a validated covariance matrix: square, symmetric, non-negative variances, PSD.
+
+    ``size`` is the number of assets required (``sized_by`` says where it comes from, for
+    the message; default the positions).  A table with more rows than columns is refused
+    with the hint that it looks like a returns history.
+
+    Symmetry and positive semi-definiteness are checked once per distinct matrix (see
+    :func:`checked_covariance`); the matrix returned is a read-only copy, never the
+    caller's array.
+    """
+    return checked_covariance(cov, size, name, sized_by).matrix
+
+
+def covariance_factor(cov) -> np.ndarray:
+    """A matrix ``L`` with ``L L' = cov`` for a valid covariance.
+
+    The Cholesky factor the validation computed when ``cov`` is positive definite; for a
+    positive semi-definite ``cov``, ``L = V diag(sqrt(max(lambda, 0)))`` from the
+    eigendecomposition ``cov = V diag(lambda) V'``.
+    """
+    checked = checked_covariance(cov)
+    if checked.cholesky is not None:
+        return checked.cholesky
+    s = checked.matrix
+    with blas_threads(4.0 * s.shape[0] ** 3):
+        w, v = np.linalg.eigh(s)
+    return v * np.sqrt(np.maximum(w, 0.0))
 
 
 def check_correlation(corr, size: int | None = None, name: str = "corr", psd: bool = True, sized_by: str | None = None) -> np.ndarray:

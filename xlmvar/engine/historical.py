@@ -72,6 +72,7 @@ import math
 import numpy as np
 
 from ._decomposition import Decomposition
+from ._threads import model_work, sized_blas
 from ._validation import (
     as_vector,
     check_confidence,
@@ -338,6 +339,7 @@ def _tail_mask(pnl: np.ndarray, q):
 # --- public interface ------------------------------------------------------------------------
 
 
+@sized_blas(model_work)
 def decompose(
     positions,
     returns,
@@ -423,6 +425,7 @@ def decompose_scenarios(
     return Decomposition(-q * scale + 0.0, marginal, x * marginal + 0.0)
 
 
+@sized_blas(model_work)
 def standalone(
     positions,
     returns,

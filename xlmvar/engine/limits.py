@@ -15,7 +15,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import brentq
 
 from . import risk
 from ._validation import (
@@ -138,6 +137,8 @@ def _limit_position_search(evaluate, xi: float, limit: float):
             break
         hi = y
     xtol = 1e-13 * abs(xi)
+    from scipy.optimize import brentq  # on first use: scipy.optimize costs ~half of import udfs
+
     root = lo if f(lo) == 0.0 else brentq(f, lo, hi, xtol=xtol, rtol=1e-14, maxiter=200)
     near_zero = 1e-9 * abs(xi)
     if abs(root) <= near_zero:

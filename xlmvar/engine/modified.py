@@ -74,10 +74,9 @@ import math
 import numbers
 
 import numpy as np
-from scipy.special import ndtr, ndtri
-from scipy.stats import norm
 
 from ._decomposition import Decomposition
+from ._threads import model_work, sized_blas
 from .historical import (
     check_history,
     check_options,
@@ -87,6 +86,7 @@ from .historical import (
     is_flat,
     tail_probability,
 )
+from .parametric import normal_cdf, normal_pdf, normal_quantile
 
 __all__ = [
     "MIN_ROWS",
@@ -132,7 +132,7 @@ def _check_operational(operational) -> bool:
 
 def _quantile_and_partials(tail, skew, exkurt):
     """``h(S, K)`` and ``dh/dS``, ``dh/dK``."""
-    z = float(ndtri(tail))
+    z = normal_quantile(tail)
     a, b, c = (z * z - 1.0) / 6.0, (z**3 - 3.0 * z) / 24.0, (2.0 * z**3 - 5.0 * z) / 36.0
     h = z + a * skew + b * exkurt - c * skew * skew
     return h, a - 2.0 * c * skew, np.full_like(h, b)
@@ -198,7 +198,7 @@ def cornish_fisher_misranked(tail, skew, exkurt):
     the middle of ``h``, not its tail), and the figures are refused only where this
     probability exceeds :data:`MAX_MISRANKED` times ``tail``.  Element-wise.
     """
-    z = float(ndtri(tail))
+    z = normal_quantile(tail)
     skew, exkurt = np.broadcast_arrays(np.asarray(skew, float), np.asarray(exkurt, float))
     q2 = exkurt / 24.0 - skew * skew / 18.0
     q1 = skew / 6.0 + q2 * z
@@ -213,15 +213,15 @@ def _negative_mass(q2: float, q1: float, q0: float) -> float:
         if q1 == 0.0:
             return 1.0 if q0 < 0.0 else 0.0
         root = -q0 / q1
-        return float(ndtr(root) if q1 > 0.0 else ndtr(-root))
+        return float(normal_cdf(root) if q1 > 0.0 else normal_cdf(-root))
     disc = q1 * q1 - 4.0 * q2 * q0
     if disc <= 0.0:
         return 0.0 if q2 > 0.0 else 1.0
     t = -0.5 * (q1 + math.copysign(math.sqrt(disc), q1))  # the roots without cancellation
     low, high = sorted((t / q2, q0 / t))
     if q2 > 0.0:
-        return float(ndtr(high) - ndtr(low))
-    return float(ndtr(low) + ndtr(-high))
+        return float(normal_cdf(high) - normal_cdf(low))
+    return float(normal_cdf(low) + normal_cdf(-high))
 
 
 def _check_expansion(tail, skew, exkurt, per_position: bool) -> None:
@@ -256,7 +256,7 @@ def _tail_mean_and_partials(tail, h, h_s, h_k, skew, exkurt):
         + ((6.0 * h2 - 36.0) * h2 + 18.0) * h * skew * skew / 72.0
         + (4.0 * h2 - 4.0) * h * exkurt / 24.0
     )
-    density = norm.pdf(h) / tail
+    density = normal_pdf(h) / tail
     e_h = density * (poly_h - h * poly)
     e_s = e_h * h_s + density * (h2 * h / 6.0 + q6 * skew / 36.0)
     e_k = e_h * h_k + density * q4 / 24.0
@@ -330,6 +330,7 @@ def _prepare(positions, returns, measure, confidence, horizon, ddof, operational
 # --- public interface ------------------------------------------------------------------------
 
 
+@sized_blas(model_work)
 def decompose(
     positions,
     returns,
@@ -391,6 +392,7 @@ def decompose(
     return Decomposition(total, marginal, x * marginal + 0.0)
 
 
+@sized_blas(model_work)
 def standalone(
     positions,
     returns,

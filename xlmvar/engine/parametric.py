@@ -16,11 +16,13 @@ marginal VaR ``-mu h``: the kink of ``sigma_p`` at zero is given the zero subgra
 
 from __future__ import annotations
 
+import math
+from statistics import NormalDist
+
 import numpy as np
-from scipy.special import ndtri
-from scipy.stats import norm
 
 from ._decomposition import Decomposition
+from ._threads import model_work, sized_blas
 from ._validation import (
     as_vector,
     check_confidence,
@@ -32,7 +34,7 @@ from ._validation import (
     describe,
 )
 
-__all__ = ["tail_multiplier", "portfolio_sigma", "decompose", "standalone"]
+__all__ = ["normal_pdf", "normal_quantile", "tail_multiplier", "portfolio_sigma", "decompose", "standalone"]
 
 MEASURES = ("var", "es")
 
@@ -50,16 +52,49 @@ def check_measure(measure: str) -> str:
     return name
 
 
+def normal_pdf(z):
+    """Standard-normal density ``phi(z) = exp(-z^2 / 2) / sqrt(2 pi)`` (element-wise).
+
+    The closed form, so that the engine needs no ``scipy.stats`` (whose import costs more
+    than numpy's): equal to ``scipy.stats.norm.pdf`` to the last bit on a grid of [-40, 40].
+    """
+    z = np.asarray(z, dtype=float)
+    return np.exp(-0.5 * z * z) / _SQRT_2PI
+
+
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
+_STANDARD_NORMAL = NormalDist()
+
+
+def normal_quantile(p: float) -> float:
+    """Standard-normal quantile ``Phi^-1(p)`` for ``0 < p < 1`` (Excel's NORM.S.INV).
+
+    :meth:`statistics.NormalDist.inv_cdf` (Wichura's algorithm AS 241, accurate to about
+    1e-16 relative), so that the engine imports no ``scipy.special``: it agrees with
+    ``scipy.special.ndtri`` to within 1e-15 relative on a grid of (1e-10, 1 - 1e-10).
+    """
+    return _STANDARD_NORMAL.inv_cdf(float(p))
+
+
+def normal_cdf(z: float) -> float:
+    """Standard-normal distribution function ``Phi(z)`` (Excel's NORM.S.DIST(z, TRUE)).
+
+    :meth:`statistics.NormalDist.cdf` (``erfc`` based, accurate in both tails), so that the
+    engine imports no ``scipy.special``.
+    """
+    return _STANDARD_NORMAL.cdf(float(z))
+
+
 def tail_multiplier(confidence: float = 0.95, measure: str = "var") -> float:
     """Standard-normal multiplier of sigma for VaR or ES.
 
     ``z = Phi^-1(confidence)`` for VaR; ``phi(z) / (1 - confidence)`` for ES.
     """
     c = check_confidence(confidence)
-    z = float(ndtri(c))
+    z = normal_quantile(c)
     if check_measure(measure) == "var":
         return z
-    return float(norm.pdf(z) / (1.0 - c))
+    return float(normal_pdf(z) / (1.0 - c))
 
 
 def portfolio_sigma(positions, cov) -> float:
@@ -79,6 +114,7 @@ def _is_zero_risk(variance: float, x: np.ndarray, s: np.ndarray) -> bool:
     return bool(np.sqrt(max(variance, 0.0)) <= 1e-12 * scale)  # no overflow in squaring
 
 
+@sized_blas(model_work)
 def decompose(positions, cov, measure="var", confidence=0.95, horizon=1, mean=None, **options) -> Decomposition:
     """Delta-normal VaR or ES of a book and its Euler decomposition.
 
@@ -126,6 +162,7 @@ def decompose(positions, cov, measure="var", confidence=0.95, horizon=1, mean=No
     return Decomposition(float(total), marginal, x * marginal)
 
 
+@sized_blas(model_work)
 def standalone(positions, cov, measure="var", confidence=0.95, horizon=1, mean=None, **options) -> np.ndarray:
     """Each position's own VaR or ES, as if it were the whole book.
 

@@ -98,7 +98,18 @@ def _module(method):
     return importlib.import_module(METHODS[check_method(method)])
 
 
-@memoize()
+def _pays_to_cache(positions, model, measure="var", confidence=0.95, horizon=1, method="normal", **options) -> bool:
+    """Only Monte Carlo results are cached: a hit costs a pass over the covariance, a miss a
+    pass over the scenario table (draws x assets).  For the other methods the result costs
+    one or two passes over the model, no more than verifying a hit would (their expensive
+    part, the covariance's validation, is cached by :func:`~._validation.check_covariance`)."""
+    try:
+        return check_method(method) == "montecarlo"
+    except ValueError:
+        return False
+
+
+@memoize(when=_pays_to_cache)
 def decompose(positions, model, measure="var", confidence=0.95, horizon=1, method="normal", **options) -> Decomposition:
     """VaR or ES of a book by any method, with marginal and component figures.
 
@@ -119,9 +130,11 @@ def decompose(positions, model, measure="var", confidence=0.95, horizon=1, metho
         Passed to the method (e.g. ``mean`` for normal, ``draws``/``seed``/``dof`` for
         Monte Carlo).
 
-    Results are cached on the content of the arguments (see :mod:`xlmvar.engine._cache`), so the
-    many functions of a sheet that decompose the same book share one computation; the
-    arrays returned are read-only.
+    Monte Carlo results are cached on the content of the arguments (see
+    :mod:`xlmvar.engine._cache`), so the many functions of a sheet that decompose the same
+    book share one simulation and one pass over it; for every method the covariance is
+    validated and factorised once per distinct matrix.  Each method runs small calls on one
+    BLAS thread (:mod:`xlmvar.engine._threads`).
     """
     result = _module(method).decompose(positions, model, measure, confidence, horizon, **options)
     _check_finite(measure, method, result.total, result.marginal)
@@ -136,7 +149,7 @@ def _check_finite(measure, method, *values) -> None:
     check_finite_result("positions", f"the {check_method(method)} {what} of these positions with this model", *values)
 
 
-@memoize()
+@memoize(when=_pays_to_cache)
 def standalone(positions, model, measure="var", confidence=0.95, horizon=1, method="normal", **options) -> np.ndarray:
     """Each position's VaR or ES on its own (individual VaR)."""
     result = _module(method).standalone(positions, model, measure, confidence, horizon, **options)

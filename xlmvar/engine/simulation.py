@@ -31,11 +31,11 @@ import math
 import numbers
 
 import numpy as np
-from scipy.stats import norm
 
 from . import historical
 from ._cache import memoize
 from ._decomposition import Decomposition
+from ._threads import simulation_work, sized_blas
 from ._validation import (
     as_vector,
     check_confidence,
@@ -44,9 +44,10 @@ from ._validation import (
     check_horizon,
     check_mean,
     check_options,
+    covariance_factor,
 )
 from ._validation import describe as _describe
-from .parametric import _is_zero_risk, check_measure
+from .parametric import _is_zero_risk, check_measure, normal_pdf
 
 __all__ = [
     "DEFAULT_SEED",
@@ -214,11 +215,7 @@ def cov_factor(cov) -> np.ndarray:
 
 
 def _factor(s: np.ndarray) -> np.ndarray:
-    try:
-        return np.linalg.cholesky(s)
-    except np.linalg.LinAlgError:
-        w, v = np.linalg.eigh(s)
-        return v * np.sqrt(np.maximum(w, 0.0))
+    return covariance_factor(s)  # the factorisation the validation of ``s`` computed
 
 
 def simulate_returns(
@@ -312,6 +309,7 @@ def _prepare(positions, cov, measure, confidence, horizon, mean, draws, seed, do
     return x, name, c, table, risky, (np.zeros_like(x) if mu is None else mu * h)
 
 
+@sized_blas(simulation_work)
 def decompose(
     positions,
     cov,
@@ -386,6 +384,7 @@ def decompose(
     return historical.decompose_scenarios(x, table, name, c, 1, smoothing=smoothing)
 
 
+@sized_blas(simulation_work)
 def standalone(
     positions,
     cov,
@@ -446,7 +445,7 @@ def pnl_standard_error(pnl, confidence=0.95, measure="var") -> float:
     if float(np.ptp(values)) == 0.0:
         return 0.0
     bandwidth = historical.silverman_bandwidth(values)
-    density = float(np.mean(norm.pdf((values - q) / bandwidth))) / bandwidth
+    density = float(np.mean(normal_pdf((values - q) / bandwidth))) / bandwidth
     return math.sqrt(p * (1.0 - p) / n) / density
 
 

@@ -13,11 +13,11 @@ May import: the engine (:mod:`xlmvar.engine`) and xlwings.  Never the workbook l
 
 from __future__ import annotations
 
-from . import analytics, convert, functions
+from . import analytics, convert, functions, handles
 from .convert import is_udf
 
 #: The adapter modules whose :func:`~xlmvar.excel.convert.udf` functions are Excel functions.
-MODULES = (functions, analytics)
+MODULES = (functions, analytics, handles)
 
 
 def _gather(modules) -> dict:
@@ -34,4 +34,4 @@ def _gather(modules) -> dict:
 #: Excel name -> function, for every xlmvar spreadsheet function.
 FUNCTIONS = _gather(MODULES)
 
-__all__ = ["FUNCTIONS", "MODULES", "analytics", "convert", "functions"]
+__all__ = ["FUNCTIONS", "MODULES", "analytics", "convert", "functions", "handles"]

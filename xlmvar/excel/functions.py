@@ -25,6 +25,7 @@ from ..engine import allocation, backtest, hedging, limits, parametric, risk, si
 from ..engine import covariance as estimators
 from ..engine._validation import as_vector, check_flag, check_horizon
 from .convert import range_hint, udf, value_hint
+from .handles import resolve_model
 
 _range = range_hint
 _value = value_hint
@@ -94,6 +95,7 @@ def _options(method, mean, draws, dof, seed) -> dict:
 
 
 def _decompose(measure, positions, model, confidence, horizon, method, mean, draws, dof, seed):
+    model = resolve_model(model, "model")
     return risk.decompose(
         positions, model, measure, confidence, horizon, **_options(method, mean, draws, dof, seed)
     )
@@ -180,6 +182,7 @@ def INDIVIDUALVAR(
     seed: Seed = None,
 ) -> Vector:
     """Standalone VaR of each position, as if it were held alone."""
+    model = resolve_model(model, "model")
     options = _options(method, mean, draws, dof, seed)
     values = risk.individual_var(positions, model, confidence, horizon, **options)
     return _column_like(values, positions)
@@ -198,6 +201,7 @@ def UNDIVERSIFIEDVAR(
     seed: Seed = None,
 ) -> float:
     """Sum of the individual VaRs: the VaR if the positions did not diversify each other."""
+    model = resolve_model(model, "model")
     options = _options(method, mean, draws, dof, seed)
     return risk.undiversified_var(positions, model, confidence, horizon, **options)
 
@@ -215,6 +219,7 @@ def DIVERSIFICATION(
     seed: Seed = None,
 ) -> float:
     """Diversification benefit: undiversified VaR minus portfolio VaR, in currency."""
+    model = resolve_model(model, "model")
     options = _options(method, mean, draws, dof, seed)
     return risk.diversification_benefit(positions, model, confidence, horizon, **options)
 
@@ -234,6 +239,7 @@ def INCREMENTALVAR(
     seed: Seed = None,
 ) -> Table:
     """Incremental VaR of a trade: VaR(positions + trade) - VaR(positions), computed exactly."""
+    model = resolve_model(model, "model")
     show_detail = check_flag(detail, "detail")
     options = _options(method, mean, draws, dof, seed)
     result = risk.incremental_var(positions, model, trade, confidence, horizon, **options)
@@ -301,6 +307,7 @@ def COMPONENTES(
 @udf
 def PORTVOL(positions: Positions, cov: Cov, horizon: Horizon = None) -> float:
     """Standard deviation of the book's P&L over the horizon, sqrt(x' S x) sqrt(horizon)."""
+    cov = resolve_model(cov, "cov")
     return parametric.portfolio_sigma(positions, cov) * np.sqrt(check_horizon(horizon))
 
 
@@ -325,6 +332,7 @@ def RISKREPORT(
     seed: Seed = None,
 ) -> Table:
     """Risk report table: position, individual, marginal and component VaR and % of VaR per asset."""
+    model = resolve_model(model, "model")
     x = as_vector(positions, "positions")
     labels = _labels(names, x.size)
     options = _options(method, mean, draws, dof, seed)
@@ -400,12 +408,14 @@ def RETURNS(
 @udf
 def COVMATRIX(returns: Returns, method: CovMethod = "sample", lam: Lam = 0.94) -> Vector:
     """Covariance matrix per period estimated from a returns table (sample, EWMA or Ledoit-Wolf)."""
+    returns = resolve_model(returns, "returns")
     return estimators.covariance(returns, method, lam)
 
 
 @udf
 def CORRMATRIX(returns: Returns, method: CovMethod = "sample", lam: Lam = 0.94) -> Vector:
     """Correlation matrix estimated from a returns table (sample, EWMA or Ledoit-Wolf)."""
+    returns = resolve_model(returns, "returns")
     return estimators.correlation(returns, method, lam)
 
 
@@ -428,6 +438,7 @@ def MCSTDERR(
     seed: Seed = None,
 ) -> float:
     """Standard error of the Monte Carlo VaR (or ES) estimate with these draws."""
+    cov = resolve_model(cov, "cov")
     options = {k: v for k, v in {"mean": mean, "draws": draws, "dof": dof, "seed": seed}.items() if v is not None}
     return simulation.standard_error(positions, cov, measure, confidence, horizon, **options)
 
@@ -450,6 +461,7 @@ def INCREMENTALES(
     seed: Seed = None,
 ) -> Table:
     """Incremental expected shortfall of a trade: ES(positions + trade) - ES(positions), exactly."""
+    model = resolve_model(model, "model")
     show_detail = check_flag(detail, "detail")
     options = _options(method, mean, draws, dof, seed)
     result = risk.incremental_var(positions, model, trade, confidence, horizon, measure="es", **options)
@@ -477,6 +489,7 @@ def VARLIMITS(
     seed: Seed = None,
 ) -> Table:
     """Each position's share of VaR against a limit, breaches flagged, and the trade back to the limit."""
+    model = resolve_model(model, "model")
     options = _options(method, mean, draws, dof, seed)
     result = limits.var_limits(positions, model, limit, confidence, horizon, **options)
     table = [["% of VaR", "Limit", "Breach", "Trade to limit", "Position after", "VaR after", "Note"]]
@@ -497,6 +510,7 @@ def NEWASSETMVAR(
     horizon: Horizon = None,
 ) -> float:
     """Marginal VaR of an asset the book does not hold yet, from its covariance with the book."""
+    cov_book = resolve_model(cov_book, "cov_book")
     # the argument names are the engine's, so that its messages name what the wizard shows
     return hedging.marginal_var_new_asset(positions, cov_book, cov_with_book, var_new, confidence, horizon)
 
@@ -504,6 +518,7 @@ def NEWASSETMVAR(
 @udf
 def BESTHEDGE(positions: Positions, cov: Cov, confidence: Confidence = None, horizon: Horizon = None) -> Table:
     """For each asset, the trade in it alone that minimises VaR, the VaR after it and the reduction."""
+    cov = resolve_model(cov, "cov")
     result = hedging.best_hedge(positions, cov, confidence, horizon)
     table = [["Best hedge trade", "Position after", "VaR after", "VaR reduction"]]
     for row in zip(result.trade, result.position_after, result.var_after, result.reduction_pct):
@@ -525,6 +540,7 @@ def RETURNPERRISK(
     seed: Seed = None,
 ) -> Table:
     """Expected return per unit of marginal VaR for each asset, ranked (1 = best use of risk)."""
+    model = resolve_model(model, "model")
     options = _options(method, mean, draws, dof, seed)
     result = allocation.return_per_risk(positions, model, expected_returns, confidence, horizon, **options)
     table = [["Expected return", "Marginal VaR", "Return / marginal VaR", "Rank"]]
@@ -540,6 +556,7 @@ def RISKPARITY(
     budgets: _range("Optional risk budget of each asset (normalised to sum to 1); default equal.") = None,
 ) -> Vector:
     """Long-only weights (summing to 1) whose component VaR shares equal the risk budgets."""
+    cov = resolve_model(cov, "cov")
     result = allocation.risk_parity(cov, budgets)
     return _column_like(result.weights, budgets if budgets is not None else np.empty((len(result.weights), 1)))
 

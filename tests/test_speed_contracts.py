@@ -1,0 +1,124 @@
+"""Speed as contracts that do not depend on the machine: counts of factorisations, of
+symmetry checks and of BLAS threads, and the modules ``import udfs`` loads."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import xlmvar
+from xlmvar.engine import _threads, _validation
+
+
+@pytest.fixture(autouse=True)
+def _fresh():
+    xlmvar.clear_caches()
+    yield
+    xlmvar.clear_caches()
+
+
+@pytest.fixture
+def counts(monkeypatch):
+    """Count every factorisation (Cholesky, eigendecomposition) and symmetry check."""
+    seen = {"factorisations": 0, "symmetry": 0}
+
+    def counting(func, what):
+        def wrapper(*args, **kwargs):
+            seen[what] += 1
+            return func(*args, **kwargs)
+
+        return wrapper
+
+    for name in ("cholesky", "eigh", "eigvalsh"):
+        monkeypatch.setattr(np.linalg, name, counting(getattr(np.linalg, name), "factorisations"))
+    monkeypatch.setattr(_validation, "_check_symmetric", counting(_validation._check_symmetric, "symmetry"))
+    return seen
+
+
+N = _validation.COV_CACHE_MIN_SIZE  # the smallest covariance that is validated once and kept
+
+
+def _cov(n, seed=0):
+    a = np.random.default_rng(seed).standard_normal((2 * n, n)) * 0.01
+    return a.T @ a / (2 * n)
+
+
+def test_what_if_calls_on_one_covariance_factorise_it_once(counts):
+    n = N
+    s = _cov(n)
+    rng = np.random.default_rng(1)
+    for _ in range(6):  # fresh arrays of the same content, new positions: a what-if sheet
+        x = rng.standard_normal(n) * 1e6
+        d = xlmvar.decompose(x, s.copy(), "es", 0.99)
+        assert d.component.sum() == pytest.approx(d.total, rel=1e-12)
+        xlmvar.portfolio_var(x, s.copy(), 0.95)
+    assert counts == {"factorisations": 1, "symmetry": 1}
+
+
+def test_monte_carlo_reuses_the_factor_of_the_validation(counts):
+    n = N
+    s = _cov(n, 2)
+    for seed in (1, 1, 2):
+        xlmvar.decompose(np.ones(n), s.copy(), "var", method="montecarlo", draws=500, seed=seed)
+    # one Cholesky: the validation's, reused to simulate both seeds' scenarios
+    assert counts == {"factorisations": 1, "symmetry": 1}
+
+
+def test_a_singular_covariance_is_checked_once_and_factorised_for_simulation(counts):
+    n = N
+    a = np.random.default_rng(3).standard_normal((n, 10))
+    s = a @ a.T / 10.0  # rank 10: positive semi-definite, not definite
+    for _ in range(3):
+        xlmvar.portfolio_var(np.ones(n), s.copy(), method="montecarlo", draws=500)
+    # the failed plain Cholesky, the jittered one (PSD within tolerance), one eigh for L
+    assert counts == {"factorisations": 3, "symmetry": 1}
+
+
+def test_a_matrix_the_engine_returned_is_recognised_without_a_pass(monkeypatch):
+    s = _validation.check_covariance(_cov(N))
+    monkeypatch.setattr(_validation, "key_of", lambda *a, **k: pytest.fail("content compared again"))
+    assert _validation.check_covariance(s) is s
+
+
+def test_small_covariances_are_validated_every_time_where_a_cache_would_not_pay(counts):
+    s = _cov(N - 1)
+    for _ in range(3):
+        xlmvar.portfolio_var(np.ones(N - 1), s.copy())
+    assert counts == {"factorisations": 3, "symmetry": 3}
+
+
+def test_blas_threads_follow_the_work():
+    pools, default = _threads._blas_pools()
+    if default <= 1:  # OPENBLAS_NUM_THREADS=1, or no threadpoolctl: nothing to choose
+        with _threads.blas_threads(1e12):
+            assert all(p.get_num_threads() <= 1 for p in pools)
+        return
+    with _threads.blas_threads(_threads.SMALL_WORK / 10):
+        assert {p.get_num_threads() for p in pools} == {1}
+        with _threads.blas_threads(_threads.SMALL_WORK * 10):  # a big block nested in a small one gets its threads
+            assert {p.get_num_threads() for p in pools} == {default}
+        assert {p.get_num_threads() for p in pools} == {1}
+    assert {p.get_num_threads() for p in pools} == {default}
+
+
+def test_import_udfs_loads_neither_scipy_stats_nor_the_workbook_layer():
+    code = (
+        "import sys, udfs; heavy = [m for m in ('scipy.stats', 'scipy.special', 'scipy.optimize', "
+        "'xlmvar.workbook', 'formulas', 'openpyxl') if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_closed_forms_agree_with_scipy():
+    from scipy import special, stats
+
+    from xlmvar.engine.parametric import normal_pdf, normal_quantile
+
+    z = np.linspace(-40, 40, 4001)
+    np.testing.assert_allclose(normal_pdf(z), stats.norm.pdf(z), rtol=1e-15, atol=0)
+    p = np.concatenate([np.linspace(1e-9, 1 - 1e-9, 2001), [0.95, 0.99, 0.975, 0.05]])
+    np.testing.assert_allclose([normal_quantile(q) for q in p], special.ndtri(p), rtol=2e-15, atol=1e-300)

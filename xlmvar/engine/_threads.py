@@ -1,0 +1,126 @@
+"""BLAS threads chosen for the size of the problem.
+
+OpenBLAS (numpy's and scipy's BLAS) starts as many threads as there are cores and uses them
+for every call.  For small problems the threads cost more than they save, and on a busy
+machine a small call can wait for a core by far longer than the work takes (N = 200 was
+measured at 104 ms on 2 threads against 2 ms on 1).  :func:`blas_threads` runs a block on one
+BLAS thread when its work is below :data:`SMALL_WORK` floating-point operations and on
+BLAS's own default number of threads above it, so that a large factorisation nested inside
+a small call still gets them; below :data:`TINY_WORK` it changes nothing.
+
+Every formula of a sheet is small: a decomposition is a few passes over its model
+(memory-bound), so the dispatcher runs it on one thread unless the model is very large
+(Monte Carlo scenario tables); a covariance's one-off validation (a Cholesky factorisation,
+``N^3 / 3`` operations) gets the default threads from about N = 1450 on.
+
+Uses ``threadpoolctl`` (a base dependency; it is in Pyodide's package list) if it can be
+imported; without it, or where no BLAS thread pool is found (Pyodide has one thread), the
+blocks run unchanged.  The limit is process-wide while a block runs (BLAS has no per-thread
+setting): calls running concurrently in other threads are limited too, never stalled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+
+import numpy as np
+
+__all__ = ["SMALL_WORK", "blas_threads", "blas_default_threads", "sized_blas", "model_work", "simulation_work"]
+
+#: Below this many floating-point operations a block runs on one BLAS thread.  Measured by
+#: ``benchmarks/bench_threads.py`` on a busy 2-core machine, 2 threads stalled a Cholesky
+#: factorisation of N = 1000 (3e8 operations) 20x; a stall costs far more than a second
+#: thread can save, so only blocks above 1e9 (a factorisation from N ~ 1450, Monte Carlo
+#: simulation) get BLAS's default threads.
+SMALL_WORK = 1e9
+
+#: Below this many operations nothing is changed: such calls were not seen to stall, and
+#: switching the pool there and back (about 0.1 ms) would cost more than the call.
+TINY_WORK = 5e5
+
+_state: dict = {}
+_lock = threading.Lock()
+
+
+def _blas_pools():
+    """``(BLAS thread pools, their default threads)``; ``([], 1)`` without threadpoolctl."""
+    with _lock:
+        if "pools" not in _state:
+            try:
+                from threadpoolctl import ThreadpoolController
+
+                pools = [p for p in ThreadpoolController().lib_controllers if p.user_api == "blas"]
+                default = max((p.num_threads for p in pools), default=1)
+            except Exception:  # not installed, or a platform it does not know
+                pools, default = [], 1
+            _state["pools"], _state["default"] = pools, default
+        return _state["pools"], _state["default"]
+
+
+def blas_default_threads() -> int:
+    """Threads BLAS uses when not limited (1 without threadpoolctl or without a BLAS pool)."""
+    return _blas_pools()[1]
+
+
+@contextlib.contextmanager
+def _threads(pools, wanted: int):
+    before = [p.get_num_threads() for p in pools]
+    changed = [(p, n) for p, n in zip(pools, before) if n != wanted]
+    for p, _ in changed:
+        p.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        for p, n in changed:
+            p.set_num_threads(n)
+
+
+def blas_threads(work: float):
+    """Context manager: run the block on the BLAS threads ``work`` operations deserve.
+
+    One thread below :data:`SMALL_WORK`, BLAS's default above it (set explicitly, so a large
+    block inside a small one gets its threads back); the setting in force before is restored
+    after.  Does nothing when BLAS has a single thread anyway or threadpoolctl is missing;
+    a block whose setting is already in force costs one query per pool (about a microsecond).
+    """
+    pools, default = _blas_pools()
+    if default <= 1 or work < TINY_WORK:
+        return contextlib.nullcontext()
+    return _threads(pools, 1 if work < SMALL_WORK else default)
+
+
+def model_work(positions=None, model=None, *args, **kwargs) -> float:
+    """Work of a decomposition that makes a pass or two over its model: ``2 size``."""
+    try:
+        return 2.0 * float(np.size(model))
+    except Exception:  # anything validation will refuse
+        return 0.0
+
+
+def simulation_work(positions=None, cov=None, measure=None, confidence=None, horizon=None, mean=None, draws=None, *args, **kwargs) -> float:
+    """Work of a Monte Carlo decomposition: simulating ``draws x n`` returns, ``draws n^2``."""
+    try:
+        d = 100_000.0 if draws is None else float(draws)
+        return max(d, 0.0) * float(np.size(cov))
+    except Exception:  # anything validation will refuse
+        return 0.0
+
+
+def sized_blas(work):
+    """Decorator: run the function under :func:`blas_threads` of ``work(*args, **kwargs)``.
+
+    Applied to each method's ``decompose`` and ``standalone``, so that a result does not
+    depend on the entry point it was reached by (the dispatcher or the method's module).
+    """
+
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with blas_threads(work(*args, **kwargs)):
+                return func(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
