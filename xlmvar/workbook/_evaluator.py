@@ -769,12 +769,34 @@ class _Index:
 
 
 def _clip(rect: Rect, book: Workbook) -> Rect:
-    """``rect`` without the rows and columns past the sheet's last filled cell."""
-    if rect.area <= _CLIP_ABOVE:
+    """``rect`` without the rows and columns past the sheet's last filled cell.
+
+    Applied to whole rows and columns (``A:A``, ``B2:B1048576``, ``1:1``) and to any range
+    of more than 65,536 cells; a smaller range keeps its exact shape.
+    """
+    if rect.area <= _CLIP_ABOVE and rect.r1 < MAX_ROW and rect.c1 < MAX_COL:
         return rect
     sheet = book.sheets[rect.sheet]
     r1, c1 = min(rect.r1, max(sheet.max_row, rect.r0)), min(rect.c1, max(sheet.max_col, rect.c0))
     return Rect(rect.sheet, rect.r0, rect.c0, r1, c1)
+
+
+#: Functions whose answer depends on the size of a range, or counts its blank cells: given a
+#: whole-column or whole-row reference (clipped to the used area) they are not evaluated.
+_SHAPE_FUNCTIONS = {"ROWS", "COLUMNS", "ROW", "COLUMN", "COUNTBLANK"}
+
+
+def _check_clipping(tokens, rects, book: Workbook) -> None:
+    clipped = [r for r in rects if r is not None and _clip(r, book) != r]
+    if not clipped:
+        return
+    names = {_function_name(t.value) for t in tokens if t.type == "FUNC" and t.subtype == "OPEN"}
+    shape = sorted(names & _SHAPE_FUNCTIONS)
+    if shape:
+        raise Unsupported(
+            f"calls {', '.join(shape)} on {clipped[0].ref}, a whole-column or whole-row range the calculator "
+            "reads only up to the last filled cell"
+        )
 
 
 def _compiler(book: Workbook, make_error, rewrite):
@@ -797,6 +819,7 @@ def _compiler(book: Workbook, make_error, rewrite):
             raise Unsupported(f"calls {', '.join(lacking)}, which the headless calculator does not evaluate")
         ranges = [t.value for t in tokens if t.type == "OPERAND" and t.subtype == "RANGE"]
         rects_of_tokens = [resolver.resolve(t, sheet) for t in ranges]  # may raise Unsupported
+        _check_clipping(tokens, rects_of_tokens, book)
         key = (sheet, _shape_key(tokens, fc.target.r0, fc.target.c0)) if tokens else None
         hit = cache.get(key) if key else None
         if hit is not None:
