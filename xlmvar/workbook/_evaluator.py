@@ -945,27 +945,30 @@ def _check_depth(order, deps, book: Workbook) -> None:
 
 def _cycles(deps, stuck: set, book: Workbook) -> dict:
     """A reason naming the cells of the cycle for every formula on or behind one."""
+    cycle_of: dict = {}  # formula -> text of the cycle it is on or behind
     reasons: dict = {}
     names = {i: f"{book.formulas[i].sheet}!{book.formulas[i].anchor}" for i in stuck}
     for start in sorted(stuck):
-        if start in reasons:
+        if start in cycle_of:
             continue
         path, seen = [], {}
         node = start
-        while node not in reasons and node not in seen:
+        while node not in cycle_of and node not in seen:  # every stuck formula has a stuck input
             seen[node] = len(path)
             path.append(node)
             node = min(j for j in deps[node] if j in stuck)
-        if node in reasons:
-            behind = reasons[node]
-            for k in path:
-                reasons[k] = behind if behind.startswith("depends") else f"depends on a circular reference: {behind}"
-            continue
-        cycle = path[seen[node] :]
-        text = " -> ".join(names[k] for k in cycle + [cycle[0]])
-        for k in cycle:
-            reasons[k] = f"circular reference {text}; xlmvar does not iterate"
-        for k in path[: seen[node]]:
+        if node in cycle_of:
+            behind = path
+            text = cycle_of[node]
+        else:
+            cycle = path[seen[node] :]
+            behind = path[: seen[node]]
+            text = " -> ".join(names[k] for k in cycle + [cycle[0]])
+            for k in cycle:
+                cycle_of[k] = text
+                reasons[k] = f"circular reference {text}; xlmvar does not iterate"
+        for k in behind:
+            cycle_of[k] = text
             reasons[k] = f"depends on a circular reference {text}"
     return reasons
 
@@ -1209,11 +1212,11 @@ def index_whole(original):
     from formulas.functions import Array
     from formulas.tokens.operand import XlError
 
-    def xindex(array, row_num, col_num=None, area_num=1):
+    def xindex(compiling, array, row_num, col_num=None, area_num=1):  # formulas passes COMPILING first
         r = _scalar_number(row_num)
         c = _scalar_number(col_num) if col_num is not None else None
-        if r is None or c is None or (r != 0 and c != 0) or getattr(array, "is_set", False):
-            return original(array, row_num, col_num, area_num)
+        if compiling or r is None or c is None or (r != 0 and c != 0) or getattr(array, "is_set", False):
+            return original(compiling, array, row_num, col_num, area_num)
         values = as_2d(array)
         rows, cols = values.shape
         r, c = int(r), int(c)
