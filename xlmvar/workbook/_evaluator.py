@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._limits import DEFAULT_LIMITS, Limits
-from ._xlsx import Archive
+from ._xlsx import Archive, drop_before
 
 __all__ = ["FormulaCell", "Workbook", "read_workbook", "evaluate", "name_values", "unescape_text"]
 
@@ -66,11 +66,19 @@ def col_letters(index: int) -> str:
     return out
 
 
+_COLUMNS: dict = {}
+
+
 def parse_cell(ref: str) -> tuple[int, int]:
-    match = _CELL.match(ref.upper())
+    """``(row, column)`` of an A1 cell reference; ValueError unless it is one on the sheet."""
+    match = _CELL.match(ref) or _CELL.match(ref.upper())
     if not match:
         raise ValueError(f"not a cell reference: {ref}")
-    row, col = int(match.group(2)), col_index(match.group(1))
+    letters = match.group(1)
+    col = _COLUMNS.get(letters)
+    if col is None:
+        col = _COLUMNS[letters] = col_index(letters)
+    row = int(match.group(2))
     if not (1 <= row <= MAX_ROW and 1 <= col <= MAX_COL):
         raise ValueError(f"not a cell reference: {ref} (outside the sheet)")
     return row, col
@@ -189,45 +197,58 @@ def _shared_strings(archive: Archive) -> list[str]:
     if not archive.has(part):
         return []
     strings = []
-    for _, si in archive.events(part, tag={_SI}):
+    for _, si in archive.events(part, tag=_SI):
         strings.append(_text_of(si))
         si.clear()
+        drop_before(si)
     return strings
 
 
-def _cell_value(cell, strings, where: str):
-    """The value a ``<c>`` element holds (None when it holds none)."""
-    from formulas.tokens.operand import Error
+def _cell_value(cell, strings, where):
+    """The value a ``<c>`` element holds (None when it holds none).
 
-    kind = cell.get("t", "n")
+    ``where()`` names the cell in a message; it is only called when the value is malformed.
+    """
+    kind = cell.get("t")
+    v = cell.find(_V)
+    text = None if v is None else v.text
+    if kind is None or kind == "n":
+        if text is None:
+            return None
+        if len(text) < 16:
+            try:
+                return int(text)
+            except ValueError:
+                pass
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"workbook: {where()} holds {text[:40]!r} where a number is expected; the file is malformed") from None
+        return number
     if kind == "inlineStr":
         node = cell.find(_IS)
         return _text_of(node) if node is not None else ""
-    v = cell.find(_V)
-    if v is None or v.text is None:
+    if text is None:
         return None
-    text = v.text
     if kind == "s":
         try:
             index = int(text)
         except ValueError:
-            raise ValueError(f"workbook: {where} refers to shared string {text!r}, not an index") from None
+            raise ValueError(f"workbook: {where()} refers to shared string {text!r}, not an index") from None
         if not 0 <= index < len(strings):
             raise ValueError(
-                f"workbook: {where} refers to shared string {index}, but the workbook holds {len(strings)}; the file is malformed"
+                f"workbook: {where()} refers to shared string {index}, but the workbook holds {len(strings)}; the file is malformed"
             )
         return strings[index]
     if kind == "b":
         return text.strip() in ("1", "true")
     if kind == "e":
+        from formulas.tokens.operand import Error
+
         return Error.errors.get(text.strip().upper(), Error.errors["#VALUE!"])
     if kind in ("str", "d"):
         return unescape_text(text)
-    try:
-        number = float(text)
-    except ValueError:
-        raise ValueError(f"workbook: {where} holds {text[:40]!r} where a number is expected; the file is malformed") from None
-    return int(number) if number.is_integer() and "." not in text and "E" not in text.upper() and abs(number) < 2**53 else number
+    raise ValueError(f"workbook: {where()} has the unknown cell type {kind[:20]!r}; the file is malformed")
 
 
 def _translate(text: str, origin: str, dest: str) -> str:
@@ -282,15 +303,27 @@ class _SheetReader:
         if row < 1 or col > MAX_COL:
             raise ValueError(f"workbook: sheet {self.name!r} has a cell outside any row")
         self.row, self.col = row, col
-        where = f"sheet {self.name!r} cell {ref}"
+        sheet = self.sheet
+
+        def where() -> str:
+            return f"sheet {self.name!r} cell {ref}"
+
         f = cell.find(_F)
-        if f is None:
-            value = _cell_value(cell, self.strings, where)
+        if f is None or f.get("t") == "dataTable" or not (f.text or f.get("t") == "shared"):
+            value = _cell_value(cell, self.strings, where)  # a what-if table's cells are Excel's own
             if value is not None:
-                self._count(1, where)
-                self.sheet.constants[(row, col)] = value
-                self._grow(row, col)
+                self.counts["cells"] += 1
+                if self.counts["cells"] > self.limits.max_cells:
+                    raise self.limits.exceeded("max_cells", f"workbook: cells up to {where()}")
+                sheet.constants[(row, col)] = value
+                if row > sheet.max_row:
+                    sheet.max_row = row
+                if col > sheet.max_col:
+                    sheet.max_col = col
             return
+        self._formula(cell, f, ref, row, col, where)
+
+    def _formula(self, cell, f, ref: str, row: int, col: int, where) -> None:
         kind, text = f.get("t"), f.text or ""
         if kind == "shared":
             si = f.get("si")
@@ -300,32 +333,27 @@ class _SheetReader:
                 text = _translate(self.shared[si][1], self.shared[si][0], ref)
             else:
                 raise ValueError(
-                    f"workbook: {where} uses shared formula {si}, whose anchor cell is missing; the file is malformed"
+                    f"workbook: {where()} uses shared formula {si}, whose anchor cell is missing; the file is malformed"
                 )
-        if kind == "dataTable" or not text:
-            value = _cell_value(cell, self.strings, where)  # what-if tables are Excel's own; keep values
-            if value is not None:
-                self._count(1, where)
-                self.sheet.constants[(row, col)] = value
-                self._grow(row, col)
-            return
         if len(text) > self.limits.max_formula_length:
-            raise self.limits.exceeded("max_formula_length", f"workbook: the formula of {where} has {len(text):,} characters")
+            raise self.limits.exceeded("max_formula_length", f"workbook: the formula of {where()} has {len(text):,} characters")
         if kind == "array" and f.get("ref"):
             a, _, b = f.get("ref").partition(":")
             try:
                 (r0, c0), (r1, c1) = parse_cell(a), parse_cell(b or a)
             except ValueError:
-                raise ValueError(f"workbook: {where} has an array range {f.get('ref')[:40]!r}, not a range") from None
+                raise ValueError(f"workbook: {where()} has an array range {f.get('ref')[:40]!r}, not a range") from None
             target = Rect(self.key, min(r0, r1), min(c0, c1), max(r0, r1), max(c0, c1))
             if target.area > self.limits.max_area:
-                raise self.limits.exceeded("max_area", f"workbook: the array formula of {where} fills {target.ref}, {target.area:,} cells")
+                raise self.limits.exceeded(
+                    "max_area", f"workbook: the array formula of {where()} fills {target.ref}, {target.area:,} cells"
+                )
         else:
             target = Rect(self.key, row, col, row, col)
-        self._count(target.area, where)
+        self._count(target.area, where())
         self.counts["formulas"] += 1
         if self.counts["formulas"] > self.limits.max_formulas:
-            raise self.limits.exceeded("max_formulas", f"workbook: formulas up to {where}")
+            raise self.limits.exceeded("max_formulas", f"workbook: formulas up to {where()}")
         self._grow(target.r1, target.c1)
         cached = _cell_value(cell, self.strings, where)
         self.formulas.append(FormulaCell(self.name, ref, target, text, cached, kind == "array" and cell.get("cm") is not None))
@@ -339,12 +367,13 @@ def read_workbook(path, limits: Limits = DEFAULT_LIMITS) -> Workbook:
         counts = {"cells": 0, "formulas": 0}
         for name, part in archive.sheet_parts():
             reader = _SheetReader(name, strings, limits, counts)
-            for event, element in archive.events(part, events=("start", "end"), tag={_ROW, _C}):
+            for event, element in archive.events(part, events=("start", "end"), tag=(_ROW, _C)):
                 if element.tag == _ROW:
                     if event == "start":
                         reader.row_start(element)
                     else:
                         element.clear()
+                        drop_before(element)
                 elif event == "end":
                     reader.cell(element)
                     element.clear()

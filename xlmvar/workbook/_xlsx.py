@@ -20,6 +20,7 @@ __all__ = [
     "MAX_UNCOMPRESSED_BYTES",
     "MAX_COMPRESSION_RATIO",
     "Archive",
+    "drop_before",
     "check_archive",
     "read_xml",
     "sheet_parts",
@@ -133,50 +134,50 @@ class Archive:
             return stream.read()
 
     def events(self, part: str, events=("end",), tag=None):
-        """Parse ``part`` incrementally, yielding ``(event, element)`` as lxml's pull parser does.
+        """Parse ``part`` incrementally, yielding ``(event, element)`` as lxml's iterparse does.
 
-        The caller clears elements it has finished with, so memory stays proportional to
-        one element, not to the part.
+        Only elements whose tag is in ``tag`` (all when None) are reported.  The caller
+        clears elements it has finished with (and :func:`drop_before` their finished
+        siblings), so memory stays proportional to one element, not to the part.  A part
+        with a document type declaration is refused at its first element.
         """
         from lxml import etree
 
-        parser = etree.XMLPullParser(
-            events=tuple(sorted(set(events) | {"start"})),
-            tag=None,
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            huge_tree=False,
-        )
-        checked = False
         with self.open(part) as stream:
-            while True:
-                chunk = stream.read(_CHUNK)
-                try:
-                    if chunk:
-                        parser.feed(chunk)
-                    else:
-                        parser.close()
-                except etree.XMLSyntaxError as exc:
-                    raise ValueError(f"workbook: part {part} is not well-formed XML ({exc})") from None
-                for event, element in parser.read_events():
+            parsed = etree.iterparse(
+                stream,
+                events=events,
+                tag=tag,
+                resolve_entities=False,
+                no_network=True,
+                load_dtd=False,
+                huge_tree=False,
+                remove_comments=True,
+            )
+            checked = False
+            try:
+                for event, element in parsed:
                     if not checked:
                         _refuse_doctype(element, part)
                         checked = True
-                    if event in events and (tag is None or element.tag in tag):
-                        yield event, element
-                if not chunk:
-                    break
-        if not checked:
-            raise ValueError(f"workbook: part {part} holds no XML element")
+                    yield event, element
+                if not checked and parsed.root is not None:
+                    _refuse_doctype(parsed.root, part)
+            except etree.XMLSyntaxError as exc:
+                raise ValueError(f"workbook: part {part} is not well-formed XML ({exc})") from None
+            if parsed.root is None:
+                raise ValueError(f"workbook: part {part} holds no XML element")
 
     def xml(self, part: str):
-        """Parse one (small) XML part safely and return its root element."""
+        """Parse one XML part safely and return its root element (the whole tree in memory)."""
         root = None
         for _, element in self.events(part, events=("start",)):
             if root is None:
-                root = element
-        return root.getroottree().getroot()
+                root = element.getroottree().getroot()
+        if root is None:
+            raise ValueError(f"workbook: part {part} holds no XML element")
+        return root
+
 
     # -- package structure ---------------------------------------------------------------
     def relationships(self, part: str) -> dict:
@@ -217,6 +218,14 @@ class Archive:
                     raise ValueError(f"workbook: {self.path.name} lacks the part {targets[rid]} of sheet {name!r}")
                 out.append((name, targets[rid]))
         return out
+
+
+def drop_before(element) -> None:
+    """Free the finished elements before ``element`` under its parent (streaming parse)."""
+    parent = element.getparent()
+    if parent is not None:
+        while element.getprevious() is not None:
+            del parent[0]
 
 
 def check_archive(path, max_bytes: int | None = None) -> None:
