@@ -895,6 +895,7 @@ def evaluate(book: Workbook, make_error, progress=None, rewrite=None) -> Evaluat
     from formulas.ranges import Ranges
 
     _register_index()
+    _linear_parser()
     limits = book.limits
     index = _Index(book)
     compile_one = _compiler(book, make_error, rewrite)
@@ -1276,3 +1277,66 @@ def _register_index() -> None:
     else:
         table["INDEX"] = index_whole(entry)
     _INDEX_REGISTERED = True
+
+
+# --------------------------------------------------------------------------------------
+# Two steps of formulas' parser are quadratic in the number of operators (a 100,000-character
+# formula took minutes): it names the function node of every operator by probing "+<0>",
+# "+<1>", ... from 0 each time, and it looks each new operator up from the start of the token
+# list.  The same ids, found by remembering where the last probe stopped; the same lookup,
+# answered at once for the token just appended.
+# --------------------------------------------------------------------------------------
+_PARSER_PATCHED = False
+
+
+class _LastToken:
+    """The token list, as ``Operator.update_name`` reads it, for a token just appended."""
+
+    __slots__ = ("tokens",)
+
+    def __init__(self, tokens):
+        self.tokens = tokens
+
+    def index(self, token):
+        if self.tokens and self.tokens[-1] is token:
+            return len(self.tokens) - 1
+        return self.tokens.index(token)
+
+    def __getitem__(self, i):
+        return self.tokens[i]
+
+
+def _linear_parser() -> None:
+    global _PARSER_PATCHED
+    if _PARSER_PATCHED:
+        return
+    import formulas.builder
+    from formulas.tokens.operator import Operator
+
+    last = {"nodes": None, "next": {}}
+
+    def get_unused_node_id(graph, initial_guess="unknown", _format="{}<%d>"):
+        """An id not yet in ``graph``: ``initial_guess``, else ``_format`` numbered upward."""
+        nodes = graph.nodes
+        if initial_guess not in nodes:
+            return initial_guess
+        if last["nodes"] is not nodes:  # a new graph: forget the previous one's counters
+            last["nodes"], last["next"] = nodes, {}
+        key = (initial_guess, _format)
+        n = last["next"].get(key, 0)
+        id_fmt = _format.format(initial_guess.replace("%", "%%"))
+        node_id = id_fmt % n
+        while node_id in nodes:
+            n += 1
+            node_id = id_fmt % n
+        last["next"][key] = n + 1
+        return node_id
+
+    update_name = Operator.update_name
+
+    def update_name_at_end(self, tokens, stack):
+        return update_name(self, _LastToken(tokens), stack)
+
+    formulas.builder.get_unused_node_id = get_unused_node_id
+    Operator.update_name = update_name_at_end
+    _PARSER_PATCHED = True

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._evaluator import as_2d, parse_cell
+from ._evaluator import as_2d, col_letters, parse_cell
 from ._limits import DEFAULT_LIMITS, Limits
 from ._safe_write import atomic_write, check_output
 from ._xlsx import Archive, write_zip_replacing
@@ -241,7 +241,7 @@ class Recalculation:
 
 
 def _element(value, i: int, j: int):
-    arr = as_2d(value)
+    arr = value if isinstance(value, np.ndarray) and value.ndim == 2 else as_2d(value)
     if i < arr.shape[0] and j < arr.shape[1]:
         return arr[i, j]
     if arr.shape == (1, 1):
@@ -406,8 +406,6 @@ class _SheetCells:
 
     def cell(self, r: int, c: int):
         """The ``<c>`` element at row ``r``, column ``c``, inserted in order when absent."""
-        from openpyxl.utils.cell import get_column_letter
-
         found = self.cells.get((r, c))
         if found is not None:
             return found
@@ -421,7 +419,7 @@ class _SheetCells:
                 self.sheet_data.append(row)
             self.row_numbers.insert(k, r)
             self.rows[r], self.cols[r] = row, []
-        cell = row.makeelement(_C, {"r": f"{get_column_letter(c)}{r}"})
+        cell = row.makeelement(_C, {"r": f"{col_letters(c)}{r}"})
         cols = self.cols[r]
         k = self.bisect.bisect(cols, c)
         if k < len(cols):
@@ -446,6 +444,7 @@ def _patched_sheet(root, sheet: str, recalc: Recalculation) -> bool:
             continue
         cells = cells or _SheetCells(sheet_data)
         dynamic = key in recalc.dynamic
+        value = as_2d(value)  # once per formula, not once per cell
         c0, r0, c1, r1 = range_boundaries(key[1])
         for r in range(r0, r1 + 1):
             for c in range(c0, c1 + 1):
