@@ -188,3 +188,12 @@ def test_report_takes_the_global_name_over_a_hidden_local_one(tmp_path, capsys):
     expected = risk.decompose([1e6, 2e6], [[0.04, 0.006], [0.006, 0.01]], "var", 0.99, 1).total
     assert f"{expected:>16,.0f}" in out
     assert pytest and time
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")
+def test_in_place_keeps_the_owner(tmp_path):
+    src = _small_book(tmp_path / "b.xlsx")
+    os.chown(src, 12345, 23456)
+    assert main(["calc", str(src), "--in-place"]) == 0
+    info = os.stat(src)
+    assert (info.st_uid, info.st_gid) == (12345, 23456)

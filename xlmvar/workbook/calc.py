@@ -466,8 +466,11 @@ def write_cached_values(source, target, recalc: Recalculation, *, follow_symlink
 
     source, target = Path(source), Path(target)
     replacements = {}
+    written = {sheet for sheet, ref in recalc.values if (sheet, ref) not in recalc.kept_targets}
     with Archive(source, recalc.limits) as archive:
         for sheet, part in archive.sheet_parts():
+            if sheet not in written:  # a sheet without recalculated formulas is copied as it is
+                continue
             root = archive.xml(part)
             if _patched_sheet(root, sheet, recalc):
                 replacements[part] = etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
