@@ -251,3 +251,16 @@ def test_a_failing_dynamic_array_shows_one_error_in_its_anchor(tmp_path):
     assert [ws[f"E{i}"].value for i in (1, 2, 3)] == [2, "#NUM!", 3]  # an element's error stays
     assert [ws[f"F{i}"].value for i in (1, 2, 3)] == ["#VALUE!"] * 3  # a legacy array repeats it
     assert [e.cell for e in result.errors] == ["C1", "E2", "F1"]
+
+
+def test_a_dynamic_array_larger_than_its_stored_range_is_reported(tmp_path, capsys):
+    def build(wb):
+        s = wb.add_worksheet("S")
+        s.write_column("A1", [1.0, 2.0, 3.0])
+        s.write_dynamic_array_formula("C1:C2", "=A1:A3*2")  # saved when A had two values
+
+    path = book(tmp_path / "grown.xlsx", build)
+    assert main(["calc", str(path), "-o", str(tmp_path / "out.xlsx")]) == 3
+    assert "S!C1: only partly written; its result is 3 x 1 but the file's spill range C1:C2 is 2 x 1" in capsys.readouterr().out
+    ws = openpyxl.load_workbook(tmp_path / "out.xlsx", data_only=True)["S"]
+    assert [ws[f"C{i}"].value for i in (1, 2)] == [2, 4]

@@ -749,6 +749,7 @@ class Evaluation:
     values: dict  # formula index -> 2-D object array filling its target
     failures: dict  # formula index -> XlError carrying a reason
     kept: dict = field(default_factory=dict)  # formula index -> why its cached value was kept
+    overflows: dict = field(default_factory=dict)  # formula index -> why its spill was cut short
 
 
 class _Index:
@@ -899,7 +900,7 @@ def evaluate(book: Workbook, make_error, progress=None, rewrite=None) -> Evaluat
     limits = book.limits
     index = _Index(book)
     compile_one = _compiler(book, make_error, rewrite)
-    compiled, inputs, deps, failures, kept = {}, {}, {}, {}, {}
+    compiled, inputs, deps, failures, kept, overflows = {}, {}, {}, {}, {}, {}
     for i, fc in enumerate(book.formulas):
         deps[i] = set()
         try:
@@ -951,10 +952,13 @@ def evaluate(book: Workbook, make_error, progress=None, rewrite=None) -> Evaluat
             except Exception as exc:
                 result = _failure(exc, make_error)
             values[i] = _fill(result, fc)
+            overflow = _overflow(result, fc)
+            if overflow:
+                overflows[i] = overflow
         done += 1
     if progress is not None:
         progress(done, total, "")
-    return Evaluation(values, failures, kept)
+    return Evaluation(values, failures, kept, overflows)
 
 
 def _message(exc: Exception) -> str:
@@ -1185,6 +1189,20 @@ def as_2d(value) -> np.ndarray:
     if any(isinstance(item, np.ndarray) for item in arr.flat):
         arr = np.vectorize(_plain, otypes=[object])(arr)
     return arr
+
+
+def _overflow(result, fc: FormulaCell) -> str | None:
+    """Why a dynamic array's result does not fit the range stored in the file, if it does not."""
+    if not fc.dynamic:
+        return None
+    shape = as_2d(result).shape
+    rows, cols = fc.target.shape
+    if shape[0] <= rows and shape[1] <= cols:
+        return None
+    return (
+        f"its result is {shape[0]} x {shape[1]} but the file's spill range {fc.target.ref} is {rows} x {cols}; "
+        "the cells beyond it were not written (Excel would spill into them)"
+    )
 
 
 def _fill(result, fc: FormulaCell) -> np.ndarray:

@@ -202,9 +202,10 @@ class KeptCell:
     sheet: str
     cell: str
     reason: str
+    what: str = "kept its cached value"
 
     def __str__(self) -> str:
-        return f"{self.sheet}!{self.cell}: kept its cached value; {self.reason}"
+        return f"{self.sheet}!{self.cell}: {self.what}; {self.reason}"
 
 
 @dataclass
@@ -290,6 +291,8 @@ def recalculate(path, progress=None, limits: Limits = DEFAULT_LIMITS) -> Recalcu
             result.kept.append(KeptCell(fc.sheet, fc.anchor, evaluation.kept[i]))
             result.kept_targets.add(key)
         else:
+            if i in evaluation.overflows:  # written as far as the file's range goes, and said so
+                result.kept.append(KeptCell(fc.sheet, fc.anchor, evaluation.overflows[i], "only partly written"))
             result.errors.extend(_errors_in(fc.sheet, fc.target.ref, fc.text, evaluation.values[i]))
     result.names = name_values(book, evaluation)
     return result
