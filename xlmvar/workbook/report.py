@@ -103,7 +103,7 @@ def book_inputs(recalc: Recalculation) -> dict:
         ``Assets`` and ``Positions`` do not have one entry per asset each.
     """
     method = _scalar(recalc, "Method") or "normal"
-    model_name = ("Covariance",) if risk.check_method(method) in ("normal", "montecarlo") else ("Returns", "ReturnsHistory")
+    model_name = ("Covariance",) if risk.check_method(method) in ("normal", "montecarlo") else ("Returns",)
     assets = [str(a) for a in _cells(recalc, ("Assets",), numbers=False).reshape(-1)]
     positions = _cells(recalc, ("Positions",), numbers=True)
     if len(assets) != positions.size:
