@@ -106,7 +106,7 @@ def test_failing_write_leaves_input_identical_and_no_output(tmp_path, monkeypatc
     book.write_bytes(_spy_book().read_bytes())
     before = book.read_bytes()
 
-    def broken(source, target, replacements):
+    def broken(source, target, replacements, *args, **kwargs):
         Path(target).write_bytes(b"half a workbook")
         raise OSError("disk full")
 

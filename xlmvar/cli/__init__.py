@@ -6,8 +6,23 @@ writes the template workbooks.
     xlmvar templates [DIR] [--force]
     xlmvar --version
 
-Exit status: 0 on success, 1 when a recalculated cell ends in an error, 2 on bad usage or
-an unreadable workbook.
+Exit status (``calc`` and ``report``), for jobs to act on:
+
+====  =====================================================================================
+0     every formula was recalculated and none ends in an error
+1     recalculated; some formula cells end in an Excel error (each listed on stdout with its
+      address and reason)
+2     the workbook cannot be processed: unreadable, malformed, over a resource limit, an
+      output that may not be written, or bad usage; one line on stderr says why (``--debug``
+      adds the traceback); nothing is written
+3     recalculated without errors, but some formula cells were not recalculated and keep the
+      value Excel cached (references to other workbooks, functions the calculator lacks);
+      each is listed on stdout with the reason.  Errors take precedence: with both, 1.
+====  =====================================================================================
+
+Resource limits (see :class:`xlmvar.workbook._limits.Limits`): ``--max-mib``,
+``--max-cells``, ``--max-formulas``, ``--max-formula-length``, ``--max-area`` and
+``--max-depth`` raise them for a trusted workbook.
 
 May import every layer (engine, Excel adapter, workbook); nothing imports it.
 """
@@ -18,10 +33,42 @@ import argparse
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["main", "EXIT_OK", "EXIT_ERRORS", "EXIT_UNPROCESSABLE", "EXIT_KEPT"]
+
+EXIT_OK, EXIT_ERRORS, EXIT_UNPROCESSABLE, EXIT_KEPT = 0, 1, 2, 3
+
+
+def _limit_options(parser: argparse.ArgumentParser) -> None:
+    from ..workbook._limits import DEFAULT_LIMITS as d
+
+    group = parser.add_argument_group("resource limits (raise them for a trusted workbook)")
+    group.add_argument("--max-mib", type=int, metavar="MIB", help=f"decompressed MiB read (default {d.max_bytes >> 20})")
+    group.add_argument("--max-cells", type=int, metavar="N", help=f"filled cells (default {d.max_cells:,})")
+    group.add_argument("--max-formulas", type=int, metavar="N", help=f"formula cells (default {d.max_formulas:,})")
+    group.add_argument("--max-formula-length", type=int, metavar="N", help=f"characters of one formula (default {d.max_formula_length:,})")
+    group.add_argument("--max-area", type=int, metavar="N", help=f"cells of one range argument, after clipping to the used area (default {d.max_area:,})")
+    group.add_argument("--max-depth", type=int, metavar="N", help=f"longest chain of dependent formulas (default {d.max_depth:,})")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a failure")
+
+
+def _limits(args):
+    from ..workbook._limits import DEFAULT_LIMITS
+
+    for name in ("max_mib", "max_cells", "max_formulas", "max_formula_length", "max_area", "max_depth"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')}: must be a positive number, got {value}")
+    mib = getattr(args, "max_mib", None)
+    return DEFAULT_LIMITS.replace(
+        max_bytes=None if mib is None else mib << 20,
+        max_cells=args.max_cells,
+        max_formulas=args.max_formulas,
+        max_formula_length=args.max_formula_length,
+        max_area=args.max_area,
+        max_depth=args.max_depth,
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,15 +82,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("book", type=Path, help="workbook to recalculate (.xlsx or .xlsm); it is only read")
     where = p.add_mutually_exclusive_group()
     where.add_argument("-o", "--output", type=Path, help="where to write (default BOOK.calc.xlsx beside it)")
-    where.add_argument("--in-place", action="store_true", help="replace the input workbook (atomically)")
+    where.add_argument("--in-place", action="store_true", help="replace the input workbook (atomically, keeping mode and owner)")
+    _limit_options(p)
 
     p = sub.add_parser("report", help="recalculate a workbook and print its book's risk report")
     p.add_argument("book", type=Path, nargs="?", help="workbook (default: the SPY/TLT/BTC example, built fresh)")
     p.add_argument("-o", "--output", type=Path, help="also write the recalculated workbook here")
+    _limit_options(p)
 
     p = sub.add_parser("templates", help="write the template workbooks into a folder")
     p.add_argument("folder", type=Path, nargs="?", default=Path("."), help="folder (default: the current one)")
     p.add_argument("--force", action="store_true", help="overwrite template workbooks already there")
+    p.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     return parser
 
 
@@ -73,36 +123,49 @@ class Progress:
         self.shown = True
 
 
-def _print_errors(errors) -> None:
-    if errors:
-        print(f"\n{len(errors)} formula cell(s) ended in an error:")
-        for err in errors:
+def _print_outcome(recalc) -> int:
+    """List the error cells and the cells kept at their cached value; return the exit status."""
+    if recalc.errors:
+        print(f"\n{len(recalc.errors)} formula cell(s) ended in an error:")
+        for err in recalc.errors:
             print(f"  {err}")
+    if recalc.kept:
+        print(f"\n{len(recalc.kept)} formula cell(s) were not recalculated and keep the value Excel cached:")
+        for kept in recalc.kept:
+            print(f"  {kept}")
+    if recalc.errors:
+        return EXIT_ERRORS
+    return EXIT_KEPT if recalc.kept else EXIT_OK
 
 
 def _check_book(path: Path) -> None:
-    if not path.is_file():
-        raise ValueError(f"book: {path} does not exist or is not a file")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"book: {path} is not an .xlsx/.xlsm workbook (not a zip archive)")
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        raise ValueError(f"book: {path} does not exist or cannot be read") from None
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"book: {path} is not a regular file")
 
 
 def _calc(args) -> int:
     from ..workbook.calc import calc
 
     _check_book(args.book)
-    result = calc(args.book, args.output, in_place=args.in_place, progress=Progress())
+    result = calc(args.book, args.output, in_place=args.in_place, progress=Progress(), limits=_limits(args))
     sheets = sorted({sheet for sheet, _ in result.formulas})
     print(f"Recalculated {result.formula_count} formula(s) on {len(sheets)} sheet(s) of {args.book}")
     print(f"Wrote {result.output}")
-    _print_errors(result.errors)
-    return 1 if result.errors else 0
+    return _print_outcome(result)
 
 
 def _report(args) -> int:
+    from ..workbook._safe_write import check_output
     from ..workbook.calc import write_cached_values
     from ..workbook.report import book_report, format_report
 
+    limits = _limits(args)
     with tempfile.TemporaryDirectory() as folder:
         if args.book is None:
             book = _example_book(Path(folder))
@@ -110,14 +173,14 @@ def _report(args) -> int:
         else:
             _check_book(args.book)
             book = label = args.book
-        report, recalc = book_report(book, progress=Progress())
+        output = check_output(args.output, (book,), what="-o") if args.output else None
+        report, recalc = book_report(book, progress=Progress(), limits=limits)
         print(f"{label}: {recalc.formula_count} formula(s) recalculated headlessly\n")
         print(format_report(report))
-        if args.output:
-            write_cached_values(book, args.output, recalc)
-            print(f"\nWrote {args.output}")
-    _print_errors(recalc.errors)
-    return 1 if recalc.errors else 0
+        if output:
+            write_cached_values(book, output, recalc)
+            print(f"\nWrote {output}")
+    return _print_outcome(recalc)
 
 
 def _example_book(folder: Path) -> Path:
@@ -139,14 +202,41 @@ def _templates(args) -> int:
     return 0
 
 
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line: its message, or its kind when the message says nothing."""
+    import zipfile
+
+    from ..workbook._limits import LimitError
+
+    text = " ".join(str(exc).split())
+    if isinstance(exc, (LimitError, ValueError)) and text:
+        return text
+    if isinstance(exc, zipfile.BadZipFile):
+        return f"workbook: not a readable zip archive ({text})"
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or type(exc).__name__}: {exc.filename or text}"
+    return f"workbook: cannot be processed ({type(exc).__name__}{': ' + text if text else ''})"
+
+
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
+    """Run the command line; return the exit status (see the module docstring)."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: --help, --version (0) or bad usage (2)
+        return int(exc.code or 0)
     command = {"calc": _calc, "report": _report, "templates": _templates}[args.command]
     try:
         return command(args)
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        print(f"xlmvar {args.command}: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"xlmvar {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # every failure is one line and status 2; --debug shows where
+        if getattr(args, "debug", False):
+            import traceback
+
+            traceback.print_exc()
+        print(f"xlmvar {args.command}: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_UNPROCESSABLE
 
 
 if __name__ == "__main__":

@@ -20,9 +20,7 @@ input), with the message kept as the reason.
 from __future__ import annotations
 
 import inspect
-import os
 import re
-import tempfile
 import typing
 import zipfile
 from dataclasses import dataclass, field
@@ -30,10 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ._evaluator import as_2d
-from ._xlsx import check_archive, read_xml, sheet_parts, write_zip_replacing
+from ._evaluator import as_2d, col_letters, parse_cell
+from ._limits import DEFAULT_LIMITS, Limits
+from ._safe_write import atomic_write, check_output
+from ._xlsx import Archive, write_zip_replacing
 
-__all__ = ["CellError", "Recalculation", "excel_function", "register_functions", "recalculate", "calc"]
+__all__ = ["CellError", "KeptCell", "Recalculation", "excel_function", "register_functions", "recalculate", "calc"]
 
 _NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _C = f"{{{_NS}}}c"
@@ -87,6 +87,8 @@ def _cell_value(value):
     """One cell for a UDF: blank -> None, numpy -> Python; an error stays formulas' XlError."""
     import schedula as sh
 
+    while isinstance(value, np.ndarray) and value.ndim == 0:  # {-1;2} holds its -1 as a 0-d array
+        value = value[()]
     if value is sh.EMPTY or value is None or (isinstance(value, str) and value == MISSING):
         return None
     if isinstance(value, np.generic):
@@ -191,16 +193,33 @@ class CellError:
         return f"{self.sheet}!{self.cell}: {self.error} {self.reason}"
 
 
+@dataclass(frozen=True)
+class KeptCell:
+    """A formula cell that was not recalculated: it keeps the value Excel cached."""
+
+    sheet: str
+    cell: str
+    reason: str
+    what: str = "kept its cached value"
+
+    def __str__(self) -> str:
+        return f"{self.sheet}!{self.cell}: {self.what}; {self.reason}"
+
+
 @dataclass
 class Recalculation:
-    """What a recalculation computed: formula anchors and their values, and the errors."""
+    """What a recalculation computed: formula anchors and their values, errors, kept cells."""
 
     source: Path
     values: dict = field(default_factory=dict)  # (sheet, ref) -> 2-D object array
     formulas: dict = field(default_factory=dict)  # (sheet, ref) -> formula text
     errors: list = field(default_factory=list)
-    names: dict = field(default_factory=dict)  # NAME (upper case) -> 2-D value of a defined name
+    kept: list = field(default_factory=list)  # KeptCell: not recalculated, cached value kept
+    names: object = field(default_factory=dict)  # NAME -> 2-D value of a defined name (.get)
+    dynamic: set = field(default_factory=set)  # (sheet, ref) of dynamic array formulas
     output: Path | None = None
+    limits: Limits = DEFAULT_LIMITS
+    kept_targets: set = field(default_factory=set)  # (sheet, ref) of formulas not recalculated
 
     @property
     def formula_count(self) -> int:
@@ -221,7 +240,7 @@ class Recalculation:
 
 
 def _element(value, i: int, j: int):
-    arr = as_2d(value)
+    arr = value if isinstance(value, np.ndarray) and value.ndim == 2 else as_2d(value)
     if i < arr.shape[0] and j < arr.shape[1]:
         return arr[i, j]
     if arr.shape == (1, 1):
@@ -229,7 +248,7 @@ def _element(value, i: int, j: int):
     return _xl_error_class()("#N/A")
 
 
-def recalculate(path, progress=None) -> Recalculation:
+def recalculate(path, progress=None, limits: Limits = DEFAULT_LIMITS) -> Recalculation:
     """Evaluate every formula of the workbook at ``path`` headlessly.
 
     Parameters
@@ -239,28 +258,40 @@ def recalculate(path, progress=None) -> Recalculation:
     progress : callable(done, total, cell), optional
         Called before each formula is evaluated, with the count done so far, the number of
         formulas and the cell's address (the command line prints it for long runs).
+    limits : Limits
+        Bounds on what the workbook may cost; a workbook over one raises
+        :class:`~xlmvar.workbook._limits.LimitError` (a ValueError) naming the option.
 
     Returns
     -------
     Recalculation
         ``values`` maps ``(sheet, ref)`` of each formula (a cell, or an array formula's
         range) to its value as a 2-D array; ``errors`` lists the formula cells that end in
-        an Excel error, with the reason; ``names`` holds the values of defined names.
+        an Excel error, with the reason; ``kept`` the formula cells that were not
+        recalculated and keep Excel's cached value (external references, functions the
+        calculator lacks), with the reason; ``names`` gives the values of defined names.
     """
     from ._evaluator import evaluate, mark_missing_arguments, name_values, read_workbook
 
     path = Path(path)
-    check_archive(path)
-    book = read_workbook(path)
+    book = read_workbook(path, limits)
     names = set(register_functions())
     marker = f'"{MISSING}"'
     evaluation = evaluate(book, _error, progress, lambda text: mark_missing_arguments(text, names, marker))
-    result = Recalculation(source=path)
+    result = Recalculation(source=path, limits=limits)
     for i, fc in enumerate(book.formulas):
         key = (fc.sheet, fc.target.ref)
         result.formulas[key] = fc.text
         result.values[key] = evaluation.values[i]
-        result.errors.extend(_errors_in(fc.sheet, fc.target.ref, fc.text, evaluation.values[i]))
+        if fc.dynamic:
+            result.dynamic.add(key)
+        if i in evaluation.kept:
+            result.kept.append(KeptCell(fc.sheet, fc.anchor, evaluation.kept[i]))
+            result.kept_targets.add(key)
+        else:
+            if i in evaluation.overflows:  # written as far as the file's range goes, and said so
+                result.kept.append(KeptCell(fc.sheet, fc.anchor, evaluation.overflows[i], "only partly written"))
+            result.errors.extend(_errors_in(fc.sheet, fc.target.ref, fc.text, evaluation.values[i]))
     result.names = name_values(book, evaluation)
     return result
 
@@ -294,8 +325,26 @@ def _reason(error, text: str) -> str:
 # --------------------------------------------------------------------------------------
 # Writing the cached values back
 # --------------------------------------------------------------------------------------
-def _set_cached_value(cell, value) -> None:
-    """Give a worksheet ``<c>`` element the cached value ``value``; its formula is kept."""
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_LOOKS_ESCAPED = re.compile(r"_(x[0-9A-Fa-f]{4}_)")
+
+
+def escape_text(text: str) -> str:
+    """A string as OOXML stores it: control characters as ``_xHHHH_``, as Excel writes them.
+
+    A literal ``_xHHHH_`` in the text is protected as ``_x005F_xHHHH_`` so that it reads back
+    unchanged.
+    """
+    text = _LOOKS_ESCAPED.sub(r"_x005F_\1", text)
+    return _NOT_XML.sub(lambda m: f"_x{ord(m.group()):04X}_", text)
+
+
+def _set_cached_value(cell, value, blank: bool = False) -> None:
+    """Give a worksheet ``<c>`` element the cached value ``value``; its formula is kept.
+
+    A blank value shows as 0 in a formula's own cell, and as a blank cell where ``blank``
+    (the part of a dynamic array's stored range that its result does not reach).
+    """
     import schedula as sh
 
     for child in cell.findall(_V) + cell.findall(_IS):
@@ -303,6 +352,9 @@ def _set_cached_value(cell, value) -> None:
     if isinstance(value, np.generic):
         value = value.item()
     if value is sh.EMPTY or value is None:
+        if blank:
+            cell.attrib.pop("t", None)
+            return
         value = 0.0
     if isinstance(value, _xl_error_class()):
         kind, text = "e", str(value)
@@ -314,7 +366,7 @@ def _set_cached_value(cell, value) -> None:
         else:
             kind, text = None, repr(float(value)) if isinstance(value, float) else str(value)
     else:
-        kind, text = "str", str(value)
+        kind, text = "str", escape_text(str(value))
     if kind is None:
         cell.attrib.pop("t", None)
     else:
@@ -328,94 +380,107 @@ def _set_cached_value(cell, value) -> None:
         cell.insert(0, v)
 
 
-def _cells_by_ref(sheet_data) -> dict:
-    return {cell.get("r"): cell for cell in sheet_data.iter(_C)}
+class _SheetCells:
+    """The ``<row>`` and ``<c>`` elements of a sheet, found and inserted in O(log n)."""
 
+    def __init__(self, sheet_data):
+        import bisect
 
-def _ensure_cell(sheet_data, ref: str, cells: dict):
-    """The ``<c>`` element for ``ref``, inserted in row and column order when absent."""
-    from openpyxl.utils.cell import coordinate_to_tuple
+        self.bisect = bisect
+        self.sheet_data = sheet_data
+        self.rows: dict = {}
+        self.cells: dict = {}
+        self.cols: dict = {}  # row number -> sorted column numbers of its cells
+        last = 0
+        for row in sheet_data.iter(_ROW):
+            r = int(row.get("r") or last + 1)
+            last = r
+            self.rows[r] = row
+            cols, col = [], 0
+            for cell in row.iter(_C):
+                ref = cell.get("r")
+                col = parse_cell(ref)[1] if ref else col + 1
+                self.cells[(r, col)] = cell
+                cols.append(col)
+            self.cols[r] = sorted(cols)
+        self.row_numbers = sorted(self.rows)
 
-    if ref in cells:
-        return cells[ref]
-    row_number, col = coordinate_to_tuple(ref)
-    row = None
-    for candidate in sheet_data.iter(_ROW):
-        r = int(candidate.get("r"))
-        if r == row_number:
-            row = candidate
-            break
-        if r > row_number:
-            row = sheet_data.makeelement(_ROW, {"r": str(row_number)})
-            candidate.addprevious(row)
-            break
-    if row is None:
-        row = sheet_data.makeelement(_ROW, {"r": str(row_number)})
-        sheet_data.append(row)
-    cell = row.makeelement(_C, {"r": ref})
-    for existing in row.iter(_C):
-        if coordinate_to_tuple(existing.get("r"))[1] > col:
-            existing.addprevious(cell)
-            break
-    else:
-        row.append(cell)
-    cells[ref] = cell
-    return cell
+    def cell(self, r: int, c: int):
+        """The ``<c>`` element at row ``r``, column ``c``, inserted in order when absent."""
+        found = self.cells.get((r, c))
+        if found is not None:
+            return found
+        row = self.rows.get(r)
+        if row is None:
+            row = self.sheet_data.makeelement(_ROW, {"r": str(r)})
+            k = self.bisect.bisect(self.row_numbers, r)
+            if k < len(self.row_numbers):
+                self.rows[self.row_numbers[k]].addprevious(row)
+            else:
+                self.sheet_data.append(row)
+            self.row_numbers.insert(k, r)
+            self.rows[r], self.cols[r] = row, []
+        cell = row.makeelement(_C, {"r": f"{col_letters(c)}{r}"})
+        cols = self.cols[r]
+        k = self.bisect.bisect(cols, c)
+        if k < len(cols):
+            self.cells[(r, cols[k])].addprevious(cell)
+        else:
+            row.append(cell)
+        cols.insert(k, c)
+        self.cells[(r, c)] = cell
+        return cell
 
 
 def _patched_sheet(root, sheet: str, recalc: Recalculation) -> bool:
-    from openpyxl.utils.cell import get_column_letter, range_boundaries
+    from openpyxl.utils.cell import range_boundaries
 
     sheet_data = root.find(_SHEETDATA)
     if sheet_data is None:
         return False
-    cells = _cells_by_ref(sheet_data)
+    cells = None
     changed = False
-    for (s, ref), value in recalc.values.items():
-        if s != sheet:
+    for key, value in recalc.values.items():
+        if key[0] != sheet or key in recalc.kept_targets:
             continue
-        c0, r0, c1, r1 = range_boundaries(ref)
+        cells = cells or _SheetCells(sheet_data)
+        dynamic = key in recalc.dynamic
+        value = as_2d(value)  # once per formula, not once per cell
+        c0, r0, c1, r1 = range_boundaries(key[1])
         for r in range(r0, r1 + 1):
             for c in range(c0, c1 + 1):
-                cell = _ensure_cell(sheet_data, f"{get_column_letter(c)}{r}", cells)
-                _set_cached_value(cell, _element(value, r - r0, c - c0))
+                anchor = r == r0 and c == c0
+                _set_cached_value(cells.cell(r, c), _element(value, r - r0, c - c0), blank=dynamic and not anchor)
                 changed = True
     return changed
 
 
-def write_cached_values(source, target, recalc: Recalculation) -> Path:
+def write_cached_values(source, target, recalc: Recalculation, *, follow_symlink: bool = False) -> Path:
     """Write a copy of ``source`` to ``target`` with the recalculated values cached.
 
-    Only the ``<v>`` elements of formula cells change; every other part of the archive is
-    copied as it is.  The copy is written to a temporary file in the target's folder and
-    renamed over ``target`` in one step.
+    Only the ``<v>`` elements of recalculated formula cells change (cells kept at their
+    cached value are untouched); every other part of the archive is copied as it is.  The
+    copy is written with :func:`~xlmvar.workbook._safe_write.atomic_write`: a temporary
+    file in the target's folder, fsync-ed and renamed over ``target`` in one step.
     """
     from lxml import etree
 
     source, target = Path(source), Path(target)
     replacements = {}
-    with zipfile.ZipFile(source) as archive:
-        for sheet, part in sheet_parts(archive):
-            root = read_xml(archive, part)
+    written = {sheet for sheet, ref in recalc.values if (sheet, ref) not in recalc.kept_targets}
+    with Archive(source, recalc.limits) as archive:
+        for sheet, part in archive.sheet_parts():
+            if sheet not in written:  # a sheet without recalculated formulas is copied as it is
+                continue
+            root = archive.xml(part)
             if _patched_sheet(root, sheet, recalc):
                 replacements[part] = etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
-    _atomic_write(target, lambda tmp: write_zip_replacing(source, tmp, replacements))
-    return target
+    return atomic_write(
+        target, lambda tmp: write_zip_replacing(source, tmp, replacements, recalc.limits), follow_symlink=follow_symlink
+    )
 
 
-def _atomic_write(target: Path, write) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def calc(source, target=None, *, in_place: bool = False, progress=None) -> Recalculation:
+def calc(source, target=None, *, in_place: bool = False, progress=None, limits: Limits = DEFAULT_LIMITS) -> Recalculation:
     """Recalculate ``source`` headlessly and write the result.
 
     Parameters
@@ -423,20 +488,24 @@ def calc(source, target=None, *, in_place: bool = False, progress=None) -> Recal
     source : path
         The workbook to recalculate (.xlsx or .xlsm); it is only read.
     target : path, optional
-        Where to write; default ``<stem>.calc<suffix>`` beside the source.
+        Where to write; default ``<stem>.calc<suffix>`` beside the source.  It must be a
+        new path or a regular file other than the source (not a link to it, a symbolic
+        link, a FIFO or a device).
     in_place : bool
-        Replace the source itself (atomically); ``target`` must then be omitted.
+        Replace the source itself (atomically, keeping its mode and owner; a symbolic link
+        is followed and stays a link); ``target`` must then be omitted.
+    limits : Limits
+        Bounds on what the workbook may cost.
     """
     source = Path(source)
     if in_place:
         if target is not None:
             raise ValueError("target: give either a target or in_place, not both")
-        target = source
-    elif target is None:
-        target = source.with_name(f"{source.stem}.calc{source.suffix}")
-    target = Path(target)
-    if target.resolve() == source.resolve() and not in_place:
-        raise ValueError(f"target: {target} is the input workbook; pass in_place=True to overwrite it")
-    result = recalculate(source, progress)
-    result.output = write_cached_values(source, target, result)
+        target = check_output(source, (source,), follow_symlink=True, what="--in-place")
+    else:
+        if target is None:
+            target = source.with_name(f"{source.stem}.calc{source.suffix}")
+        target = check_output(target, (source,), what="target")
+    result = recalculate(source, progress, limits)
+    result.output = write_cached_values(source, target, result, follow_symlink=in_place)
     return result

@@ -40,41 +40,92 @@ def _named(recalc: Recalculation, *names: str, required: bool = True):
     if required:
         raise ValueError(
             f"workbook: no defined name {' or '.join(names)}; the report reads the names Assets, "
-            "Positions, Covariance (or Returns), Confidence and Horizon"
+            "Positions, Covariance (or History), Confidence and Horizon"
         )
     return None
 
 
-def _scalar(value):
+def _which(recalc: Recalculation, *names: str) -> str:
+    """The name among ``names`` the workbook defines, with the range it refers to."""
+    for name in names:
+        if recalc.names.get(name.upper()) is not None:
+            definition = getattr(recalc.names, "definition", lambda n: None)(name)
+            return f"{name} ({definition[1]})" if definition else name
+    return names[0]
+
+
+def _is_error(item) -> bool:
+    from .calc import _xl_error_class
+
+    return isinstance(item, _xl_error_class())
+
+
+def _is_blank(item) -> bool:
+    import schedula as sh
+
+    return item is None or item is sh.EMPTY
+
+
+def _cells(recalc: Recalculation, names: tuple, *, numbers: bool) -> np.ndarray:
+    """The named range as a 2-D array; a blank or error cell is refused with its position."""
+    value = np.asarray(_named(recalc, *names), dtype=object)
+    label = _which(recalc, *names)
+    out = np.empty(value.shape, dtype=object)
+    for (i, j), item in np.ndenumerate(value):
+        where = f"row {i + 1}, column {j + 1}"
+        if _is_error(item):
+            raise ValueError(f"workbook: the name {label} holds the error {item} at {where}; the report needs its value")
+        if _is_blank(item):
+            if numbers:
+                raise ValueError(f"workbook: the name {label} holds a blank cell at {where}; expected a number")
+            item = ""
+        out[i, j] = item
+    return out
+
+
+def _scalar(recalc: Recalculation, name: str):
+    value = _named(recalc, name, required=False)
     if value is None:
         return None
     item = np.asarray(value, dtype=object).reshape(-1)[0]
-    return None if item is None or str(item) == "empty" else item
+    if _is_error(item):
+        raise ValueError(f"workbook: the name {_which(recalc, name)} holds the error {item}; the report needs its value")
+    return None if _is_blank(item) or str(item) == "" else item
 
 
 def book_inputs(recalc: Recalculation) -> dict:
-    """The engine arguments named in a recalculated workbook."""
-    import schedula as sh
+    """The engine arguments named in a recalculated workbook.
 
-    def clean(value):
-        arr = np.asarray(value, dtype=object)
-        return np.where(arr == sh.EMPTY, None, arr)
-
-    method = _scalar(_named(recalc, "Method", required=False)) or "normal"
+    Raises
+    ------
+    ValueError
+        Naming the defined name and the cell when a value is blank or an error, or when
+        ``Assets`` and ``Positions`` do not have one entry per asset each.
+    """
+    method = _scalar(recalc, "Method") or "normal"
     model_name = ("Covariance",) if risk.check_method(method) in ("normal", "montecarlo") else ("History", "Returns")
+    assets = [str(a) for a in _cells(recalc, ("Assets",), numbers=False).reshape(-1)]
+    positions = _cells(recalc, ("Positions",), numbers=True)
+    if len(assets) != positions.size:
+        raise ValueError(
+            f"workbook: the name {_which(recalc, 'Assets')} lists {len(assets)} asset(s) but "
+            f"{_which(recalc, 'Positions')} holds {positions.size} position(s); they must match one to one"
+        )
     return {
-        "assets": [str(a) for a in clean(_named(recalc, "Assets")).reshape(-1)],
-        "positions": clean(_named(recalc, "Positions")),
-        "model": clean(_named(recalc, *model_name)),
-        "confidence": _scalar(_named(recalc, "Confidence", required=False)),
-        "horizon": _scalar(_named(recalc, "Horizon", required=False)),
+        "assets": assets,
+        "positions": positions,
+        "model": _cells(recalc, model_name, numbers=True),
+        "confidence": _scalar(recalc, "Confidence"),
+        "horizon": _scalar(recalc, "Horizon"),
         "method": method,
     }
 
 
-def book_report(path, progress=None) -> tuple[BookReport, Recalculation]:
+def book_report(path, progress=None, limits=None) -> tuple[BookReport, Recalculation]:
     """Recalculate the workbook at ``path`` and compute its book's risk report."""
-    recalc = recalculate(path, progress)
+    from ._limits import DEFAULT_LIMITS
+
+    recalc = recalculate(path, progress, limits or DEFAULT_LIMITS)
     inputs = book_inputs(recalc)
     args = (inputs["positions"], inputs["model"], inputs["confidence"], inputs["horizon"], inputs["method"])
     decomposition = risk.decompose(args[0], args[1], "var", *args[2:])

@@ -1,0 +1,266 @@
+"""Values the headless calculator used to get wrong without a word (issue 11 item 4, D7-D9).
+
+Every expected value comes from a hand calculation or a brute-force loop over the cells
+written, never from the calculator itself.
+"""
+
+import zipfile
+
+import numpy as np
+import openpyxl
+import pytest
+
+from _hostile import SHEET1, book, replace_parts, sheet_xml, with_sheet
+from xlmvar.cli import main
+from xlmvar.engine import risk
+from xlmvar.workbook.calc import calc, recalculate
+
+WB = "xl/workbook.xml"
+WB_RELS = "xl/_rels/workbook.xml.rels"
+
+
+def _cached(path, sheet, cell):
+    return openpyxl.load_workbook(path, data_only=True)[sheet][cell].value
+
+
+def _external_book(tmp_path):
+    """A book with a local sheet Data and a formula on [1]Data!B1 with Excel's cached 84,
+    and the externalLink part Excel writes for it."""
+
+    def build(wb):
+        s = wb.add_worksheet("S")
+        d = wb.add_worksheet("Data")
+        d.write_number("B1", 5)  # a local sheet of the same name must not be read
+        s.write_formula("A1", "=[1]Data!B1*2", None, 84)
+        s.write_formula("A2", "=A1+1", None, 85)
+        s.write_formula("A3", "=Ext*3", None, 126)
+        wb.define_name("Ext", "=[1]Data!$B$1")
+
+    base = book(tmp_path / "base.xlsx", build)
+    link = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        '<externalLink xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+        'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+        '<externalBook r:id="rId1"><sheetNames><sheetName val="Data"/></sheetNames></externalBook></externalLink>'
+    )
+    link_rels = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/externalLinkPath" '
+        'Target="Prices.xlsx" TargetMode="External"/></Relationships>'
+    )
+    with zipfile.ZipFile(base) as z:
+        wb_xml, rels = z.read(WB), z.read(WB_RELS)
+    wb_xml = wb_xml.replace(b"</sheets>", b'</sheets><externalReferences><externalReference r:id="rId99"/></externalReferences>')
+    rels = rels.replace(
+        b"</Relationships>",
+        b'<Relationship Id="rId99" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/externalLink" '
+        b'Target="externalLinks/externalLink1.xml"/></Relationships>',
+    )
+    parts = {
+        WB: wb_xml,
+        WB_RELS: rels,
+        "xl/externalLinks/externalLink1.xml": link.encode(),
+        "xl/externalLinks/_rels/externalLink1.xml.rels": link_rels.encode(),
+    }
+    return replace_parts(base, tmp_path / "external.xlsx", parts)
+
+
+def test_external_references_keep_the_cached_value_and_are_reported(tmp_path, capsys):
+    path = _external_book(tmp_path)
+    r = recalculate(path)
+    kept = {k.cell: k.reason for k in r.kept}
+    assert set(kept) == {"A1", "A3"} and "Prices.xlsx" in kept["A1"] and "another workbook" in kept["A3"]
+    assert r.value("S", "A1") == 84 and r.value("S", "A3") == 126  # Excel's values, not 5*2
+    assert r.value("S", "A2") == 85  # its dependent computes from the kept value: 84 + 1
+    out = tmp_path / "out.xlsx"
+    assert main(["calc", str(path), "-o", str(out)]) == 3
+    text = capsys.readouterr().out
+    assert "S!A1: kept its cached value; refers to another workbook ([1] is Prices.xlsx)" in text
+    assert _cached(out, "S", "A1") == 84 and _cached(out, "S", "A3") == 126
+
+
+def test_a_self_reference_and_a_cycle_are_errors_naming_the_cells(tmp_path):
+    def build(wb):
+        s = wb.add_worksheet("S")
+        s.write_formula("A1", "=A1+1")
+        s.write_formula("B1", "=B2+1")
+        s.write_formula("B2", "=B3+1")
+        s.write_formula("B3", "=B1+1")
+        s.write_formula("C1", "=B1*2")
+        s.write_formula("D1", "=1+1")
+
+    r = recalculate(book(tmp_path / "cycle.xlsx", build))
+    errors = {e.cell: e for e in r.errors}
+    assert errors["A1"].error == "#REF!" and "circular reference S!A1 -> S!A1" in errors["A1"].reason
+    assert "circular reference S!B1 -> S!B2 -> S!B3 -> S!B1" in errors["B2"].reason
+    assert errors["C1"].reason.startswith("depends on a circular reference S!B1")
+    assert "D1" not in errors and r.value("S", "D1") == 2
+
+
+def test_whole_column_and_whole_sheet_ranges(tmp_path):
+    values = {(r, c): (r * 7 + c * 3) % 11 - 4.5 for r in range(2, 40) for c in range(2, 9)}
+
+    def build(wb):
+        s = wb.add_worksheet("S")
+        for (r, c), v in values.items():
+            s.write_number(r - 1, c - 1, v)
+        t = wb.add_worksheet("T")
+        t.write_formula("A1", "=SUM(S!B2:B1048576)")
+        t.write_formula("A2", "=SUM(S!B2:XFD1048576)")
+        t.write_formula("A3", "=SUM(S!$C:$E)")
+        t.write_formula("A4", "=SUM(S!3:5)")
+        t.write_formula("A5", "=COUNT(S!A1:XFD1048576)")
+        t.write_formula("A6", "=ROWS(S!B:B)")
+        wb.define_name("Everything", "=S!$A$1:$XFD$1048576")  # unused: must cost nothing
+
+    r = recalculate(book(tmp_path / "whole.xlsx", build))
+    assert r.value("T", "A1") == pytest.approx(sum(v for (row, c), v in values.items() if c == 2))
+    assert r.value("T", "A2") == pytest.approx(sum(values.values()))
+    assert r.value("T", "A3") == pytest.approx(sum(v for (row, c), v in values.items() if 3 <= c <= 5))
+    assert r.value("T", "A4") == pytest.approx(sum(v for (row, c), v in values.items() if 3 <= row <= 5))
+    assert r.value("T", "A5") == len(values)
+    assert [k.cell for k in r.kept] == ["A6"] and "ROWS" in r.kept[0].reason  # not 39 silently
+
+
+def test_index_with_a_row_or_column_of_zero(tmp_path):
+    grid = [[1, 10, 100], [2, 20, 200], [3, 30, 300]]
+
+    def build(wb):
+        s = wb.add_worksheet("S")
+        for i, row in enumerate(grid):
+            s.write_row(i, 0, row)
+        s.write_formula("E1", "=SUM(INDEX(A1:C3,0,2))")
+        s.write_formula("E2", "=SUM(INDEX(A1:C3,2,0))")
+        s.write_formula("E3", "=SUM(INDEX(A1:C3,0,0))")
+        s.write_formula("E4", "=INDEX(A1:C3,0,4)")
+        s.write_formula("E5", "=INDEX(A1:C3,3,2)")
+        s.write_array_formula("F1:F3", "{=INDEX(A1:C3,0,3)}")
+
+    r = recalculate(book(tmp_path / "index.xlsx", build))
+    assert r.value("S", "E1") == 10 + 20 + 30
+    assert r.value("S", "E2") == 2 + 20 + 200
+    assert r.value("S", "E3") == sum(map(sum, grid))
+    assert str(r.value("S", "E4")) == "#REF!"
+    assert r.value("S", "E5") == 30
+    assert [r.value("S", f"F{i}") for i in (1, 2, 3)] == [100, 200, 300]
+
+
+def test_unsupported_functions_keep_their_cached_value_in_place(tmp_path, capsys):
+    def build(wb):
+        s = wb.add_worksheet("S")
+        s.write_formula("A1", '=CUBEVALUE("Sales","[Measures].[Total]")', None, 1234.5)
+        s.write_formula("A2", '=WEBSERVICE("https://example.com/price")', None, "101.25")
+        s.write_formula("A3", "=A1*2")
+
+    path = book(tmp_path / "cube.xlsx", build)
+    assert main(["calc", str(path), "--in-place"]) == 3
+    out = capsys.readouterr().out
+    assert "S!A1: kept its cached value; calls CUBEVALUE" in out and "S!A2: kept its cached value; calls WEBSERVICE" in out
+    assert _cached(path, "S", "A1") == 1234.5 and _cached(path, "S", "A2") == "101.25"
+    assert _cached(path, "S", "A3") == 2469.0
+    assert main(["calc", str(path), "--in-place"]) == 3  # a second run keeps them again
+    assert _cached(path, "S", "A1") == 1234.5
+
+
+def test_control_characters_are_written_escaped_as_excel_does(tmp_path):
+    def build(wb):
+        s = wb.add_worksheet("S")
+        for n in range(1, 32):
+            s.write_formula(n - 1, 0, f"=CHAR({n})")
+        s.write_formula("B1", '="a_x0041_b"')
+
+    path = book(tmp_path / "char.xlsx", build)
+    result = calc(path, tmp_path / "out.xlsx")
+    assert [result.value("S", f"A{n}") for n in range(1, 32)] == [chr(n) for n in range(1, 32)]
+    with zipfile.ZipFile(tmp_path / "out.xlsx") as z:
+        xml = z.read(SHEET1).decode()
+    assert "<v>_x0001_</v>" in xml and "<v>_x001F_</v>" in xml and "<v>a_x005F_x0041_b</v>" in xml
+    again = recalculate(tmp_path / "out.xlsx")  # and it reads back as written
+    assert again.values == result.values or all(
+        np.array_equal(again.values[k], result.values[k]) for k in result.values
+    )
+    assert again.value("S", "B1") == "a_x0041_b"  # a literal escape-like text survives
+
+
+def test_array_constants_with_negative_numbers(tmp_path):
+    def build(wb):
+        s = wb.add_worksheet("S")
+        s.write_formula("A1", "=PORTVAR({-1;2},{0.04,0.01;0.01,0.09},0.95)")
+        s.write_formula("A2", "=SUM({-1.5,2;3,-4})")
+
+    r = recalculate(book(tmp_path / "neg.xlsx", build))
+    assert r.errors == []
+    cov = np.array([[0.04, 0.01], [0.01, 0.09]])
+    x = np.array([-1.0, 2.0])
+    from scipy.stats import norm
+
+    assert r.value("S", "A1") == pytest.approx(norm.ppf(0.95) * np.sqrt(x @ cov @ x), rel=1e-12)
+    assert r.value("S", "A2") == -0.5
+    assert risk  # the engine is what the closed form above checks against
+
+
+def _table_book(tmp_path):
+    def build(wb):
+        s = wb.add_worksheet("S")
+        s.add_table(
+            "B2:D5",
+            {
+                "name": "Book1",
+                "columns": [{"header": "Asset"}, {"header": "Position"}, {"header": "Vol"}],
+                "data": [["SPY", 100, 0.2], ["TLT", 250, 0.1], ["BTC", 50, 0.8]],
+            },
+        )
+        s.write_formula("F1", "=SUM(Book1[Position])")
+        s.write_formula("F2", "=SUMPRODUCT(Book1[Position],Book1[Vol])")
+        s.write_formula("F3", "=INDEX(Book1[[#Headers],[Vol]],1)")
+        s.write_formula("F4", "=COUNTA(Book1[#All])")
+        s.write_formula("F5", "=SUM(Book1[[Position]:[Vol]])")
+        s.write_formula("E3", "=Book1[[#This Row],[Position]]*2")
+        s.write_formula("F6", "=SUM(Book1[Nope])")
+
+    return book(tmp_path / "table.xlsx", build)
+
+
+def test_structured_references_are_resolved_from_the_table(tmp_path):
+    r = recalculate(_table_book(tmp_path))
+    assert r.value("S", "F1") == 100 + 250 + 50
+    assert r.value("S", "F2") == pytest.approx(100 * 0.2 + 250 * 0.1 + 50 * 0.8)
+    assert r.value("S", "F3") == "Vol"
+    assert r.value("S", "F4") == 4 * 3
+    assert r.value("S", "F5") == pytest.approx(400 + 1.1)
+    assert r.value("S", "E3") == 200
+    errors = {e.cell: e for e in r.errors}
+    assert set(errors) == {"F6"} and "Book1[Nope]" in errors["F6"].reason and "no column" in errors["F6"].reason
+
+
+def test_a_failing_dynamic_array_shows_one_error_in_its_anchor(tmp_path):
+    def build(wb):
+        s = wb.add_worksheet("S")
+        s.write_column("A1", [1.0, 2.0, 3.0])
+        s.write_dynamic_array_formula("C1:C3", "=PORTVAR(A1:A3, A1:A3, 95)")
+        s.write_dynamic_array_formula("D1:D3", "=A1:A3*2")
+        s.write_dynamic_array_formula("E1:E3", "=SQRT({4;-1;9})")
+        s.write_array_formula("F1:F3", "{=PORTVAR(A1:A3, A1:A3, 95)}")
+
+    path = book(tmp_path / "spill.xlsx", build)
+    result = calc(path, tmp_path / "out.xlsx")
+    ws = openpyxl.load_workbook(tmp_path / "out.xlsx", data_only=True)["S"]
+    assert ws["C1"].value == "#VALUE!" and ws["C2"].value is None and ws["C3"].value is None
+    assert [ws[f"D{i}"].value for i in (1, 2, 3)] == [2, 4, 6]
+    assert [ws[f"E{i}"].value for i in (1, 2, 3)] == [2, "#NUM!", 3]  # an element's error stays
+    assert [ws[f"F{i}"].value for i in (1, 2, 3)] == ["#VALUE!"] * 3  # a legacy array repeats it
+    assert [e.cell for e in result.errors] == ["C1", "E2", "F1"]
+
+
+def test_a_dynamic_array_larger_than_its_stored_range_is_reported(tmp_path, capsys):
+    def build(wb):
+        s = wb.add_worksheet("S")
+        s.write_column("A1", [1.0, 2.0, 3.0])
+        s.write_dynamic_array_formula("C1:C2", "=A1:A3*2")  # saved when A had two values
+
+    path = book(tmp_path / "grown.xlsx", build)
+    assert main(["calc", str(path), "-o", str(tmp_path / "out.xlsx")]) == 3
+    assert "S!C1: only partly written; its result is 3 x 1 but the file's spill range C1:C2 is 2 x 1" in capsys.readouterr().out
+    ws = openpyxl.load_workbook(tmp_path / "out.xlsx", data_only=True)["S"]
+    assert [ws[f"C{i}"].value for i in (1, 2)] == [2, 4]
