@@ -112,6 +112,8 @@ def test_whole_column_and_whole_sheet_ranges(tmp_path):
         t.write_formula("A4", "=SUM(S!3:5)")
         t.write_formula("A5", "=COUNT(S!A1:XFD1048576)")
         t.write_formula("A6", "=ROWS(S!B:B)")
+        t.write_formula("A7", '=COUNTIF(S!B:B,"")')  # Excel: 1,048,538 blanks; clipped: 1
+        t.write_formula("A8", '=COUNTIF(S!B2:B39,"<0")')  # an exact range is evaluated
         wb.define_name("Everything", "=S!$A$1:$XFD$1048576")  # unused: must cost nothing
 
     r = recalculate(book(tmp_path / "whole.xlsx", build))
@@ -120,7 +122,9 @@ def test_whole_column_and_whole_sheet_ranges(tmp_path):
     assert r.value("T", "A3") == pytest.approx(sum(v for (row, c), v in values.items() if 3 <= c <= 5))
     assert r.value("T", "A4") == pytest.approx(sum(v for (row, c), v in values.items() if 3 <= row <= 5))
     assert r.value("T", "A5") == len(values)
-    assert [k.cell for k in r.kept] == ["A6"] and "ROWS" in r.kept[0].reason  # not 39 silently
+    assert [k.cell for k in r.kept] == ["A6", "A7"]  # not 39 or 1 silently
+    assert "ROWS" in r.kept[0].reason and "COUNTIF" in r.kept[1].reason
+    assert r.value("T", "A8") == sum(1 for (row, c), v in values.items() if c == 2 and v < 0)
 
 
 def test_index_with_a_row_or_column_of_zero(tmp_path):

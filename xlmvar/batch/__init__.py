@@ -11,7 +11,19 @@ or the workbook layer.
 
 from __future__ import annotations
 
-from .io import read_scenarios, write_result
-from .job import BATCH_METHODS, run
+from ._names import BATCH_METHODS
 
 __all__ = ["BATCH_METHODS", "run", "read_scenarios", "write_result"]
+
+
+def __getattr__(name):
+    """``run``, ``read_scenarios`` and ``write_result`` load pandas: import them on first use."""
+    if name == "run":
+        from .job import run
+
+        return run
+    if name in ("read_scenarios", "write_result"):
+        from . import io
+
+        return getattr(io, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

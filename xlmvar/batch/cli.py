@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .job import BATCH_METHODS, TOTAL, run
+from ._names import BATCH_METHODS, TOTAL
 from .progress import Progress
 
 __all__ = ["add_parser", "run_command", "format_table", "main"]
@@ -98,6 +98,8 @@ def format_table(table) -> str:
 
 def run_command(args) -> int:
     """Run the job for parsed arguments, print the table, write ``-o``; 0 on success."""
+    from .job import run  # pandas, pyarrow and dask load only when a batch job runs
+
     table = run(
         args.positions,
         args.scenarios,

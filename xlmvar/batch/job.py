@@ -37,13 +37,11 @@ from ..engine import groups, risk
 from ..engine.pnl import unit_table
 from ..engine._validation import check_confidence, check_horizon
 from . import io
+from ._names import BATCH_METHODS, TOTAL
 
 __all__ = ["BATCH_METHODS", "Columns", "Summary", "summarise", "run"]
 
-#: --method choices and the engine method used on the group P&L (see the module notes)
-BATCH_METHODS = {"historical": "pnl", "normal": "normal", "cornish-fisher": "cornish-fisher"}
 
-TOTAL = "Total"
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ writes the template workbooks.
     xlmvar calc BOOK.xlsx [-o OUT.xlsx | --in-place]
     xlmvar report [BOOK.xlsx] [-o OUT.xlsx]
     xlmvar templates [DIR] [--force]
+    xlmvar batch POSITIONS SCENARIOS --by COLUMN [--confidence C] [--method M] [-o OUT]
     xlmvar --version
 
 Exit status (``calc`` and ``report``), for jobs to act on:
@@ -94,6 +95,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("folder", type=Path, nargs="?", default=Path("."), help="folder (default: the current one)")
     p.add_argument("--force", action="store_true", help="overwrite template workbooks already there")
     p.add_argument("--debug", action="store_true", help="show the traceback of a failure")
+
+    from ..batch import cli as batch  # its parser only: pandas and dask load when a job runs
+
+    batch.add_parser(sub).add_argument("--debug", action="store_true", help="show the traceback of a failure")
     return parser
 
 
@@ -202,6 +207,13 @@ def _templates(args) -> int:
     return 0
 
 
+#: optional libraries -> the extra that installs them (pyproject.toml)
+_EXTRAS = {
+    **dict.fromkeys(("formulas", "schedula", "openpyxl", "xlsxwriter", "lxml", "defusedxml"), "workbook"),
+    **dict.fromkeys(("pandas", "pyarrow", "dask", "distributed"), "batch"),
+}
+
+
 def _one_line(exc: BaseException) -> str:
     """An exception as one line: its message, or its kind when the message says nothing."""
     import zipfile
@@ -209,6 +221,9 @@ def _one_line(exc: BaseException) -> str:
     from ..workbook._limits import LimitError
 
     text = " ".join(str(exc).split())
+    extra = _EXTRAS.get((getattr(exc, "name", None) or "").split(".")[0])
+    if isinstance(exc, ModuleNotFoundError) and extra:
+        return f"needs {exc.name}, which the {extra} extra installs: pip install \"xlmvar[{extra}]\""
     if isinstance(exc, (LimitError, ValueError)) and text:
         return text
     if isinstance(exc, zipfile.BadZipFile):
@@ -218,13 +233,19 @@ def _one_line(exc: BaseException) -> str:
     return f"workbook: cannot be processed ({type(exc).__name__}{': ' + text if text else ''})"
 
 
+def _batch(args) -> int:
+    from ..batch.cli import run_command
+
+    return run_command(args)
+
+
 def main(argv=None) -> int:
     """Run the command line; return the exit status (see the module docstring)."""
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse: --help, --version (0) or bad usage (2)
         return int(exc.code or 0)
-    command = {"calc": _calc, "report": _report, "templates": _templates}[args.command]
+    command = {"calc": _calc, "report": _report, "templates": _templates, "batch": _batch}[args.command]
     try:
         return command(args)
     except KeyboardInterrupt:

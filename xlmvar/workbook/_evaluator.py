@@ -811,9 +811,10 @@ def _clip(rect: Rect, book: Workbook) -> Rect:
     return Rect(rect.sheet, rect.r0, rect.c0, r1, c1)
 
 
-#: Functions whose answer depends on the size of a range, or counts its blank cells: given a
-#: whole-column or whole-row reference (clipped to the used area) they are not evaluated.
-_SHAPE_FUNCTIONS = {"ROWS", "COLUMNS", "ROW", "COLUMN", "COUNTBLANK"}
+#: Functions whose answer depends on the size of a range, or can count its blank cells (a
+#: criterion such as "" or "<>x" matches blanks): given a whole-column or whole-row reference
+#: (clipped to the used area) they are not evaluated but keep Excel's cached value.
+_SHAPE_FUNCTIONS = {"ROWS", "COLUMNS", "ROW", "COLUMN", "COUNTBLANK", "COUNTIF", "COUNTIFS"}
 
 
 def _check_clipping(tokens, rects, book: Workbook) -> None:

@@ -1,6 +1,6 @@
 """The risk report of a workbook's portfolio, read through its defined names.
 
-A workbook names its book with ``Assets``, ``Positions``, ``Covariance`` (or ``Returns``
+A workbook names its book with ``Assets``, ``Positions``, ``Covariance`` (or ``History``
 with a history method), ``Confidence``, ``Horizon`` and optionally ``Method``.  The report
 recalculates the workbook headlessly, so inputs that are themselves formulas are read at
 their current values, then runs the engine on them.
