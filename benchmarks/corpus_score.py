@@ -246,9 +246,9 @@ def score_book(calculator: Calculator, path: Path, work: Path, limit: float) -> 
     got = None
     if run.killed:
         score.failure = f"killed after {limit:.0f} s"
-    elif run.returncode != 0:
+    elif not out.exists():  # a non-zero exit with an output (xlmvar: "cells ended in errors") is scored
         last = [line for line in run.stderr.strip().splitlines() if line.strip()][-1:] or [""]
-        score.failure = f"exit {run.returncode}: {last[0][:120]}"
+        score.failure = f"exit {run.returncode}, no output: {last[0][:120]}"
     else:
         try:
             got = read_book(out)
