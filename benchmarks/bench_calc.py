@@ -244,16 +244,16 @@ def main(argv=None) -> int:
             med = {n: statistics.median(times[n]) for n in calculators if times[n]}
             mem = {n: statistics.median(peaks[n]) for n in calculators if peaks[n]}
             print(f"\n{what}")
-            print(f"{'calculator':12s} {'wall s':>9s} {'peak MB':>9s} {'t/LO':>7s} {'MB/LO':>7s} {'t/openpyxl':>11s}  check")
+            print(f"{"calculator":13s} {'wall s':>9s} {'peak MB':>9s} {'t/LO':>7s} {'MB/LO':>7s} {'t/openpyxl':>11s}  check")
             for name in calculators:
                 if name not in med:
-                    print(f"{name:12s} {'-':>9s} {'-':>9s} {'':7s} {'':7s} {'':11s}  {status[name]}")
+                    print(f"{name:13s} {'-':>9s} {'-':>9s} {'':7s} {'':7s} {'':11s}  {status[name]}")
                     continue
                 killed = status[name].startswith("killed")
                 lo = med.get("soffice") if not status.get("soffice", "ok").startswith(("killed", "failed")) else None
                 op = med.get("openpyxl")
                 ratio = lambda a, b: f"{a / b:7.2f}" if b else f"{'-':>7s}"  # noqa: E731
-                print(f"{name:12s} {('>' if killed else '') + f'{med[name]:.2f}':>9s} {mem[name]:9.0f} "
+                print(f"{name:13s} {('>' if killed else '') + f'{med[name]:.2f}':>9s} {mem[name]:9.0f} "
                       f"{ratio(med[name], lo)} {ratio(mem[name], mem.get('soffice') if lo else None)} "
                       f"{ratio(med[name], op):>11s}  "
                       f"{status[name] if killed else status.get(name + ':check', status[name])}")

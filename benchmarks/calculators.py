@@ -16,11 +16,13 @@ Calculators (``--calculators`` of both scripts):
 ``ironcalc``     ``ironcalc.load_from_xlsx`` + ``evaluate`` + ironcalc's own ``save_to_xlsx``.
 ``formualizer``  ``formualizer.load_workbook`` + ``evaluate_all`` + ``to_xlsx_bytes``.
 ``evalcore``     :mod:`xlmvar.workbook._core_ironcalc` (ironcalc with the xlmvar functions
-                 computed between its evaluations) + xlmvar's own XML patching writer.
+                 computed between its evaluations) + xlmvar's own XML patching writer
+                 (``calc.write_cached_values``).
+``evalcore-eval`` the same evaluation without writing (shows what the writer costs).
 
 Run as a script, this module is the process body of the candidate engines::
 
-    python benchmarks/calculators.py ironcalc|formualizer|evalcore BOOK OUT
+    python benchmarks/calculators.py ironcalc|formualizer|evalcore|evalcore-eval BOOK OUT
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
-ALL = ("xlmvar", "soffice", "openpyxl", "ironcalc", "formualizer", "evalcore")
+ALL = ("xlmvar", "soffice", "openpyxl", "ironcalc", "formualizer", "evalcore", "evalcore-eval")
 
 _RECALC_ALWAYS = """<?xml version="1.0" encoding="UTF-8"?>
 <oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
@@ -115,7 +117,7 @@ class Calculator:
             raise ValueError(f"calculator: {name!r} is not one of {', '.join(ALL)}")
         self.name = name
         self.workdir = workdir
-        self.writes = name != "openpyxl"
+        self.writes = name not in ("openpyxl", "evalcore-eval")
         if name == "soffice":
             self.profile = soffice_profile(workdir / "lo-profile")
 
@@ -190,12 +192,22 @@ def _evalcore(book: str, out: str) -> None:
     write_cached_values(book, out, recalc)
 
 
+def _evalcore_eval(book: str, out: str) -> None:
+    from xlmvar.workbook._core_ironcalc import evaluate
+    from xlmvar.workbook._xlsx import check_archive
+
+    check_archive(book)
+    evaluate(book)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 3 or argv[0] not in ("ironcalc", "formualizer", "evalcore"):
+    bodies = {"ironcalc": _ironcalc, "formualizer": _formualizer, "evalcore": _evalcore,
+              "evalcore-eval": _evalcore_eval}
+    if len(argv) != 3 or argv[0] not in bodies:
         print(__doc__, file=sys.stderr)
         return 2
-    {"ironcalc": _ironcalc, "formualizer": _formualizer, "evalcore": _evalcore}[argv[0]](argv[1], argv[2])
+    bodies[argv[0]](argv[1], argv[2])
     return 0
 
 

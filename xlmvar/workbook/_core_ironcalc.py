@@ -612,6 +612,9 @@ class _Run:
         if cell.direct:
             block = self.calls[cell.calls[-1]].value
             values = _fit(block, cell.shape) if cell.shape else block[:1, :1]
+            if cell.shape:  # IronCalc keeps the range as its array formula's spill: release it
+                h, w = cell.shape
+                self.model.m.range_clear_contents(cell.sheet, cell.row, cell.col, cell.row + h - 1, cell.col + w - 1)
             self.model.put_block(cell.sheet, cell.row, cell.col, values)
             for (i, j), v in np.ndenumerate(values):
                 if isinstance(v, ErrorValue) and v.reason:
