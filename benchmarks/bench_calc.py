@@ -244,7 +244,7 @@ def main(argv=None) -> int:
             med = {n: statistics.median(times[n]) for n in calculators if times[n]}
             mem = {n: statistics.median(peaks[n]) for n in calculators if peaks[n]}
             print(f"\n{what}")
-            print(f"{"calculator":13s} {'wall s':>9s} {'peak MB':>9s} {'t/LO':>7s} {'MB/LO':>7s} {'t/openpyxl':>11s}  check")
+            print(f"{'calculator':13s} {'wall s':>9s} {'peak MB':>9s} {'t/LO':>7s} {'MB/LO':>7s} {'t/openpyxl':>11s}  check")
             for name in calculators:
                 if name not in med:
                     print(f"{name:13s} {'-':>9s} {'-':>9s} {'':7s} {'':7s} {'':11s}  {status[name]}")
