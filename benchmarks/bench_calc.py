@@ -63,7 +63,9 @@ def write_native_book(path: Path, t: int, n: int = N_ASSETS, seed: int = 11) -> 
     rng = np.random.default_rng(seed)
     prices = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.01, (t + 1, n)), axis=0))
     weights = rng.dirichlet(np.ones(n))
-    wb = xlsxwriter.Workbook(str(path), {"constant_memory": True, "use_future_functions": True})
+    # no use_future_functions: its regular expressions per formula cost minutes at 1.25M
+    # formulas; the one function that needs its prefix is written as Excel stores it
+    wb = xlsxwriter.Workbook(str(path), {"constant_memory": True})
     sheet = wb.add_worksheet("Prices")
     sheet.write_row(0, 0, [f"Asset {j + 1}" for j in range(n)])
     for i in range(t + 1):
@@ -80,11 +82,11 @@ def write_native_book(path: Path, t: int, n: int = N_ASSETS, seed: int = 11) -> 
     for j, c in enumerate(letters):
         sheet.write_number(j, 0, weights[j])
         sheet.write_formula(j, 1, f"=AVERAGE(Returns!{c}2:{c}{t + 1})", None, 0)
-        sheet.write_formula(j, 2, f"=STDEV.S(Returns!{c}2:{c}{t + 1})", None, 0)
+        sheet.write_formula(j, 2, f"=_xlfn.STDEV.S(Returns!{c}2:{c}{t + 1})", None, 0)
         if j == 0:
             sheet.write_formula(j, 4, f"=SUMPRODUCT(A1:A{n},B1:B{n})", None, 0)
         elif j == 1:
-            sheet.write_formula(j, 4, f"=STDEV.S(Portfolio!A1:A{t})", None, 0)
+            sheet.write_formula(j, 4, f"=_xlfn.STDEV.S(Portfolio!A1:A{t})", None, 0)
         elif j == 2:
             sheet.write_formula(j, 4, f"=SUMPRODUCT(A1:A{n},C1:C{n})", None, 0)
     sheet = wb.add_worksheet("Portfolio")
