@@ -29,7 +29,7 @@ ALLOWED = {
 THIRD_PARTY = {
     "engine": {"numpy", "scipy"},
     "excel": {"numpy", "scipy", "xlwings"},
-    "workbook": {"numpy", "scipy", "formulas", "schedula", "openpyxl", "xlsxwriter", "lxml", "defusedxml"},
+    "workbook": {"numpy", "scipy", "formulas", "schedula", "openpyxl", "xlsxwriter", "lxml", "defusedxml", "ironcalc"},
     "cli": set(),
 }
 
