@@ -112,14 +112,23 @@ def formula_cells(path, pattern=None) -> tuple[list[tuple[str, str, tuple[int, i
     The shape ``(rows, columns)`` is the range the file gives an array formula
     (``<f t="array" ref="...">``); every cell of it is a formula cell.
     """
+    from lxml import etree
+
     cells, matching = [], set()
     c_tag, f_tag = f"{_NS}c", f"{_NS}f"
     with zipfile.ZipFile(path) as archive:
         for sheet, part in sheet_parts(archive):
-            root = read_xml(archive, part)
-            for f in root.iter(f_tag):
-                c = f.getparent()
-                if c.tag != c_tag:
+            with archive.open(part) as stream:
+                head = stream.read(4096)
+            if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
+                read_xml(archive, part)  # raises the reader's refusal
+            # streamed, each cell dropped once read: a sheet of a million cells is never a tree
+            events = etree.iterparse(archive.open(part), events=("end",), tag=c_tag, resolve_entities=False,
+                                     no_network=True, load_dtd=False, huge_tree=False)
+            for _, c in events:
+                f = c.find(f_tag)
+                if f is None:
+                    c.clear(keep_tail=True)
                     continue
                 shape = None
                 if f.get("t") == "array" and f.get("ref"):
@@ -128,6 +137,9 @@ def formula_cells(path, pattern=None) -> tuple[list[tuple[str, str, tuple[int, i
                 cells.append((sheet, c.get("r"), shape))
                 if pattern is not None and f.text and sheet not in matching and pattern.search(f.text):
                     matching.add(sheet)
+                c.clear(keep_tail=True)
+                while c.getprevious() is not None:  # the rows and cells already read
+                    del c.getparent()[0]
     return cells, matching
 
 
