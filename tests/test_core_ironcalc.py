@@ -189,3 +189,33 @@ def test_the_file_is_only_read(tmp_path):
     evaluate(book)
     after = {i.filename: zipfile.ZipFile(book).read(i.filename) for i in zipfile.ZipFile(book).infolist()}
     assert before == after
+
+
+@pytest.mark.parametrize("name", ["spy_tlt_btc.xlsx"])
+def test_template_agrees_with_the_formulas_core(name):
+    """The second engine here is the current core (the ``formulas`` library): every formula
+    cell of the committed template, xlmvar calls and native formulas alike."""
+    from openpyxl.utils.cell import get_column_letter, range_boundaries
+
+    from xlmvar.workbook.calc import _element, recalculate
+
+    book = ROOT / "workbooks" / name
+    old = recalculate(book)
+    new = evaluate(book)
+    assert new.calls > 10
+    compared = 0
+    for (sheet, ref), block in old.values.items():
+        c0, r0, c1, r1 = range_boundaries(ref)
+        for r in range(r0, r1 + 1):
+            for c in range(c0, c1 + 1):
+                want = _element(block, r - r0, c - c0)
+                want = want.item() if isinstance(want, np.generic) else want
+                got = new.values[(sheet, f"{get_column_letter(c)}{r}")]
+                if isinstance(got, ErrorValue):
+                    assert str(want) == got.code, (sheet, r, c, want, got)
+                elif isinstance(got, float):
+                    assert got == pytest.approx(want, rel=1e-9, abs=1e-6), (sheet, r, c)
+                else:
+                    assert got == want or (got is None and want in ("", None)), (sheet, r, c, want, got)
+                compared += 1
+    assert compared == len(new.values) > 100
