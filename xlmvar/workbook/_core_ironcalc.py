@@ -40,7 +40,6 @@ import re
 import typing
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
