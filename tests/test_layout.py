@@ -30,7 +30,7 @@ ALLOWED = {
 THIRD_PARTY = {
     "engine": {"numpy", "scipy", "threadpoolctl"},  # threadpoolctl: optional, imported lazily
     "excel": {"numpy", "scipy", "xlwings"},
-    "workbook": {"numpy", "scipy", "formulas", "schedula", "openpyxl", "xlsxwriter", "lxml", "defusedxml"},
+    "workbook": {"numpy", "scipy", "formulas", "schedula", "openpyxl", "xlsxwriter", "lxml", "defusedxml", "ironcalc"},
     "batch": {"numpy", "scipy", "pandas", "pyarrow", "dask", "distributed"},
     "cli": set(),
 }

@@ -1,0 +1,725 @@
+"""Evaluation core on IronCalc: native formulas in Rust, xlmvar functions in Python between.
+
+IronCalc (``ironcalc`` on PyPI, MIT/Apache-2.0) loads the workbook and evaluates every native
+formula; it cannot call Python.  The xlmvar functions (:data:`xlmvar.excel.FUNCTIONS`) are
+therefore computed here, between IronCalc's evaluations:
+
+1. Every formula calling an xlmvar function is taken apart into its xlmvar calls, innermost
+   first.  Each call's result goes into a *block*: a scratch sheet of its own, at ``A1``.
+   A formula that is exactly one call (``=PORTVAR(...)``, or an array formula
+   ``{=COMPONENTVAR(...)}``) gets the values themselves; any other formula is rewritten with
+   the call replaced by a reference to its block (``=SQRT(INDEX('_xlmvar3'!$A$1:$C$3,2,2))``)
+   and IronCalc evaluates the rest.
+2. Calls run in dependency order: a call comes after every xlmvar call whose cells its
+   arguments refer to (directly or through a defined name).  Before a call reads its
+   arguments the workbook is re-evaluated if a block changed since the last evaluation, so a
+   native cell between two xlmvar calls has its new value.
+3. When some call's arguments cover native formula cells (which might depend on an xlmvar
+   result in ways the direct references do not show), rounds repeat until no block changes
+   (the engine's content cache makes a repeated call with unchanged inputs cheap).  Calls
+   that never settle are a cycle: their cells get ``#VALUE!`` with the cells named.
+
+Arguments reach the xlmvar functions as the xlwings bridge hands them (see
+:func:`xlmvar.workbook.calc.excel_function`): a range argument as a 2-D array (float when
+every cell is a number, else object with blanks as ``None`` and errors as NaN; ``None``
+when all blank or omitted), a scalar argument as one value (``None`` when blank or omitted).
+An exception becomes ``#VALUE!``, its message kept as the error's reason; NaN or infinity in
+a result becomes ``#NUM!``.  An array result fills the range the file gives its formula (the
+range Excel saved); cells beyond the result get ``#N/A``, as in Excel, and a single value or
+a single row/column is repeated across the range.
+
+The interface is :func:`evaluate`: a workbook path in (already checked by the reader), the
+value of every formula cell out.  Writing stays with :mod:`xlmvar.workbook.calc`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+import typing
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._xlsx import read_xml, sheet_parts
+
+__all__ = ["ErrorValue", "Evaluation", "evaluate", "formula_cells"]
+
+_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_CELL = re.compile(r"\$?([A-Za-z]{1,3})\$?([0-9]+)")
+_REF = re.compile(
+    r"^(?:(?P<sheet>'(?:[^']|'')+'|[A-Za-z0-9_.]+)!)?"
+    r"\$?(?P<c0>[A-Za-z]{1,3})\$?(?P<r0>[0-9]+)(?::\$?(?P<c1>[A-Za-z]{1,3})\$?(?P<r1>[0-9]+))?$"
+)
+_NUMBER = re.compile(r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?%?$")
+_IDENT = re.compile(r"[A-Za-z0-9_.\\]")
+BLOCK_PREFIX = "_xlmvar"
+
+
+@dataclass(frozen=True)
+class ErrorValue:
+    """An Excel error value (``#VALUE!``, ``#N/A``, ...) with, when known, the reason."""
+
+    code: str
+    reason: str = ""
+
+    def __str__(self) -> str:
+        return self.code
+
+
+@dataclass
+class Evaluation:
+    """The value of every formula cell, and how the xlmvar calls went."""
+
+    values: dict = field(default_factory=dict)  # (sheet, "B2") -> float | str | bool | None | ErrorValue
+    rounds: int = 0  # rounds of xlmvar calls until no block changed (0: the book has none)
+    calls: int = 0  # xlmvar calls in the book
+
+
+# --------------------------------------------------------------------------------------
+# Cells and references
+# --------------------------------------------------------------------------------------
+def _col_number(letters: str) -> int:
+    n = 0
+    for ch in letters.upper():
+        n = n * 26 + ord(ch) - 64
+    return n
+
+
+def _col_letters(n: int) -> str:
+    out = ""
+    while n:
+        n, r = divmod(n - 1, 26)
+        out = chr(65 + r) + out
+    return out
+
+
+def _bounds(ref: str) -> tuple[int, int, int, int]:
+    """(first row, first column, last row, last column) of ``A1`` or ``A1:C3``."""
+    first, _, last = ref.partition(":")
+    m0, m1 = _CELL.fullmatch(first), _CELL.fullmatch(last or first)
+    r0, c0, r1, c1 = int(m0.group(2)), _col_number(m0.group(1)), int(m1.group(2)), _col_number(m1.group(1))
+    return min(r0, r1), min(c0, c1), max(r0, r1), max(c0, c1)
+
+
+def formula_cells(path, pattern=None) -> tuple[list[tuple[str, str, tuple[int, int] | None]], set]:
+    """``(sheet, "B2", array shape or None)`` of every formula anchor of the workbook, and
+    the sheets where some formula text matches ``pattern``.
+
+    The shape ``(rows, columns)`` is the range the file gives an array formula
+    (``<f t="array" ref="...">``); every cell of it is a formula cell.
+    """
+    from lxml import etree
+
+    cells, matching = [], set()
+    c_tag, f_tag = f"{_NS}c", f"{_NS}f"
+    with zipfile.ZipFile(path) as archive:
+        for sheet, part in sheet_parts(archive):
+            with archive.open(part) as stream:
+                head = stream.read(4096)
+            if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
+                read_xml(archive, part)  # raises the reader's refusal
+            # streamed, each cell dropped once read: a sheet of a million cells is never a tree
+            events = etree.iterparse(archive.open(part), events=("end",), tag=c_tag, resolve_entities=False,
+                                     no_network=True, load_dtd=False, huge_tree=False)
+            for _, c in events:
+                f = c.find(f_tag)
+                if f is None:
+                    c.clear(keep_tail=True)
+                    continue
+                shape = None
+                if f.get("t") == "array" and f.get("ref"):
+                    r0, c0, r1, c1 = _bounds(f.get("ref"))
+                    shape = (r1 - r0 + 1, c1 - c0 + 1)
+                cells.append((sheet, c.get("r"), shape))
+                if pattern is not None and f.text and sheet not in matching and pattern.search(f.text):
+                    matching.add(sheet)
+                c.clear(keep_tail=True)
+                while c.getprevious() is not None:  # the rows and cells already read
+                    del c.getparent()[0]
+    return cells, matching
+
+
+_COLUMNS: dict = {}
+
+
+def _row_col(ref: str) -> tuple[int, int]:
+    """(row, column) of a cell reference like ``B2``."""
+    i = 0
+    while ref[i].isalpha():
+        i += 1
+    letters = ref[:i]
+    col = _COLUMNS.get(letters)
+    if col is None:
+        col = _COLUMNS[letters] = _col_number(letters)
+    return int(ref[i:]), col
+
+
+# --------------------------------------------------------------------------------------
+# Formula text: xlmvar calls and their arguments
+# --------------------------------------------------------------------------------------
+def _skip_quoted(text: str, i: int) -> int:
+    """Index just past the quoted run ("..." or '...', doubled quotes inside) starting at i."""
+    quote, i = text[i], i + 1
+    while i < len(text):
+        if text[i] == quote:
+            if i + 1 < len(text) and text[i + 1] == quote:
+                i += 2
+                continue
+            return i + 1
+        i += 1
+    return i
+
+
+def _closing(text: str, i: int) -> int:
+    """Index of the parenthesis closing the one at ``i``."""
+    depth = 0
+    while i < len(text):
+        ch = text[i]
+        if ch in "\"'":
+            i = _skip_quoted(text, i)
+            continue
+        if ch in "({":
+            depth += 1
+        elif ch in ")}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    raise ValueError(f"formula: unbalanced parenthesis in {text!r}")
+
+
+def split_arguments(text: str) -> list[str]:
+    """The top-level, comma-separated arguments of an argument list (without its parentheses)."""
+    args, depth, start, i = [], 0, 0, 0
+    while i < len(text):
+        ch = text[i]
+        if ch in "\"'":
+            i = _skip_quoted(text, i)
+            continue
+        if ch in "({":
+            depth += 1
+        elif ch in ")}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            args.append(text[start:i].strip())
+            start = i + 1
+        i += 1
+    args.append(text[start:].strip())
+    return [] if args == [""] else args
+
+
+def find_calls(text: str, names) -> list[tuple[int, int, str]]:
+    """``(start, end, NAME)`` of every call of a function in ``names`` (outside strings).
+
+    ``end`` is just past the closing parenthesis.  A ``_xludf.`` prefix belongs to the call.
+    """
+    upper = {n.upper() for n in names}
+    calls, i = [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch in "\"'":
+            i = _skip_quoted(text, i)
+            continue
+        if (ch.isalpha() or ch == "_") and (i == 0 or not _IDENT.match(text[i - 1])):
+            j = i
+            while j < len(text) and _IDENT.match(text[j]):
+                j += 1
+            word = text[i:j]
+            bare = word[7:] if word.lower().startswith("_xludf.") else word
+            k = j
+            while k < len(text) and text[k] == " ":
+                k += 1
+            if k < len(text) and text[k] == "(" and bare.upper() in upper:
+                end = _closing(text, k) + 1
+                calls.append((i, end, bare.upper()))
+            i = j
+            continue
+        i += 1
+    return calls
+
+
+@dataclass
+class _Call:
+    """One xlmvar call: its function, argument texts (``{k}`` = block of inner call k)."""
+
+    name: str
+    args: list[str]
+    block: int  # index of its scratch sheet among the blocks
+    shape: tuple[int, int] = (1, 1)
+    value: object = None  # 2-D object array of the last result
+
+
+@dataclass
+class _Cell:
+    """A formula cell with xlmvar calls: where, its template, its calls innermost first."""
+
+    sheet: int
+    row: int
+    col: int
+    shape: tuple[int, int] | None  # array formula range
+    template: str  # formula with each call replaced by {k}
+    calls: list[int]  # indices into the list of calls, innermost first
+    direct: bool  # the formula is exactly one call: values go into the cell(s)
+
+
+def _plan(text: str, names, calls: list[_Call]) -> tuple[str, list[int]]:
+    """Replace every xlmvar call in ``text`` by ``{k}`` (innermost first); return the template."""
+    mine = []
+    while True:
+        found = find_calls(text, names)
+        if not found:
+            return text, mine
+        # an innermost call: no other call inside its parentheses
+        start, end, name = next(c for c in found if not any(c[0] < o[0] and o[1] <= c[1] for o in found))
+        inner = text[start:end]
+        args = split_arguments(inner[inner.index("(") + 1:-1])
+        calls.append(_Call(name, args, block=len(calls)))
+        mine.append(len(calls) - 1)
+        text = f"{text[:start]}{{{len(calls) - 1}}}{text[end:]}"
+
+
+# --------------------------------------------------------------------------------------
+# Values between IronCalc and the xlmvar functions
+# --------------------------------------------------------------------------------------
+class _Model:
+    """An IronCalc model with sheet names, defined names, reads of ranges and writes of values."""
+
+    def __init__(self, path):
+        import ironcalc
+
+        self.m = ironcalc.load_from_xlsx(str(path), "en", "UTC")
+        self._error_type = ironcalc.CellType.ErrorValue
+        self.sheets = {p["name"].lower(): i for i, p in enumerate(self.m.get_worksheets_properties())}
+        self.names = {}
+        for d in self.m.get_defined_name_list():
+            self.names[(d["name"].lower(), d["scope"])] = d["formula"].lstrip("=")
+        self.dirty = True
+
+    def evaluate(self) -> None:
+        self.m.evaluate()
+        self.dirty = False
+
+    def cell(self, sheet: int, row: int, col: int):
+        value = self.m.get_cell_value(sheet, row, col)
+        if isinstance(value, str) and self.m.get_cell_type(sheet, row, col) == self._error_type:
+            return ErrorValue(value)
+        return value
+
+    def read(self, sheet: int, r0: int, c0: int, r1: int, c1: int) -> np.ndarray:
+        """The values of a range as a 2-D object array (errors as :class:`ErrorValue`)."""
+        get, kind = self.m.get_cell_value, self.m.get_cell_type
+        out = np.empty((r1 - r0 + 1, c1 - c0 + 1), dtype=object)
+        for i, r in enumerate(range(r0, r1 + 1)):
+            row = [get(sheet, r, c) for c in range(c0, c1 + 1)]
+            if str in set(map(type, row)):
+                row = [ErrorValue(v) if isinstance(v, str) and kind(sheet, r, c0 + j) == self._error_type else v
+                       for j, v in enumerate(row)]
+            out[i] = row
+        return out
+
+    def resolve(self, text: str, sheet: int):
+        """``(sheet, r0, c0, r1, c1)`` of a reference or defined name, or None."""
+        text = text.strip()
+        for scope in (sheet, None):
+            if (text.lower(), scope) in self.names:
+                return self.resolve(self.names[(text.lower(), scope)], sheet)
+        m = _REF.match(text)
+        if not m:
+            return None
+        target = sheet
+        if m.group("sheet"):
+            name = m.group("sheet")
+            name = name[1:-1].replace("''", "'") if name.startswith("'") else name
+            if name.lower() not in self.sheets:
+                return None
+            target = self.sheets[name.lower()]
+        r0, c0, r1, c1 = _bounds(f"{m.group('c0')}{m.group('r0')}:{m.group('c1') or m.group('c0')}{m.group('r1') or m.group('r0')}")
+        return target, r0, c0, r1, c1
+
+    def put_block(self, sheet: int, row: int, col: int, block: np.ndarray) -> None:
+        """Set a 2-D block of values with its top-left cell at (row, col)."""
+        number = self.m.update_cell_with_number
+        for i, values in enumerate(block.tolist()):
+            for j, v in enumerate(values):
+                if type(v) is float and math.isfinite(v):
+                    number(sheet, row + i, col + j, v)
+                else:
+                    self.put(sheet, row + i, col + j, v)
+        self.dirty = True
+
+    def put(self, sheet: int, row: int, col: int, value) -> None:
+        """Set a value (not a formula) into a cell."""
+        if isinstance(value, np.generic):
+            value = value.item()
+        if value is None:
+            self.m.clear_cell_contents(sheet, row, col)
+        elif isinstance(value, ErrorValue):
+            self.m.set_user_input(sheet, row, col, value.code)
+        elif isinstance(value, bool):
+            self.m.update_cell_with_bool(sheet, row, col, value)
+        elif isinstance(value, (int, float)):
+            if math.isfinite(value):
+                self.m.update_cell_with_number(sheet, row, col, float(value))
+            else:
+                self.m.set_user_input(sheet, row, col, "#NUM!")
+        else:
+            self.m.update_cell_with_text(sheet, row, col, str(value))
+        self.dirty = True
+
+
+def _bridge_range(arr: np.ndarray):
+    """A block of cells as the xlwings bridge hands a range argument."""
+    if arr.size and set(map(type, arr.flat)) == {float}:
+        return arr.astype(float)  # the common case, a block of numbers: no per-cell work
+    out = np.empty(arr.shape, dtype=object)
+    numbers = True
+    for index, v in np.ndenumerate(arr):
+        if isinstance(v, ErrorValue):
+            v = float("nan")
+        out[index] = v
+        numbers = numbers and isinstance(v, float)
+    if numbers and out.size:
+        return out.astype(float)
+    if all(v is None for v in out.flat):
+        return None
+    return out
+
+
+def _bridge_scalar(arr: np.ndarray, name: str):
+    if arr.size != 1:
+        raise ValueError(f"{name}: expected a single cell, got a range of {arr.size} cells")
+    v = arr.reshape(-1)[0]
+    return float("nan") if isinstance(v, ErrorValue) else v
+
+
+def _literal(text: str):
+    """The value of a constant argument (number, text, TRUE/FALSE), or raise KeyError."""
+    if _NUMBER.match(text):
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    if len(text) >= 2 and text[0] == text[-1] == '"' and '"' not in text[1:-1].replace('""', ""):
+        return text[1:-1].replace('""', '"')
+    if text.upper() in ("TRUE", "FALSE"):
+        return text.upper() == "TRUE"
+    raise KeyError(text)
+
+
+def _is_range_hint(hint) -> bool:
+    base = typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint
+    base = typing.get_origin(base) or base
+    return base in (np.ndarray, list)
+
+
+def _result_block(result) -> np.ndarray:
+    """An xlmvar result as a 2-D object array; NaN and infinities become #NUM!."""
+    if isinstance(result, np.ndarray) and result.dtype.kind == "f":
+        arr = result.reshape(1, 1) if result.ndim == 0 else result.reshape(1, -1) if result.ndim == 1 else result
+        if np.isfinite(arr).all():
+            return arr.astype(object)
+    arr = np.asarray(result, dtype=object)
+    arr = arr.reshape(1, 1) if arr.ndim == 0 else arr.reshape(1, -1) if arr.ndim == 1 else arr
+    out = np.empty(arr.shape, dtype=object)
+    for index, v in np.ndenumerate(arr):
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, float) and not math.isfinite(v):
+            v = ErrorValue("#NUM!", "not a finite number")
+        out[index] = v
+    return out
+
+
+def _fit(block: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A result laid on an array formula's range, as Excel does: repeat a single row/column
+    or value across it, #N/A where the result has no cell."""
+    rows, cols = shape
+    out = np.empty(shape, dtype=object)
+    h, w = block.shape
+    for i in range(rows):
+        for j in range(cols):
+            bi = 0 if h == 1 else i
+            bj = 0 if w == 1 else j
+            out[i, j] = block[bi, bj] if bi < h and bj < w else ErrorValue("#N/A", "outside the result")
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# The evaluation
+# --------------------------------------------------------------------------------------
+class _Run:
+    def __init__(self, path, functions):
+        self.model = _Model(path)
+        self.functions = {name.upper(): f for name, f in functions.items()}
+        self.kinds = {}
+        for name, f in self.functions.items():
+            hints = typing.get_type_hints(f, include_extras=True)
+            params = list(inspect.signature(f).parameters)
+            self.kinds[name] = [(p, _is_range_hint(hints.get(p))) for p in params]
+        self.calls: list[_Call] = []
+        self.cells: list[_Cell] = []
+        self.reasons: dict = {}  # (sheet index, row, col) -> reason of an xlmvar error there
+        self.block_sheet: list = []
+        self.block_names: dict = {}
+        self.stable: dict = {}  # range -> (cells, bridged range) of ranges holding no formula
+        self.boxes: dict = {}  # sheet index -> (r0, c0, r1, c1) arrays of the formula cells
+
+    def _has_formulas(self, rng) -> bool:
+        sheet, r0, c0, r1, c1 = rng
+        if sheet not in self.boxes:  # a block or scratch sheet: its values change
+            return True
+        b0, b1, b2, b3 = self.boxes[sheet]
+        return bool(np.any((b0 <= r1) & (b2 >= r0) & (b1 <= c1) & (b3 >= c0)))
+
+    def index_formulas(self, anchors) -> None:
+        by_sheet: dict = {}
+        for sheet, row, col, shape in anchors:
+            h, w = shape or (1, 1)
+            by_sheet.setdefault(self.model.sheets[sheet.lower()], []).append((row, col, row + h - 1, col + w - 1))
+        for index in range(len(self.model.sheets)):
+            arr = np.array(by_sheet.get(index, []), dtype=np.int64).reshape(-1, 4)
+            self.boxes[index] = tuple(arr[:, k] for k in range(4))
+
+    # planning --------------------------------------------------------------------------
+    def pattern(self):
+        """A regular expression finding a call of any of the functions."""
+        names = "|".join(map(re.escape, self.functions))
+        return re.compile(r"\b(?:_xludf\.)?(?:" + names + r")\s*\(", re.I)
+
+    def plan(self, anchors, sheets: set) -> None:
+        """Take apart every formula calling an xlmvar function (only on ``sheets``)."""
+        m = self.model.m
+        names = list(self.functions)
+        pattern = self.pattern()
+        for sheet, row, col, shape in anchors:
+            if sheet not in sheets:
+                continue
+            index = self.model.sheets[sheet.lower()]
+            text = m.get_cell_formula(index, row, col) or ""
+            if not pattern.search(text):
+                continue
+            template, mine = _plan(text.lstrip("="), names, self.calls)
+            direct = template.strip() == f"{{{mine[-1]}}}"
+            self.cells.append(_Cell(index, row, col, shape, template, mine, direct))
+        # a block sheet for every call whose result a rewritten formula refers to (a call
+        # that is a whole formula puts its values straight into its cells: no block)
+        referenced = {k for c in self.cells for k in (c.calls[:-1] if c.direct else c.calls)}
+        self.block_sheet = [None] * len(self.calls)
+        for k in sorted(referenced):
+            name = f"{BLOCK_PREFIX}{k}"
+            while name.lower() in self.model.sheets:
+                name += "_"
+            m.add_sheet(name)
+            self.model.sheets[name.lower()] = len(self.model.sheets)
+            self.block_sheet[k] = self.model.sheets[name.lower()]
+            self.block_names[k] = name
+
+    def _refs(self, cell: _Cell) -> list[tuple[int, int, int, int, int]]:
+        """The ranges the arguments of a cell's calls name (references and defined names)."""
+        out = []
+        for k in cell.calls:
+            for arg in self.calls[k].args:
+                for token in re.findall(r"(?:'(?:[^']|'')+'|[A-Za-z0-9_.]+)!\$?[A-Za-z]{1,3}\$?[0-9]+(?::\$?[A-Za-z]{1,3}\$?[0-9]+)?"
+                                        r"|\$?[A-Za-z]{1,3}\$?[0-9]+(?::\$?[A-Za-z]{1,3}\$?[0-9]+)?|[A-Za-z_][A-Za-z0-9_.]*", arg):
+                    found = self.model.resolve(token, cell.sheet)
+                    if found:
+                        out.append(found)
+        return out
+
+    def order(self, anchors) -> tuple[list[_Cell], bool]:
+        """Cells in dependency order (direct references); and whether the arguments cover
+        native formula cells (then indirect dependencies are possible: rounds repeat)."""
+        def covers(rng, sheet, r, c, shape):
+            s, r0, c0, r1, c1 = rng
+            h, w = shape or (1, 1)
+            return s == sheet and r <= r1 and r + h - 1 >= r0 and c <= c1 and c + w - 1 >= c0
+
+        xl = {(c.sheet, c.row, c.col) for c in self.cells}
+        native = [(self.model.sheets[s.lower()], r, c, shape) for s, r, c, shape in anchors
+                  if (self.model.sheets[s.lower()], r, c) not in xl]
+        refs = {id(cell): self._refs(cell) for cell in self.cells}
+        needs = {id(cell): [other for other in self.cells if other is not cell and
+                            any(covers(rng, other.sheet, other.row, other.col, other.shape) for rng in refs[id(cell)])]
+                 for cell in self.cells}
+        ordered, placed = [], set()
+        pending = list(self.cells)
+        while pending:
+            ready = [c for c in pending if all(id(o) in placed for o in needs[id(c)])] or pending[:1]  # a cycle: go on
+            for c in ready:
+                ordered.append(c)
+                placed.add(id(c))
+                pending.remove(c)
+        indirect = any(covers(rng, s, r, c, shape) for cell in self.cells for rng in refs[id(cell)]
+                       for s, r, c, shape in native)
+        return ordered, indirect
+
+    # computing -------------------------------------------------------------------------
+    def _substitute(self, text: str) -> str:
+        def block(m):
+            call = self.calls[int(m.group(1))]
+            sheet = self.block_names[call.block]
+            h, w = call.shape
+            ref = "$A$1" if (h, w) == (1, 1) else f"$A$1:${_col_letters(w)}${h}"
+            return f"'{sheet}'!{ref}"
+        return re.sub(r"\{(\d+)\}", block, text)
+
+    def _argument(self, text: str, sheet: int, is_range: bool, name: str):
+        if text == "":
+            return None
+        try:
+            value = _literal(text)
+            return _bridge_range(np.array([[value]], dtype=object)) if is_range else value
+        except KeyError:
+            pass
+        found = self.model.resolve(text, sheet)
+        if found and found in self.stable:  # constants only: read and converted once
+            arr, bridged = self.stable[found]
+            return bridged if is_range else _bridge_scalar(arr, name)
+        if self.model.dirty:
+            self.model.evaluate()
+        if found:
+            arr = self.model.read(*found)
+            if not self._has_formulas(found):
+                self.stable[found] = (arr, _bridge_range(arr))
+                return self.stable[found][1] if is_range else _bridge_scalar(arr, name)
+        else:  # an expression: evaluate it in a scratch sheet of its own, read what it spills
+            m = self.model.m
+            m.add_sheet("_xlmvar_arg")
+            scratch = len(self.model.sheets)
+            try:
+                m.set_user_input(scratch, 1, 1, "=" + text)
+                m.evaluate()
+                _, r1, _, c1 = m.get_sheet_dimensions(scratch)
+                arr = self.model.read(scratch, 1, 1, r1, c1)
+            finally:
+                m.delete_sheet(scratch)
+        return _bridge_range(arr) if is_range else _bridge_scalar(arr, name)
+
+    def compute(self, call: _Call, cell: _Cell) -> bool:
+        """Compute one call into its block; True when the block's values changed."""
+        function = self.functions[call.name]
+        kinds = self.kinds[call.name]
+        try:
+            if len(call.args) > len(kinds):
+                raise ValueError(f"{call.name}: takes at most {len(kinds)} arguments, got {len(call.args)}")
+            args = [self._argument(self._substitute(a), cell.sheet, rng, p) for a, (p, rng) in zip(call.args, kinds)]
+            block = _result_block(function(*args))
+        except Exception as exc:  # shown in the cell as #VALUE!, reason kept
+            message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            block = np.array([[ErrorValue("#VALUE!", f"{call.name}: {message}")]], dtype=object)
+        changed = call.value is None or call.value.shape != block.shape or not all(
+            _same(a, b) for a, b in zip(call.value.flat, block.flat))
+        sheet = self.block_sheet[call.block]
+        if changed and sheet is not None:
+            if call.value is not None:
+                self.model.m.range_clear_all(sheet, 1, 1, *call.value.shape)
+            self.model.put_block(sheet, 1, 1, block)
+        if changed:
+            call.value, call.shape = block, block.shape
+        return changed
+
+    def place(self, cell: _Cell) -> None:
+        """Put a cell's result in place: its values (a bare call) or its rewritten formula."""
+        if cell.direct:
+            block = self.calls[cell.calls[-1]].value
+            values = _fit(block, cell.shape) if cell.shape else block[:1, :1]
+            if cell.shape:  # IronCalc keeps the range as its array formula's spill: release it
+                h, w = cell.shape
+                self.model.m.range_clear_contents(cell.sheet, cell.row, cell.col, cell.row + h - 1, cell.col + w - 1)
+            self.model.put_block(cell.sheet, cell.row, cell.col, values)
+            for (i, j), v in np.ndenumerate(values):
+                if isinstance(v, ErrorValue) and v.reason:
+                    self.reasons[(cell.sheet, cell.row + i, cell.col + j)] = v.reason
+            return
+        formula = "=" + self._substitute(cell.template)
+        if cell.shape:
+            h, w = cell.shape
+            self.model.m.set_user_array_formula(cell.sheet, cell.row, cell.col, w, h, formula)
+        else:
+            self.model.m.update_cell_with_formula(cell.sheet, cell.row, cell.col, formula)
+        self.model.dirty = True
+        for k in cell.calls:
+            v = self.calls[k].value.flat[0]
+            if isinstance(v, ErrorValue) and v.reason:
+                self.reasons[(cell.sheet, cell.row, cell.col)] = v.reason
+
+    def run(self, anchors, max_rounds: int | None) -> int:
+        ordered, indirect = self.order(anchors)
+        limit = max_rounds or len(self.calls) + 2
+        rounds = 0
+        while True:
+            rounds += 1
+            changed = []
+            for cell in ordered:
+                if any([self.compute(self.calls[k], cell) for k in cell.calls]) or rounds == 1:
+                    self.place(cell)
+                    changed.append(cell)
+            if not changed or not indirect:
+                return rounds
+            if rounds >= limit:
+                where = ", ".join(f"{self._name(c.sheet)}!{_col_letters(c.col)}{c.row}" for c in changed)
+                error = ErrorValue("#VALUE!", f"circular dependency: the xlmvar results of {where} never settle")
+                for cell in changed:
+                    self.model.put(cell.sheet, cell.row, cell.col, error)
+                    self.reasons[(cell.sheet, cell.row, cell.col)] = error.reason
+                return rounds
+
+    def _name(self, index: int) -> str:
+        return self.model.m.get_worksheets_properties()[index]["name"]
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    return type(a) is type(b) and a == b
+
+
+def evaluate(path, functions: dict | None = None, *, max_rounds: int | None = None) -> Evaluation:
+    """Evaluate every formula of a workbook: native ones with IronCalc, xlmvar ones in Python.
+
+    Parameters
+    ----------
+    path : path
+        An .xlsx/.xlsm workbook, already checked and bounded by the reader
+        (:func:`xlmvar.workbook._xlsx.check_archive`); it is only read.
+    functions : dict, optional
+        Excel name -> Python function; default :data:`xlmvar.excel.FUNCTIONS`.
+    max_rounds : int, optional
+        Rounds of xlmvar calls before the ones still changing are declared a cycle
+        (default: the number of calls + 2).
+
+    Returns
+    -------
+    Evaluation
+        ``values[(sheet, "B2")]`` for every formula cell, array formula ranges cell by cell:
+        a float, str, bool, ``None`` (blank) or :class:`ErrorValue` (with the reason when an
+        xlmvar function raised).
+    """
+    if functions is None:
+        from ..excel import FUNCTIONS as functions
+    run = _Run(path, functions)
+    cells, sheets = formula_cells(path, run.pattern())
+    anchors = [(sheet, *_row_col(ref), shape) for sheet, ref, shape in cells]
+    run.index_formulas(anchors)
+    run.plan(anchors, sheets)
+    result = Evaluation(calls=len(run.calls))
+    if run.cells:
+        result.rounds = run.run(anchors, max_rounds)
+    run.model.evaluate()
+    get = run.model.cell
+    values = result.values
+    for (sheet, ref, shape), (_, row, col, _) in zip(cells, anchors):
+        index = run.model.sheets[sheet.lower()]
+        if shape is None:
+            keys = [(ref, row, col)]
+        else:
+            keys = [(f"{_col_letters(col + j)}{row + i}", row + i, col + j)
+                    for i in range(shape[0]) for j in range(shape[1])]
+        for key, r, c in keys:
+            value = get(index, r, c)
+            if type(value) is ErrorValue:
+                reason = run.reasons.get((index, r, c))
+                if reason:
+                    value = ErrorValue(value.code, reason)
+            values[(sheet, key)] = value
+    return result
