@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._evaluator import col_index, col_letters
 from ._xlsx import read_xml, sheet_parts
 
 __all__ = ["ErrorValue", "Evaluation", "evaluate", "formula_cells"]
@@ -81,26 +82,11 @@ class Evaluation:
 # --------------------------------------------------------------------------------------
 # Cells and references
 # --------------------------------------------------------------------------------------
-def _col_number(letters: str) -> int:
-    n = 0
-    for ch in letters.upper():
-        n = n * 26 + ord(ch) - 64
-    return n
-
-
-def _col_letters(n: int) -> str:
-    out = ""
-    while n:
-        n, r = divmod(n - 1, 26)
-        out = chr(65 + r) + out
-    return out
-
-
 def _bounds(ref: str) -> tuple[int, int, int, int]:
     """(first row, first column, last row, last column) of ``A1`` or ``A1:C3``."""
     first, _, last = ref.partition(":")
     m0, m1 = _CELL.fullmatch(first), _CELL.fullmatch(last or first)
-    r0, c0, r1, c1 = int(m0.group(2)), _col_number(m0.group(1)), int(m1.group(2)), _col_number(m1.group(1))
+    r0, c0, r1, c1 = int(m0.group(2)), col_index(m0.group(1).upper()), int(m1.group(2)), col_index(m1.group(1).upper())
     return min(r0, r1), min(c0, c1), max(r0, r1), max(c0, c1)
 
 
@@ -153,7 +139,7 @@ def _row_col(ref: str) -> tuple[int, int]:
     letters = ref[:i]
     col = _COLUMNS.get(letters)
     if col is None:
-        col = _COLUMNS[letters] = _col_number(letters)
+        col = _COLUMNS[letters] = col_index(letters.upper())
     return int(ref[i:]), col
 
 
@@ -559,7 +545,7 @@ class _Run:
             call = self.calls[int(m.group(1))]
             sheet = self.block_names[call.block]
             h, w = call.shape
-            ref = "$A$1" if (h, w) == (1, 1) else f"$A$1:${_col_letters(w)}${h}"
+            ref = "$A$1" if (h, w) == (1, 1) else f"$A$1:${col_letters(w)}${h}"
             return f"'{sheet}'!{ref}"
         return re.sub(r"\{(\d+)\}", block, text)
 
@@ -657,7 +643,7 @@ class _Run:
             if not changed or not indirect:
                 return rounds
             if rounds >= limit:
-                where = ", ".join(f"{self._name(c.sheet)}!{_col_letters(c.col)}{c.row}" for c in changed)
+                where = ", ".join(f"{self._name(c.sheet)}!{col_letters(c.col)}{c.row}" for c in changed)
                 error = ErrorValue("#VALUE!", f"circular dependency: the xlmvar results of {where} never settle")
                 for cell in changed:
                     self.model.put(cell.sheet, cell.row, cell.col, error)
@@ -713,7 +699,7 @@ def evaluate(path, functions: dict | None = None, *, max_rounds: int | None = No
         if shape is None:
             keys = [(ref, row, col)]
         else:
-            keys = [(f"{_col_letters(col + j)}{row + i}", row + i, col + j)
+            keys = [(f"{col_letters(col + j)}{row + i}", row + i, col + j)
                     for i in range(shape[0]) for j in range(shape[1])]
         for key, r, c in keys:
             value = get(index, r, c)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import inspect
 import re
 import typing
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
