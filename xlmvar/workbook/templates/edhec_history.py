@@ -344,10 +344,10 @@ def factors_sheet(workbook, st, names, first, t) -> None:
     total = ref(v0 + rows - 1, 3)
     checks = (
         ("Sum of the factor and specific parts (native SUM)", f"=SUM({span(v0 + 1, 3, v0 + rows - 2, 3)})"),
-        ("Factor-model covariance  =PORTVAR(Positions, FACTORCOV(...), Confidence, Horizon)",
+        ("Factor model  =PORTVAR(Positions, FACTORCOV(...), ...)",
          "=PORTVAR(Positions,FACTORCOV(Betas,FactorCovariance,SpecificVar),Confidence,Horizon)"),
         ("FACTORVAR total minus that (0)", f"={total}-{ref(x0 + 1, 3)}"),
-        ("Sample covariance  =PORTVAR(Positions, Covariance, Confidence, Horizon)",
+        ("Sample covariance  =PORTVAR(Positions, Covariance, ...)",
          "=PORTVAR(Positions,Covariance,Confidence,Horizon)"),
         ("Factor model vs sample covariance", f"={total}/{ref(x0 + 3, 3)}-1"),
     )
