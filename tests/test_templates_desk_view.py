@@ -12,6 +12,7 @@ starts with its sheet's title (one page wide, print titles repeated); wrapped no
 from __future__ import annotations
 
 import csv
+import datetime
 import posixpath
 import re
 import subprocess
@@ -244,6 +245,9 @@ def test_libreoffice_shows_every_formula_outside_xlmvar_arrays_as_the_workbook_h
             except ValueError:
                 pytest.fail(f"{where}: shows {text!r}, holds {value!r}")
             assert abs(number - value) <= half_unit * (1 + 1e-9), f"{where}: shows {text!r}, holds {value!r}"
+        elif isinstance(value, datetime.datetime):  # a date-formatted figure (the templates show yyyy-mm-dd)
+            assert saved[sheet].cell(r, c).number_format == "yyyy-mm-dd", where
+            assert text == value.date().isoformat(), f"{where}: shows {text!r}, holds {value!r}"
         else:
             assert text == ("" if value is None else str(value)), f"{where}: shows {text!r}, holds {value!r}"
 

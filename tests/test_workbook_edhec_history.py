@@ -103,3 +103,70 @@ def test_omitted_arguments_of_xlmvar_functions_take_their_defaults(tmp_path):
     assert r.value("S", "D1") == pytest.approx(xlmvar.portfolio_var(x, cov, method="montecarlo", draws=20000, seed=7), rel=1e-12)
     assert r.value("S", "D2") == pytest.approx(xlmvar.portfolio_var(x, cov), rel=1e-12)
     assert r.value("S", "D3") == 3
+
+
+def _factor_fit_by_hand(data, factors):
+    """Least squares of each fund on a constant and the factors, one fund at a time."""
+    t, k = factors.shape
+    design = np.column_stack([np.ones(t), factors])
+    rows = []
+    for y in data.T:
+        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+        resid = y - design @ coef
+        rows.append([*coef[1:], coef[0], resid @ resid / (t - k - 1), 1 - resid @ resid / ((y - y.mean()) @ (y - y.mean()))])
+    return np.array(rows)
+
+
+def test_factor_sheet_matches_least_squares_and_the_brute_force_var(result, data):
+    from scipy.stats import norm
+
+    from xlmvar.workbook.templates.edhec_history import FACTORS
+
+    names, _, _ = load_edhec()
+    cols = [names.index(f) for f in FACTORS]
+    factors = data[:, cols]
+    fit = _factor_fit_by_hand(data, factors)
+    table = np.asarray(result.values[("Factors", _cell_of(result, "FACTORLOADINGS(")[0][0][1])], dtype=object)
+    assert list(table[0]) == ["Beta 1", "Beta 2", "Intercept", "Specific variance", "R^2"]
+    np.testing.assert_allclose(table[1:].astype(float), fit, rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(fit[cols, -1], 1.0, rtol=1e-12)  # a factor explains itself
+    # LINEST in the sheet (last factor first), the native check
+    for i in range(len(names)):
+        r = 11 + i
+        linest = np.asarray(result.values[("Factors", f"H{r}:J{r}")], dtype=float).ravel()
+        np.testing.assert_allclose(linest, [fit[i, 1], fit[i, 0], fit[i, 2]], rtol=1e-9, atol=1e-15)
+        assert result.value("Factors", f"K{r}") == pytest.approx(fit[i, 4], rel=1e-9)
+    assert result.value("Factors", "L11") < 1e-12
+    # B F B' + D, entry by entry
+    b, d, f = fit[:, :2], fit[:, 3], np.cov(factors, rowvar=False)
+    n = len(names)
+    implied = np.array([[sum(b[i, p] * f[p, q] * b[j, q] for p in range(2) for q in range(2)) + (d[i] if i == j else 0.0)
+                         for j in range(n)] for i in range(n)])
+    np.testing.assert_allclose(np.asarray(_cell_of(result, "FACTORCOV(")[0][1], dtype=float), implied, rtol=1e-9)
+    # FACTORVAR against the brute-force n x n VaR and the factor exposures
+    x = np.array(WEIGHTS) * 100e6
+    z = norm.ppf(0.95)
+    sigma = np.sqrt(x @ implied @ x)
+    e = b.T @ x
+    parts = [e[j] * z * (f @ e)[j] / sigma for j in range(2)] + [z * (x * d) @ x / sigma]
+    var = np.asarray(result.values[("Factors", _cell_of(result, "FACTORVAR(")[0][0][1])], dtype=object)
+    assert list(var[:, 0]) == ["Factor", *FACTORS, "Specific", "Total"]
+    np.testing.assert_allclose(var[1:3, 1].astype(float), e, rtol=1e-9)
+    np.testing.assert_allclose(var[1:4, 3].astype(float), parts, rtol=1e-9)
+    assert var[4, 3] == pytest.approx(z * sigma, rel=1e-9) == pytest.approx(sum(parts), rel=1e-12)
+    assert result.value("Factors", "D48") == pytest.approx(z * sigma, rel=1e-9)  # native SUM of the parts
+    assert result.value("Factors", "D49") == pytest.approx(z * sigma, rel=1e-9)  # PORTVAR(FACTORCOV(...))
+    sample = np.cov(data, rowvar=False)
+    assert result.value("Factors", "D51") == pytest.approx(z * np.sqrt(x @ sample @ x), rel=1e-9)
+
+
+def test_worst_months_with_their_dates(result, data):
+    _, dates, _ = load_edhec()
+    x = np.array(WEIGHTS) * 100e6
+    pnl = [sum(row[i] * x[i] for i in range(x.size)) for row in data]
+    worst = sorted(range(len(pnl)), key=lambda t: pnl[t])[:10]
+    table = np.asarray(result.values[("Factors", _cell_of(result, "WORSTDAYS(")[0][0][1])], dtype=object)
+    assert table.shape == (11, 2 + x.size) and table[0, 0] == "Date"
+    assert list(table[1:, 0]) == [dates[t] for t in worst]
+    np.testing.assert_allclose(table[1:, 1].astype(float), [pnl[t] for t in worst], rtol=1e-12)
+    np.testing.assert_allclose(table[1:, 2:].astype(float), data[worst] * x, rtol=1e-12)

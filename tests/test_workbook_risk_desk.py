@@ -6,6 +6,7 @@ second engine for the native block."""
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
 import zipfile
 from types import SimpleNamespace
@@ -24,7 +25,7 @@ from xlmvar.workbook.calc import Recalculation, calc, recalculate, write_cached_
 from _workbooks import WORKBOOKS, cached_values, formulas_of, libreoffice_recalculate, soffice
 
 BOOK = WORKBOOKS / "risk_desk.xlsx"
-SHEETS = ["Report", "What-if", "Hedges", "Stress", "Backtest"]
+SHEETS = ["Report", "What-if", "Hedges", "By desk", "Stress", "Options", "Backtest", "Daily returns"]
 NS = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
 RTOL = 1e-12
 
@@ -70,8 +71,12 @@ def book():
         cov_with_book=new_vol * new_corr * vols,
         annual_returns=column("Hedges", "B16:B22"),
         theta=float(named("Theta")),
-        pnl=named("PnL").astype(float).ravel(),
-        dates=[row[0].value for row in wb["Backtest"]["A6:A255"]],
+        returns=named("DailyReturns").astype(float),
+        dates=[d.date() for d in named("Days").ravel()],
+        desks=[str(d) for d in named("Desks").ravel()],
+        shocks=named("Shocks").astype(float),
+        scenarios=[str(v) for v in named("ScenarioNames").ravel()],
+        options=[[c.value for c in row] for row in wb["Options"]["A6:H8"]],
     )
 
 
@@ -87,6 +92,127 @@ def _anchor(result, sheet, function):
 
 
 
+def _where(result, sheet, text):
+    """The range of the one formula on ``sheet`` whose text is ``text`` (without "=")."""
+    refs = [r for (s, r), t in result.formulas.items() if s == sheet and t == text]
+    assert len(refs) == 1, (sheet, text, refs)
+    return refs[0]
+
+
+def _groups_by_hand(book, measure, model):
+    """(labels, standalone, component) per desk, in order of first appearance, worked out
+    directly: normal closed forms on the sub-books; historical quantiles of the sub-book P&L."""
+    x, c, h = book.x, book.c, book.h
+    labels = list(dict.fromkeys(book.desks))
+    standalone, component = [], []
+    if model == "normal":
+        s, z = book.cov, norm.ppf(c) if measure == "var" else norm.pdf(norm.ppf(c)) / (1 - c)
+        sigma = np.sqrt(x @ s @ x)
+        per_position = [x[i] * sum(s[i, j] * x[j] for j in range(x.size)) / sigma * z * np.sqrt(h) for i in range(x.size)]
+    else:
+        per_position = xlmvar.decompose(x, book.returns, "var", c, h, "historical").component
+    for label in labels:
+        members = [i for i, d in enumerate(book.desks) if d == label]
+        xg = x[members]
+        if model == "normal":
+            standalone.append(z * np.sqrt(xg @ book.cov[np.ix_(members, members)] @ xg) * np.sqrt(h))
+        else:
+            standalone.append(-np.quantile(book.returns[:, members] @ xg, 1 - c) * np.sqrt(h))
+        component.append(sum(per_position[i] for i in members))
+    return labels, np.array(standalone), np.array(component)
+
+
+def _check_by_desk(result, book) -> set:
+    checked = set()
+    for text, measure, model in (
+        ("GROUPVAR(Positions,Covariance,Desks,Confidence,Horizon)", "var", "normal"),
+        ("GROUPES(Positions,Covariance,Desks,Confidence,Horizon)", "es", "normal"),
+        ('GROUPVAR(Positions,DailyReturns,Desks,Confidence,Horizon,"historical")', "var", "historical"),
+    ):
+        key = ("By desk", _where(result, "By desk", text))
+        table = _cells(result, *key)
+        labels, standalone, component = _groups_by_hand(book, measure, model)
+        total = component.sum()
+        if model == "normal":
+            z = norm.ppf(book.c) if measure == "var" else norm.pdf(norm.ppf(book.c)) / (1 - book.c)
+            assert total == pytest.approx(z * np.sqrt(book.x @ book.cov @ book.x) * np.sqrt(book.h), rel=1e-12)
+        else:
+            assert total == pytest.approx(-np.quantile(book.returns @ book.x, 1 - book.c), rel=1e-10)
+        assert list(table[1:, 0]) == [*labels, "Total"] and table[0, 2].startswith("Component")
+        want = np.column_stack([standalone, component, component / total, standalone - component])
+        np.testing.assert_allclose(table[1:-1, 1:].astype(float), want, rtol=1e-10, atol=1e-6)
+        np.testing.assert_allclose(table[-1, 1:].astype(float), [total, total, 1.0, (standalone - component).sum()],
+                                   rtol=1e-10)
+        checked.add(key)
+        # the sheet's native check: the component column sums to the book's figure
+        function = text.split("(")[0].replace("GROUP", "PORT")
+        book_key = ("By desk", _where(result, "By desk", function + text[text.index("("):].replace(",Desks", "")))
+        assert _cells(result, *book_key)[0, 0] == pytest.approx(total, rel=1e-10)
+        checked.add(book_key)
+    return checked
+
+
+def _check_stress_pnl(result, book) -> set:
+    key = ("Stress", _anchor(result, "Stress", "STRESSPNL"))
+    table = _cells(result, *key)
+    by_hand = [sum(book.shocks[s, i] * book.x[i] for i in range(book.x.size)) for s in range(len(book.scenarios))]
+    order = sorted(range(len(by_hand)), key=lambda s: by_hand[s])  # largest loss first
+    assert list(table[0]) == ["Scenario", "P&L"]
+    assert list(table[1:, 0]) == [book.scenarios[s] for s in order]
+    np.testing.assert_allclose(table[1:, 1].astype(float), [by_hand[s] for s in order], rtol=1e-12)
+    return {key}
+
+
+def _option_grid(book):
+    """The options' P&L under the last 250 days' returns, from the payoff written out here."""
+    days = book.returns[-250:]
+    grid = np.empty((250, len(book.options)))
+    for j, (_, underlying, kind, units, spot, strike, premium, _) in enumerate(book.options):
+        r = days[:, book.assets.index(underlying)]
+        sign = 1.0 if kind == "call" else -1.0
+        grid[:, j] = [units * (max(sign * (spot * (1 + ret) - strike), 0.0) - premium) for ret in r]
+    return grid
+
+
+def _check_options(result, book) -> set:
+    grid = _option_grid(book)
+    scales = np.array([o[7] for o in book.options], dtype=float)
+    pnl = grid @ scales
+    var = -np.quantile(pnl, 1 - book.c)
+    es = -pnl[pnl < -var].mean()
+    keys = {
+        "var": ("Options", _where(result, "Options", 'PORTVAR(OptionScales,OptionPnL,Confidence,1,"pnl")')),
+        "es": ("Options", _where(result, "Options", 'PORTES(OptionScales,OptionPnL,Confidence,1,"pnl")')),
+        "component": ("Options", _anchor(result, "Options", "COMPONENTVAR")),
+    }
+    assert _cells(result, *keys["var"])[0, 0] == pytest.approx(var, rel=1e-10)
+    assert _cells(result, *keys["es"])[0, 0] == pytest.approx(es, rel=1e-10)
+    component = _cells(result, *keys["component"]).astype(float).ravel()
+    assert component.sum() == pytest.approx(var, rel=1e-10)  # Euler: the components add up
+    np.testing.assert_allclose(component, xlmvar.decompose(scales, grid, "var", book.c, 1, "pnl").component, rtol=1e-10)
+    return set(keys.values())
+
+
+def _rolling_by_hand(book, window=250):
+    """(VaR forecasts, realised P&L, rows) of a 250-day rolling historical VaR, by a loop."""
+    p = book.returns @ book.x
+    rows = range(window, p.size)
+    var = np.array([-np.quantile(p[t - window:t], 1 - book.c) for t in rows])
+    return var, p[window:], list(rows)
+
+
+def _check_rolling(result, book) -> set:
+    key = ("Backtest", _anchor(result, "Backtest", "ROLLINGVAR"))
+    table = _cells(result, *key)
+    var, pnl, rows = _rolling_by_hand(book)
+    assert list(table[0]) == ["Date", "VaR", "P&L"] and table.shape == (251, 3)
+    serials = [(book.dates[t] - _dt.date(1899, 12, 30)).days for t in rows]
+    np.testing.assert_array_equal(table[1:, 0].astype(float), serials)
+    np.testing.assert_allclose(table[1:, 1].astype(float), var, rtol=1e-10)
+    np.testing.assert_allclose(table[1:, 2].astype(float), pnl, rtol=1e-12)
+    return {key}
+
+
 def test_inputs_are_a_valid_multi_asset_book(book):
     n = len(book.assets)
     assert 6 <= n <= 8 and len(set(book.assets)) == n
@@ -98,8 +224,8 @@ def test_inputs_are_a_valid_multi_asset_book(book):
     augmented = np.block([[book.corr, book.new_corr[:, None]], [book.new_corr[None, :], np.ones((1, 1))]])
     assert np.linalg.eigvalsh(augmented).min() > 0.0  # the new asset's correlations are consistent
     assert (book.c, book.c2, book.h, book.limit, book.theta) == (0.99, 0.95, 1, 0.25, 0.5)
-    assert book.pnl.size == 250 and np.all(book.pnl == np.round(book.pnl))
-    assert all(a < b for a, b in zip(book.dates, book.dates[1:]))
+    assert book.returns.shape == (500, n) and np.all(np.abs(book.returns) < 0.5)
+    assert len(book.dates) == 500 and all(a < b for a, b in zip(book.dates, book.dates[1:]))
     assert all(d.weekday() < 5 for d in book.dates)
 
 
@@ -225,10 +351,16 @@ def test_every_xlmvar_cell_matches_the_engine(recalculated, book):
     assert list(table[1:, 3]) == list(rpr.rank) and sorted(rpr.rank) == list(range(1, n + 1))
     checked.add(key)
 
-    # VARBACKTEST
-    key = ("Backtest", "G5:H16")
+    checked |= _check_by_desk(result, book)
+    checked |= _check_stress_pnl(result, book)
+    checked |= _check_options(result, book)
+    checked |= _check_rolling(result, book)
+
+    # VARBACKTEST on ROLLINGVAR's columns
+    key = ("Backtest", "I5:J16")
     table = _cells(result, *key)
-    bt = xlmvar.var_backtest(book.pnl, np.full(book.pnl.size, d.total), c)
+    var_oos, pnl_oos, _ = _rolling_by_hand(book)
+    bt = xlmvar.var_backtest(pnl_oos, var_oos, c)
     want = [bt.observations, bt.exceptions, bt.expected_exceptions, bt.exception_rate, bt.pof_lr, bt.pof_pvalue,
             bt.ind_lr, bt.ind_pvalue, bt.cc_lr, bt.cc_pvalue, bt.zone, bt.plus_factor]
     assert table[:, 0].tolist()[:2] == ["Observations", "Exceptions"] and table[10, 0] == "Basel zone"
@@ -292,17 +424,19 @@ def test_stress_raises_correlations_by_theta_and_the_book_var(recalculated, book
 def test_backtest_exceptions_counted_by_hand(recalculated, book):
     result, out = recalculated
     values = cached_values(out, "Backtest")
-    var99 = cached_values(out, "Report")["B34"]
-    forecast = np.array([values[f"C{r}"] for r in range(6, 256)])
-    np.testing.assert_array_equal(forecast, var99)  # every day's forecast is the Report's 99% VaR
+    var, pnl, _ = _rolling_by_hand(book)
+    # the native columns: P&L read from the Daily returns sheet, VaR = -PERCENTILE.INC of the 250 days before
+    np.testing.assert_allclose([values[f"F{r}"] for r in range(6, 256)], pnl, rtol=1e-12)
+    np.testing.assert_allclose([values[f"G{r}"] for r in range(6, 256)], var, rtol=1e-10)
+    assert values["J22"] <= 1e-6 * var.max()  # the sheet's largest |ROLLINGVAR - native VaR|
     flags = np.array([values[f"E{r}"] for r in range(6, 256)])
-    by_hand = (-book.pnl > var99).astype(int)  # an exception: a loss larger than the VaR
+    by_hand = (-pnl > var).astype(int)  # an exception: a loss larger than that day's VaR
     np.testing.assert_array_equal(flags, by_hand)
     x, t = int(by_hand.sum()), by_hand.size
-    table = _cells(result, "Backtest", "G5:H16")
-    assert table[1, 1] == x == values["H19"]  # VARBACKTEST, numpy, native SUM
+    table = _cells(result, "Backtest", "I5:J16")
+    assert table[1, 1] == x == values["J19"]  # VARBACKTEST, numpy, native SUM
     p = 1 - book.c
-    assert table[2, 1] == pytest.approx(p * t) == values["H20"]
+    assert table[2, 1] == pytest.approx(p * t) == values["J20"]
     # Kupiec POF by hand (x > 0 here)
     assert 0 < x < t
     lr = -2 * ((t - x) * np.log(1 - p) + x * np.log(p)) + 2 * ((t - x) * np.log(1 - x / t) + x * np.log(x / t))
@@ -310,7 +444,27 @@ def test_backtest_exceptions_counted_by_hand(recalculated, book):
     # Basel (1996) table for 250 days at 99%: green 0-4, yellow 5-9, red 10+
     assert table[10, 1] == ("green" if x <= 4 else "yellow" if x <= 9 else "red")
     assert table[10, 1] == ("green" if binom.cdf(x, t, p) < 0.95 else "yellow" if binom.cdf(x, t, p) < 0.9999 else "red")
-    assert values["H21"] == book.pnl.min()
+    assert values["J21"] == pytest.approx(pnl.min(), rel=1e-12)
+
+
+def test_new_sheets_native_checks(recalculated, book):
+    _, out = recalculated
+    desk = cached_values(out, "By desk")
+    for row in (24, 36):  # component column minus the book's figure (GROUPVAR normal, historical)
+        assert abs(desk[f"C{row}"]) <= 1e-6
+    assert abs(desk["I24"]) <= 1e-6  # GROUPES
+    stress = cached_values(out, "Stress")
+    mmult = [stress[f"I{r}"] for r in range(43, 43 + len(book.scenarios))]
+    np.testing.assert_allclose(mmult, book.shocks @ book.x, rtol=1e-12)
+    options = cached_values(out, "Options")
+    grid = _option_grid(book)
+    np.testing.assert_allclose([[options[f"{c}{r}"] for c in "EFG"] for r in range(24, 274)], grid, rtol=1e-12, atol=1e-6)
+    pnl = grid.sum(axis=1)
+    assert options["C16"] == pytest.approx(-np.quantile(pnl, 1 - book.c), rel=1e-12)
+    assert options["C16"] == pytest.approx(options["B16"], rel=1e-10)
+    assert options["C17"] == pytest.approx(options["B17"], rel=1e-10)
+    daily = cached_values(out, "Daily returns")
+    np.testing.assert_allclose([daily[f"I{r}"] for r in range(5, 505)], book.returns @ book.x, rtol=1e-12)
 
 
 def test_native_cross_checks_agree_with_the_engine(recalculated, book):
@@ -389,7 +543,7 @@ def test_breaches_are_highlighted_by_conditional_formatting(recalculated):
     # exception days and the Basel zone on the backtest sheet
     rules = _conditional_formats(BOOK, "Backtest")
     assert rules["E6:E255"] == [("equal", "1", red)]
-    assert [r[1] for r in rules["H15"]] == ['"green"', '"yellow"', '"red"']
+    assert [r[1] for r in rules["J15"]] == ['"green"', '"yellow"', '"red"']
 
 
 def test_charts_formulas_styles_and_names_survive_recalculation(recalculated):
@@ -400,12 +554,14 @@ def test_charts_formulas_styles_and_names_survive_recalculation(recalculated):
             if not part.startswith("xl/worksheets/"):
                 assert a.read(part) == b.read(part), part
         charts = {p: a.read(p).decode() for p in a.namelist() if p.startswith("xl/charts/chart")}
-    assert len(charts) == 2
-    bar = next(x for x in charts.values() if "<c:barChart>" in x)
+    assert len(charts) == 3
+    bar = next(x for x in charts.values() if "<c:barChart>" in x and "Report!" in x)
+    desk = next(x for x in charts.values() if "<c:barChart>" in x and "By desk" in x)
+    assert "'By desk'!$B$" in desk and "'By desk'!$C$" in desk  # standalone and component VaR by desk
     line = next(x for x in charts.values() if "<c:lineChart>" in x)
     # the native component VaR column (equal to RISKREPORT's, tested above), which LibreOffice computes too
     assert "Report!$B$79:$B$85" in bar and "Report!$A$79:$A$85" in bar
-    assert "Backtest!$B$6:$B$255" in line and "Backtest!$D$6:$D$255" in line  # P&L and -VaR
+    assert "Backtest!$F$6:$F$255" in line and "Backtest!$D$6:$D$255" in line  # native P&L and -VaR
     for sheet in SHEETS:
         assert formulas_of(out, sheet) == formulas_of(BOOK, sheet)
     names = set(openpyxl.load_workbook(out).defined_names)
@@ -435,7 +591,9 @@ def test_changed_input_flows_through_every_sheet(tmp_path, book):
     x[0] /= 2
     var = xlmvar.portfolio_var(x, book.cov, book.c, book.h)
     assert result.value("Report", "B34") == pytest.approx(var, rel=1e-12)
-    assert result.value("Backtest", "C100") == pytest.approx(var, rel=1e-12)
+    assert result.value("By desk", "C22") == pytest.approx(var, rel=1e-12)  # GROUPVAR's components sum
+    p = book.returns @ x
+    assert result.value("Backtest", "B100") == pytest.approx(-np.quantile(p[344 - 250:344], 0.01), rel=1e-10)
     assert result.value("Stress", "C35") == pytest.approx(var, rel=1e-12)
     inc = xlmvar.incremental_var(x, book.cov, book.trade, book.c, book.h)
     assert result.value("What-if", "B18") == pytest.approx(inc.exact, rel=1e-12)
@@ -462,3 +620,12 @@ def test_libreoffice_recalculates_the_native_block_to_the_engine(tmp_path, book)
     np.testing.assert_allclose([report[f"B{r}"] for r in range(79, 86)], d.component, rtol=1e-12)
     what_if = cached_values(lo, "What-if")
     np.testing.assert_allclose([what_if[f"D{r}"] for r in range(29, 36)], book.cov_with_book, rtol=1e-14)
+    # the new sheets' native checks, recomputed by LibreOffice from the typed inputs
+    backtest = cached_values(lo, "Backtest")
+    var, pnl, _ = _rolling_by_hand(book)
+    np.testing.assert_allclose([backtest[f"F{r}"] for r in range(6, 256)], pnl, rtol=1e-12)
+    np.testing.assert_allclose([backtest[f"G{r}"] for r in range(6, 256)], var, rtol=1e-10)
+    stress = cached_values(lo, "Stress")
+    np.testing.assert_allclose([stress[f"I{r}"] for r in range(43, 43 + len(book.scenarios))], book.shocks @ x, rtol=1e-12)
+    options = cached_values(lo, "Options")
+    assert options["C16"] == pytest.approx(-np.quantile(_option_grid(book).sum(axis=1), 1 - book.c), rel=1e-12)

@@ -35,6 +35,11 @@ PUBLISHED = (
 )
 
 
+#: The factors of the Factors sheet: two adjacent EDHEC indices; and how many worst months.
+FACTORS = ("Global Macro", "Long/Short Equity")
+WORST = 10
+
+
 def load_edhec() -> tuple[list[str], list[str], list[list[float]]]:
     """(index names, month-end dates, returns rows) from the packaged copy of the data."""
     with DATA.open(newline="") as handle:
@@ -54,7 +59,9 @@ def build(workbook, st) -> None:
     # Named History, not Returns: a name equal to a function name (RETURNS) is an error
     # (Err:509) in LibreOffice wherever a formula uses it.
     workbook.define_name("History", f"=Returns!{span(first, 1, last, n, True)}")
+    workbook.define_name("MonthEnds", f"=Returns!{span(first, 0, last, 0, True)}")
     risk_sheet(workbook, st, names, first, t)
+    factors_sheet(workbook, st, names, first, t)
     prices_sheet(workbook, st, names, first)
 
 
@@ -240,6 +247,129 @@ def risk_sheet(workbook, st, names, first, t) -> None:
     insert_chart(ws, chart, 3, 5, c_top - 4, 9)  # beside the book, on the first printed page
     print_setup(ws, title_rows=1, landscape=True)
     ws.activate()
+
+
+def factors_sheet(workbook, st, names, first, t) -> None:
+    """Risk by factor: loadings of every fund on two EDHEC indices used as factors, the
+    implied covariance, VaR split by factor, and the worst months with their dates."""
+    ws = workbook.add_worksheet("Factors")
+    n, k = len(names), len(FACTORS)
+    cols = [names.index(f) for f in FACTORS]
+    if cols != list(range(cols[0], cols[0] + k)):
+        raise ValueError("edhec_history: FACTORS must be adjacent columns of the returns table")
+    set_widths(ws, 0, 0, 30)
+    set_widths(ws, 1, 2 + n, 13)
+    ws.write(0, 0, "Risk by factor: the fund of styles on two EDHEC indices as factors, and its worst months", st.title)
+    note(
+        ws, 1, 0, 10,
+        f"The factors are the {FACTORS[0]} and {FACTORS[1]} indices (named FactorReturns). Every fund is "
+        "regressed on them with an intercept (FACTORLOADINGS); the factor model's covariance is B F B' + D "
+        "(FACTORCOV); FACTORVAR splits the normal VaR of the Risk sheet's book into one part per factor plus "
+        "specific risk. LINEST recomputes the loadings natively.",
+        st.note,
+    )
+    workbook.define_name(
+        "FactorReturns", f"=Returns!{span(first, 1 + cols[0], first + t - 1, 1 + cols[-1], True)}"
+    )
+    # Factor names and their covariance
+    ws.write(3, 0, "Factor covariance  =COVMATRIX(FactorReturns)", st.heading)
+    header_row(ws, 4, 0, ["Factor", *FACTORS], st, lines=2)
+    for j, name in enumerate(FACTORS):
+        ws.write_formula(5 + j, 0, f"=Returns!{ref(first - 1, 1 + cols[j])}", None, name)
+    spill(ws, 5, 1, 5 + k - 1, k, "=COVMATRIX(FactorReturns)", st.sci)
+    workbook.define_name("FactorNames", f"=Factors!{span(5, 0, 5 + k - 1, 0, True)}")
+    workbook.define_name("FactorCovariance", f"=Factors!{span(5, 1, 5 + k - 1, k, True)}")
+
+    # Loadings, with LINEST beside them
+    l_top = 5 + k + 1
+    ws.write(l_top, 0, "Loadings  =FACTORLOADINGS(History, FactorReturns)", st.heading)
+    ws.write(l_top, 7, "Native check  =LINEST(fund, FactorReturns): its coefficients come last factor first", st.heading)
+    h = l_top + 1
+    ws.write(h, 0, "Fund", st.header)
+    spill(ws, h, 1, h + n, k + 3, "=FACTORLOADINGS(History,FactorReturns)", st.header)
+    fmts = [*([st.num2] * k), st.sci, st.sci, st.pct]
+    for i in range(n):
+        ws.write(h + 1 + i, 0, names[i])
+        for j, fmt in enumerate(fmts):
+            ws.write_number(h + 1 + i, 1 + j, 0, fmt)
+    for j in range(2, k + 4):  # the padding of the spilled header row (its anchor is column B)
+        ws.write_number(h, j, 0, st.header_num)
+    header_row(ws, h, 7, [*(f"LINEST beta {k - j}" for j in range(k)), "LINEST intercept", "LINEST R^2",
+                          "Largest difference"], st, lines=2, label_first=False)
+    for i in range(n):
+        r = h + 1 + i
+        y = f"Returns!{span(first, 1 + i, first + t - 1, 1 + i, True)}"
+        ws.write_array_formula(r, 7, r, 7 + k, f"{{=LINEST({y},FactorReturns)}}", st.num2, 0)
+        ws.write_formula(r, 8 + k, f"=INDEX(LINEST({y},FactorReturns,TRUE,TRUE),3,1)", st.pct, 0)
+    first_b, last_b = h + 1, h + n
+    betas = span(first_b, 1, last_b, k, True)
+    specific = span(first_b, k + 2, last_b, k + 2, True)
+    workbook.define_name("Betas", f"=Factors!{betas}")
+    workbook.define_name("SpecificVar", f"=Factors!{specific}")
+    # largest |FACTORLOADINGS - LINEST| over betas, intercepts and R^2 (LINEST reversed)
+    pieces = [f"ABS({span(first_b, 1 + j, last_b, 1 + j)}-{span(first_b, 7 + k - 1 - j, last_b, 7 + k - 1 - j)})"
+              for j in range(k)]
+    pieces.append(f"ABS({span(first_b, k + 1, last_b, k + 1)}-{span(first_b, 7 + k, last_b, 7 + k)})")
+    pieces.append(f"ABS({span(first_b, k + 3, last_b, k + 3)}-{span(first_b, 8 + k, last_b, 8 + k)})")
+    ws.write_formula(first_b, 9 + k, f"=SUMPRODUCT(MAX({','.join(f'MAX({p})' for p in pieces)}))", st.sci, 0)
+
+    # The factor model's covariance
+    c_top = last_b + 2
+    ws.write(c_top, 0, "Factor-model covariance  =FACTORCOV(Betas, FactorCovariance, SpecificVar)", st.heading)
+    header_row(ws, c_top + 1, 1, [f"#{j + 1}" for j in range(n)], st, label_first=False)
+    c0 = c_top + 2
+    for i in range(n):
+        ws.write(c0 + i, 0, f"#{i + 1} {names[i]}")
+    spill(ws, c0, 1, c0 + n - 1, n, "=FACTORCOV(Betas,FactorCovariance,SpecificVar)", st.sci)
+
+    # VaR by factor
+    v_top = c0 + n + 1
+    ws.write(
+        v_top, 0,
+        "VaR by factor  =FACTORVAR(Positions, Betas, FactorCovariance, SpecificVar, Confidence, Horizon, FactorNames)",
+        st.heading,
+    )
+    v0 = v_top + 1
+    rows = k + 3  # header, factors, specific, total
+    spill(ws, v0, 0, v0 + rows - 1, 4,
+          "=FACTORVAR(Positions,Betas,FactorCovariance,SpecificVar,Confidence,Horizon,FactorNames)", st.header)
+    for j in range(1, 5):
+        ws.write_number(v0, j, 0, st.header_num)
+    for r in range(v0 + 1, v0 + rows):
+        total = r == v0 + rows - 1
+        ws.write_number(r, 0, 0, st.header if total else None)
+        for j, fmt in enumerate((st.money, st.rate, st.money, st.pct), start=1):
+            ws.write_number(r, j, 0, st.bold_money if (total and j == 3) else fmt)
+    x0 = v0 + rows + 1
+    total = ref(v0 + rows - 1, 3)
+    checks = (
+        ("Sum of the factor and specific parts (native SUM)", f"=SUM({span(v0 + 1, 3, v0 + rows - 2, 3)})"),
+        ("Factor model  =PORTVAR(Positions, FACTORCOV(...), ...)",
+         "=PORTVAR(Positions,FACTORCOV(Betas,FactorCovariance,SpecificVar),Confidence,Horizon)"),
+        ("FACTORVAR total minus that (0)", f"={total}-{ref(x0 + 1, 3)}"),
+        ("Sample covariance  =PORTVAR(Positions, Covariance, ...)",
+         "=PORTVAR(Positions,Covariance,Confidence,Horizon)"),
+        ("Factor model vs sample covariance", f"={total}/{ref(x0 + 3, 3)}-1"),
+    )
+    for m, (label, formula) in enumerate(checks):
+        ws.write(x0 + m, 0, label)
+        ws.write_formula(x0 + m, 3, formula, st.pct if m == len(checks) - 1 else st.money, 0)
+
+    # Worst months
+    w_top = x0 + len(checks) + 1
+    ws.write(w_top, 0, f"The {WORST} worst months for the book  =WORSTDAYS(Positions, History, MonthEnds, {WORST})",
+             st.heading)
+    w0 = w_top + 1
+    spill(ws, w0, 0, w0 + WORST, 1 + n, f"=WORSTDAYS(Positions,History,MonthEnds,{WORST})", st.header)
+    for j in range(1, 2 + n):
+        ws.write_number(w0, j, 0, st.header_num)
+    for r in range(w0 + 1, w0 + WORST + 1):
+        ws.write_number(r, 0, 0, None)
+        for j in range(1, 2 + n):
+            ws.write_number(r, j, 0, st.bold_money if j == 1 else st.money)
+    note(ws, w0 + WORST + 1, 0, 8,
+         "Position i is the i-th strategy of the book (Risk sheet); the parts sum to the month's P&L.", st.note)
+    print_setup(ws, title_rows=1, landscape=True)
 
 
 def prices_sheet(workbook, st, names, first) -> None:

@@ -1,6 +1,6 @@
 """A risk desk's live report on a multi-asset book (``risk_desk.xlsx``).
 
-Five sheets, every figure a formula of the typed inputs on "Report":
+Eight sheets, every figure a formula of the typed inputs:
 
 * Report: positions, daily vols and correlations, covariance (COVFROMCORR), the risk
   report with a VaR-share limit (RISKREPORT, breaches highlighted by conditional
@@ -9,11 +9,21 @@ Five sheets, every figure a formula of the typed inputs on "Report":
   the trade, and the marginal VaR of an asset not held yet (NEWASSETMVAR);
 * Hedges: Litterman best hedges (BESTHEDGE), expected return per unit of marginal VaR
   (RETURNPERRISK), risk-parity weights (RISKPARITY) and their equal VaR shares;
-* Stress: correlations pushed toward 1 (STRESSCORR) and VaR normal vs stressed;
-* Backtest: a synthetic 250-day P&L history against the 99% VaR (VARBACKTEST) and a chart.
+* By desk: a desk per position, GROUPVAR and GROUPES (normal) and GROUPVAR (historical),
+  each with a native check that the desks' components sum to the book's figure, and a
+  chart of standalone against component VaR by desk;
+* Stress: correlations pushed toward 1 (STRESSCORR), VaR normal vs stressed, and named
+  shocks (STRESSPNL) beside a native MMULT of each shock with the positions;
+* Options: a P&L grid of three options revalued under 250 days of returns by a native
+  payoff formula, and PORTVAR / COMPONENTVAR / PORTES with method "pnl" beside native
+  PERCENTILE.INC and tail-mean checks;
+* Backtest: a rolling out-of-sample VaR (ROLLINGVAR, 250-day window) against the realised
+  P&L, VARBACKTEST on its columns, native recomputations of both, and a chart;
+* Daily returns: the 500-day returns history the other sheets read (named DailyReturns,
+  dates Days), with the book's P&L by a native MMULT.
 
-The P&L history is generated here (fixed seed) and written as constants: it stands in for
-the desk's realised P&L, which a live workbook would paste in.
+The returns history is generated here (fixed seed) and written as constants: it stands in
+for the assets' realised returns, which a live workbook would paste in.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import numpy as np
 from ._layout import VIEWERS, header_row, insert_chart, note, print_setup, ref, set_widths, span, spill
 
 REPORT, WHATIF, HEDGES, STRESS, BACKTEST = "Report", "What-if", "Hedges", "Stress", "Backtest"
+BYDESK, OPTIONS, DAILY = "By desk", "Options", "Daily returns"
 
 #: The book: name, instrument, position ($, negative = short), daily vol.
 ASSETS = ("US Equity", "EU Equity", "UST 10y", "IG Credit", "Gold", "EURUSD", "Bitcoin")
@@ -65,17 +76,44 @@ DAYS_PER_YEAR = 252
 #: Stress input: the weight that pushes every correlation toward 1.
 THETA = 0.5
 
-#: Backtest history: Student-t daily P&L with the book's sigma, fixed seed.
-HISTORY_DAYS = 250
+#: Daily returns history: multivariate Student-t with the book's covariance, fixed seed.
+HISTORY_DAYS = 500
 HISTORY_DOF = 4
 HISTORY_SEED = 20260101
 HISTORY_END = _dt.date(2025, 12, 31)
+#: A volatility regime change: from this day (zero-based) on, every return is this many times larger.
+SHIFT_DAY, SHIFT = 400, 2.0
+#: Backtest: estimation window of the rolling out-of-sample VaR (days).
+WINDOW = 250
+
+#: The desk that runs each position (one label per asset).
+DESKS = ("Equity", "Equity", "Rates", "Credit", "Macro", "Macro", "Digital assets")
+
+#: Named shocks: scenario name and the return of each asset in it.
+SHOCKS = (
+    ("Equity crash", (-0.20, -0.22, 0.03, -0.04, 0.05, -0.03, -0.50)),
+    ("Rates +100bp", (-0.05, -0.04, -0.07, -0.05, -0.02, 0.01, -0.10)),
+    ("Credit spreads +150bp", (-0.08, -0.09, 0.02, -0.07, 0.02, -0.02, -0.15)),
+    ("Dollar rally", (-0.02, -0.06, 0.00, -0.01, -0.06, -0.08, -0.08)),
+    ("Crypto winter", (-0.01, -0.01, 0.00, 0.00, 0.00, 0.00, -0.60)),
+)
+
+#: Options book: name, underlying (an asset of the book), call or put, units (negative =
+#: sold), spot, strike, premium per unit.  Revalued at expiry under each of the last
+#: OPTION_DAYS daily returns of the underlying (intrinsic value less the premium).
+OPTIONS_BOOK = (
+    ("S&P 500 6000 put (sold)", "US Equity", "put", -2_000, 6_000.0, 6_000.0, 60.0),
+    ("Gold 2550 call", "Gold", "call", 5_000, 2_600.0, 2_550.0, 60.0),
+    ("Bitcoin 90k call", "Bitcoin", "call", 50, 95_000.0, 90_000.0, 6_000.0),
+)
+OPTION_DAYS = 250
 
 
 def _check_inputs() -> None:
     """Refuse typed inputs that do not make a valid book (checked when the template is built)."""
     n = len(ASSETS)
-    if not len(INSTRUMENTS) == len(POSITIONS) == len(DAILY_VOLS) == len(TRADE) == len(ANNUAL_RETURNS) == len(NEW_CORR) == n:
+    if not (len(INSTRUMENTS) == len(POSITIONS) == len(DAILY_VOLS) == len(TRADE) == len(ANNUAL_RETURNS)
+            == len(NEW_CORR) == len(DESKS) == n and all(len(shock) == n for _, shock in SHOCKS)):
         raise ValueError("risk_desk: every per-asset input needs one value per asset")
     c = np.array(CORR, dtype=float)
     if c.shape != (n, n) or not np.array_equal(c, c.T) or not np.all(np.diag(c) == 1.0):
@@ -87,23 +125,27 @@ def _check_inputs() -> None:
         raise ValueError("risk_desk: NEW_CORR is inconsistent with CORR (the augmented matrix is not positive definite)")
 
 
-def pnl_history() -> tuple[list[_dt.date], np.ndarray]:
-    """The synthetic P&L history: business days up to HISTORY_END and whole-dollar P&L.
+def returns_history() -> tuple[list[_dt.date], np.ndarray]:
+    """The synthetic daily returns: business days up to HISTORY_END, one column per asset.
 
-    Student-t with HISTORY_DOF degrees of freedom, scaled to unit variance and then to the
-    book's daily P&L sigma sqrt(x' S x): fatter tails than the normal VaR assumes.
+    Multivariate Student-t with HISTORY_DOF degrees of freedom and the book's daily
+    covariance (normal draws correlated by its Cholesky factor, each day divided by one
+    chi-square draw): fatter tails than the normal VaR assumes.  From day SHIFT_DAY on the
+    returns are SHIFT times larger (a volatility regime change the rolling VaR is slow to
+    see, so the backtest has exceptions to show).  Rounded to 1e-8.
     """
     from ...engine.covariance import cov_from_corr
-    from ...engine.parametric import portfolio_sigma
 
-    sigma = portfolio_sigma(POSITIONS, cov_from_corr(DAILY_VOLS, CORR))
+    cov = cov_from_corr(DAILY_VOLS, CORR)
     rng = np.random.default_rng(HISTORY_SEED)
-    draws = rng.standard_t(HISTORY_DOF, HISTORY_DAYS) * np.sqrt((HISTORY_DOF - 2) / HISTORY_DOF)
-    pnl = np.round(sigma * draws)
+    normal = rng.standard_normal((HISTORY_DAYS, len(ASSETS))) @ np.linalg.cholesky(cov).T
+    scale = np.sqrt((HISTORY_DOF - 2) / rng.chisquare(HISTORY_DOF, HISTORY_DAYS))
+    regime = np.where(np.arange(HISTORY_DAYS) >= SHIFT_DAY, SHIFT, 1.0)
+    returns = np.round(normal * (scale * regime)[:, None], 8)
     end = np.datetime64(HISTORY_END, "D")
     last = np.busday_offset(end, 0, roll="backward")
     days = np.busday_offset(last, np.arange(-HISTORY_DAYS + 1, 1), roll="backward")
-    return [d.astype(_dt.date) for d in days], pnl
+    return [d.astype(_dt.date) for d in days], returns
 
 
 def _sheet_ref(sheet: str, text: str) -> str:
@@ -145,11 +187,15 @@ def build(workbook, st) -> None:
     report = _report(workbook, st, fx)
     _what_if(workbook, st, fx, report)
     _hedges(workbook, st, fx, report)
+    _by_desk(workbook, st, fx, report)
     _stress(workbook, st, fx, report)
+    _options(workbook, st, fx, report)
     _backtest(workbook, st, fx, report)
+    _daily_returns(workbook, st, fx, report)
+    # the long tables repeat their column headers on every page
+    titles = {BACKTEST: 5, DAILY: 4, OPTIONS: 1}
     for ws in workbook.worksheets():
-        # the Backtest sheet repeats its history's column headers on every page
-        print_setup(ws, title_rows=5 if ws.name == BACKTEST else 1, landscape=True)
+        print_setup(ws, title_rows=titles.get(ws.name, 1), landscape=ws.name != DAILY)
     workbook.worksheets()[0].activate()
 
 
@@ -171,6 +217,10 @@ class _Formats:
         self.rate = add({"num_format": "0.00000"})
         self.ratio = add({"num_format": "0.000", "align": "right"})
         self.int = add({"num_format": "0"})
+        self.date = add({"num_format": "yyyy-mm-dd", "align": "left"})
+        self.input_int = add({"num_format": "#,##0", "bg_color": "#FFF2CC"})
+        self.input_money2 = add({"num_format": "$#,##0.00", "bg_color": "#FFF2CC"})
+        self.input_pct3 = add({"num_format": "0.000%", "bg_color": "#FFF2CC"})
         self.input_date = add({"num_format": "yyyy-mm-dd", "align": "left", "bg_color": "#FFF2CC"})
         self.text = add({})
         self.text_right = add({"align": "right"})
@@ -681,48 +731,304 @@ def _stress(workbook, st, fx, rp: SimpleNamespace) -> None:
         st,
     )
 
+    # Named shocks ------------------------------------------------------------------------
+    k_top = t + 6
+    ws.write(k_top, 0, "Named shocks: the return of each asset in each scenario (inputs)", st.heading)
+    header_row(ws, k_top + 1, 0, ["Scenario", *ASSETS, "P&L  native MMULT(shock, Positions)"], st, lines=2)
+    set_widths(ws, 8, 8, 23)
+    k0 = k_top + 2
+    m = len(SHOCKS)
+    for i, (name, shock) in enumerate(SHOCKS):
+        r = k0 + i
+        ws.write_string(r, 0, name, st.input_text)
+        for j, v in enumerate(shock):
+            ws.write_number(r, 1 + j, v, st.input_pct)
+        ws.write_array_formula(r, n + 1, r, n + 1, f"{{=MMULT({span(r, 1, r, n)},Positions)}}", st.money, 0)
+    workbook.define_name("Shocks", f"={_sheet_ref(STRESS, span(k0, 1, k0 + m - 1, n, True))}")
+    workbook.define_name("ScenarioNames", f"={_sheet_ref(STRESS, span(k0, 0, k0 + m - 1, 0, True))}")
+    p_top = k0 + m + 1
+    ws.write(p_top, 0, "P&L by scenario, largest loss first  =STRESSPNL(Positions, Shocks, ScenarioNames)", st.heading)
+    _spill_table(ws, p_top + 1, 0, p_top + 1 + m, 1, "=STRESSPNL(Positions,Shocks,ScenarioNames)",
+                 [fx.text, st.money], header=st.header)
+    w = p_top + m + 2
+    ws.write(w, 0, "Largest loss, native MIN", fx.total_text)
+    ws.write_formula(w, 1, f"=MIN({span(k0, n + 1, k0 + m - 1, n + 1)})", fx.total_money, 0)
+    ws.write(w + 1, 0, "STRESSPNL's first row minus it (0)")
+    ws.write_formula(w + 1, 1, f"={ref(p_top + 2, 1)}-{ref(w, 1)}", st.money, 0)
+
+
+# ------------------------------------------------------------------------------------------
+# By desk
+# ------------------------------------------------------------------------------------------
+def _desks() -> list[str]:
+    """The desks in order of first appearance (GROUPVAR's row order)."""
+    return list(dict.fromkeys(DESKS))
+
+
+def _group_block(ws, st, fx, top: int, col: int, title: str, formula: str, check: str, what: str) -> tuple[int, int]:
+    """A GROUPVAR / GROUPES table at (top, col) with a native check that its component
+    column sums to the book's figure; returns (first group row, last group row)."""
+    g = len(_desks())
+    ws.write(top, col, title, st.heading)
+    h = top + 1
+    _spill_table(
+        ws, h, col, h + g + 1, col + 4, formula,
+        [fx.text, st.money, st.money, st.pct, st.money],
+        header=st.header,
+        total=[fx.total_text, fx.total_money, fx.total_money, fx.total_pct, fx.total_money],
+    )
+    first, last = h + 1, h + g
+    c = h + g + 2
+    ws.write(c, col, f"Sum of component {what} (native SUM)")
+    ws.write_formula(c, col + 2, f"=SUM({span(first, col + 2, last, col + 2)})", st.money, 0)
+    ws.write(c + 1, col, f"Book {what}  ={check.split('(')[0]}")
+    ws.write_formula(c + 1, col + 2, f"={check}", st.money, 0)
+    ws.write(c + 2, col, "Difference (0)")
+    ws.write_formula(c + 2, col + 2, f"={ref(c, col + 2)}-{ref(c + 1, col + 2)}", st.money, 0)
+    return first, last
+
+
+def _by_desk(workbook, st, fx, rp: SimpleNamespace) -> None:
+    ws = workbook.add_worksheet(BYDESK)
+    n, g = rp.n, len(_desks())
+    set_widths(ws, 0, 0, 34)
+    set_widths(ws, 1, 4, 16)
+    set_widths(ws, 5, 5, 3)
+    set_widths(ws, 6, 6, 34)
+    set_widths(ws, 7, 10, 16)
+    ws.write(0, 0, "By desk: each desk's standalone VaR, its share of the book's VaR, and what diversification saves", st.title)
+    _note(
+        ws, 1, 10,
+        "Type the desk of each position in the yellow column. Standalone VaR is the VaR of the desk's positions "
+        "alone; component VaR is the sum of its positions' component VaRs, so the desks add up to the book's VaR; "
+        "the diversification benefit is standalone minus component. The same for expected shortfall, and for VaR "
+        "by historical simulation on the daily returns history.",
+        st,
+    )
+    top = 3
+    ws.write(top, 0, "Book", st.heading)
+    header_row(ws, top + 1, 0, ["Asset", "Desk", "Position ($)"], st)
+    first = top + 2
+    for i in range(n):
+        r = first + i
+        ws.write_formula(r, 0, f"={rp.asset(i)}", fx.text, ASSETS[i])
+        ws.write_string(r, 1, DESKS[i], st.input_text)
+        ws.write_formula(r, 2, f"={rp.position(i)}", st.money, 0)
+    workbook.define_name("Desks", f"={_sheet_ref(BYDESK, span(first, 1, first + n - 1, 1, True))}")
+
+    v_top = first + n + 1
+    g_first, g_last = _group_block(
+        ws, st, fx, v_top, 0, "VaR by desk  =GROUPVAR(Positions, Covariance, Desks, Confidence, Horizon)",
+        "=GROUPVAR(Positions,Covariance,Desks,Confidence,Horizon)",
+        "PORTVAR(Positions,Covariance,Confidence,Horizon)", "VaR",
+    )
+    _group_block(
+        ws, st, fx, v_top, 6, "ES by desk  =GROUPES(Positions, Covariance, Desks, Confidence, Horizon)",
+        "=GROUPES(Positions,Covariance,Desks,Confidence,Horizon)",
+        "PORTES(Positions,Covariance,Confidence,Horizon)", "ES",
+    )
+    h_top = g_last + 6
+    _group_block(
+        ws, st, fx, h_top, 0,
+        'Historical VaR by desk  =GROUPVAR(Positions, DailyReturns, Desks, Confidence, Horizon, "historical")',
+        '=GROUPVAR(Positions,DailyReturns,Desks,Confidence,Horizon,"historical")',
+        'PORTVAR(Positions,DailyReturns,Confidence,Horizon,"historical")', "VaR",
+    )
+
+    # The chart reads plain references to the GROUPVAR table (cells LibreOffice shows).
+    c_top = h_top + g + 7
+    ws.write(c_top, 0, "VaR by desk, as the chart reads it (plain references to the normal table above)", st.heading)
+    header_row(ws, c_top + 1, 0, ["Desk", "Standalone VaR", "Component VaR"], st)
+    c0 = c_top + 2
+    for k in range(g):
+        ws.write_formula(c0 + k, 0, f"={ref(g_first + k, 0)}", fx.text, _desks()[k])
+        ws.write_formula(c0 + k, 1, f"={ref(g_first + k, 1)}", st.money, 0)
+        ws.write_formula(c0 + k, 2, f"={ref(g_first + k, 2)}", st.money, 0)
+    chart = workbook.add_chart({"type": "bar"})
+    for j, colour in ((1, "#A6A6A6"), (2, "#2E75B6")):
+        chart.add_series({
+            "name": f"={_sheet_ref(BYDESK, ref(c_top + 1, j, True))}",
+            "categories": f"={_sheet_ref(BYDESK, span(c0, 0, c0 + g - 1, 0, True))}",
+            "values": f"={_sheet_ref(BYDESK, span(c0, j, c0 + g - 1, j, True))}",
+            "fill": {"color": colour},
+            "invert_if_negative": False,
+        })
+    chart.set_title({"name": "Standalone vs component VaR by desk"})
+    chart.set_x_axis({"num_format": "$#,##0"})
+    chart.set_y_axis({"reverse": True, "crossing": "max", "label_position": "low"})
+    chart.set_legend({"position": "bottom"})
+    insert_chart(ws, chart, h_top, 6, g + 2 + 6 + g + 2, 5)
+
+
+# ------------------------------------------------------------------------------------------
+# Options (full revaluation)
+# ------------------------------------------------------------------------------------------
+def _options(workbook, st, fx, rp: SimpleNamespace) -> None:
+    ws = workbook.add_worksheet(OPTIONS)
+    k = len(OPTIONS_BOOK)
+    set_widths(ws, 0, 0, 56)
+    set_widths(ws, 1, 2 * k + 2, 15)
+    ws.write(0, 0, 'Options: full-revaluation VaR from a P&L grid (method "pnl")', st.title)
+    _note(
+        ws, 1, 2 * k + 2,
+        f"Each option is revalued under each of the last {OPTION_DAYS} days of the daily returns history: its "
+        "value at expiry if the underlying moved by that day's return (intrinsic value), less the premium paid, "
+        "times the units held (native formulas; a desk pastes its pricing system's grid instead). The risk "
+        'functions take the grid as the model with method "pnl"; the scale of each position multiplies its '
+        "column (1 = as held, 0 = closed).",
+        st,
+    )
+    top = 3
+    ws.write(top, 0, "Options book", st.heading)
+    header_row(ws, top + 1, 0, ["Position", "Underlying", "Type", "Units", "Spot", "Strike", "Premium",
+                                "Scale (1 = as held)"], st)
+    o0 = top + 2
+    for j, (name, underlying, kind, units, spot, strike, premium) in enumerate(OPTIONS_BOOK):
+        r = o0 + j
+        ws.write_string(r, 0, name, st.input_text)
+        ws.write_string(r, 1, underlying, st.input_text)
+        ws.write_string(r, 2, kind, st.input_text)
+        ws.write_number(r, 3, units, fx.input_int)
+        ws.write_number(r, 4, spot, st.input_money)
+        ws.write_number(r, 5, strike, st.input_money)
+        ws.write_number(r, 6, premium, fx.input_money2)
+        ws.write_number(r, 7, 1, st.input_num)
+    ws.data_validation(o0, 2, o0 + k - 1, 2, {"validate": "list", "source": ["call", "put"]})
+    scales = span(o0, 7, o0 + k - 1, 7, True)
+    workbook.define_name("OptionScales", f"={_sheet_ref(OPTIONS, scales)}")
+
+    # Risk figures, with native checks beside them
+    f_top = o0 + k + 1
+    g_top = f_top + k + 9  # the grid, below the figures
+    g0 = g_top + 2
+    grid = span(g0, 1 + k, g0 + OPTION_DAYS - 1, 2 * k, True)
+    book = span(g0, 2 * k + 1, g0 + OPTION_DAYS - 1, 2 * k + 1, True)
+    workbook.define_name("OptionPnL", f"={_sheet_ref(OPTIONS, grid)}")
+    ws.write(f_top, 0, 'Risk over one day  (OptionScales, OptionPnL, Confidence, 1, "pnl")', st.heading)
+    header_row(ws, f_top + 1, 0, ["Position", "Component VaR", "Native check"], st)
+    c0 = f_top + 2
+    for j, (name, *_rest) in enumerate(OPTIONS_BOOK):
+        ws.write_formula(c0 + j, 0, f"={ref(o0 + j, 0)}", fx.text, name)
+    spill(ws, c0, 1, c0 + k - 1, 1, '=COMPONENTVAR(OptionScales,OptionPnL,Confidence,1,"pnl")', st.money)
+    t = c0 + k
+    rows = (
+        ("Sum of components", f"=SUM({span(c0, 1, t - 1, 1)})", None),
+        ('VaR  =PORTVAR(..., "pnl")  | native -PERCENTILE.INC(book P&L, 1 - c)',
+         '=PORTVAR(OptionScales,OptionPnL,Confidence,1,"pnl")', f"=-PERCENTILE.INC({book},1-Confidence)"),
+        ('ES  =PORTES(..., "pnl")  | native mean of the P&L below -VaR',
+         '=PORTES(OptionScales,OptionPnL,Confidence,1,"pnl")',
+         f"=-SUMPRODUCT(({book}<-{ref(t + 1, 2)})*{book})/SUMPRODUCT(({book}<-{ref(t + 1, 2)})*1)"),
+    )
+    for m, (label, formula, native) in enumerate(rows):
+        ws.write(t + m, 0, label, fx.total_text if m == 0 else None)
+        ws.write_formula(t + m, 1, formula, fx.total_money if m == 0 else st.money, 0)
+        if native:
+            ws.write_formula(t + m, 2, native, st.money, 0)
+    ws.write(t + 3, 0, "Worst day of the grid (native MIN)")
+    ws.write_formula(t + 3, 2, f"=MIN({book})", st.money, 0)
+    ws.write(t + 4, 0, "VaR of the linear book on Report (normal)")
+    ws.write_formula(t + 4, 1, f"={_sheet_ref(REPORT, rp.var99)}", st.money, 0)
+
+    # The P&L grid
+    ws.write(g_top, 0, "P&L grid: rows = scenarios (days), columns = positions; the book's P&L = MMULT(row, OptionScales)",
+             st.heading)
+    header_row(ws, g_top + 1, 0, ["Day", *(f"Return of {o[1]}" for o in OPTIONS_BOOK),
+                                  *(f"P&L {o[0]}" for o in OPTIONS_BOOK), "Book P&L"], st, lines=2)
+    start = HISTORY_DAYS - OPTION_DAYS  # zero-based first row of the history used
+    for d in range(OPTION_DAYS):
+        r = g0 + d
+        ws.write_formula(r, 0, f"=INDEX(Days,{start + d + 1})", fx.date, 0)
+        for j in range(k):
+            o = o0 + j
+            ws.write_formula(r, 1 + j, f"=INDEX(DailyReturns,{start + d + 1},MATCH({ref(o, 1, True)},Assets,0))", fx.pct3, 0)
+            sign = f'IF({ref(o, 2, True)}="call",1,-1)'
+            payoff = f"MAX({sign}*({ref(o, 4, True)}*(1+{ref(r, 1 + j)})-{ref(o, 5, True)}),0)"
+            ws.write_formula(r, 1 + k + j, f"={ref(o, 3, True)}*({payoff}-{ref(o, 6, True)})", st.money, 0)
+        ws.write_array_formula(r, 2 * k + 1, r, 2 * k + 1,
+                               f"{{=MMULT({span(r, 1 + k, r, 2 * k)},OptionScales)}}", st.money, 0)
+
+
+# ------------------------------------------------------------------------------------------
+# Daily returns
+# ------------------------------------------------------------------------------------------
+def _daily_returns(workbook, st, fx, rp: SimpleNamespace) -> None:
+    ws = workbook.add_worksheet(DAILY)
+    n = rp.n
+    set_widths(ws, 0, 0, 12)
+    set_widths(ws, 1, n + 1, 11)
+    ws.write(0, 0, "Daily returns of the book's assets, with the book's P&L", st.title)
+    note(
+        ws, 1, 0, n + 1,
+        f"Synthetic: multivariate Student-t ({HISTORY_DOF} degrees of freedom) with the Report's covariance, numpy "
+        f"seed {HISTORY_SEED}, volatility x{SHIFT:g} from day {SHIFT_DAY + 1}; paste the assets' realised returns over it (named DailyReturns, dates named Days). "
+        "Book P&L = MMULT(returns row, Positions), native.",
+        st.note,
+    )
+    dates, returns = returns_history()
+    header_row(ws, 3, 0, ["Date", *ASSETS, "Book P&L ($)"], st, lines=2)
+    first = 4
+    for t, (day, row) in enumerate(zip(dates, returns)):
+        r = first + t
+        ws.write_datetime(r, 0, _dt.datetime(day.year, day.month, day.day), fx.input_date)
+        for j, v in enumerate(row):
+            ws.write_number(r, 1 + j, float(v), fx.input_pct3)
+        ws.write_array_formula(r, n + 1, r, n + 1, f"{{=MMULT({span(r, 1, r, n)},Positions)}}", st.money, 0)
+    last = first + len(dates) - 1
+    workbook.define_name("DailyReturns", f"={_sheet_ref(DAILY, span(first, 1, last, n, True))}")
+    workbook.define_name("Days", f"={_sheet_ref(DAILY, span(first, 0, last, 0, True))}")
+    workbook.define_name("BookPnL", f"={_sheet_ref(DAILY, span(first, n + 1, last, n + 1, True))}")
+    ws.freeze_panes(first, 1)
+
 
 # ------------------------------------------------------------------------------------------
 # Backtest
 # ------------------------------------------------------------------------------------------
 def _backtest(workbook, st, fx, rp: SimpleNamespace) -> None:
     ws = workbook.add_worksheet(BACKTEST)
+    days = HISTORY_DAYS - WINDOW
     set_widths(ws, 0, 0, 12)
-    set_widths(ws, 1, 3, 17)
+    set_widths(ws, 1, 2, 15)
+    set_widths(ws, 3, 3, 14)
     set_widths(ws, 4, 4, 10)
-    set_widths(ws, 5, 5, 3)
-    set_widths(ws, 6, 6, 32)
-    set_widths(ws, 7, 7, 14)
-    ws.write(0, 0, "Backtest: 250 days of P&L against the VaR at the main confidence", st.title)
+    set_widths(ws, 5, 6, 15)
+    set_widths(ws, 7, 7, 3)
+    set_widths(ws, 8, 8, 32)
+    set_widths(ws, 9, 12, 14)
+    ws.write(0, 0, f"Backtest: {days} days of P&L against a rolling out-of-sample VaR at the main confidence", st.title)
     _note(
-        ws, 1, 10,
-        f"The P&L history is synthetic (Student-t with {HISTORY_DOF} degrees of freedom, scaled to the book's daily "
-        f"sigma, numpy seed {HISTORY_SEED}): paste the desk's realised P&L over it. An exception is a day whose "
-        "loss exceeds that day's VaR forecast.",
+        ws, 1, 12,
+        f"Each day's VaR is forecast by historical simulation on the {WINDOW} days before it only (ROLLINGVAR on "
+        "the Daily returns sheet), beside the P&L the book then made. An exception is a day whose loss exceeds "
+        "that day's forecast. The native columns recompute both from the Daily returns sheet.",
         st,
     )
-    dates, pnl = pnl_history()
     top = 3
-    ws.write(top, 0, "History", st.heading)
-    header_row(ws, top + 1, 0, ["Date", "P&L ($)", "VaR forecast ($)", "-VaR ($)", "Exception"], st)
-    first = top + 2
-    last = first + len(pnl) - 1
-    for k, (day, value) in enumerate(zip(dates, pnl)):
-        r = first + k
-        ws.write_datetime(r, 0, _dt.datetime(day.year, day.month, day.day), fx.input_date)
-        ws.write_number(r, 1, float(value), st.input_money)
-        ws.write_formula(r, 2, f"={_sheet_ref(REPORT, rp.var99)}", st.money, 0)
-        ws.write_formula(r, 3, f"=-{ref(r, 2)}", st.money, 0)
-        ws.write_formula(r, 4, f"=IF(-{ref(r, 1)}>{ref(r, 2)},1,0)", fx.int, 0)
-    pnl_rng = span(first, 1, last, 1, True)
-    var_rng = span(first, 2, last, 2, True)
+    ws.write(top, 0, f'Out-of-sample VaR  =ROLLINGVAR(Positions, DailyReturns, {WINDOW}, Confidence, "historical", Days)', st.heading)
+    h = top + 1
+    first, last = h + 1, h + days
+    _spill_table(
+        ws, h, 0, last, 2,
+        f'=ROLLINGVAR(Positions,DailyReturns,{WINDOW},Confidence,"historical",Days)',
+        [fx.date, st.money, st.money], header=st.header,
+    )
+    header_row(ws, h, 3, ["-VaR native", "Exception", "P&L native", "VaR native"], st)
+    base = 4  # first data row of the Daily returns sheet (zero-based)
+    for k in range(days):
+        r, t = first + k, WINDOW + k  # t: zero-based row of the history this day is
+        ws.write_formula(r, 3, f"=-{ref(r, 6)}", st.money, 0)
+        ws.write_formula(r, 4, f"=IF(-{ref(r, 2)}>{ref(r, 1)},1,0)", fx.int, 0)
+        ws.write_formula(r, 5, f"={_sheet_ref(DAILY, ref(base + t, len(ASSETS) + 1))}", st.money, 0)
+        window = _sheet_ref(DAILY, span(base + t - WINDOW, len(ASSETS) + 1, base + t - 1, len(ASSETS) + 1))
+        ws.write_formula(r, 6, f"=-PERCENTILE.INC({window},1-Confidence)", st.money, 0)
+    pnl_rng = span(first, 2, last, 2, True)
+    var_rng = span(first, 1, last, 1, True)
     flags = span(first, 4, last, 4, True)
     workbook.define_name("PnL", f"={_sheet_ref(BACKTEST, pnl_rng)}")
     workbook.define_name("VaRForecast", f"={_sheet_ref(BACKTEST, var_rng)}")
     ws.conditional_format(first, 4, last, 4, {"type": "cell", "criteria": "==", "value": 1, "format": fx.breach})
     ws.freeze_panes(first, 0)
 
-    col = 6
+    col = 8
     ws.write(top, col, "Backtest  =VARBACKTEST(PnL, VaRForecast, Confidence)", st.heading)
     b0 = top + 1
     formats = [fx.int, fx.int, fx.number, st.pct, fx.number, fx.pvalue, fx.number, fx.pvalue, fx.number,
@@ -741,36 +1047,34 @@ def _backtest(workbook, st, fx, rp: SimpleNamespace) -> None:
     ws.write(c0 + 1, col, "Exceptions  =SUM(flags)")
     ws.write_formula(c0 + 1, col + 1, f"=SUM({flags})", fx.int, 0)
     ws.write(c0 + 2, col, "Expected  (1 - confidence) x days")
-    ws.write_formula(c0 + 2, col + 1, f"=(1-Confidence)*COUNT({pnl_rng})", fx.number, 0)
+    ws.write_formula(c0 + 2, col + 1, f"=(1-Confidence)*COUNT({span(first, 5, last, 5, True)})", fx.number, 0)
     ws.write(c0 + 3, col, "Worst day")
-    ws.write_formula(c0 + 3, col + 1, f"=MIN({pnl_rng})", st.money, 0)
+    ws.write_formula(c0 + 3, col + 1, f"=MIN({span(first, 5, last, 5, True)})", st.money, 0)
+    ws.write(c0 + 4, col, "Largest |ROLLINGVAR - native VaR|")
+    ws.write_formula(c0 + 4, col + 1, f"=SUMPRODUCT(MAX(ABS({var_rng}-{span(first, 6, last, 6, True)})))", st.money, 0)
     note(
-        ws, c0 + 4, col, col + 4,
+        ws, c0 + 5, col, col + 4,
         "Kupiec tests the number of exceptions, Christoffersen whether they cluster; Basel zones for 250 days at "
         "99%: green 0-4, yellow 5-9, red 10 or more.",
         st.note, rows=2,
     )
 
+    # the chart draws the native columns (LibreOffice shows them; it cannot run ROLLINGVAR)
     chart = workbook.add_chart({"type": "line"})
-    chart.add_series(
-        {
-            "name": "Daily P&L",
-            "categories": f"={_sheet_ref(BACKTEST, span(first, 0, last, 0, True))}",
-            "values": f"={_sheet_ref(BACKTEST, pnl_rng)}",
-            "line": {"color": "#2E75B6", "width": 1.0},
-        }
-    )
-    chart.add_series(
-        {
-            "name": "-VaR",
-            "categories": f"={_sheet_ref(BACKTEST, span(first, 0, last, 0, True))}",
-            "values": f"={_sheet_ref(BACKTEST, span(first, 3, last, 3, True))}",
-            "line": {"color": "#C00000", "width": 1.5, "dash_type": "dash"},
-        }
-    )
-    chart.set_title({"name": "Daily P&L against -VaR"})
+    categories = f"={_sheet_ref(DAILY, span(base + WINDOW, 0, base + HISTORY_DAYS - 1, 0, True))}"  # native dates
+    chart.add_series({
+        "name": "Daily P&L", "categories": categories,
+        "values": f"={_sheet_ref(BACKTEST, span(first, 5, last, 5, True))}",
+        "line": {"color": "#2E75B6", "width": 1.0},
+    })
+    chart.add_series({
+        "name": "-VaR", "categories": categories,
+        "values": f"={_sheet_ref(BACKTEST, span(first, 3, last, 3, True))}",
+        "line": {"color": "#C00000", "width": 1.5, "dash_type": "dash"},
+    })
+    chart.set_title({"name": "Daily P&L against -VaR (rolling, out of sample)"})
     chart.set_x_axis({"date_axis": True, "num_format": "mmm yy", "label_position": "low",
                       "major_unit": 1, "major_unit_type": "months"})
     chart.set_y_axis({"num_format": "$#,##0"})
     chart.set_legend({"position": "bottom"})
-    insert_chart(ws, chart, c0 + 6, col, 18, 5)
+    insert_chart(ws, chart, c0 + 8, col, 18, 5)
