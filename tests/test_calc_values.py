@@ -268,3 +268,20 @@ def test_a_dynamic_array_larger_than_its_stored_range_is_reported(tmp_path, caps
     assert "S!C1: only partly written; its result is 3 x 1 but the file's spill range C1:C2 is 2 x 1" in capsys.readouterr().out
     ws = openpyxl.load_workbook(tmp_path / "out.xlsx", data_only=True)["S"]
     assert [ws[f"C{i}"].value for i in (1, 2)] == [2, 4]
+
+
+def test_double_negation_makes_numbers_as_in_excel(tmp_path):
+    # formulas reads "--" as "+", which leaves TRUE/FALSE as they are: SUMPRODUCT(--(...))
+    # counted 0 silently.  Excel's values, worked by hand from the column 1, -3, 5, -4, 0, "3".
+    def build(wb):
+        s = wb.add_worksheet("S")
+        for i, v in enumerate([1, -3, 5, -4, 0]):
+            s.write_number(i, 0, v)
+        s.write_string(5, 0, "3")
+        for i, f in enumerate(["=SUMPRODUCT(--(A1:A5<-2))", "=SUM(--(A1:A5<-2))", "=--A6", "=---(A1<2)",
+                               "=A1--A2", "=--2^2", "=+(A1<2)"]):
+            s.write_formula(i, 1, f, None, 0)
+
+    r = recalculate(book(tmp_path / "negation.xlsx", build))
+    assert [r.value("S", f"B{i}") for i in range(1, 7)] == [2, 2, 3, -1, -2, 4]
+    assert r.value("S", "B7") is True  # a single unary plus leaves TRUE as it is, as in Excel

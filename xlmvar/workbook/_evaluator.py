@@ -1358,4 +1358,36 @@ def _linear_parser() -> None:
 
     formulas.builder.get_unused_node_id = get_unused_node_id
     Operator.update_name = update_name_at_end
+    _keep_double_negation()
     _PARSER_PATCHED = True
+
+
+def _keep_double_negation() -> None:
+    """Make ``--x`` a number, as in Excel (``SUMPRODUCT(--(A1:A5<0))`` counts).
+
+    ``formulas`` reads a run of signs as one sign, so ``--x`` becomes the unary ``+x``,
+    which leaves TRUE/FALSE as they are; SUM and SUMPRODUCT then skip them and count 0.
+    Excel's unary minus turns its operand into a number.  A run with an even number (two or
+    more) of minus signs is therefore marked, and in a unary place compiles to the numeric
+    identity ``-(-x)`` (TRUE -> 1, "3" -> 3, an error stays an error).
+    """
+    from formulas.functions.operators import numeric_wrap
+    from formulas.tokens.operator import Operator, OperatorToken
+
+    process, compile_ = OperatorToken.process, Operator.compile
+    double_negation = numeric_wrap(lambda x: -(-x))
+
+    def process_marking(self, match, context=None, parser=None):
+        attr = process(self, match, context=context, parser=parser)
+        minus = attr.get("sum_minus", "").count("-")
+        if minus >= 2 and minus % 2 == 0:
+            attr["double_negation"] = True
+        return attr
+
+    def compile_numeric(self):
+        if self.name == "u+" and self.attr.get("double_negation"):
+            return double_negation
+        return compile_(self)
+
+    OperatorToken.process = process_marking
+    Operator.compile = compile_numeric

@@ -944,8 +944,9 @@ def _options(workbook, st, fx, rp: SimpleNamespace) -> None:
             sign = f'IF({ref(o, 2, True)}="call",1,-1)'
             payoff = f"MAX({sign}*({ref(o, 4, True)}*(1+{ref(r, 1 + j)})-{ref(o, 5, True)}),0)"
             ws.write_formula(r, 1 + k + j, f"={ref(o, 3, True)}*({payoff}-{ref(o, 6, True)})", st.money, 0)
-        ws.write_array_formula(r, 2 * k + 1, r, 2 * k + 1,
-                               f"{{=MMULT({span(r, 1 + k, r, 2 * k)},OptionScales)}}", st.money, 0)
+    last = g0 + OPTION_DAYS - 1  # the book's P&L: one MMULT over the whole grid
+    ws.write_array_formula(g0, 2 * k + 1, last, 2 * k + 1,
+                           f"{{=MMULT({span(g0, 1 + k, last, 2 * k)},OptionScales)}}", st.money, 0)
 
 
 # ------------------------------------------------------------------------------------------
@@ -972,8 +973,8 @@ def _daily_returns(workbook, st, fx, rp: SimpleNamespace) -> None:
         ws.write_datetime(r, 0, _dt.datetime(day.year, day.month, day.day), fx.input_date)
         for j, v in enumerate(row):
             ws.write_number(r, 1 + j, float(v), fx.input_pct3)
-        ws.write_array_formula(r, n + 1, r, n + 1, f"{{=MMULT({span(r, 1, r, n)},Positions)}}", st.money, 0)
-    last = first + len(dates) - 1
+    last = first + len(dates) - 1  # the book's P&L: one MMULT over the whole history
+    ws.write_array_formula(first, n + 1, last, n + 1, f"{{=MMULT({span(first, 1, last, n)},Positions)}}", st.money, 0)
     workbook.define_name("DailyReturns", f"={_sheet_ref(DAILY, span(first, 1, last, n, True))}")
     workbook.define_name("Days", f"={_sheet_ref(DAILY, span(first, 0, last, 0, True))}")
     workbook.define_name("BookPnL", f"={_sheet_ref(DAILY, span(first, n + 1, last, n + 1, True))}")
