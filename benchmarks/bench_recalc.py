@@ -140,7 +140,7 @@ def main(argv=None) -> int:
         f"MARGINALVAR normal, N={n_cov}": lambda: udfs.MARGINALVAR(x, cov, 0.99),
         f"COMPONENTVAR historical, {t_hist} x 200": lambda: udfs.COMPONENTVAR(xh, hist, 0.99, 1, "historical"),
         f"COVMATRIX ledoit-wolf, {t_hist} x 200": lambda: udfs.COVMATRIX(hist, "ledoit-wolf"),
-        f"PORTVAR montecarlo, N=100, 100,000 draws": lambda: udfs.PORTVAR(x[:100], cov[:100, :100], 0.99, 1, "montecarlo"),
+        "PORTVAR montecarlo, N=100, 100,000 draws": lambda: udfs.PORTVAR(x[:100], cov[:100, :100], 0.99, 1, "montecarlo"),
     }
     print("\nCache: the same call on identical inputs, empty caches (miss) then again (hit); best of "
           f"{args.repeats}")

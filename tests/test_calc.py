@@ -4,7 +4,6 @@ import os
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 import xlsxwriter
 

@@ -10,7 +10,7 @@ import numpy as np
 import openpyxl
 import pytest
 
-from _hostile import SHEET1, book, replace_parts, sheet_xml, with_sheet
+from _hostile import SHEET1, book, replace_parts
 from xlmvar.cli import main
 from xlmvar.engine import risk
 from xlmvar.workbook.calc import calc, recalculate

@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 
 from xlmvar.engine import backtest, covariance, historical, modified, parametric, risk, simulation
-from xlmvar.engine._validation import check_confidence, check_returns
+from xlmvar.engine._validation import check_confidence
 
 COV = np.array([[0.0004, 0.0001], [0.0001, 0.0009]])
 X = np.array([1e6, 5e5])

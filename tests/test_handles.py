@@ -16,7 +16,6 @@ import pytest
 import xlsxwriter
 
 import udfs
-import xlmvar
 from xlmvar.excel import handles
 from xlmvar.workbook.calc import recalculate
 
