@@ -114,6 +114,8 @@ def test_whole_column_and_whole_sheet_ranges(tmp_path):
         t.write_formula("A6", "=ROWS(S!B:B)")
         t.write_formula("A7", '=COUNTIF(S!B:B,"")')  # Excel: 1,048,538 blanks; clipped: 1
         t.write_formula("A8", '=COUNTIF(S!B2:B39,"<0")')  # an exact range is evaluated
+        t.write_formula("A9", "=ROWS(S!B2:B1048576)")  # clipped, so its size would be wrong: kept
+        t.write_formula("A10", "=COUNTBLANK(S!B:B)")  # not one IronCalc counts fast: clipped, kept
         wb.define_name("Everything", "=S!$A$1:$XFD$1048576")  # unused: must cost nothing
 
     r = recalculate(book(tmp_path / "whole.xlsx", build))
@@ -122,8 +124,11 @@ def test_whole_column_and_whole_sheet_ranges(tmp_path):
     assert r.value("T", "A3") == pytest.approx(sum(v for (row, c), v in values.items() if 3 <= c <= 5))
     assert r.value("T", "A4") == pytest.approx(sum(v for (row, c), v in values.items() if 3 <= row <= 5))
     assert r.value("T", "A5") == len(values)
-    assert [k.cell for k in r.kept] == ["A6", "A7"]  # not 39 or 1 silently
-    assert "ROWS" in r.kept[0].reason and "COUNTIF" in r.kept[1].reason
+    # a whole column given to ROWS or COUNTIF is counted as Excel counts it: all 1,048,576
+    # rows, 38 of them filled (the pure-Python core kept Excel's cached value instead)
+    assert r.value("T", "A6") == 1_048_576 and r.value("T", "A7") == 1_048_576 - 38
+    assert [k.cell for k in r.kept] == ["A9", "A10"]  # not 38 or 0 silently
+    assert "ROWS" in r.kept[0].reason and "COUNTBLANK" in r.kept[1].reason
     assert r.value("T", "A8") == sum(1 for (row, c), v in values.items() if c == 2 and v < 0)
 
 

@@ -50,7 +50,8 @@ def _limit_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-formulas", type=int, metavar="N", help=f"formula cells (default {d.max_formulas:,})")
     group.add_argument("--max-formula-length", type=int, metavar="N", help=f"characters of one formula (default {d.max_formula_length:,})")
     group.add_argument("--max-area", type=int, metavar="N", help=f"cells of one range argument, after clipping to the used area (default {d.max_area:,})")
-    group.add_argument("--max-depth", type=int, metavar="N", help=f"longest chain of dependent formulas (default {d.max_depth:,})")
+    group.add_argument("--max-depth", type=int, metavar="N",
+                       help=f"longest chain of dependent formulas, with --core formulas (default {d.max_depth:,})")
     parser.add_argument("--debug", action="store_true", help="show the traceback of a failure")
 
 
@@ -84,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     where = p.add_mutually_exclusive_group()
     where.add_argument("-o", "--output", type=Path, help="where to write (default BOOK.calc.xlsx beside it)")
     where.add_argument("--in-place", action="store_true", help="replace the input workbook (atomically, keeping mode and owner)")
+    p.add_argument("--core", choices=("ironcalc", "formulas"), default="ironcalc",
+                   help="evaluation core: IronCalc (default; Rust, fast) or formulas (pure Python, a second opinion)")
     _limit_options(p)
 
     p = sub.add_parser("report", help="recalculate a workbook and print its book's risk report")
@@ -158,7 +161,7 @@ def _calc(args) -> int:
     from ..workbook.calc import calc
 
     _check_book(args.book)
-    result = calc(args.book, args.output, in_place=args.in_place, progress=Progress(), limits=_limits(args))
+    result = calc(args.book, args.output, in_place=args.in_place, progress=Progress(), limits=_limits(args), core=args.core)
     sheets = sorted({sheet for sheet, _ in result.formulas})
     print(f"Recalculated {result.formula_count} formula(s) on {len(sheets)} sheet(s) of {args.book}")
     print(f"Wrote {result.output}")

@@ -21,7 +21,7 @@ therefore computed here, between IronCalc's evaluations:
 
 Arguments reach the xlmvar functions as the xlwings bridge hands them (see
 :func:`xlmvar.workbook.calc.excel_function`): a range argument as a 2-D array (float when
-every cell is a number, else object with blanks as ``None`` and errors as NaN; ``None``
+every cell is a number, else object with blanks as ``None`` and errors as their code; ``None``
 when all blank or omitted), a scalar argument as one value (``None`` when blank or omitted).
 An exception becomes ``#VALUE!``, its message kept as the error's reason; NaN or infinity in
 a result becomes ``#NUM!``.  An array result fills the range the file gives its formula (the
@@ -34,9 +34,12 @@ value of every formula cell out.  Writing stays with :mod:`xlmvar.workbook.calc`
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
+import os
 import re
+import sys
 import typing
 import zipfile
 from dataclasses import dataclass, field
@@ -65,6 +68,7 @@ class ErrorValue:
 
     code: str
     reason: str = ""
+    function: str = ""  # the xlmvar function that failed with this error, if one did
 
     def __str__(self) -> str:
         return self.code
@@ -270,13 +274,33 @@ def _plan(text: str, names, calls: list[_Call]) -> tuple[str, list[int]]:
 # --------------------------------------------------------------------------------------
 # Values between IronCalc and the xlmvar functions
 # --------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _quiet_stdout():
+    """Discard what IronCalc prints on the process's standard output (``Unexpected type
+    (empty) in S!A2`` for a formula cell saved without a value): stdout is the report's."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no file descriptor 1 (an embedded interpreter): nothing to protect
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as sink:
+            os.dup2(sink.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 class _Model:
     """An IronCalc model with sheet names, defined names, reads of ranges and writes of values."""
 
     def __init__(self, path):
         import ironcalc
 
-        self.m = ironcalc.load_from_xlsx(str(path), "en", "UTC")
+        with _quiet_stdout():
+            self.m = ironcalc.load_from_xlsx(str(path), "en", "UTC")
         self._error_type = ironcalc.CellType.ErrorValue
         self.sheets = {p["name"].lower(): i for i, p in enumerate(self.m.get_worksheets_properties())}
         self.names = {}
@@ -285,7 +309,8 @@ class _Model:
         self.dirty = True
 
     def evaluate(self) -> None:
-        self.m.evaluate()
+        with _quiet_stdout():
+            self.m.evaluate()
         self.dirty = False
 
     def cell(self, sheet: int, row: int, col: int):
@@ -364,7 +389,7 @@ def _bridge_range(arr: np.ndarray):
     numbers = True
     for index, v in np.ndenumerate(arr):
         if isinstance(v, ErrorValue):
-            v = float("nan")
+            v = v.code  # as xlwings hands an error cell over (err_to_str): the adapter names it
         out[index] = v
         numbers = numbers and isinstance(v, float)
     if numbers and out.size:
@@ -378,7 +403,7 @@ def _bridge_scalar(arr: np.ndarray, name: str):
     if arr.size != 1:
         raise ValueError(f"{name}: expected a single cell, got a range of {arr.size} cells")
     v = arr.reshape(-1)[0]
-    return float("nan") if isinstance(v, ErrorValue) else v
+    return v.code if isinstance(v, ErrorValue) else v
 
 
 def _literal(text: str):
@@ -449,6 +474,7 @@ class _Run:
         self.block_names: dict = {}
         self.stable: dict = {}  # range -> (cells, bridged range) of ranges holding no formula
         self.boxes: dict = {}  # sheet index -> (r0, c0, r1, c1) arrays of the formula cells
+        self.progress = None  # callable(cell) told each xlmvar cell before it is computed
 
     def _has_formulas(self, rng) -> bool:
         sheet, r0, c0, r1, c1 = rng
@@ -592,7 +618,7 @@ class _Run:
             block = _result_block(function(*args))
         except Exception as exc:  # shown in the cell as #VALUE!, reason kept
             message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-            block = np.array([[ErrorValue("#VALUE!", f"{call.name}: {message}")]], dtype=object)
+            block = np.array([[ErrorValue(getattr(exc, "excel_error", "#VALUE!"), message, call.name)]], dtype=object)
         changed = call.value is None or call.value.shape != block.shape or not all(
             _same(a, b) for a, b in zip(call.value.flat, block.flat))
         sheet = self.block_sheet[call.block]
@@ -615,7 +641,7 @@ class _Run:
             self.model.put_block(cell.sheet, cell.row, cell.col, values)
             for (i, j), v in np.ndenumerate(values):
                 if isinstance(v, ErrorValue) and v.reason:
-                    self.reasons[(cell.sheet, cell.row + i, cell.col + j)] = v.reason
+                    self.reasons[(cell.sheet, cell.row + i, cell.col + j)] = v
             return
         formula = "=" + self._substitute(cell.template)
         if cell.shape:
@@ -627,7 +653,7 @@ class _Run:
         for k in cell.calls:
             v = self.calls[k].value.flat[0]
             if isinstance(v, ErrorValue) and v.reason:
-                self.reasons[(cell.sheet, cell.row, cell.col)] = v.reason
+                self.reasons[(cell.sheet, cell.row, cell.col)] = v
 
     def run(self, anchors, max_rounds: int | None) -> int:
         ordered, indirect = self.order(anchors)
@@ -637,6 +663,8 @@ class _Run:
             rounds += 1
             changed = []
             for cell in ordered:
+                if self.progress is not None:
+                    self.progress(f"{self._name(cell.sheet)}!{col_letters(cell.col)}{cell.row}")
                 if any([self.compute(self.calls[k], cell) for k in cell.calls]) or rounds == 1:
                     self.place(cell)
                     changed.append(cell)
@@ -647,7 +675,7 @@ class _Run:
                 error = ErrorValue("#VALUE!", f"circular dependency: the xlmvar results of {where} never settle")
                 for cell in changed:
                     self.model.put(cell.sheet, cell.row, cell.col, error)
-                    self.reasons[(cell.sheet, cell.row, cell.col)] = error.reason
+                    self.reasons[(cell.sheet, cell.row, cell.col)] = error
                 return rounds
 
     def _name(self, index: int) -> str:
@@ -704,8 +732,469 @@ def evaluate(path, functions: dict | None = None, *, max_rounds: int | None = No
         for key, r, c in keys:
             value = get(index, r, c)
             if type(value) is ErrorValue:
-                reason = run.reasons.get((index, r, c))
-                if reason:
-                    value = ErrorValue(value.code, reason)
+                known = run.reasons.get((index, r, c))
+                if known:
+                    value = ErrorValue(value.code, f"{known.function}: {known.reason}" if known.function else known.reason)
             values[(sheet, key)] = value
     return result
+
+
+# --------------------------------------------------------------------------------------
+# A workbook read by the reader: what IronCalc may evaluate, what keeps Excel's value
+# --------------------------------------------------------------------------------------
+_STRING = re.compile(r'"(?:[^"]|"")*"')
+_FUNCTION_CALL = re.compile(r"(?<![A-Za-z0-9_.\\])([A-Za-z_][A-Za-z0-9_.]*)\s*\(")
+_EXTERNAL = re.compile(r"\[\d+\]")
+_PREFIXES = ("_XLFN._XLWS.", "_XLFN.", "_XLWS.", "_XLUDF.")
+_SUPPORTED: dict = {}  # function name -> whether IronCalc knows it (probed once per process)
+
+#: IronCalc's error codes that are not Excel's, and what the calculator makes of them.
+CIRCULAR, UNPARSED, NOT_IMPLEMENTED = "#CIRC!", "#ERROR!", "#N/IMPL!"
+
+
+@dataclass
+class Plan:
+    """What the reader's formulas need before IronCalc evaluates them (by formula index)."""
+
+    kept: dict = field(default_factory=dict)  # not evaluated: Excel's cached value, and why
+    failures: dict = field(default_factory=dict)  # (error code, reason): shown as that error
+    rewrites: dict = field(default_factory=dict)  # text IronCalc evaluates instead of the file's
+
+
+def _bare(name: str) -> str:
+    name = name.upper()
+    for prefix in _PREFIXES:
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return name
+
+
+def _without_strings(text: str) -> str:
+    return _STRING.sub('""', text) if '"' in text else text
+
+
+def supported_functions(names) -> set:
+    """The names among ``names`` (upper case, no prefix) that IronCalc evaluates.
+
+    IronCalc is asked once per process and name: ``=NAME()`` is ``#NAME?`` exactly when it
+    does not know the function (a known one fails on its arguments instead).
+    """
+    import ironcalc
+
+    ask = sorted(n for n in set(names) if n not in _SUPPORTED)
+    if ask:
+        model = ironcalc.create("probe", "en", "UTC")
+        for row, name in enumerate(ask, start=1):
+            model.set_user_input(0, row, 1, f"={name}()")
+        model.evaluate()
+        for row, name in enumerate(ask, start=1):
+            _SUPPORTED[name] = model.get_cell_value(0, row, 1) != "#NAME?"
+    return {n for n in names if _SUPPORTED[n]}
+
+
+def plan(book, xlmvar_names) -> Plan:
+    """Sort the formulas of ``book`` (from :func:`~xlmvar.workbook._evaluator.read_workbook`).
+
+    * a formula that refers to another workbook (``[1]Data!B1``, or a defined name that
+      does) keeps the value Excel cached: IronCalc would read nothing, or a local sheet;
+    * one that calls an Excel function IronCalc lacks (``CUBEVALUE``, ``WEBSERVICE``) keeps
+      Excel's value too; one that calls a function that is neither Excel's nor xlmvar's is
+      ``#NAME?``;
+    * a range of more than 65,536 cells, or a whole row or column, is read up to the sheet's
+      last filled cell (IronCalc walks every cell of ``B2:B1048576`` and cannot hold
+      ``A1:XFD1048576``): the formula is rewritten with the clipped range, and one that
+      calls a function whose answer depends on the range's size or its blank cells (ROWS,
+      COUNTIF, ...) keeps Excel's value instead;
+    * structured references (``Table1[Col]``) are rewritten as the ranges they name.
+
+    The text of every formula is scanned once; only formulas with a bracket, a colon or a
+    function IronCalc lacks are tokenized.
+    """
+    from ._evaluator import _SHAPE_FUNCTIONS, Unsupported, _check_clipping, _clip, _Resolver, _rewrite_structured, _tokens
+
+    out = Plan()
+    texts = [_without_strings(fc.text) for fc in book.formulas]
+    names = {_bare(m) for m in _FUNCTION_CALL.findall("\n".join(texts))}
+    xlmvar = {n.upper() for n in xlmvar_names}
+    lacking = names - supported_functions(names - xlmvar) - xlmvar
+    external_names = {n for (_, n), d in book.names.items() if _EXTERNAL.search(d.split("!")[0])}
+    large_names = set()
+    resolver = _Resolver(book)
+    for (scope, name), definition in book.names.items():
+        try:
+            rect = resolver.rect(definition, scope or (book.order[0].upper() if book.order else ""))
+        except Unsupported:
+            continue
+        if rect is not None and _clip(rect, book) != rect:
+            large_names.add(name)
+    watch = re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(external_names | large_names))) + r")\b", re.I) \
+        if external_names or large_names else None
+    from openpyxl.utils import FORMULAE
+
+    for i, (fc, text) in enumerate(zip(book.formulas, texts)):
+        if lacking:
+            used = {_bare(m) for m in _FUNCTION_CALL.findall(text)} & lacking
+            if used:
+                excel = {n for n in used if n in FORMULAE or re.search(rf"_xl(?:fn|ws)\.{re.escape(n)}\s*\(", text, re.I)}
+                if used - excel:
+                    out.failures[i] = ("#NAME?", f"unknown function {', '.join(sorted(used - excel))} (neither an Excel nor an xlmvar function)")
+                else:
+                    out.kept[i] = f"calls {', '.join(sorted(excel))}, which the headless calculator does not evaluate"
+                continue
+        named = watch is not None and watch.search(text)
+        if "[" not in text and ":" not in text and not named:
+            continue
+        tokens = _tokens(fc.text)
+        ranges = [t for t in tokens if t.type == "OPERAND" and t.subtype == "RANGE"]
+        try:
+            rects = [resolver.resolve(t.value, fc.target.sheet) for t in ranges if not _is_structured(t.value)]
+            native = _whole_lines_in_native_functions(tokens, resolver, fc.target.sheet, book)
+            if not native:
+                _check_clipping(tokens, rects, book)
+            for rect in rects:
+                if rect is not None and _clip(rect, book).area > book.limits.max_area:
+                    raise book.limits.exceeded(
+                        "max_area", f"workbook: {fc.sheet}!{fc.anchor} reads {_clip(rect, book).ref}, {_clip(rect, book).area:,} filled cells")
+        except Unsupported as exc:
+            out.kept[i] = str(exc)
+            continue
+        try:
+            rewritten = _rewrite_structured(fc.text, book, fc.target.r0) if "[" in text else fc.text
+        except ValueError as exc:
+            out.failures[i] = ("#REF!", str(exc))
+            continue
+        clipped = rewritten if native else _clipped_text(rewritten, fc.target.sheet, resolver, book)
+        if clipped != fc.text:
+            out.rewrites[i] = clipped
+    return out
+
+
+#: Functions IronCalc evaluates over a whole column or row (``COUNTIFS($A:$A, x)``) in time
+#: proportional to the filled cells, with Excel's count of the blank ones (measured; SUM,
+#: MAX, COUNTA, MATCH... walk all 1,048,576 cells: 0.5-3 s a formula, so those are clipped).
+_NATIVE_WHOLE = {"COUNTIF", "COUNTIFS", "SUMIF", "SUMIFS", "AVERAGEIF", "AVERAGEIFS", "MAXIFS", "MINIFS", "ROWS", "COLUMNS"}
+_WHOLE_LINE = re.compile(r"^(?:\$?[A-Za-z]{1,3}:\$?[A-Za-z]{1,3}|\$?[0-9]+:\$?[0-9]+)$")
+
+
+def _whole_lines_in_native_functions(tokens, resolver, sheet: str, book) -> bool:
+    """Whether every range the calculator would clip is a whole column or row (``$A:$A``,
+    ``$1:$1``) given straight to a function of :data:`_NATIVE_WHOLE` (and there is one):
+    IronCalc then evaluates the formula as written, exactly and fast."""
+    from ._evaluator import Unsupported, _clip
+
+    stack, found = [], False
+    for token in tokens:
+        if token.type == "FUNC" and token.subtype == "OPEN":
+            stack.append(_bare(token.value[:-1].strip()))
+        elif token.type == "FUNC" and token.subtype == "CLOSE":
+            if stack:
+                stack.pop()
+        elif token.type == "OPERAND" and token.subtype == "RANGE" and not _is_structured(token.value):
+            try:
+                rect = resolver.resolve(token.value, sheet)
+            except Unsupported:
+                return False
+            if rect is None or _clip(rect, book) == rect:
+                continue
+            if not (_WHOLE_LINE.match(token.value.rpartition("!")[2]) and stack and stack[-1] in _NATIVE_WHOLE):
+                return False
+            found = True
+    return found
+
+
+def _is_structured(token: str) -> bool:
+    name, bracket, _ = token.partition("[")
+    return bool(bracket and name and not name.startswith("'"))
+
+
+def _clipped_text(text: str, sheet: str, resolver, book) -> str:
+    """``text`` with every range larger than the calculator reads replaced by its clipped form."""
+    from ._evaluator import _clip, _tokens
+
+    if ":" not in text and not any(name in text.upper() for _, name in book.names):
+        return text
+    tokens = _tokens(text)
+    if not tokens:
+        return text
+    out, changed = [], False
+    for token in tokens:
+        value = token.value
+        if token.type == "OPERAND" and token.subtype == "RANGE":
+            rect = resolver.resolve(value, sheet)
+            if rect is not None:
+                clipped = _clip(rect, book)
+                if clipped != rect:
+                    name = book.sheets[clipped.sheet].name.replace("'", "''")
+                    value, changed = f"'{name}'!{clipped.ref}", True
+        out.append(value)
+    return "".join(out) if changed else text
+
+
+def _load(path, functions) -> "_Run":
+    """IronCalc's model of the workbook; a file it cannot read is a ValueError saying so."""
+    try:
+        return _Run(path, functions)
+    except Exception as exc:  # noqa: BLE001 - IronCalc's WorkbookError, or a panic turned exception
+        raise ValueError(f"workbook: the evaluation core (IronCalc) cannot read it: {exc}") from None
+    except BaseException as exc:  # a Rust panic arrives as pyo3's PanicException
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise ValueError(f"workbook: the evaluation core (IronCalc) cannot read it: {exc}") from None
+
+
+def _put_target(model: _Model, sheet: int, target, values: np.ndarray) -> None:
+    """Replace a formula's cells by values (a kept or failed formula): dependents read them."""
+    model.m.range_clear_contents(sheet, target.r0, target.c0, target.r1, target.c1)
+    for (i, j), v in np.ndenumerate(values):
+        model.put(sheet, target.r0 + i, target.c0 + j, _plain_value(v))
+
+
+def _plain_value(v):
+    """A reader value (schedula's EMPTY, formulas' XlError) as the bridge's None / ErrorValue."""
+    import schedula as sh
+    from formulas.tokens.operand import XlError
+
+    if v is None or v is sh.EMPTY:
+        return None
+
+    if isinstance(v, XlError):
+        return ErrorValue(str(v))
+    return v
+
+
+def _xlmvar_sheets(book, pattern) -> set:
+    by_sheet: dict = {}
+    for fc in book.formulas:
+        by_sheet.setdefault(fc.sheet, []).append(fc.text)
+    return {sheet for sheet, texts in by_sheet.items() if pattern.search("\n".join(texts))}
+
+
+def evaluate_book(path, book, make_error, functions: dict | None = None, progress=None):
+    """Evaluate the formulas of a workbook the reader has checked, with IronCalc.
+
+    Parameters
+    ----------
+    path : path
+        The workbook file; IronCalc loads it (only after the reader has bounded it).
+    book : Workbook
+        :func:`~xlmvar.workbook._evaluator.read_workbook`'s reading of ``path``.
+    make_error : callable(code, reason)
+        Builds the error value a cell shows (with its reason for the report).
+    functions : dict, optional
+        Excel name -> Python function; default :data:`xlmvar.excel.FUNCTIONS`.
+    progress : callable(done, total, cell), optional
+        Told the first cell when the evaluation starts, and each xlmvar cell as it is
+        computed (IronCalc evaluates the native formulas in one pass, without telling).
+
+    Returns
+    -------
+    xlmvar.workbook._evaluator.Evaluation
+        ``values[i]``: the value of formula ``i`` (a scalar for one cell, a 2-D object array
+        filling an array formula's range); ``kept[i]``: why formula ``i`` keeps Excel's
+        cached value; ``failures[i]``: the error of a formula that was not evaluated.
+        IronCalc's own codes become Excel's: a circular reference (``#CIRC!``) is ``#REF!``
+        naming the cycle, a formula it cannot parse (``#ERROR!``) ``#NAME?``, a form of a
+        function it does not implement (``#N/IMPL!``) keeps Excel's value.
+    """
+    from ._evaluator import Evaluation, _cached, _error_fill
+
+    if functions is None:
+        from ..excel import FUNCTIONS as functions
+    steps = plan(book, functions)
+    run = _load(path, functions)
+    model, formulas = run.model, book.formulas
+    index = [model.sheets[fc.sheet.lower()] for fc in formulas]
+    failures = {i: make_error(code, reason) for i, (code, reason) in steps.failures.items()}
+    for i in steps.kept:
+        _put_target(model, index[i], formulas[i].target, _cached(formulas[i], book))
+    for i, error in failures.items():
+        _put_target(model, index[i], formulas[i].target, _error_fill(formulas[i], ErrorValue(str(error))))
+    texts = dict(steps.rewrites)
+    for i, fc in enumerate(formulas):  # a legacy array's range as the file states it, even
+        t = fc.target                  # when the file leaves out its cells (IronCalc needs them)
+        if t.area > 1 and not fc.dynamic and i not in texts and i not in steps.kept and i not in failures \
+                and model.m.is_empty_cell(index[i], t.r1, t.c1):
+            texts[i] = fc.text
+    for i, text in texts.items():
+        t = formulas[i].target
+        if t.area > 1 and not formulas[i].dynamic:
+            model.m.range_clear_contents(index[i], t.r0, t.c0, t.r1, t.c1)
+            model.m.set_user_array_formula(index[i], t.r0, t.c0, t.c1 - t.c0 + 1, t.r1 - t.r0 + 1, "=" + text)
+        else:
+            model.m.update_cell_with_formula(index[i], t.r0, t.c0, "=" + text)
+    model.dirty = True
+    skip = set(steps.kept) | set(failures)
+    if progress is not None and formulas:
+        progress(0, len(formulas), f"{formulas[0].sheet}!{formulas[0].anchor}")
+    anchors = [(fc.sheet, fc.target.r0, fc.target.c0, fc.target.shape if fc.target.area > 1 else None)
+               for i, fc in enumerate(formulas) if i not in skip]
+    run.index_formulas(anchors)
+    run.plan(anchors, _xlmvar_sheets(book, run.pattern()))
+    if run.cells:
+        run.progress = progress and (lambda cell: progress(0, len(formulas), cell))
+        run.run(anchors, None)
+    kept = dict(steps.kept)
+    while True:
+        model.evaluate()
+        values = _read_values(run, formulas, index, skip)
+        missing = [i for i, v in values.items() if _anchor(v) == ErrorValue(NOT_IMPLEMENTED)]
+        if not missing:
+            break
+        for i in missing:  # a form IronCalc lacks: Excel's value, and dependents computed from it
+            used = ", ".join(sorted({_bare(n) for n in _FUNCTION_CALL.findall(_without_strings(formulas[i].text))}))
+            kept[i] = f"calls {used} in a form the headless calculator does not implement"
+            _put_target(model, index[i], formulas[i].target, _cached(formulas[i], book))
+            skip.add(i)
+        model.dirty = True
+    _trace_failures(run, book, values, index)
+    circular = [i for i, v in values.items() if _anchor(v) == ErrorValue(CIRCULAR)]
+    reasons = _circular_reasons(book, circular)
+    out = {}
+    for i, fc in enumerate(formulas):
+        if i in kept:
+            out[i] = _cached(fc, book)
+        elif i in failures:
+            out[i] = _error_fill(fc, failures[i])
+        else:
+            out[i] = _excel_value(values[i], fc, make_error, run.reasons, index[i], reasons.get(i))
+    overflows = {i: why for i, fc in enumerate(formulas)
+                 if fc.dynamic and i not in skip and (why := _overflow(run, book, fc, index[i]))}
+    return Evaluation(out, failures, kept, overflows)
+
+
+def _overflow(run: _Run, book, fc, sheet: int) -> str | None:
+    """Why a dynamic array's result does not fit the range stored in the file, if it does not.
+
+    IronCalc spills a dynamic array as Excel does; cells past the stored range that it
+    filled, and that hold nothing in the file, are the part the file's range lacks.
+    """
+    t = fc.target
+    constants = book.sheets[t.sheet].constants
+    m = run.model.m
+
+    def spilled(r, c):
+        return (r, c) not in constants and not run._has_formulas((sheet, r, c, r, c)) and not m.is_empty_cell(sheet, r, c)
+
+    rows, cols = t.shape
+    while t.r0 + rows <= t.r0 + 100_000 and spilled(t.r0 + rows, t.c0):
+        rows += 1
+    while cols < 16_384 and spilled(t.r0, t.c0 + cols):
+        cols += 1
+    if (rows, cols) == t.shape:
+        return None
+    return (
+        f"its result is {rows} x {cols} but the file's spill range {t.ref} is {t.shape[0]} x {t.shape[1]}; "
+        "the cells beyond it were not written (Excel would spill into them)"
+    )
+
+
+def _anchor(value):
+    return value[0, 0] if isinstance(value, np.ndarray) else value
+
+
+def _read_values(run: _Run, formulas, index, skip) -> dict:
+    """Every evaluated formula's value: a scalar, or the 2-D block of an array formula."""
+    get, kind, error_type = run.model.m.get_cell_value, run.model.m.get_cell_type, run.model._error_type
+    out = {}
+    for i, fc in enumerate(formulas):
+        if i in skip:
+            continue
+        t = fc.target
+        if t.area == 1:
+            v = get(index[i], t.r0, t.c0)
+            if type(v) is str and kind(index[i], t.r0, t.c0) == error_type:
+                v = ErrorValue(v)
+            out[i] = v
+        else:
+            out[i] = run.model.read(index[i], t.r0, t.c0, t.r1, t.c1)
+    return out
+
+
+def _excel_value(value, fc, make_error, reasons: dict, sheet: int, circular: str | None):
+    """IronCalc's value of a formula as the writer takes it: errors with Excel's codes and
+    their reasons; a dynamic array that fails as a whole shows the error in its anchor only."""
+    def convert(v, r, c):
+        if type(v) is not ErrorValue:
+            return v
+        if v.code == CIRCULAR:
+            return make_error("#REF!", circular or "circular reference; xlmvar does not iterate")
+        if v.code == UNPARSED:
+            return make_error("#NAME?", "cannot evaluate the formula headlessly: the evaluation core cannot parse it")
+        known = v if v.reason else reasons.get((sheet, r, c))
+        return make_error(v.code, known.reason, known.function) if known else make_error(v.code, None)
+
+    t = fc.target
+    if not isinstance(value, np.ndarray):
+        return convert(value, t.r0, t.c0)
+    out = np.empty(value.shape, dtype=object)
+    for (i, j), v in np.ndenumerate(value):
+        out[i, j] = convert(v, t.r0 + i, t.c0 + j)
+    first = value[0, 0]
+    if fc.dynamic and type(first) is ErrorValue and all(type(v) is ErrorValue and v.code == first.code for v in value.flat):
+        anchor = out[0, 0]
+        out[:] = None
+        out[0, 0] = anchor
+    return out
+
+
+def _inputs(book, i: int) -> list:
+    """The rectangles formula ``i`` refers to (its ranges and names; not through INDIRECT)."""
+    from ._evaluator import Unsupported, _Resolver, _tokens
+
+    fc, resolver, rects = book.formulas[i], _Resolver(book), []
+    for token in _tokens(fc.text):
+        if token.type == "OPERAND" and token.subtype == "RANGE":
+            try:
+                rect = resolver.resolve(token.value, fc.target.sheet)
+            except Unsupported:
+                rect = None
+            if rect is not None:
+                rects.append(rect)
+    return rects
+
+
+def _trace_failures(run: _Run, book, values: dict, index: list) -> None:
+    """Give an error that came from a failed xlmvar call the call's reason.
+
+    A native formula over an xlmvar cell that failed shows the same error; IronCalc does not
+    say where it came from.  Each such cell is traced through the cells it refers to, until
+    no more are found (``run.reasons`` grows with every cell traced).
+    """
+    if not run.reasons:
+        return
+    failed = run.reasons
+    sheets = {idx: name for name, idx in run.model.sheets.items()}
+    open_ = {i for i, v in values.items()
+             if type(_anchor(v)) is ErrorValue and not _anchor(v).reason
+             and (index[i], book.formulas[i].target.r0, book.formulas[i].target.c0) not in failed}
+    inputs = {}
+    while open_:
+        found = set()
+        for i in open_:
+            t, code = book.formulas[i].target, _anchor(values[i]).code
+            rects = inputs.setdefault(i, _inputs(book, i))
+            for (s, r, c), err in list(failed.items()):
+                if err.code == code and any(rect.sheet == sheets[s].upper() and rect.r0 <= r <= rect.r1 and rect.c0 <= c <= rect.c1
+                                            for rect in rects):
+                    failed[(index[i], t.r0, t.c0)] = err
+                    found.add(i)
+                    break
+        if not found:
+            return
+        open_ -= found
+
+
+def _circular_reasons(book, circular: list) -> dict:
+    """A reason naming the cycle for every formula IronCalc found on or behind one."""
+    if not circular:
+        return {}
+    from ._evaluator import _cycles
+
+    stuck = set(circular)
+    deps = {}
+    for i in circular:
+        rects = _inputs(book, i)
+        deps[i] = {j for j in stuck if any(book.formulas[j].target.intersects(r) for r in rects)}
+    if any(not deps[i] for i in stuck):  # a cycle through INDIRECT, OFFSET or a name: not traced
+        return {}
+    return _cycles(deps, stuck, book)

@@ -606,7 +606,8 @@ def _structured(token: str, book: Workbook, row: int) -> str | None:
         c0, c1 = table.rect.c0 + min(found), table.rect.c0 + max(found)
     rect = Rect(rows.sheet, rows.r0, c0, rows.r1, c1)
     sheet_name = book.sheets[rect.sheet].name.replace("'", "''")
-    return f"'{sheet_name}'!{rect.ref}"
+    first, last = f"{col_letters(rect.c0)}{rect.r0}", f"{col_letters(rect.c1)}{rect.r1}"
+    return f"'{sheet_name}'!{first}:{last}"  # D2:D2, not D2: a table's part is a range (INDEX needs one)
 
 
 def _rewrite_structured(text: str, book: Workbook, row: int) -> str:
@@ -1166,7 +1167,8 @@ def _assemble(rect: Rect, book: Workbook, index: _Index, values) -> np.ndarray:
         t = book.formulas[i].target
         r0, r1 = max(t.r0, rect.r0), min(t.r1, rect.r1)
         c0, c1 = max(t.c0, rect.c0), min(t.c1, rect.c1)
-        out[r0 - rect.r0 : r1 - rect.r0 + 1, c0 - rect.c0 : c1 - rect.c0 + 1] = values[i][
+        value = values[i] if isinstance(values[i], np.ndarray) else _full((1, 1), values[i])  # one cell: a scalar
+        out[r0 - rect.r0 : r1 - rect.r0 + 1, c0 - rect.c0 : c1 - rect.c0 + 1] = value[
             r0 - t.r0 : r1 - t.r0 + 1, c0 - t.c0 : c1 - t.c0 + 1
         ]
     return out

@@ -247,7 +247,7 @@ def _element(value, i: int, j: int):
     return _xl_error_class()("#N/A")
 
 
-def recalculate(path, progress=None, limits: Limits = DEFAULT_LIMITS) -> Recalculation:
+def recalculate(path, progress=None, limits: Limits = DEFAULT_LIMITS, core: str = "ironcalc") -> Recalculation:
     """Evaluate every formula of the workbook at ``path`` headlessly.
 
     Parameters
@@ -255,33 +255,49 @@ def recalculate(path, progress=None, limits: Limits = DEFAULT_LIMITS) -> Recalcu
     path : path
         An .xlsx or .xlsm workbook; it is only read.
     progress : callable(done, total, cell), optional
-        Called before each formula is evaluated, with the count done so far, the number of
-        formulas and the cell's address (the command line prints it for long runs).
+        Called as the work goes on, with the count of formulas done, their number and the
+        address of the cell being evaluated (empty when unknown); the command line prints
+        it for long runs.
     limits : Limits
         Bounds on what the workbook may cost; a workbook over one raises
         :class:`~xlmvar.workbook._limits.LimitError` (a ValueError) naming the option.
+    core : {"ironcalc", "formulas"}
+        The evaluation core: IronCalc (Rust; native formulas evaluated in one pass, the
+        xlmvar functions called between its evaluations) or the pure-Python ``formulas``
+        library (a formula at a time; kept as a second opinion).
 
     Returns
     -------
     Recalculation
         ``values`` maps ``(sheet, ref)`` of each formula (a cell, or an array formula's
-        range) to its value as a 2-D array; ``errors`` lists the formula cells that end in
-        an Excel error, with the reason; ``kept`` the formula cells that were not
-        recalculated and keep Excel's cached value (external references, functions the
-        calculator lacks), with the reason; ``names`` gives the values of defined names.
+        range) to its value; ``errors`` lists the formula cells that end in an Excel error,
+        with the reason; ``kept`` the formula cells that were not recalculated and keep
+        Excel's cached value (external references, functions the calculator lacks), with
+        the reason; ``names`` gives the values of defined names.
     """
     from ._evaluator import evaluate, mark_missing_arguments, name_values, read_workbook
 
+    if core not in ("ironcalc", "formulas"):
+        raise ValueError(f"core: expected 'ironcalc' or 'formulas', got {core!r}")
     path = Path(path)
-    book = read_workbook(path, limits)
-    names = set(register_functions())
-    marker = f'"{MISSING}"'
-    evaluation = evaluate(book, _error, progress, lambda text: mark_missing_arguments(text, names, marker))
+    book = read_workbook(path, limits)  # the reader bounds and checks the file before any core sees it
+    total = len(book.formulas)
+    if core == "ironcalc":
+        from ._core_ironcalc import evaluate_book
+
+        evaluation = evaluate_book(path, book, _error, xlmvar_functions(), progress)
+        if progress is not None:
+            progress(total, total, "")
+    else:
+        names = set(register_functions())
+        marker = f'"{MISSING}"'
+        evaluation = evaluate(book, _error, progress, lambda text: mark_missing_arguments(text, names, marker))
     result = Recalculation(source=path, limits=limits)
+    values = _as_blocks(evaluation.values, len(book.formulas))
     for i, fc in enumerate(book.formulas):
         key = (fc.sheet, fc.target.ref)
         result.formulas[key] = fc.text
-        result.values[key] = evaluation.values[i]
+        result.values[key] = values[i]
         if fc.dynamic:
             result.dynamic.add(key)
         if i in evaluation.kept:
@@ -293,6 +309,18 @@ def recalculate(path, progress=None, limits: Limits = DEFAULT_LIMITS) -> Recalcu
             result.errors.extend(_errors_in(fc.sheet, fc.target.ref, fc.text, evaluation.values[i]))
     result.names = name_values(book, evaluation)
     return result
+
+
+def _as_blocks(values: dict, n: int) -> list:
+    """Every formula's value as a 2-D array; one-cell values become 1 x 1 views of one array
+    (a view costs a fraction of a new array: a million formulas are a million values)."""
+    single = [i for i in range(n) if not isinstance(values[i], np.ndarray)]
+    blocks = np.empty((len(single), 1, 1), dtype=object)
+    blocks[:, 0, 0] = [values[i] for i in single] if single else []
+    out = [values[i] for i in range(n)]
+    for k, i in enumerate(single):
+        out[i] = blocks[k]
+    return out
 
 
 def _errors_in(sheet: str, ref: str, text: str, value) -> list[CellError]:
@@ -454,6 +482,78 @@ def _patched_sheet(root, sheet: str, recalc: Recalculation) -> bool:
     return changed
 
 
+def _encoded(value, blank: bool = False) -> tuple[str | None, str | None]:
+    """``(t attribute, <v> text)`` of a cached value, as :func:`_set_cached_value` writes it
+    (``(None, None)``: a blank cell of a dynamic array's range)."""
+    import schedula as sh
+
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is sh.EMPTY or value is None:
+        if blank:
+            return None, None
+        value = 0.0
+    if isinstance(value, _xl_error_class()):
+        return "e", str(value)
+    if isinstance(value, bool):
+        return "b", "1" if value else "0"
+    if isinstance(value, (int, float)):
+        if not np.isfinite(value):
+            return "e", "#NUM!"
+        return None, repr(float(value)) if isinstance(value, float) else str(value)
+    return "str", escape_text(str(value))
+
+
+_FORMULA_CELL = re.compile(rb'<c r="([A-Z]{1,3}[0-9]{1,7})"([^>]*?)>(<f\b[^>]*?(?:/>|>[^<]*</f>))(?:<v>[^<]*</v>|<v/>)?</c>')
+_TYPE_ATTR = re.compile(rb'\s+t="[^"]*"')
+_XML_TEXT = {ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;", ord("\r"): "&#13;"}
+
+
+def _patched_fast(xml: bytes, sheet: str, recalc: Recalculation) -> bytes | None:
+    """The sheet part with new cached values, rewritten as bytes in one pass.
+
+    Every formula cell must be written the way Excel (and XlsxWriter, openpyxl) write one:
+    ``<c r="B2" ...><f ...>...</f><v>...</v></c>`` with no prefix.  When some cell to update
+    is not found in that form (a cell the file leaves out, a prefixed namespace), None is
+    returned and :func:`_patched_sheet` does the work on the XML tree instead.
+    """
+    from openpyxl.utils.cell import range_boundaries
+
+    updates: dict = {}
+    for key, value in recalc.values.items():
+        if key[0] != sheet or key in recalc.kept_targets:
+            continue
+        ref = key[1]
+        if ":" not in ref:
+            updates[ref.encode()] = _encoded(value.flat[0] if isinstance(value, np.ndarray) else value)
+            continue
+        dynamic = key in recalc.dynamic
+        value = as_2d(value)
+        c0, r0, c1, r1 = range_boundaries(ref)
+        for r in range(r0, r1 + 1):
+            for c in range(c0, c1 + 1):
+                anchor = r == r0 and c == c0
+                item = _element(value, r - r0, c - c0)
+                updates[f"{col_letters(c)}{r}".encode()] = _encoded(item, blank=dynamic and not anchor)
+    found = 0
+
+    def replace(m):
+        nonlocal found
+        update = updates.get(m.group(1))
+        if update is None:
+            return m.group(0)
+        found += 1
+        kind, text = update
+        attrs = _TYPE_ATTR.sub(b"", m.group(2)) if b" t=" in m.group(2) else m.group(2)
+        if kind is not None:
+            attrs += b' t="' + kind.encode() + b'"'
+        v = b"" if text is None else b"<v>" + text.translate(_XML_TEXT).encode() + b"</v>"
+        return b'<c r="' + m.group(1) + b'"' + attrs + b">" + m.group(3) + v + b"</c>"
+
+    out = _FORMULA_CELL.sub(replace, xml)
+    return out if found == len(updates) else None
+
+
 def write_cached_values(source, target, recalc: Recalculation, *, follow_symlink: bool = False) -> Path:
     """Write a copy of ``source`` to ``target`` with the recalculated values cached.
 
@@ -471,6 +571,10 @@ def write_cached_values(source, target, recalc: Recalculation, *, follow_symlink
         for sheet, part in archive.sheet_parts():
             if sheet not in written:  # a sheet without recalculated formulas is copied as it is
                 continue
+            fast = _patched_fast(archive.read(part), sheet, recalc)
+            if fast is not None:
+                replacements[part] = fast
+                continue
             root = archive.xml(part)
             if _patched_sheet(root, sheet, recalc):
                 replacements[part] = etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
@@ -479,7 +583,8 @@ def write_cached_values(source, target, recalc: Recalculation, *, follow_symlink
     )
 
 
-def calc(source, target=None, *, in_place: bool = False, progress=None, limits: Limits = DEFAULT_LIMITS) -> Recalculation:
+def calc(source, target=None, *, in_place: bool = False, progress=None, limits: Limits = DEFAULT_LIMITS,
+         core: str = "ironcalc") -> Recalculation:
     """Recalculate ``source`` headlessly and write the result.
 
     Parameters
@@ -495,6 +600,8 @@ def calc(source, target=None, *, in_place: bool = False, progress=None, limits: 
         is followed and stays a link); ``target`` must then be omitted.
     limits : Limits
         Bounds on what the workbook may cost.
+    core : {"ironcalc", "formulas"}
+        The evaluation core (see :func:`recalculate`).
     """
     source = Path(source)
     if in_place:
@@ -505,6 +612,6 @@ def calc(source, target=None, *, in_place: bool = False, progress=None, limits: 
         if target is None:
             target = source.with_name(f"{source.stem}.calc{source.suffix}")
         target = check_output(target, (source,), what="target")
-    result = recalculate(source, progress, limits)
+    result = recalculate(source, progress, limits, core)
     result.output = write_cached_values(source, target, result, follow_symlink=in_place)
     return result
