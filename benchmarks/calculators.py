@@ -8,7 +8,9 @@ the process and the children it waited for, which covers LibreOffice's ``oosplas
 
 Calculators (``--calculators`` of both scripts):
 
-``xlmvar``       ``xlmvar calc BOOK -o OUT``: the current core (the ``formulas`` library).
+``xlmvar``       ``xlmvar calc BOOK -o OUT``: what a user runs (the IronCalc core, the reader's
+                 checks before it, xlmvar's writer after it).
+``xlmvar-formulas`` ``xlmvar calc --core formulas``: the pure-Python second core.
 ``soffice``      LibreOffice ``--convert-to xlsx`` in a fresh user profile whose
                  ``OOXMLRecalcMode`` is 0 ("always recalculate on load").
 ``openpyxl``     ``openpyxl.load_workbook(BOOK)``: a read, no evaluation, no output (speed
@@ -41,7 +43,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
-ALL = ("xlmvar", "soffice", "openpyxl", "ironcalc", "formualizer", "evalcore", "evalcore-eval")
+ALL = ("xlmvar", "xlmvar-formulas", "soffice", "openpyxl", "ironcalc", "formualizer", "evalcore", "evalcore-eval")
 
 _RECALC_ALWAYS = """<?xml version="1.0" encoding="UTF-8"?>
 <oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
@@ -125,8 +127,10 @@ class Calculator:
     def command(self, book: Path, out: Path) -> tuple[list[str], Path | None]:
         """argv, and the folder LibreOffice writes into (its output is renamed to ``out``)."""
         py = sys.executable
-        if self.name == "xlmvar":
-            return [py, "-c", "import sys, xlmvar.cli; sys.exit(xlmvar.cli.main())", "calc", str(book), "-o", str(out)], None
+        if self.name in ("xlmvar", "xlmvar-formulas"):
+            core = ["--core", "formulas"] if self.name == "xlmvar-formulas" else []
+            return [py, "-c", "import sys, xlmvar.cli; sys.exit(xlmvar.cli.main())", "calc", str(book), "-o", str(out),
+                    "--max-formulas", "5000000", "--max-cells", "10000000", *core], None
         if self.name == "soffice":
             outdir = out.parent / f"lo-out-{out.stem}"
             outdir.mkdir(parents=True, exist_ok=True)
@@ -148,7 +152,7 @@ class Calculator:
                 result.returncode = -1
                 result.stderr += "\nsoffice wrote no output"
             shutil.rmtree(outdir, ignore_errors=True)
-        if self.name == "xlmvar" and result.returncode == 1 and out.exists():
+        if self.name.startswith("xlmvar") and result.returncode == 1 and out.exists():
             result.returncode = 0  # xlmvar calc: 1 = written, some cells ended in Excel errors
         if self.writes and result.ok and not out.exists():
             result.returncode = -1

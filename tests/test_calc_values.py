@@ -290,3 +290,38 @@ def test_double_negation_makes_numbers_as_in_excel(tmp_path):
     r = recalculate(book(tmp_path / "negation.xlsx", build))
     assert [r.value("S", f"B{i}") for i in range(1, 7)] == [2, 2, 3, -1, -2, 4]
     assert r.value("S", "B7") is True  # a single unary plus leaves TRUE as it is, as in Excel
+
+
+def test_the_evaluation_cores_own_error_codes_become_excels(tmp_path, capsys):
+    """IronCalc's #N/IMPL! (a form of a function it lacks) and #ERROR! (a formula it cannot
+    parse) are not Excel codes: the first keeps Excel's value, the second is #NAME?."""
+
+    def build(wb):
+        s = wb.add_worksheet("S")
+        s.write_formula("A1", '=INFO("osversion")', None, "Windows (64-bit) NT 10.00")
+        s.write_formula("A2", '=LEN(A1)', None, 25)  # from Excel's value of A1, not from an error
+        s.write_formula("A3", "=1+", None, 0)  # no spreadsheet saves this; a hostile file can
+        s.write_formula("A4", "=2+3", None, 0)
+
+    path = book(tmp_path / "codes.xlsx", build)
+    r = recalculate(path)
+    assert [(k.cell, k.reason) for k in r.kept] == [("A1", "calls INFO in a form the headless calculator does not implement")]
+    assert r.value("S", "A2") == len("Windows (64-bit) NT 10.00") and r.value("S", "A4") == 5
+    errors = {e.cell: e for e in r.errors}
+    assert set(errors) == {"A3"} and errors["A3"].error == "#NAME?" and "cannot parse" in errors["A3"].reason
+    assert main(["calc", str(path), "-o", str(tmp_path / "out.xlsx")]) == 1
+    assert _cached(tmp_path / "out.xlsx", "S", "A1") == "Windows (64-bit) NT 10.00"
+
+
+def test_both_cores_agree_on_the_values_that_changed(tmp_path):
+    """The pure-Python core (--core formulas) is the second opinion: the same book, the same
+    values, except where IronCalc counts a whole column as Excel does."""
+    path = _table_book(tmp_path)
+    ironcalc, formulas = recalculate(path), recalculate(path, core="formulas")
+    assert ironcalc.formulas == formulas.formulas
+    for key in ironcalc.values:
+        a, b = np.asarray(ironcalc.values[key], dtype=object), np.asarray(formulas.values[key], dtype=object)
+        assert a.shape == b.shape and all(str(x) == str(y) if isinstance(x, str) else x == pytest.approx(y)
+                                          for x, y in zip(a.flat, b.flat)), key
+    with pytest.raises(ValueError, match="core: expected 'ironcalc' or 'formulas'"):
+        recalculate(path, core="libreoffice")

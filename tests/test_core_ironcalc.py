@@ -194,14 +194,15 @@ def test_the_file_is_only_read(tmp_path):
 
 @pytest.mark.parametrize("name", ["spy_tlt_btc.xlsx"])
 def test_template_agrees_with_the_formulas_core(name):
-    """The second engine here is the current core (the ``formulas`` library): every formula
-    cell of the committed template, xlmvar calls and native formulas alike."""
+    """The second engine here is the pure-Python core (the ``formulas`` library, ``--core
+    formulas``): every formula cell of the committed template, xlmvar calls and native
+    formulas alike."""
     from openpyxl.utils.cell import get_column_letter, range_boundaries
 
     from xlmvar.workbook.calc import _element, recalculate
 
     book = ROOT / "workbooks" / name
-    old = recalculate(book)
+    old = recalculate(book, core="formulas")
     new = evaluate(book)
     assert new.calls > 10
     compared = 0

@@ -759,6 +759,7 @@ class Plan:
     kept: dict = field(default_factory=dict)  # not evaluated: Excel's cached value, and why
     failures: dict = field(default_factory=dict)  # (error code, reason): shown as that error
     rewrites: dict = field(default_factory=dict)  # text IronCalc evaluates instead of the file's
+    functions: set = field(default_factory=set)  # every function the formulas call (no prefix)
 
 
 def _bare(name: str) -> str:
@@ -814,7 +815,7 @@ def plan(book, xlmvar_names) -> Plan:
 
     out = Plan()
     texts = [_without_strings(fc.text) for fc in book.formulas]
-    names = {_bare(m) for m in _FUNCTION_CALL.findall("\n".join(texts))}
+    names = out.functions = {_bare(m) for m in _FUNCTION_CALL.findall("\n".join(texts))}
     xlmvar = {n.upper() for n in xlmvar_names}
     lacking = names - supported_functions(names - xlmvar) - xlmvar
     external_names = {n for (_, n), d in book.names.items() if _EXTERNAL.search(d.split("!")[0])}
@@ -861,7 +862,7 @@ def plan(book, xlmvar_names) -> Plan:
         try:
             rewritten = _rewrite_structured(fc.text, book, fc.target.r0) if "[" in text else fc.text
         except ValueError as exc:
-            out.failures[i] = ("#REF!", str(exc))
+            out.failures[i] = ("#NAME?", str(exc))  # as the table's unknown name would be in Excel
             continue
         clipped = rewritten if native else _clipped_text(rewritten, fc.target.sheet, resolver, book)
         if clipped != fc.text:
@@ -1029,7 +1030,7 @@ def evaluate_book(path, book, make_error, functions: dict | None = None, progres
     anchors = [(fc.sheet, fc.target.r0, fc.target.c0, fc.target.shape if fc.target.area > 1 else None)
                for i, fc in enumerate(formulas) if i not in skip]
     run.index_formulas(anchors)
-    run.plan(anchors, _xlmvar_sheets(book, run.pattern()))
+    run.plan(anchors, _xlmvar_sheets(book, run.pattern()) if steps.functions & set(run.functions) else set())
     if run.cells:
         run.progress = progress and (lambda cell: progress(0, len(formulas), cell))
         run.run(anchors, None)
@@ -1037,10 +1038,13 @@ def evaluate_book(path, book, make_error, functions: dict | None = None, progres
     while True:
         model.evaluate()
         values = _read_values(run, formulas, index, skip)
-        missing = [i for i, v in values.items() if _anchor(v) == ErrorValue(NOT_IMPLEMENTED)]
+        missing = {i for i, v in values.items() if _anchor(v) == ErrorValue(NOT_IMPLEMENTED)}
         if not missing:
             break
-        for i in missing:  # a form IronCalc lacks: Excel's value, and dependents computed from it
+        # the cells that fail themselves, not through an input that failed (those follow)
+        own = {i for i in missing if not any(formulas[j].target.intersects(rect) for rect in _inputs(book, i)
+                                             for j in missing if j != i)} or missing
+        for i in own:  # a form IronCalc lacks: Excel's value, and dependents computed from it
             used = ", ".join(sorted({_bare(n) for n in _FUNCTION_CALL.findall(_without_strings(formulas[i].text))}))
             kept[i] = f"calls {used} in a form the headless calculator does not implement"
             _put_target(model, index[i], formulas[i].target, _cached(formulas[i], book))

@@ -294,10 +294,13 @@ def recalculate(path, progress=None, limits: Limits = DEFAULT_LIMITS, core: str 
         evaluation = evaluate(book, _error, progress, lambda text: mark_missing_arguments(text, names, marker))
     result = Recalculation(source=path, limits=limits)
     values = _as_blocks(evaluation.values, len(book.formulas))
+    error_class = _xl_error_class()
     for i, fc in enumerate(book.formulas):
-        key = (fc.sheet, fc.target.ref)
+        t = fc.target
+        ref = fc.anchor if t.r0 == t.r1 and t.c0 == t.c1 and "$" not in fc.anchor else t.ref
+        key = (fc.sheet, ref)
         result.formulas[key] = fc.text
-        result.values[key] = values[i]
+        block = result.values[key] = values[i]
         if fc.dynamic:
             result.dynamic.add(key)
         if i in evaluation.kept:
@@ -306,7 +309,8 @@ def recalculate(path, progress=None, limits: Limits = DEFAULT_LIMITS, core: str 
         else:
             if i in evaluation.overflows:  # written as far as the file's range goes, and said so
                 result.kept.append(KeptCell(fc.sheet, fc.anchor, evaluation.overflows[i], "only partly written"))
-            result.errors.extend(_errors_in(fc.sheet, fc.target.ref, fc.text, evaluation.values[i]))
+            if block.size > 1 or isinstance(block.flat[0], error_class):
+                result.errors.extend(_errors_in(fc.sheet, ref, fc.text, block))
     result.names = name_values(book, evaluation)
     return result
 
