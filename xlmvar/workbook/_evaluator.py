@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._limits import DEFAULT_LIMITS, Limits
-from ._xlsx import Archive, drop_before
+from ._xlsx import Archive, _Prefixed, drop_before
 
 __all__ = ["FormulaCell", "Workbook", "read_workbook", "evaluate", "name_values", "unescape_text"]
 
@@ -323,6 +323,67 @@ class _SheetReader:
             return
         self._formula(cell, f, ref, row, col, where)
 
+    def read(self, archive: Archive, part: str, stream=None) -> None:
+        """Read the part element by element (``stream``: the part already opened)."""
+        for event, element in archive.events(part, events=("start", "end"), tag=(_ROW, _C), stream=stream):
+            if element.tag == _ROW:
+                if event == "start":
+                    self.row_start(element)
+                else:
+                    element.clear()
+                    drop_before(element)
+            elif event == "end":
+                self.cell(element)
+                element.clear()
+
+    def fast(self, data: bytes, constants) -> bool:
+        """Read the whole part ``data`` through the fast lane (:mod:`._sheetscan`); False,
+        with nothing changed, when the sheet is not in the regular form or some limit would
+        be reached (the element-by-element reading then says where)."""
+        from ._sheetscan import attributes, scan
+
+        found = scan(data, col_index)
+        if found is None or found.max_string >= len(self.strings):
+            return False
+        if self.counts["cells"] + found.constants + len(found.formulas) > self.limits.max_cells \
+                or self.counts["formulas"] + len(found.formulas) > self.limits.max_formulas:
+            return False
+        saved = dict(self.counts)
+        sheet, key, name = self.sheet, self.key, self.name
+        cells = []
+        try:
+            for letters, row, cell_attrs, f_attrs, text, cached in found.formulas:
+                ref = f"{letters.decode()}{row}"
+                col = col_index(letters.decode())
+                text = "" if text is None else _sheetscan_text(text)
+                if not f_attrs and not cell_attrs.count(b' t="') and text:  # the common case
+                    if len(text) > self.limits.max_formula_length:
+                        raise _Refused
+                    value = None if cached is None else _number(cached)
+                    if value is _NOT_A_NUMBER:
+                        raise _Refused
+                    self.formulas.append(FormulaCell(name, ref, Rect(key, row, col, row, col), text, value, False))
+                    self.counts["cells"] += 1
+                    self.counts["formulas"] += 1
+                    cells.append((row, col))
+                    continue
+                element = _Cell(attributes(cell_attrs), attributes(f_attrs), text, cached)
+                if element.f.get("t") == "dataTable" or not (text or element.f.get("t") == "shared"):
+                    raise _Refused  # rare forms: the element reader has the rules
+                before = len(self.formulas)
+                self._formula(element, element.f, ref, row, col, lambda ref=ref: f"sheet {name!r} cell {ref}")
+                cells.extend([(self.formulas[-1].target.r1, self.formulas[-1].target.c1)] if len(self.formulas) > before else [])
+        except (_Refused, ValueError):
+            del self.formulas[:]
+            self.shared.clear()
+            self.counts.update(saved)
+            return False
+        self.counts["cells"] += found.constants
+        sheet.constants = constants
+        sheet.max_row = max([found.max_row] + [r for r, _ in cells])
+        sheet.max_col = max([found.max_col] + [c for _, c in cells])
+        return True
+
     def _formula(self, cell, f, ref: str, row: int, col: int, where) -> None:
         kind, text = f.get("t"), f.text or ""
         if kind == "shared":
@@ -359,6 +420,122 @@ class _SheetReader:
         self.formulas.append(FormulaCell(self.name, ref, target, text, cached, kind == "array" and cell.get("cm") is not None))
 
 
+#: Sheet parts up to this size (uncompressed) are read whole and tried in the fast lane.
+_FAST_LANE_BYTES = 256 << 20
+_NOT_A_NUMBER = object()
+
+
+class _Refused(Exception):
+    """The fast lane gives a sheet back to the element-by-element reader."""
+
+
+def _read_up_to(stream, n: int) -> bytes:
+    """The first ``n`` bytes of ``stream`` (all of it when shorter)."""
+    chunks, size = [], 0
+    while size < n and (chunk := stream.read(n - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _number(raw: bytes):
+    text = raw.decode("ascii", "replace")
+    if len(text) < 16:
+        try:
+            return int(text)
+        except ValueError:
+            pass
+    try:
+        return float(text)
+    except ValueError:
+        return _NOT_A_NUMBER
+
+
+def _sheetscan_text(raw: bytes) -> str:
+    from ._sheetscan import _unescape
+
+    return _unescape(raw)
+
+
+class _Cell:
+    """A formula cell read by the fast lane, shaped like the lxml element the reader takes."""
+
+    class _Text:
+        def __init__(self, text):
+            self.text = text
+
+    def __init__(self, attrs: dict, f_attrs: dict, text: str, cached):
+        self.attrs, self.f = attrs, _Cell._Element(f_attrs, text)
+        self.v = None if cached is None else _Cell._Text(_sheetscan_text(cached))
+
+    class _Element:
+        def __init__(self, attrs, text):
+            self.attrs, self.text = attrs, text
+
+        def get(self, name, default=None):
+            return self.attrs.get(name, default)
+
+    def get(self, name, default=None):
+        return self.attrs.get(name, default)
+
+    def find(self, tag):
+        return self.v if tag == _V else None
+
+
+class _LazyConstants(dict):
+    """A sheet's constants, read (element by element) the first time something asks.
+
+    The fast lane only counts constants: IronCalc reads the values itself.  What still needs
+    them here (the value Excel cached in a kept array formula's range, a defined name the
+    report reads, the ``formulas`` core) pays for one reading of that sheet.
+    """
+
+    def __init__(self, load):
+        super().__init__()
+        self._load = load
+
+    def _filled(self):
+        if self._load is not None:
+            load, self._load = self._load, None
+            self.update(load())
+        return self
+
+    def get(self, key, default=None):
+        return dict.get(self._filled(), key, default)
+
+    def __getitem__(self, key):
+        return dict.__getitem__(self._filled(), key)
+
+    def __contains__(self, key):
+        return dict.__contains__(self._filled(), key)
+
+    def __iter__(self):
+        return dict.__iter__(self._filled())
+
+    def __len__(self):
+        return dict.__len__(self._filled())
+
+    def items(self):
+        return dict.items(self._filled())
+
+    def keys(self):
+        return dict.keys(self._filled())
+
+    def values(self):
+        return dict.values(self._filled())
+
+
+def _lazy_constants(path, limits: Limits, name: str, part: str) -> _LazyConstants:
+    def load() -> dict:
+        with Archive(path, limits) as archive:
+            strings = _shared_strings(archive)
+            reader = _SheetReader(name, strings, limits.replace(max_cells=1 << 62, max_formulas=1 << 62), {"cells": 0, "formulas": 0})
+            reader.read(archive, part)
+        return reader.sheet.constants
+
+    return _LazyConstants(load)
+
+
 def read_workbook(path, limits: Limits = DEFAULT_LIMITS) -> Workbook:
     """Read constants, formulas, defined names and tables of every worksheet."""
     with Archive(path, limits) as archive:
@@ -367,16 +544,12 @@ def read_workbook(path, limits: Limits = DEFAULT_LIMITS) -> Workbook:
         counts = {"cells": 0, "formulas": 0}
         for name, part in archive.sheet_parts():
             reader = _SheetReader(name, strings, limits, counts)
-            for event, element in archive.events(part, events=("start", "end"), tag=(_ROW, _C)):
-                if element.tag == _ROW:
-                    if event == "start":
-                        reader.row_start(element)
-                    else:
-                        element.clear()
-                        drop_before(element)
-                elif event == "end":
-                    reader.cell(element)
-                    element.clear()
+            stream = archive.open(part)
+            head = _read_up_to(stream, _FAST_LANE_BYTES + 1)
+            if len(head) > _FAST_LANE_BYTES or not reader.fast(head, _lazy_constants(path, limits, name, part)):
+                reader.read(archive, part, _Prefixed(head, stream))
+            else:
+                stream.close()
             if reader.sheet.name.upper() in sheets:
                 raise ValueError(f"workbook: two sheets are named {name!r}")
             sheets[reader.key] = reader.sheet

@@ -77,6 +77,31 @@ class _CountingReader:
         self.close()
 
 
+class _Prefixed:
+    """A stream whose first bytes were already read: they come first again."""
+
+    def __init__(self, head: bytes, stream):
+        self.head, self.stream = head, stream
+
+    def read(self, n: int = -1) -> bytes:
+        if self.head:
+            if n is None or n < 0:
+                data, self.head = self.head + self.stream.read(), b""
+                return data
+            data, self.head = self.head[:n], self.head[n:]
+            return data
+        return self.stream.read(n)
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def _refuse_doctype(element, part: str) -> None:
     if element.getroottree().docinfo.doctype:
         raise ValueError(f"workbook: part {part} declares a DTD or XML entities; refused (Excel never writes them)")
@@ -133,8 +158,11 @@ class Archive:
         with self.open(part) as stream:
             return stream.read()
 
-    def events(self, part: str, events=("end",), tag=None):
+    def events(self, part: str, events=("end",), tag=None, stream=None):
         """Parse ``part`` incrementally, yielding ``(event, element)`` as lxml's iterparse does.
+
+        ``stream``, when given, is the part already opened (its first bytes may have been
+        read and put back, see :class:`_Prefixed`); it is closed at the end.
 
         Only elements whose tag is in ``tag`` (all when None) are reported.  The caller
         clears elements it has finished with (and :func:`drop_before` their finished
@@ -143,7 +171,7 @@ class Archive:
         """
         from lxml import etree
 
-        with self.open(part) as stream:
+        with stream if stream is not None else self.open(part) as stream:
             parsed = etree.iterparse(
                 stream,
                 events=events,
