@@ -1005,6 +1005,7 @@ def evaluate_book(path, book, make_error, functions: dict | None = None, progres
     run = _load(path, functions)
     model, formulas = run.model, book.formulas
     index = [model.sheets[fc.sheet.lower()] for fc in formulas]
+    filled = {i: _filled_beyond(model, index[i], fc.target) for i, fc in enumerate(formulas) if fc.dynamic}
     failures = {i: make_error(code, reason) for i, (code, reason) in steps.failures.items()}
     for i in steps.kept:
         _put_target(model, index[i], formulas[i].target, _cached(formulas[i], book))
@@ -1062,28 +1063,37 @@ def evaluate_book(path, book, make_error, functions: dict | None = None, progres
         else:
             out[i] = _excel_value(values[i], fc, make_error, run.reasons, index[i], reasons.get(i))
     overflows = {i: why for i, fc in enumerate(formulas)
-                 if fc.dynamic and i not in skip and (why := _overflow(run, book, fc, index[i]))}
+                 if fc.dynamic and i not in skip and (why := _overflow(run, fc, index[i], filled[i]))}
     return Evaluation(out, failures, kept, overflows)
 
 
-def _overflow(run: _Run, book, fc, sheet: int) -> str | None:
+_SPILL_PROBE = 100_000  # cells past a dynamic array's stored range walked for a larger result
+
+
+def _filled_beyond(model: _Model, sheet: int, t) -> tuple[bool, bool]:
+    """Whether the file fills the cell just below, and just right of, a dynamic array's
+    stored range (looked at before anything is evaluated)."""
+    below = t.r1 < 1_048_576 and not model.m.is_empty_cell(sheet, t.r1 + 1, t.c0)
+    right = t.c1 < 16_384 and not model.m.is_empty_cell(sheet, t.r0, t.c1 + 1)
+    return below, right
+
+
+def _overflow(run: _Run, fc, sheet: int, filled: tuple[bool, bool]) -> str | None:
     """Why a dynamic array's result does not fit the range stored in the file, if it does not.
 
-    IronCalc spills a dynamic array as Excel does; cells past the stored range that it
-    filled, and that hold nothing in the file, are the part the file's range lacks.
+    IronCalc spills a dynamic array as Excel does, and only into empty cells (else the
+    anchor shows #SPILL!).  When the cell just past the stored range was empty in the file
+    (``filled`` says) and holds a value now, the result is larger: its extent is walked.
     """
     t = fc.target
-    constants = book.sheets[t.sheet].constants
     m = run.model.m
-
-    def spilled(r, c):
-        return (r, c) not in constants and not run._has_formulas((sheet, r, c, r, c)) and not m.is_empty_cell(sheet, r, c)
-
     rows, cols = t.shape
-    while t.r0 + rows <= t.r0 + 100_000 and spilled(t.r0 + rows, t.c0):
-        rows += 1
-    while cols < 16_384 and spilled(t.r0, t.c0 + cols):
-        cols += 1
+    if not filled[0]:
+        while rows < t.shape[0] + _SPILL_PROBE and t.r0 + rows <= 1_048_576 and not m.is_empty_cell(sheet, t.r0 + rows, t.c0):
+            rows += 1
+    if not filled[1]:
+        while cols < t.shape[1] + _SPILL_PROBE and t.c0 + cols <= 16_384 and not m.is_empty_cell(sheet, t.r0, t.c0 + cols):
+            cols += 1
     if (rows, cols) == t.shape:
         return None
     return (

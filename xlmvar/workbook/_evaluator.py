@@ -1259,6 +1259,8 @@ def _cached(fc: FormulaCell, book: Workbook) -> np.ndarray:
     import schedula as sh
 
     t = fc.target
+    if t.area == 1:  # a cell: its own cached value (the sheet's constants are not read)
+        return _full((1, 1), sh.EMPTY if fc.cached is None else fc.cached)
     out = _full(t.shape, sh.EMPTY)
     constants = book.sheets[t.sheet].constants
     for r, c in t.cells():

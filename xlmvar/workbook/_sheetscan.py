@@ -50,7 +50,8 @@ _FORMULA = re.compile(
     rb'(?:<v(?: xml:space="preserve")?>([^<]*)</v>|<v\s*/>)?</c>'
 )
 _STRING_INDEX = re.compile(rb't="s"><v>([0-9]{1,10})</v>')
-_COLUMN = re.compile(rb'<c r="([A-Z]{1,3})([0-9]{1,7})"')
+_COLUMN = re.compile(rb'<c r="([A-Z]{1,3})[0-9]')
+_ROW_OF_CELL = re.compile(rb'<c r="[A-Z]{1,3}([0-9]{1,7})"')
 _ROW_TAGS = re.compile(rb'<row r="[1-9][0-9]{0,6}"(?: [a-zA-Z0-9:]{1,24}="[^"<]*")*\s*/?>|</row>|\s+')
 _ROW_NUMBER = re.compile(rb'<row r="([0-9]{7,})"')  # a row past 999,999: checked against the sheet's size
 _ATTR = re.compile(rb'([a-zA-Z]+)="([^"]*)"')
@@ -123,14 +124,10 @@ def scan(data: bytes, col_index) -> Scan | None:
         return None
     if any(int(r) > 1_048_576 for r in _ROW_NUMBER.findall(rest)):
         return None
-    letters, rows = set(), 0
-    for col, row in _COLUMN.findall(cells):
-        letters.add(col)
-        if len(row) >= len(str(rows)) and int(row) > rows:
-            rows = int(row)
-    out.max_row = rows
+    letters, rows = set(_COLUMN.findall(cells)), set(_ROW_OF_CELL.findall(cells))  # distinct ones: few
+    out.max_row = max(map(int, rows), default=0)
     out.max_col = max((col_index(c.decode()) for c in letters), default=0)
-    if rows > 1_048_576 or out.max_col > 16_384:
+    if out.max_row > 1_048_576 or out.max_col > 16_384:
         return None
     indices = _STRING_INDEX.findall(cells)
     out.max_string = max(map(int, indices), default=-1)

@@ -328,15 +328,16 @@ def _resolve(base: str, target: str, where: str = "") -> str:
 def write_zip_replacing(source: Path, target: Path, replacements: dict[str, bytes], limits: Limits = DEFAULT_LIMITS) -> None:
     """Copy the archive ``source`` to ``target``, replacing the named parts' contents.
 
-    Entry order, names, timestamps and compression are kept, so an untouched part is
+    Entry order, names, timestamps and compression method are kept (parts are deflated at
+    level 1: a workbook's sheets can be large, Excel reads any level), so an untouched part is
     byte-identical and a rewrite of the same content is deterministic.  Parts are copied
     through the same byte budget as they are read.
     """
     budget = _Budget(limits, Path(source).name)
     with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w") as dst:
         for info in src.infolist():
-            if info.filename in replacements:
-                dst.writestr(info, replacements[info.filename], compress_type=info.compress_type)
+            if info.filename in replacements:  # fastest deflate: a rewritten sheet is large, Excel reads any level
+                dst.writestr(info, replacements[info.filename], compress_type=info.compress_type, compresslevel=1)
             else:
-                with _CountingReader(src.open(info), budget, info.filename) as fin, dst.open(info, "w") as fout:
-                    shutil.copyfileobj(fin, fout, _CHUNK)
+                with _CountingReader(src.open(info), budget, info.filename) as fin:
+                    dst.writestr(info, fin.read(), compress_type=info.compress_type, compresslevel=1)

@@ -19,6 +19,7 @@ input), with the message kept as the reason.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 import typing
@@ -53,6 +54,7 @@ _ERROR_MEANINGS = {
 }
 
 
+@functools.cache
 def _xl_error_class():
     from formulas.tokens.operand import XlError
 
@@ -508,7 +510,10 @@ def _encoded(value, blank: bool = False) -> tuple[str | None, str | None]:
     return "str", escape_text(str(value))
 
 
-_FORMULA_CELL = re.compile(rb'<c r="([A-Z]{1,3}[0-9]{1,7})"([^>]*?)>(<f\b[^>]*?(?:/>|>[^<]*</f>))(?:<v>[^<]*</v>|<v/>)?</c>')
+_ANY_CELL = re.compile(
+    rb'<c r="([A-Z]{1,3}[0-9]{1,7})"((?: [a-zA-Z:]{1,12}="[^"<]*")*)'
+    rb'(?:\s*/>|>(<f\b[^>]*?(?:/>|>[^<]*</f>))?(?:<v(?: xml:space="preserve")?>[^<]*</v>|<v\s*/>)?</c>)'
+)
 _TYPE_ATTR = re.compile(rb'\s+t="[^"]*"')
 _XML_TEXT = {ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;", ord("\r"): "&#13;"}
 
@@ -534,11 +539,12 @@ def _patched_fast(xml: bytes, sheet: str, recalc: Recalculation) -> bytes | None
         dynamic = key in recalc.dynamic
         value = as_2d(value)
         c0, r0, c1, r1 = range_boundaries(ref)
+        letters = [col_letters(c) for c in range(c0, c1 + 1)]
+        fits = value.shape == (r1 - r0 + 1, c1 - c0 + 1)
         for r in range(r0, r1 + 1):
-            for c in range(c0, c1 + 1):
-                anchor = r == r0 and c == c0
-                item = _element(value, r - r0, c - c0)
-                updates[f"{col_letters(c)}{r}".encode()] = _encoded(item, blank=dynamic and not anchor)
+            for j, col in enumerate(letters):
+                item = value[r - r0, j] if fits else _element(value, r - r0, j)
+                updates[f"{col}{r}".encode()] = _encoded(item, blank=dynamic and (r, j) != (r0, 0))
     found = 0
 
     def replace(m):
@@ -552,9 +558,9 @@ def _patched_fast(xml: bytes, sheet: str, recalc: Recalculation) -> bytes | None
         if kind is not None:
             attrs += b' t="' + kind.encode() + b'"'
         v = b"" if text is None else b"<v>" + text.translate(_XML_TEXT).encode() + b"</v>"
-        return b'<c r="' + m.group(1) + b'"' + attrs + b">" + m.group(3) + v + b"</c>"
+        return b'<c r="' + m.group(1) + b'"' + attrs + b">" + (m.group(3) or b"") + v + b"</c>"
 
-    out = _FORMULA_CELL.sub(replace, xml)
+    out = _ANY_CELL.sub(replace, xml)
     return out if found == len(updates) else None
 
 
