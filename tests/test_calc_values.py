@@ -9,8 +9,8 @@ import zipfile
 import numpy as np
 import openpyxl
 import pytest
-
 from _hostile import SHEET1, book, replace_parts
+
 from xlmvar.cli import main
 from xlmvar.engine import risk
 from xlmvar.workbook.calc import calc, recalculate

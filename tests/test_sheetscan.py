@@ -6,8 +6,8 @@ know instead of reading it differently."""
 from pathlib import Path
 
 import pytest
-
 from _hostile import with_sheet
+
 from xlmvar.workbook import _evaluator
 from xlmvar.workbook._evaluator import read_workbook
 from xlmvar.workbook._sheetscan import scan

@@ -811,7 +811,14 @@ def plan(book, xlmvar_names) -> Plan:
     The text of every formula is scanned once; only formulas with a bracket, a colon or a
     function IronCalc lacks are tokenized.
     """
-    from ._evaluator import _SHAPE_FUNCTIONS, Unsupported, _check_clipping, _clip, _Resolver, _rewrite_structured, _tokens
+    from ._evaluator import (
+        Unsupported,
+        _check_clipping,
+        _clip,
+        _Resolver,
+        _rewrite_structured,
+        _tokens,
+    )
 
     out = Plan()
     texts = [_without_strings(fc.text) for fc in book.formulas]
