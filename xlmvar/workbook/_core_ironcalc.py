@@ -850,7 +850,7 @@ def plan(book, xlmvar_names) -> Plan:
                     out.kept[i] = f"calls {', '.join(sorted(excel))}, which the headless calculator does not evaluate"
                 continue
         named = watch is not None and watch.search(text)
-        if "[" not in text and ":" not in text and not named:
+        if "[" not in text and not named and (":" not in text or not _may_be_large(text)):
             continue
         tokens = _tokens(fc.text)
         ranges = [t for t in tokens if t.type == "OPERAND" and t.subtype == "RANGE"]
@@ -908,6 +908,25 @@ def _whole_lines_in_native_functions(tokens, resolver, sheet: str, book) -> bool
                 return False
             found = True
     return found
+
+
+_AREA = re.compile(r"\$?([A-Za-z]{1,3})?\$?([0-9]{1,7})?:\$?([A-Za-z]{1,3})?\$?([0-9]{1,7})?(?![A-Za-z0-9(])")
+
+
+def _may_be_large(text: str) -> bool:
+    """Whether ``text`` may hold a range the calculator clips: a whole column or row, or
+    corners more than 65,536 cells apart (a quick look; the tokenizer decides)."""
+    from ._evaluator import _CLIP_ABOVE, col_index
+
+    for c0, r0, c1, r1 in _AREA.findall(text):
+        if not (c0 and r0 and c1 and r1):
+            if c0 or r0 or c1 or r1:
+                return True
+            continue
+        area = (abs(int(r1) - int(r0)) + 1) * (abs(col_index(c1.upper()) - col_index(c0.upper())) + 1)
+        if area > _CLIP_ABOVE:
+            return True
+    return False
 
 
 def _is_structured(token: str) -> bool:
@@ -1061,14 +1080,14 @@ def evaluate_book(path, book, make_error, functions: dict | None = None, progres
     _trace_failures(run, book, values, index)
     circular = [i for i, v in values.items() if _anchor(v) == ErrorValue(CIRCULAR)]
     reasons = _circular_reasons(book, circular)
-    out = {}
-    for i, fc in enumerate(formulas):
-        if i in kept:
-            out[i] = _cached(fc, book)
-        elif i in failures:
-            out[i] = _error_fill(fc, failures[i])
-        else:
-            out[i] = _excel_value(values[i], fc, make_error, run.reasons, index[i], reasons.get(i))
+    out = values  # a plain value (the common case) stays as it is
+    for i, v in values.items():
+        if isinstance(v, (ErrorValue, np.ndarray)):
+            out[i] = _excel_value(v, formulas[i], make_error, run.reasons, index[i], reasons.get(i))
+    for i in kept:
+        out[i] = _cached(formulas[i], book)
+    for i, error in failures.items():
+        out[i] = _error_fill(formulas[i], error)
     overflows = {i: why for i, fc in enumerate(formulas)
                  if fc.dynamic and i not in skip and (why := _overflow(run, fc, index[i], filled[i]))}
     return Evaluation(out, failures, kept, overflows)

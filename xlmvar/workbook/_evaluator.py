@@ -340,7 +340,7 @@ class _SheetReader:
         """Read the whole part ``data`` through the fast lane (:mod:`._sheetscan`); False,
         with nothing changed, when the sheet is not in the regular form or some limit would
         be reached (the element-by-element reading then says where)."""
-        from ._sheetscan import attributes, scan
+        from ._sheetscan import _unescape, attributes, scan
 
         found = scan(data, col_index)
         if found is None or found.max_string >= len(self.strings):
@@ -350,22 +350,22 @@ class _SheetReader:
             return False
         saved = dict(self.counts)
         sheet, key, name = self.sheet, self.key, self.name
-        cells = []
+        cells, columns, longest, common = [], {}, self.limits.max_formula_length, 0
+        append = self.formulas.append
         try:
             for letters, row, cell_attrs, f_attrs, text, cached in found.formulas:
-                ref = f"{letters.decode()}{row}"
-                col = col_index(letters.decode())
-                text = "" if text is None else _sheetscan_text(text)
-                if not f_attrs and not cell_attrs.count(b' t="') and text:  # the common case
-                    if len(text) > self.limits.max_formula_length:
-                        raise _Refused
+                column = columns.get(letters)
+                if column is None:
+                    column = columns[letters] = (letters.decode(), col_index(letters.decode()))
+                ref, col = f"{column[0]}{row}", column[1]
+                text = "" if text is None else _unescape(text)
+                if not f_attrs and b' t="' not in cell_attrs and text:  # the common case
                     value = None if cached is None else _number(cached)
-                    if value is _NOT_A_NUMBER:
+                    if len(text) > longest or value is _NOT_A_NUMBER:
                         raise _Refused
-                    self.formulas.append(FormulaCell(name, ref, Rect(key, row, col, row, col), text, value, False))
-                    self.counts["cells"] += 1
-                    self.counts["formulas"] += 1
+                    append(FormulaCell(name, ref, Rect(key, row, col, row, col), text, value, False))
                     cells.append((row, col))
+                    common += 1
                     continue
                 element = _Cell(attributes(cell_attrs), attributes(f_attrs), text, cached)
                 if element.f.get("t") == "dataTable" or not (text or element.f.get("t") == "shared"):
