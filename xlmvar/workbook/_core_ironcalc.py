@@ -1040,8 +1040,8 @@ def evaluate_book(path, book, make_error, functions: dict | None = None, progres
     texts = dict(steps.rewrites)
     for i, fc in enumerate(formulas):  # a legacy array's range as the file states it, even
         t = fc.target                  # when the file leaves out its cells (IronCalc needs them)
-        if t.area > 1 and not fc.dynamic and i not in texts and i not in steps.kept and i not in failures \
-                and model.m.is_empty_cell(index[i], t.r1, t.c1):
+        if (t.r1 != t.r0 or t.c1 != t.c0) and not fc.dynamic and i not in texts and i not in steps.kept \
+                and i not in failures and model.m.is_empty_cell(index[i], t.r1, t.c1):
             texts[i] = fc.text
     for i, text in texts.items():
         t = formulas[i].target
@@ -1054,8 +1054,8 @@ def evaluate_book(path, book, make_error, functions: dict | None = None, progres
     skip = set(steps.kept) | set(failures)
     if progress is not None and formulas:
         progress(0, len(formulas), f"{formulas[0].sheet}!{formulas[0].anchor}")
-    anchors = [(fc.sheet, fc.target.r0, fc.target.c0, fc.target.shape if fc.target.area > 1 else None)
-               for i, fc in enumerate(formulas) if i not in skip]
+    anchors = [(fc.sheet, t.r0, t.c0, (t.r1 - t.r0 + 1, t.c1 - t.c0 + 1) if t.r1 != t.r0 or t.c1 != t.c0 else None)
+               for i, fc in enumerate(formulas) if i not in skip for t in (fc.target,)]
     run.index_formulas(anchors)
     run.plan(anchors, _xlmvar_sheets(book, run.pattern()) if steps.functions & set(run.functions) else set())
     if run.cells:
@@ -1065,7 +1065,7 @@ def evaluate_book(path, book, make_error, functions: dict | None = None, progres
     while True:
         model.evaluate()
         values = _read_values(run, formulas, index, skip)
-        missing = {i for i, v in values.items() if _anchor(v) == ErrorValue(NOT_IMPLEMENTED)}
+        missing = _showing(values, NOT_IMPLEMENTED)
         if not missing:
             break
         # the cells that fail themselves, not through an input that failed (those follow)
@@ -1078,7 +1078,7 @@ def evaluate_book(path, book, make_error, functions: dict | None = None, progres
             skip.add(i)
         model.dirty = True
     _trace_failures(run, book, values, index)
-    circular = [i for i, v in values.items() if _anchor(v) == ErrorValue(CIRCULAR)]
+    circular = sorted(_showing(values, CIRCULAR))
     reasons = _circular_reasons(book, circular)
     out = values  # a plain value (the common case) stays as it is
     for i, v in values.items():
@@ -1128,6 +1128,13 @@ def _overflow(run: _Run, fc, sheet: int, filled: tuple[bool, bool]) -> str | Non
     )
 
 
+def _showing(values: dict, code: str) -> set:
+    """The formulas whose (anchor) value is the error ``code``."""
+    return {i for i, v in values.items()
+            if (type(v) is ErrorValue and v.code == code)
+            or (type(v) is np.ndarray and type(v[0, 0]) is ErrorValue and v[0, 0].code == code)}
+
+
 def _anchor(value):
     return value[0, 0] if isinstance(value, np.ndarray) else value
 
@@ -1140,7 +1147,7 @@ def _read_values(run: _Run, formulas, index, skip) -> dict:
         if i in skip:
             continue
         t = fc.target
-        if t.area == 1:
+        if t.r0 == t.r1 and t.c0 == t.c1:
             v = get(index[i], t.r0, t.c0)
             if type(v) is str and kind(index[i], t.r0, t.c0) == error_type:
                 v = ErrorValue(v)

@@ -1195,8 +1195,14 @@ class NamedValues:
 
     def __init__(self, book: Workbook, evaluation: Evaluation):
         self.book, self.evaluation = book, evaluation
-        self.index = _Index(book)
+        self._index = None  # built when a name is first read: a million formulas cost seconds
         self._cache: dict = {}
+
+    @property
+    def index(self) -> "_Index":
+        if self._index is None:
+            self._index = _Index(self.book)
+        return self._index
 
     def definition(self, name: str):
         """``(scope, reference text)`` the name NAME stands for, or None."""

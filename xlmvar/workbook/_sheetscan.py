@@ -73,6 +73,8 @@ class Scan:
 def _unescape(raw: bytes) -> str:
     """XML character data as text: line ends normalised (XML 1.0, 2.11: a literal CR LF or
     CR is LF), then the five named entities and character references (``&#13;`` is a CR)."""
+    if b"&" not in raw and b"\r" not in raw:
+        return raw.decode("utf-8")
     text = raw.decode("utf-8")
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")

@@ -311,7 +311,8 @@ def recalculate(path, progress=None, limits: Limits = DEFAULT_LIMITS, core: str 
         else:
             if i in evaluation.overflows:  # written as far as the file's range goes, and said so
                 result.kept.append(KeptCell(fc.sheet, fc.anchor, evaluation.overflows[i], "only partly written"))
-            if block.size > 1 or isinstance(block.flat[0], error_class):
+            raw = evaluation.values[i]
+            if isinstance(raw, (np.ndarray, error_class)):  # a plain value is no error
                 result.errors.extend(_errors_in(fc.sheet, ref, fc.text, block))
     result.names = name_values(book, evaluation)
     return result
@@ -491,6 +492,8 @@ def _patched_sheet(root, sheet: str, recalc: Recalculation) -> bool:
 def _encoded(value, blank: bool = False) -> tuple[str | None, str | None]:
     """``(t attribute, <v> text)`` of a cached value, as :func:`_set_cached_value` writes it
     (``(None, None)``: a blank cell of a dynamic array's range)."""
+    if type(value) is float and value - value == 0.0:  # a finite number: most cells
+        return None, repr(value)
     import schedula as sh
 
     if isinstance(value, np.generic):
@@ -554,11 +557,15 @@ def _patched_fast(xml: bytes, sheet: str, recalc: Recalculation) -> bytes | None
             return m.group(0)
         found += 1
         kind, text = update
-        attrs = _TYPE_ATTR.sub(b"", m.group(2)) if b" t=" in m.group(2) else m.group(2)
+        ref, attrs, f = m.group(1, 2, 3)
+        if b" t=" in attrs:
+            attrs = _TYPE_ATTR.sub(b"", attrs)
         if kind is not None:
             attrs += b' t="' + kind.encode() + b'"'
-        v = b"" if text is None else b"<v>" + text.translate(_XML_TEXT).encode() + b"</v>"
-        return b'<c r="' + m.group(1) + b'"' + attrs + b">" + (m.group(3) or b"") + v + b"</c>"
+            v = b"" if text is None else b"<v>" + text.translate(_XML_TEXT).encode() + b"</v>"
+        else:  # a number: nothing to escape
+            v = b"" if text is None else b"<v>" + text.encode() + b"</v>"
+        return b'<c r="' + ref + b'"' + attrs + b">" + (f or b"") + v + b"</c>"
 
     out = _ANY_CELL.sub(replace, xml)
     return out if found == len(updates) else None
