@@ -325,3 +325,29 @@ def test_both_cores_agree_on_the_values_that_changed(tmp_path):
                                           for x, y in zip(a.flat, b.flat)), key
     with pytest.raises(ValueError, match="core: expected 'ironcalc' or 'formulas'"):
         recalculate(path, core="libreoffice")
+
+
+def test_a_legacy_formula_meets_a_range_in_its_own_row_or_column(tmp_path):
+    """Implicit intersection: a plain one-cell formula (as Excel saves one entered before
+    dynamic arrays, or with @) reads a range used as a value at the cell in its own row (a
+    column range) or column (a row range); SUM still takes the whole range; a dynamic array
+    formula spills; a cell the range does not meet is #VALUE!, as in Excel."""
+
+    def build(wb):
+        s = wb.add_worksheet("S")
+        s.write_column("A1", [1.0, 2.0, 3.0])
+        s.write_row("A6", [10.0, 20.0, 30.0])
+        for r in range(1, 5):
+            s.write_formula(f"C{r}", "=Liste*2")  # row 4: the range ends at row 3
+        s.write_formula("B8", "=Ligne+A2:A4")  # column B of A6:C6, row 8 of A2:A4 -> no row 8: #VALUE!
+        s.write_formula("B3", "=Ligne+A2:A4")  # 20 + 3
+        s.write_formula("D1", "=SUM(Liste)*1")
+        s.write_dynamic_array_formula("E1:E3", "=Liste*10")
+        wb.define_name("Liste", "=S!$A$1:$A$3")
+        wb.define_name("Ligne", "=S!$A$6:$C$6")
+
+    r = recalculate(book(tmp_path / "ii.xlsx", build))
+    assert [r.value("S", f"C{i}") for i in (1, 2, 3)] == [2.0, 4.0, 6.0]
+    assert str(r.value("S", "C4")) == "#VALUE!" and str(r.value("S", "B8")) == "#VALUE!"
+    assert r.value("S", "B3") == 20.0 + 3.0 and r.value("S", "D1") == 6.0
+    assert [r.value("S", f"E{i}") for i in (1, 2, 3)] == [10.0, 20.0, 30.0]

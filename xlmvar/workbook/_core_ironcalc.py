@@ -837,6 +837,8 @@ def plan(book, xlmvar_names) -> Plan:
             large_names.add(name)
     watch = re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(external_names | large_names))) + r")\b", re.I) \
         if external_names or large_names else None
+    any_name = re.compile(r"(?<![A-Za-z0-9_.!$'])(?:" + "|".join(map(re.escape, sorted({n for _, n in book.names}))) + r")(?![A-Za-z0-9_.(!])", re.I) \
+        if book.names else None
     from openpyxl.utils import FORMULAE
 
     for i, (fc, text) in enumerate(zip(book.formulas, texts)):
@@ -850,7 +852,13 @@ def plan(book, xlmvar_names) -> Plan:
                     out.kept[i] = f"calls {', '.join(sorted(excel))}, which the headless calculator does not evaluate"
                 continue
         named = watch is not None and watch.search(text)
+        t = fc.target
+        legacy = t.r0 == t.r1 and t.c0 == t.c1 and not fc.dynamic and (":" in text or (any_name is not None and any_name.search(text)))
         if "[" not in text and not named and (":" not in text or not _may_be_large(text)):
+            if legacy:  # a one-cell formula as Excel saved it before dynamic arrays: ranges meet its cell
+                single = _implicit_intersection(fc.text, fc, resolver)
+                if single != fc.text:
+                    out.rewrites[i] = single
             continue
         tokens = _tokens(fc.text)
         ranges = [t for t in tokens if t.type == "OPERAND" and t.subtype == "RANGE"]
@@ -872,6 +880,8 @@ def plan(book, xlmvar_names) -> Plan:
             out.failures[i] = ("#NAME?", str(exc))  # as the table's unknown name would be in Excel
             continue
         clipped = rewritten if native else _clipped_text(rewritten, fc.target.sheet, resolver, book)
+        if legacy:
+            clipped = _implicit_intersection(clipped, fc, resolver)
         if clipped != fc.text:
             out.rewrites[i] = clipped
     return out
@@ -927,6 +937,45 @@ def _may_be_large(text: str) -> bool:
         if area > _CLIP_ABOVE:
             return True
     return False
+
+
+def _implicit_intersection(text: str, fc, resolver) -> str:
+    """A legacy one-cell formula with each range it uses as a value replaced by the cell
+    where the range meets the formula's row (a column range) or column (a row range).
+
+    Excel saves a formula entered before dynamic arrays (or with ``@``) as a plain ``<f>``:
+    there ``=Prices*2`` in row 5, with ``Prices`` naming ``B1:B9``, is ``B5*2``.  IronCalc
+    has no implicit intersection (it shows ``#VALUE!``), so the formula is rewritten.  Only
+    ranges outside any function's parentheses are intersected (inside, a function such as
+    SUM takes the whole range); a range the cell does not meet becomes ``#VALUE!``, as in
+    Excel.
+    """
+    from ._evaluator import Unsupported, _tokens, col_letters
+
+    tokens = _tokens(text)
+    if not tokens:
+        return text
+    row, col = fc.target.r0, fc.target.c0
+    out, depth, changed = [], 0, False
+    for token in tokens:
+        value = token.value
+        if token.type == "FUNC":
+            depth += 1 if token.subtype == "OPEN" else -1
+        elif token.type == "OPERAND" and token.subtype == "RANGE" and depth == 0 and not _is_structured(value):
+            try:
+                rect = resolver.resolve(value, fc.target.sheet)
+            except Unsupported:
+                rect = None
+            if rect is not None and rect.area > 1:
+                r = row if rect.r0 <= row <= rect.r1 else (rect.r0 if rect.r0 == rect.r1 else None)
+                c = col if rect.c0 <= col <= rect.c1 else (rect.c0 if rect.c0 == rect.c1 else None)
+                if r is not None and c is not None:
+                    name = resolver.book.sheets[rect.sheet].name.replace("'", "''")
+                    value, changed = f"'{name}'!{col_letters(c)}{r}", True
+                else:  # Excel: #VALUE! (IronCalc would take some cell of the range instead)
+                    value, changed = "#VALUE!", True
+        out.append(value)
+    return "".join(out) if changed else text
 
 
 def _is_structured(token: str) -> bool:
