@@ -192,3 +192,22 @@ def test_progress_names_the_cell_being_evaluated(tmp_path):
     assert lines[-1].strip().endswith("formulas, done")
     total = int(lines[-1].split("/")[1].split()[0])
     assert lines[-1].startswith(f"recalculating: {total}/{total}")
+
+
+def test_a_book_of_native_formulas_never_loads_the_excel_adapter(tmp_path):
+    """xlwings (and pandas behind it) cost half a second to import; a book without xlmvar
+    functions does not need them (what the benchmark's book (a) measures)."""
+    import subprocess
+    import sys
+
+    def build(wb):
+        s = wb.add_worksheet("S")
+        s.write_number("A1", 2)
+        s.write_formula("B1", "=A1*21")
+
+    path = _book(tmp_path / "native.xlsx", build)
+    code = ("import sys; from xlmvar.workbook.calc import calc; r = calc(sys.argv[1], sys.argv[2]);"
+            "print(r.value('S', 'B1'), 'xlmvar.excel' in sys.modules, 'xlwings' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "out.xlsx")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["42.0", "False", "False"], done.stderr

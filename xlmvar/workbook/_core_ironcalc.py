@@ -796,6 +796,10 @@ def supported_functions(names) -> set:
 def plan(book, xlmvar_names) -> Plan:
     """Sort the formulas of ``book`` (from :func:`~xlmvar.workbook._evaluator.read_workbook`).
 
+    ``xlmvar_names``: the xlmvar function names, or a callable giving them (only called when
+    the book uses a function IronCalc does not know: a book of native formulas never loads
+    the Excel adapter).
+
     * a formula that refers to another workbook (``[1]Data!B1``, or a defined name that
       does) keeps the value Excel cached: IronCalc would read nothing, or a local sheet;
     * one that calls an Excel function IronCalc lacks (``CUBEVALUE``, ``WEBSERVICE``) keeps
@@ -823,8 +827,9 @@ def plan(book, xlmvar_names) -> Plan:
     out = Plan()
     texts = [_without_strings(fc.text) for fc in book.formulas]
     names = out.functions = {_bare(m) for m in _FUNCTION_CALL.findall("\n".join(texts))}
-    xlmvar = {n.upper() for n in xlmvar_names}
-    lacking = names - supported_functions(names - xlmvar) - xlmvar
+    unknown = names - supported_functions(names)  # xlmvar's, or ones IronCalc lacks
+    xlmvar = {n.upper() for n in (xlmvar_names() if callable(xlmvar_names) else xlmvar_names)} if unknown else set()
+    lacking = unknown - xlmvar
     external_names = {n for (_, n), d in book.names.items() if _EXTERNAL.search(d.split("!")[0])}
     large_names = set()
     resolver = _Resolver(book)
@@ -1074,10 +1079,14 @@ def evaluate_book(path, book, make_error, functions: dict | None = None, progres
     """
     from ._evaluator import Evaluation, _cached, _error_fill
 
-    if functions is None:
-        from ..excel import FUNCTIONS as functions
-    steps = plan(book, functions)
-    run = _load(path, functions)
+    def table():
+        nonlocal functions
+        if functions is None:
+            from ..excel import FUNCTIONS as functions
+        return functions
+
+    steps = plan(book, lambda: list(table()))
+    run = _load(path, table() if steps.functions - supported_functions(steps.functions) else {})
     model, formulas = run.model, book.formulas
     index = [model.sheets[fc.sheet.lower()] for fc in formulas]
     filled = {i: _filled_beyond(model, index[i], fc.target) for i, fc in enumerate(formulas) if fc.dynamic}

@@ -287,7 +287,7 @@ def recalculate(path, progress=None, limits: Limits = DEFAULT_LIMITS, core: str 
     if core == "ironcalc":
         from ._core_ironcalc import evaluate_book
 
-        evaluation = evaluate_book(path, book, _error, xlmvar_functions(), progress)
+        evaluation = evaluate_book(path, book, _error, None, progress)  # the adapter only loaded if used
         if progress is not None:
             progress(total, total, "")
     else:
