@@ -158,3 +158,19 @@ def test_limits_name_their_option():
     assert str(Limits().exceeded("max_bytes", "x")) == "x: over the limit of 512 MiB (--max-mib raises it)"
     assert Limits().replace(max_cells=7, max_area=None).max_cells == 7
     assert NS and WB and pytest
+
+
+def test_deep_nesting_is_an_error_not_a_crash(tmp_path):
+    # IronCalc's parser recurses per level: 4,000 nested parentheses overflowed the 8 MiB main
+    # stack (the process died of SIGSEGV, no message); it now runs on a thread with a larger
+    # stack, and nesting past 1,000 levels is refused before it sees the formula
+    n = 4_000
+    cells = (f'<row r="1"><c r="A1"><f>{"(" * n}1{")" * n}</f></c><c r="B1"><f>{"ABS(" * 1_600}2{")" * 1_600}</f></c>'
+             f'<c r="C1"><f>{"(" * 900}3{")" * 900}</f></c><c r="D1"><f>{"^".join(["1"] * 4_000)}</f></c></row>')
+    path = with_sheet(tmp_path, cells, "deep.xlsx")
+    done = run_cli("calc", path, "-o", tmp_path / "out.xlsx", timeout=60)
+    assert done.returncode == 1, (done.returncode, done.stderr[-500:])
+    assert "S!A1: #NAME? nested 4,000 levels deep" in done.stdout and "S!B1: #NAME? nested 1,600 levels deep" in done.stdout
+    with zipfile.ZipFile(tmp_path / "out.xlsx") as z:
+        xml = z.read(SHEET1).decode()
+    assert "<v>3.0</v>" in xml and "<v>1.0</v>" in xml  # 900 levels and a 4,000-term chain evaluate

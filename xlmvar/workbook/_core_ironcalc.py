@@ -847,6 +847,10 @@ def plan(book, xlmvar_names) -> Plan:
     from openpyxl.utils import FORMULAE
 
     for i, (fc, text) in enumerate(zip(book.formulas, texts)):
+        if len(text) > MAX_NESTING and _nesting(text) > MAX_NESTING:
+            out.failures[i] = ("#NAME?", f"nested {_nesting(text):,} levels deep (the calculator reads up to {MAX_NESTING:,}; "
+                                         "Excel allows 64 levels of functions)")
+            continue
         if lacking:
             used = {_bare(m) for m in _FUNCTION_CALL.findall(text)} & lacking
             if used:
@@ -942,6 +946,18 @@ def _may_be_large(text: str) -> bool:
         if area > _CLIP_ABOVE:
             return True
     return False
+
+
+def _nesting(text: str) -> int:
+    """Deepest nesting of parentheses and braces in a formula without its strings."""
+    depth = deepest = 0
+    for ch in text:
+        if ch in "({":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")}":
+            depth -= 1
+    return deepest
 
 
 def _implicit_intersection(text: str, fc, resolver) -> str:
@@ -1050,7 +1066,38 @@ def _xlmvar_sheets(book, pattern) -> set:
     return {sheet for sheet, texts in by_sheet.items() if pattern.search("\n".join(texts))}
 
 
+#: Stack of the thread IronCalc runs on: its parser recurses once per nesting level (the
+#: process's 8 MiB main stack overflows near 4,000 nested parentheses, a crash, not an error).
+IRONCALC_STACK = 512 << 20
+#: Nesting refused before IronCalc sees it (Excel itself allows 64 levels of functions).
+MAX_NESTING = 1_000
+
+
 def evaluate_book(path, book, make_error, functions: dict | None = None, progress=None):
+    """:func:`_evaluate_book` on a thread with a :data:`IRONCALC_STACK` stack (see there)."""
+    import threading
+
+    outcome: dict = {}
+
+    def work():
+        try:
+            outcome["value"] = _evaluate_book(path, book, make_error, functions, progress)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            outcome["error"] = exc
+
+    previous = threading.stack_size(IRONCALC_STACK)
+    try:
+        worker = threading.Thread(target=work, name="xlmvar-ironcalc", daemon=True)
+        worker.start()
+    finally:
+        threading.stack_size(previous)
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _evaluate_book(path, book, make_error, functions: dict | None = None, progress=None):
     """Evaluate the formulas of a workbook the reader has checked, with IronCalc.
 
     Parameters
