@@ -174,3 +174,17 @@ def test_bounded_subprocess_reports_malformed_input_without_traceback(tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip() == "xlmvar calc: workbook: sheet 'S' cell A1 holds 'twelve' where a number is expected; the file is malformed"
     assert NS  # the helper's namespace is what Excel writes
+
+
+def test_the_1904_date_system_is_refused_not_read_1462_days_off(tmp_path, capsys):
+    # DATE(2020,1,1) is 42,369 in a 1904 workbook; both cores counted from 1900 (43,831) and
+    # YEAR(0) gave 1900 instead of 1904, silently
+    import xlsxwriter
+
+    path = tmp_path / "mac.xlsx"
+    wb = xlsxwriter.Workbook(str(path), {"date_1904": True})
+    wb.add_worksheet("S").write_formula("A1", "=DATE(2020,1,1)")
+    wb.close()
+    assert main(["calc", str(path), "-o", str(tmp_path / "out.xlsx")]) == 2
+    assert "uses the 1904 date system" in capsys.readouterr().err
+    assert not (tmp_path / "out.xlsx").exists()

@@ -585,6 +585,11 @@ def _table(archive: Archive, part: str, sheet: str) -> Table:
 
 def _defined_names(archive: Archive, order) -> tuple[dict, set]:
     root = archive.xml(archive.workbook_part())
+    properties = root.find(f"{{{_NS}}}workbookPr")
+    if properties is not None and properties.get("date1904") in ("1", "true"):
+        # both cores count dates from 1900: every date would be 1,462 days off, silently
+        raise ValueError("workbook: it uses the 1904 date system (File > Options > Advanced in Excel); "
+                         "the headless calculator counts dates from 1900 only: switch the option off and save it again")
     names, hidden = {}, set()
     for node in root.iter(f"{{{_NS}}}definedName"):
         scope = node.get("localSheetId")
