@@ -844,8 +844,6 @@ def plan(book, xlmvar_names) -> Plan:
         if external_names or large_names else None
     any_name = re.compile(r"(?<![A-Za-z0-9_.!$'])(?:" + "|".join(map(re.escape, sorted({n for _, n in book.names}))) + r")(?![A-Za-z0-9_.(!])", re.I) \
         if book.names else None
-    from openpyxl.utils import FORMULAE
-
     for i, (fc, text) in enumerate(zip(book.formulas, texts)):
         if len(text) > MAX_NESTING and _nesting(text) > MAX_NESTING:
             out.failures[i] = ("#NAME?", f"nested {_nesting(text):,} levels deep (the calculator reads up to {MAX_NESTING:,}; "
@@ -854,6 +852,8 @@ def plan(book, xlmvar_names) -> Plan:
         if lacking:
             used = {_bare(m) for m in _FUNCTION_CALL.findall(text)} & lacking
             if used:
+                from openpyxl.utils import FORMULAE  # (openpyxl costs 0.15 s to import: only here)
+
                 excel = {n for n in used if n in FORMULAE or re.search(rf"_xl(?:fn|ws)\.{re.escape(n)}\s*\(", text, re.I)}
                 if used - excel:
                     out.failures[i] = ("#NAME?", f"unknown function {', '.join(sorted(used - excel))} (neither an Excel nor an xlmvar function)")

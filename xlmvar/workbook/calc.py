@@ -296,7 +296,9 @@ def recalculate(path, progress=None, limits: Limits = DEFAULT_LIMITS, core: str 
         evaluation = evaluate(book, _error, progress, lambda text: mark_missing_arguments(text, names, marker))
     result = Recalculation(source=path, limits=limits)
     values = _as_blocks(evaluation.values, len(book.formulas))
-    error_class = _xl_error_class()
+    # values that may hold an error: arrays, and the errors made here (a book without any
+    # never imports formulas)
+    may_err = (np.ndarray,) if _ERROR_CLASS is None else (np.ndarray, _ERROR_CLASS)
     for i, fc in enumerate(book.formulas):
         t = fc.target
         ref = fc.anchor if t.r0 == t.r1 and t.c0 == t.c1 and "$" not in fc.anchor else t.ref
@@ -312,7 +314,7 @@ def recalculate(path, progress=None, limits: Limits = DEFAULT_LIMITS, core: str 
             if i in evaluation.overflows:  # written as far as the file's range goes, and said so
                 result.kept.append(KeptCell(fc.sheet, fc.anchor, evaluation.overflows[i], "only partly written"))
             raw = evaluation.values[i]
-            if isinstance(raw, (np.ndarray, error_class)):  # a plain value is no error
+            if isinstance(raw, may_err):  # a plain value is no error
                 result.errors.extend(_errors_in(fc.sheet, ref, fc.text, block))
     result.names = name_values(book, evaluation)
     return result
@@ -529,8 +531,6 @@ def _patched_fast(xml: bytes, sheet: str, recalc: Recalculation) -> bytes | None
     is not found in that form (a cell the file leaves out, a prefixed namespace), None is
     returned and :func:`_patched_sheet` does the work on the XML tree instead.
     """
-    from openpyxl.utils.cell import range_boundaries
-
     updates: dict = {}
     for key, value in recalc.values.items():
         if key[0] != sheet or key in recalc.kept_targets:
@@ -539,6 +539,8 @@ def _patched_fast(xml: bytes, sheet: str, recalc: Recalculation) -> bytes | None
         if ":" not in ref:
             updates[ref.encode()] = _encoded(value.flat[0] if isinstance(value, np.ndarray) else value)
             continue
+        from openpyxl.utils.cell import range_boundaries
+
         dynamic = key in recalc.dynamic
         value = as_2d(value)
         c0, r0, c1, r1 = range_boundaries(ref)
