@@ -14,8 +14,10 @@ timed):
 * repeat   - the same content again (a copy of the model, the same positions);
 * what-if  - the same model content (a copy), new positions;
 * handle   - the what-if as the desk makes it: ``udfs.COMPONENTVAR(positions, handle, ...)``
-  with a handle from one ``udfs.RISKMODEL`` of the model (Excel function overhead included);
-  its table was made earlier, so the call and its yardstick both start with the CPU caches
+  with a handle from one ``udfs.RISKMODEL`` of the model (Excel function overhead included),
+  made right after the caches are cleared, as a desk's RISKMODEL cell runs before the cells
+  that use it (RISKMODEL validates the model, so the handle's matrix is recognised without
+  a comparison); its table was made earlier, so the call and its yardstick both start with the CPU caches
   flushed.
 
 Each is printed as a multiple of one pass over the model measured on the same arrays right
@@ -92,8 +94,6 @@ def bench_method(method: str, n: int, t: int, rounds: int, rng) -> dict:
     x = rng.standard_normal(n) * 1e6
     times = {"pass": [], "cold pass": [], "cold": [], "repeat": [], "what-if": [], "what-if handle": []}
     ratios = {"cold": [], "repeat": [], "what-if": [], "what-if handle": []}
-    handle = udfs.RISKMODEL(model, method)  # the desk's path: one RISKMODEL, then PORTVAR etc.
-    table = handles.resolve_model(handle)
 
     def one_pass(arr, v) -> float:  # best of 3 on 1 BLAS thread and 3 on the default: the yardstick
         with blas_threads(SMALL_WORK / 2):  # a block our thread choice runs on 1 thread
@@ -107,6 +107,10 @@ def bench_method(method: str, n: int, t: int, rounds: int, rng) -> dict:
         ratios[kind].append(seconds / base)
 
     xlmvar.clear_caches()
+    handles.clear_models()
+    # the desk's path: one RISKMODEL (which validates the model), then PORTVAR etc. with it
+    handle = udfs.RISKMODEL(model, method)
+    table = handles.resolve_model(handle)
     xlmvar.decompose(x, model.copy(), method=method, **options)  # the model's validation, scenarios
     for _ in range(rounds):  # repeated and what-if calls on the model seen before
         same = model.copy()
