@@ -125,12 +125,21 @@ def test_a_difference_outside_the_sampled_elements_is_a_miss():
     assert a != b
 
 
-def test_bitwise_identity_and_zero_signs():
+@pytest.mark.parametrize("compare", ["memcmp", "numpy"])
+def test_bitwise_identity_and_zero_signs(compare, monkeypatch):
+    if compare == "numpy":  # as where ctypes cannot load C's memcmp (Pyodide)
+        monkeypatch.setattr(_cache, "_MEMCMP", [None])
     s = np.array([[0.0, 1.0], [2.0, 3.0]])
     assert _cache.same_content(s, s.copy())
     assert not _cache.same_content(s, np.array([[-0.0, 1.0], [2.0, 3.0]]))
     assert _cache.same_content(s, np.asfortranarray(s))  # non-contiguous input compared by value
     assert not _cache.same_content(s, s.astype(np.float32))
+    big = np.arange(100_000.0).reshape(100, 1000)
+    for i in ((0, 0), (50, 500), (99, 999)):  # one ulp anywhere
+        other = big.copy()
+        other[i] = np.nextafter(other[i], np.inf)
+        assert not _cache.same_content(big, other)
+    assert _cache.same_content(big, big.copy())
 
 
 def test_methods_whose_hit_would_not_pay_do_not_cache():

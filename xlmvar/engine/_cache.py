@@ -93,11 +93,14 @@ def same_content(stored: np.ndarray, given: np.ndarray) -> bool:
     """True if ``given`` has exactly the dtype, shape and bit pattern of ``stored``.
 
     ``stored`` is C-contiguous (the cache's own copy); ``given`` may be any array.  Floats
-    are compared as the unsigned integers of their bits: -0.0 is not 0.0 and the comparison
-    is exact.  (Input holding NaN is refused by validation and so never stored.)
+    are compared as the unsigned integers of their bits (C's ``memcmp`` when ``given`` is
+    C-contiguous and ctypes can load it): -0.0 is not 0.0 and the comparison is exact.
+    (Input holding NaN is refused by validation and so never stored.)
     """
     if stored.dtype != given.dtype or stored.shape != given.shape:
         return False
+    if stored.flags.c_contiguous and given.flags.c_contiguous and _memcmp() is not None:
+        return _memcmp()(stored.ctypes.data, given.ctypes.data, stored.nbytes) == 0
     kind = {8: np.uint64, 4: np.uint32, 2: np.uint16, 1: np.uint8}.get(stored.dtype.itemsize)
     if kind is None or not given.flags.c_contiguous:
         return bool(np.array_equal(stored, given))
