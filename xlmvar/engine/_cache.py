@@ -99,20 +99,20 @@ def same_content(stored: np.ndarray, given: np.ndarray) -> bool:
     """
     if stored.dtype != given.dtype or stored.shape != given.shape:
         return False
-    if stored.flags.c_contiguous and given.flags.c_contiguous and _memcmp() is not None:
-        return _memcmp()(stored.ctypes.data, given.ctypes.data, stored.nbytes) == 0
+    memcmp = _memcmp() if stored.flags.c_contiguous and given.flags.c_contiguous else None
+    if memcmp is not None:
+        return memcmp(stored.ctypes.data, given.ctypes.data, stored.nbytes) == 0
     kind = {8: np.uint64, 4: np.uint32, 2: np.uint16, 1: np.uint8}.get(stored.dtype.itemsize)
     if kind is None or not given.flags.c_contiguous:
         return bool(np.array_equal(stored, given))
     return bool(np.array_equal(stored.view(kind), given.view(kind)))
 
 
-#: Bytes of each array in one block of :func:`same_content_product`: the block of the given
-#: array and the same block of the stored copy (1 MiB together) are still in the CPU cache
-#: (L2, else L3) when they are multiplied.  The size is not critical: measured by
-#: ``benchmarks/bench_api.py``-style loops at N = 300 ... 2000, blocks of 128 KiB to 4 MiB
-#: agree within the noise; smaller blocks pay more calls (about 3 us each), larger ones
-#: fall out of L2.
+#: Bytes of each array in one block of :func:`same_content_product`: the block just
+#: compared (of the given array, and of the stored copy: 1 MiB together) is still in the
+#: CPU cache when it is multiplied.  The size is not critical: on the 2-core development
+#: machine (512 KiB of L2 per core, 32 MiB of L3) blocks of 128 KiB to 4 MiB timed the same
+#: within the noise at N = 300 ... 2000; smaller blocks pay more calls (a few us each).
 BLOCK_BYTES = 512 << 10
 
 
