@@ -125,12 +125,21 @@ def test_a_difference_outside_the_sampled_elements_is_a_miss():
     assert a != b
 
 
-def test_bitwise_identity_and_zero_signs():
+@pytest.mark.parametrize("compare", ["memcmp", "numpy"])
+def test_bitwise_identity_and_zero_signs(compare, monkeypatch):
+    if compare == "numpy":  # as where ctypes cannot load C's memcmp (Pyodide)
+        monkeypatch.setattr(_cache, "_MEMCMP", [None])
     s = np.array([[0.0, 1.0], [2.0, 3.0]])
     assert _cache.same_content(s, s.copy())
     assert not _cache.same_content(s, np.array([[-0.0, 1.0], [2.0, 3.0]]))
     assert _cache.same_content(s, np.asfortranarray(s))  # non-contiguous input compared by value
     assert not _cache.same_content(s, s.astype(np.float32))
+    big = np.arange(100_000.0).reshape(100, 1000)
+    for i in ((0, 0), (50, 500), (99, 999)):  # one ulp anywhere
+        other = big.copy()
+        other[i] = np.nextafter(other[i], np.inf)
+        assert not _cache.same_content(big, other)
+    assert _cache.same_content(big, big.copy())
 
 
 def test_methods_whose_hit_would_not_pay_do_not_cache():
@@ -156,3 +165,135 @@ def test_errors_are_not_cached_and_name_the_argument():
         with pytest.raises(ValueError, match="^cov: is not positive semi-definite"):
             xlmvar.portfolio_var(np.ones(n), s.copy())
     assert _validation._COVARIANCES.info()["entries"] == 0
+
+
+# --- the what-if path: one fused pass of comparison and product over a cached covariance ---
+
+Z99 = NormalDist().inv_cdf(0.99)
+
+
+def _normal_var(x, s, z=Z95):
+    return z * math.sqrt(float(x @ s @ x))
+
+
+@pytest.fixture(params=["memcmp", "numpy"])
+def small_blocks(request, monkeypatch):
+    """Blocks of 16 rows at N = 250 (so a matrix has 16 of them), compared by C's memcmp
+    or, as where ctypes cannot load it (Pyodide), by numpy."""
+    monkeypatch.setattr(_cache, "BLOCK_BYTES", 16 * N_CACHED * 8)
+    if request.param == "numpy":
+        monkeypatch.setattr(_cache, "_MEMCMP", [None])
+    else:
+        assert _cache._memcmp() is not None  # every platform the tests run on has one
+    return request.param
+
+
+def _covariance_counts():
+    info = _validation._COVARIANCES.info()
+    return info["hits"], info["misses"]
+
+
+@pytest.mark.parametrize(
+    "where",
+    [(0, 0), (N_CACHED - 1, N_CACHED - 1), (N_CACHED // 2, N_CACHED // 2), (3, 3), (N_CACHED - 2, N_CACHED - 2)],
+    ids=["first-block", "last-element", "middle-diagonal", "first-block-diagonal", "last-block-diagonal"],
+)
+def test_a_copy_differing_in_one_diagonal_element_is_a_miss(small_blocks, where):
+    n = N_CACHED
+    s = _cov(n, 7)
+    x = np.linspace(-1.0, 1.0, n) * 1e6
+    first = xlmvar.portfolio_var(x, s.copy(), 0.99)
+    t = s.copy()
+    t[where] *= 1.5  # a larger variance: still a valid covariance, a different VaR
+    second = xlmvar.portfolio_var(x, t, 0.99)
+    assert first == pytest.approx(_normal_var(x, s, Z99), rel=1e-12)
+    assert second == pytest.approx(_normal_var(x, t, Z99), rel=1e-12)
+    assert second > first
+    assert _covariance_counts() == (0, 2)
+
+
+@pytest.mark.parametrize("where", [(0, 1), (1, 0), (N_CACHED - 1, N_CACHED - 2), (N_CACHED - 2, N_CACHED - 1), (17, 200)])
+def test_a_copy_differing_in_one_off_diagonal_element_is_a_miss_and_refused(small_blocks, where):
+    # a hit would silently return the cached figure; a miss validates the copy, which is no
+    # longer symmetric
+    n = N_CACHED
+    s = _cov(n, 8)
+    x = np.ones(n)
+    xlmvar.portfolio_var(x, s.copy())
+    t = s.copy()
+    t[where] += 1e-3
+    i, j = sorted(where)  # the message names the pair in reading order
+    with pytest.raises(ValueError, match=rf"^cov: is not symmetric: row {i + 1}, column {j + 1}"):
+        xlmvar.portfolio_var(x, t)
+
+
+@pytest.mark.parametrize("where", [(0, 5), (N_CACHED - 1, N_CACHED - 6), (120, 130)])
+def test_a_copy_differing_by_one_ulp_or_a_zero_sign_is_a_miss(small_blocks, where):
+    n = N_CACHED
+    s = _cov(n, 9)
+    s[where] = s[where[::-1]] = 0.0  # a covariance with exact zeros
+    x = np.linspace(1.0, 2.0, n)
+    xlmvar.portfolio_var(x, s.copy())
+    for change in ("ulp", "sign of zero"):
+        t = s.copy()
+        if change == "ulp":
+            i = (where[0], (where[1] + 1) % n)
+            t[i] = t[i[::-1]] = np.nextafter(t[i], np.inf)  # symmetric, 1 ulp away
+        else:
+            t[where] = t[where[::-1]] = -0.0
+        before = _covariance_counts()
+        assert xlmvar.portfolio_var(x, t) == pytest.approx(_normal_var(x, t), rel=1e-12)
+        assert _covariance_counts() == (before[0], before[1] + 1)  # validated as new content
+
+
+def test_what_if_hits_give_the_closed_form_and_the_bits_of_a_miss(small_blocks):
+    n = N_CACHED
+    s = _cov(n, 10)
+    rng = np.random.default_rng(4)
+    books = [rng.standard_normal(n) * 1e6 for _ in range(4)]
+    misses = []
+    for x in books:  # each book on an empty cache: validated, then multiplied
+        xlmvar.clear_caches()
+        misses.append(xlmvar.decompose(x, s.copy(), "es", 0.975))
+    xlmvar.clear_caches()
+    xlmvar.portfolio_var(books[0], s.copy())
+    for x, miss in zip(books, misses):  # the same books as what-if calls on fresh copies
+        hit = xlmvar.decompose(x, s.copy(), "es", 0.975)
+        z = NormalDist().inv_cdf(0.975)
+        k = math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi) / 0.025
+        sigma = math.sqrt(float(x @ s @ x))
+        assert hit.total == pytest.approx(k * sigma, rel=1e-12)
+        np.testing.assert_allclose(hit.marginal, k * (s @ x) / sigma, rtol=1e-10, atol=1e-12 * k * float(np.abs(s).max()))
+        assert hit.total == miss.total  # the same row blocks on both paths: the same bits
+        np.testing.assert_array_equal(hit.marginal, miss.marginal)
+    assert _covariance_counts() == (len(books), 1)
+
+
+def test_fused_comparison_matches_a_whole_comparison_on_every_layout(small_blocks):
+    n = N_CACHED
+    s = _cov(n, 11)
+    stored = np.array(s, order="C", copy=True)
+    v = np.linspace(-1.0, 1.0, n)
+    expected = _cache.product(stored, v)
+    for given in (s.copy(), np.asfortranarray(s), np.vstack([s, s])[:n], s.copy()[::1, ::1]):
+        np.testing.assert_array_equal(_cache.same_content_product(stored, given, v), expected)
+    for i in (0, n // 2, n - 1):
+        for j in (0, n - 1):
+            t = s.copy()
+            t[i, j] = np.nextafter(t[i, j], -np.inf)
+            assert _cache.same_content_product(stored, t, v) is None
+            assert _cache.same_content_product(stored, np.asfortranarray(t), v) is None
+    assert _cache.same_content_product(stored, s.astype(np.float32), v) is None
+    assert _cache.same_content_product(stored, s[:-1, :-1], v[:-1]) is None
+
+
+def test_a_cached_covariance_is_kept_once():
+    # the copy that verifies hits is also the validated matrix handed out (and the Cholesky
+    # factor is the only other array): two N x N arrays, not three
+    n = N_CACHED
+    s = _cov(n, 12)
+    checked = _validation.checked_covariance(s)
+    assert _validation._COVARIANCES.info()["bytes"] <= 2 * s.nbytes + 4096
+    assert not np.shares_memory(checked.matrix, s) and not checked.matrix.flags.writeable
+    s[0, 0] = 99.0  # the caller's array is still its own
+    assert checked.matrix[0, 0] != 99.0

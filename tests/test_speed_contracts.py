@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import xlmvar
-from xlmvar.engine import _threads, _validation
+from xlmvar.engine import _cache, _threads, _validation
 
 
 @pytest.fixture(autouse=True)
@@ -81,6 +81,37 @@ def test_a_matrix_the_engine_returned_is_recognised_without_a_pass(monkeypatch):
     s = _validation.check_covariance(_cov(N))
     monkeypatch.setattr(_validation, "key_of", lambda *a, **k: pytest.fail("content compared again"))
     assert _validation.check_covariance(s) is s
+
+
+def test_a_what_if_call_compares_and_multiplies_in_one_pass(counts, monkeypatch):
+    s = _cov(N, 4)
+    xlmvar.portfolio_var(np.ones(N), s.copy())  # validated and cached once
+    fused = []
+    original = _cache.same_content_product
+    monkeypatch.setattr(_cache, "same_content_product", lambda *a: fused.append(1) or original(*a))
+    # no comparison of the whole matrix before a second pass to multiply it
+    monkeypatch.setattr(_cache.ContentCache, "lookup", lambda *a, **k: pytest.fail("compared whole"))
+    monkeypatch.setattr(_validation, "product", lambda *a, **k: pytest.fail("multiplied in a second pass"))
+    monkeypatch.setattr(_validation, "as_matrix", lambda *a, **k: pytest.fail("the covariance converted again"))
+    rng = np.random.default_rng(5)
+    for _ in range(4):
+        x = rng.standard_normal(N) * 1e6
+        d = xlmvar.decompose(x, s.copy(), "var", 0.99)
+        assert d.component.sum() == pytest.approx(d.total, rel=1e-12)
+        assert xlmvar.portfolio_sigma(x, s.copy()) == pytest.approx(np.sqrt(x @ s @ x), rel=1e-12)
+    assert len(fused) == 8
+    assert counts == {"factorisations": 1, "symmetry": 1}
+
+
+def test_a_handle_s_matrix_is_multiplied_without_a_comparison(monkeypatch):
+    from xlmvar.excel import handles
+
+    s = _cov(N, 6)
+    table = handles.make_model(s, "normal").table
+    monkeypatch.setattr(_validation, "key_of", lambda *a, **k: pytest.fail("content compared again"))
+    x = np.linspace(-1.0, 1.0, N)
+    assert xlmvar.portfolio_sigma(x, table) == pytest.approx(np.sqrt(x @ s @ x), rel=1e-12)
+    handles.clear_models()
 
 
 def test_small_covariances_are_validated_every_time_where_a_cache_would_not_pay(counts):

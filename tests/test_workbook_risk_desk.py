@@ -25,7 +25,7 @@ from xlmvar.workbook.calc import Recalculation, calc, recalculate, write_cached_
 from _workbooks import WORKBOOKS, cached_values, formulas_of, libreoffice_recalculate, soffice
 
 BOOK = WORKBOOKS / "risk_desk.xlsx"
-SHEETS = ["Report", "What-if", "Hedges", "By desk", "Stress", "Options", "Backtest", "Daily returns"]
+SHEETS = ["Report", "What-if", "Hedges", "By desk", "Stress", "Options", "Backtest", "Handles", "Daily returns"]
 NS = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
 RTOL = 1e-12
 
@@ -213,6 +213,49 @@ def _check_rolling(result, book) -> set:
     return {key}
 
 
+def _check_handles(result, book) -> set:
+    """The Handles sheet: each RISKMODEL cell holds the handle of the data it was given (the
+    same text as a handle made here from the inputs: content-keyed), and every figure with
+    the handle is the figure with the range, to the last bit, and the engine's on the inputs."""
+    from xlmvar.excel import handles
+
+    checked = set()
+    x, c, h = book.x, book.c, book.h
+    models = {"CovModel": ("Covariance", "normal", book.cov), "ReturnsModel": ("DailyReturns", "historical", book.returns)}
+    try:
+        for name, (source, method, table) in models.items():
+            key = ("Handles", _where(result, "Handles", f'RISKMODEL({source},"{method}")'))
+            text = _cells(result, *key).item()
+            assert re.fullmatch(r"xlmvar-model:(cov|returns):\d+x\d+:[0-9a-f]{16}", text)
+            assert text == handles.make_model(table, method).handle
+            checked.add(key)
+    finally:
+        handles.clear_models()
+    z = norm.ppf(c)
+    sigma = np.sqrt(x @ book.cov @ x) * np.sqrt(h)
+    pnl = book.returns @ x
+    expected = {  # (function, model name, method): the figure worked out here
+        ("PORTVAR", "CovModel", "normal"): z * sigma,
+        ("PORTES", "CovModel", "normal"): norm.pdf(z) / (1 - c) * sigma,
+        ("PORTVAR", "ReturnsModel", "historical"): -np.quantile(pnl, 1 - c),
+        ("PORTES", "ReturnsModel", "historical"): xlmvar.portfolio_es(x, book.returns, c, h, "historical"),
+        ("COMPONENTVAR", "CovModel", "normal"): x * (book.cov @ x) / sigma * z * h,
+        ("COMPONENTVAR", "ReturnsModel", "historical"): xlmvar.component_var(x, book.returns, c, h, "historical"),
+    }
+    for (function, name, method), want in expected.items():
+        source = models[name][0]
+        tail = "" if method == "normal" else f',"{method}"'
+        with_handle, with_range = (
+            ("Handles", _where(result, "Handles", f"{function}(Positions,{model},Confidence,Horizon{tail})"))
+            for model in (name, source)
+        )
+        got_handle, got_range = (_cells(result, *key).astype(float).ravel() for key in (with_handle, with_range))
+        np.testing.assert_array_equal(got_handle, got_range)  # the same table, the same bits
+        np.testing.assert_allclose(got_handle, np.ravel(want), rtol=1e-12, err_msg=function)
+        checked |= {with_handle, with_range}
+    return checked
+
+
 def test_inputs_are_a_valid_multi_asset_book(book):
     n = len(book.assets)
     assert 6 <= n <= 8 and len(set(book.assets)) == n
@@ -355,6 +398,7 @@ def test_every_xlmvar_cell_matches_the_engine(recalculated, book):
     checked |= _check_stress_pnl(result, book)
     checked |= _check_options(result, book)
     checked |= _check_rolling(result, book)
+    checked |= _check_handles(result, book)
 
     # VARBACKTEST on ROLLINGVAR's columns
     key = ("Backtest", "I5:J16")
@@ -465,6 +509,33 @@ def test_new_sheets_native_checks(recalculated, book):
     assert options["C17"] == pytest.approx(options["B17"], rel=1e-10)
     daily = cached_values(out, "Daily returns")
     np.testing.assert_allclose([daily[f"I{r}"] for r in range(5, 505)], book.returns @ book.x, rtol=1e-12)
+
+
+def test_handles_sheet_differences_are_zero_and_its_note_quotes_the_lost_handle_message(recalculated, book):
+    from xlmvar.excel import handles
+
+    result, out = recalculated
+    values = cached_values(out, "Handles")
+    formulas = formulas_of(out, "Handles")
+    differences = [cell for cell, text in formulas.items() if re.fullmatch(r"=([A-Z]+)(\d+)-([A-Z]+)\2", text)]
+    assert len(differences) == 4 + 2 * len(book.assets)  # four portfolio figures, two component columns
+    assert all(values[cell] == 0 for cell in differences)
+    sizes = [values[cell] for cell, text in formulas.items() if text.startswith("=ROWS(")]
+    assert sizes == [book.cov.size, book.returns.size]
+    # a handle lost (a fresh Python process): the cell says how to refresh, as the note quotes
+    handle = next(v for v in values.values() if isinstance(v, str) and v.startswith("xlmvar-model:cov:"))
+    handles.clear_models()
+    with pytest.raises(ValueError) as lost:
+        handles.resolve_model(handle)
+    message = str(lost.value)
+    assert message.startswith(f"model: the risk model {handle!r} is not in this Python session")
+    notes = " ".join(v for v in values.values() if isinstance(v, str))
+    assert message.partition(f"{handle!r} ")[2] in notes
+    assert f"To refresh, {handles._REFRESH}." in notes
+    # once RISKMODEL runs again on the same data, the same handle resolves to the same table
+    assert handles.make_model(book.cov, "normal").handle == handle
+    np.testing.assert_array_equal(handles.resolve_model(handle), book.cov)
+    handles.clear_models()
 
 
 def test_native_cross_checks_agree_with_the_engine(recalculated, book):
@@ -629,3 +700,5 @@ def test_libreoffice_recalculates_the_native_block_to_the_engine(tmp_path, book,
     np.testing.assert_allclose([stress[f"I{r}"] for r in range(43, 43 + len(book.scenarios))], book.shocks @ x, rtol=1e-12)
     options = cached_values(lo, "Options")
     assert options["C16"] == pytest.approx(-np.quantile(_option_grid(book).sum(axis=1), 1 - book.c), rel=1e-12)
+    handles_sheet = cached_values(lo, "Handles")  # the sizes of the ranges the handles stand for
+    assert [handles_sheet["C7"], handles_sheet["C8"]] == [book.cov.size, book.returns.size]

@@ -15,6 +15,14 @@ so -0.0 differs from 0.0).  A verified hit therefore reads each input
 once, at memory speed (about 20x the speed of a cryptographic hash), never more bytes than
 the computation itself reads, and it is exact: no two different inputs share a result.
 
+A what-if call - the same covariance content in a fresh array, new positions - needs the
+product of the matrix with the positions as well: :func:`same_content_product` compares
+and multiplies the matrix in row blocks that stay in the CPU cache (block k of the given
+array against block k of the stored copy, then block k times the vector), so that a hit
+reads each array once instead of comparing in one pass and multiplying in another.  The
+comparison uses C's ``memcmp`` (loaded with ctypes, checked on first use) where the
+platform has one, else numpy; both are exact.
+
 Only what pays is cached: a method whose hit would not be at least 10x faster than its miss
 (one pass over a returns history, a product with a covariance) does not cache at all;
 ``when`` and ``min_bytes`` say which calls cache (see ``benchmarks/bench_api.py``).
@@ -39,7 +47,17 @@ from collections import OrderedDict
 
 import numpy as np
 
-__all__ = ["ContentCache", "named_cache", "key_of", "memoize", "clear_caches", "cache_info", "same_content"]
+__all__ = [
+    "ContentCache",
+    "named_cache",
+    "key_of",
+    "memoize",
+    "clear_caches",
+    "cache_info",
+    "same_content",
+    "same_content_product",
+    "product",
+]
 
 _CACHES: list["ContentCache"] = []
 
@@ -75,15 +93,113 @@ def same_content(stored: np.ndarray, given: np.ndarray) -> bool:
     """True if ``given`` has exactly the dtype, shape and bit pattern of ``stored``.
 
     ``stored`` is C-contiguous (the cache's own copy); ``given`` may be any array.  Floats
-    are compared as the unsigned integers of their bits: -0.0 is not 0.0 and the comparison
-    is exact.  (Input holding NaN is refused by validation and so never stored.)
+    are compared as the unsigned integers of their bits (C's ``memcmp`` when ``given`` is
+    C-contiguous and ctypes can load it): -0.0 is not 0.0 and the comparison is exact.
+    (Input holding NaN is refused by validation and so never stored.)
     """
     if stored.dtype != given.dtype or stored.shape != given.shape:
         return False
+    memcmp = _memcmp() if stored.flags.c_contiguous and given.flags.c_contiguous else None
+    if memcmp is not None:
+        return memcmp(stored.ctypes.data, given.ctypes.data, stored.nbytes) == 0
     kind = {8: np.uint64, 4: np.uint32, 2: np.uint16, 1: np.uint8}.get(stored.dtype.itemsize)
     if kind is None or not given.flags.c_contiguous:
         return bool(np.array_equal(stored, given))
     return bool(np.array_equal(stored.view(kind), given.view(kind)))
+
+
+#: Bytes of each array in one block of :func:`same_content_product`: the block just
+#: compared (of the given array, and of the stored copy: 1 MiB together) is still in the
+#: CPU cache when it is multiplied.  The size is not critical: on the 2-core development
+#: machine (512 KiB of L2 per core, 32 MiB of L3) blocks of 128 KiB to 4 MiB timed the same
+#: within the noise at N = 300 ... 2000; smaller blocks pay more calls (a few us each).
+BLOCK_BYTES = 512 << 10
+
+
+def _block_rows(matrix: np.ndarray) -> int:
+    """Rows in each block of a 2-D array: whole rows, about :data:`BLOCK_BYTES` in all.
+    The blocks depend on the shape and dtype only."""
+    return max(1, BLOCK_BYTES // max(matrix.itemsize * matrix.shape[1], 1))
+
+
+def product(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """``matrix @ vector`` computed one row block at a time.
+
+    The blocks of :func:`same_content_product`, so that a product computed after a cache
+    miss and one computed during a hit are equal to the last bit (each row is one dot
+    product of the same BLAS kernel either way).
+    """
+    out = np.empty(matrix.shape[0], np.result_type(matrix.dtype, vector.dtype))
+    step = _block_rows(matrix)
+    for start in range(0, matrix.shape[0], step):
+        np.matmul(matrix[start : start + step], vector, out=out[start : start + step])
+    return out
+
+
+_MEMCMP: list = []  # [C's memcmp or None], loaded on first use
+
+
+def _load_memcmp():
+    """C's ``memcmp`` through ctypes, or ``None`` where ctypes or the C library is missing
+    (Pyodide) or the function does not pass a check of equal, unequal and signed zeros."""
+    try:
+        import ctypes
+        import sys
+
+        library = ctypes.cdll.msvcrt if sys.platform == "win32" else ctypes.CDLL(None)
+        memcmp = library.memcmp
+        memcmp.restype = ctypes.c_int
+        memcmp.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+        a, b, c = np.array([1.0, 0.0, 2.0]), np.array([1.0, 0.0, 2.0]), np.array([1.0, -0.0, 2.0])
+        ok = memcmp(a.ctypes.data, b.ctypes.data, a.nbytes) == 0 and memcmp(a.ctypes.data, c.ctypes.data, a.nbytes) != 0
+        return memcmp if ok else None
+    except Exception:  # no ctypes, no C library, no memcmp in it
+        return None
+
+
+def _memcmp():
+    if not _MEMCMP:
+        _MEMCMP.append(_load_memcmp())
+    return _MEMCMP[0]
+
+
+def same_content_product(stored: np.ndarray, given: np.ndarray, vector: np.ndarray):
+    """``given @ vector`` if ``given`` has exactly the content of ``stored``, else ``None``.
+
+    Parameters
+    ----------
+    stored : ndarray, shape (m, n), float64, C-contiguous
+        The cache's own copy.
+    given : ndarray
+        The array of the call (any layout; a different dtype or shape is a miss).
+    vector : ndarray, shape (n,), float64
+
+    One pass over each array: for each row block ``k`` (:func:`product`'s blocks), block
+    ``k`` of ``given`` is compared with block ``k`` of ``stored``, bit for bit (so -0.0 is
+    not 0.0), and then multiplied by ``vector`` while it is still in the CPU cache.  The
+    first block that differs ends the pass: a miss.  The product equals
+    ``product(stored, vector)`` to the last bit.  A ``given`` that is not C-contiguous is
+    compared whole (:func:`same_content`) and then multiplied.
+    """
+    if stored.dtype != given.dtype or stored.shape != given.shape:
+        return None
+    if not given.flags.c_contiguous:
+        return product(stored, vector) if same_content(stored, given) else None
+    out = np.empty(stored.shape[0], np.result_type(stored.dtype, vector.dtype))
+    step = _block_rows(stored)
+    row_bytes = stored.itemsize * stored.shape[1]
+    memcmp = _memcmp()
+    if memcmp is not None:
+        here, there = stored.ctypes.data, given.ctypes.data  # both arrays are referenced below
+    for start in range(0, stored.shape[0], step):
+        block = given[start : start + step]
+        if memcmp is not None:
+            if memcmp(here + start * row_bytes, there + start * row_bytes, block.nbytes) != 0:
+                return None
+        elif not same_content(stored[start : start + step], block):
+            return None
+        np.matmul(block, vector, out=out[start : start + step])
+    return out
 
 
 def _split(args, kwargs):
@@ -118,12 +234,29 @@ def _owned_copy(arr: np.ndarray) -> np.ndarray:
     return np.array(arr, order="C", copy=True)
 
 
-def _freeze(value, inputs):
+def _is_same_array(a: np.ndarray, b: np.ndarray) -> bool:
+    """True if ``a`` and ``b`` are the same memory seen the same way (so the same content)."""
+    return (
+        a.dtype == b.dtype
+        and a.shape == b.shape
+        and a.strides == b.strides
+        and a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+    )
+
+
+def _freeze(value, inputs, copies):
     """Make arrays inside ``value`` read-only (copying any that share memory with ``inputs``).
+
+    A result array that *is* one of the inputs (a validated float matrix is often the
+    caller's array itself) becomes that input's read-only copy in ``copies``, which the
+    cache keeps anyway to verify hits: one copy serves both, and counts once.
 
     Returns the frozen value and its size in bytes.
     """
     if isinstance(value, np.ndarray):
+        for given, copy in zip(inputs, copies):
+            if _is_same_array(value, given):
+                return copy, 0
         if value.base is not None or any(np.may_share_memory(value, a) for a in inputs):
             value = _owned_copy(value)
         value.flags.writeable = False
@@ -132,13 +265,13 @@ def _freeze(value, inputs):
         size, changes = 64, {}
         for f in dataclasses.fields(value):
             item = getattr(value, f.name)
-            frozen, n = _freeze(item, inputs)
+            frozen, n = _freeze(item, inputs, copies)
             size += n
             if frozen is not item:
                 changes[f.name] = frozen
         return (dataclasses.replace(value, **changes) if changes else value), size
     if isinstance(value, tuple):
-        items = [_freeze(v, inputs) for v in value]
+        items = [_freeze(v, inputs, copies) for v in value]
         frozen = [v for v, _ in items]
         value = type(value)(*frozen) if hasattr(value, "_fields") else tuple(frozen)
         return value, sum(n for _, n in items) + 64
@@ -148,8 +281,9 @@ def _freeze(value, inputs):
 class ContentCache:
     """Least-recently-used cache of results keyed on the content of the arguments.
 
-    Each entry holds C-contiguous copies of the argument arrays, to verify a hit exactly
-    (:func:`same_content`), and the read-only result; its size is the bytes of both.
+    Each entry holds read-only C-contiguous copies of the argument arrays, to verify a hit
+    exactly (:func:`same_content`), and the read-only result (which may hold one of those
+    copies, see :func:`_freeze`); its size is the bytes of both.
     """
 
     def __init__(self, name: str, max_bytes: int = 256 << 20):
@@ -161,19 +295,36 @@ class ContentCache:
         self.misses = 0
         self._lock = threading.Lock()
 
-    def lookup(self, key: bytes, arrays):
-        """The cached value for these arrays under ``key``, or ``_MISS``."""
+    def _bucket(self, key: bytes) -> list:
         with self._lock:
             bucket = self._data.get(key)
-            if bucket is not None:
-                self._data.move_to_end(key)
-                bucket = list(bucket)
-        for stored, value, _ in bucket or ():
+            if bucket is None:
+                return []
+            self._data.move_to_end(key)
+            return list(bucket)
+
+    def _hit(self) -> None:
+        with self._lock:
+            self.hits += 1
+
+    def lookup(self, key: bytes, arrays):
+        """The cached value for these arrays under ``key``, or ``_MISS``."""
+        for stored, value, _ in self._bucket(key):
             if all(same_content(s, a) for s, a in zip(stored, arrays)):
-                with self._lock:
-                    self.hits += 1
+                self._hit()
                 return value
         return _MISS
+
+    def lookup_product(self, key: bytes, given: np.ndarray, vector: np.ndarray):
+        """``(value, given @ vector)`` if ``given``, the one array of ``key``, was stored;
+        else ``(_MISS, None)``.  The comparison and the product are one pass over each
+        array (:func:`same_content_product`)."""
+        for stored, value, _ in self._bucket(key):
+            result = same_content_product(stored[0], given, vector) if len(stored) == 1 else None
+            if result is not None:
+                self._hit()
+                return value, result
+        return _MISS, None
 
     def lookup_identity(self, arr: np.ndarray, field: str = "matrix"):
         """The cached value whose ``field`` *is* ``arr`` (a read-only array this cache handed
@@ -189,8 +340,10 @@ class ContentCache:
 
     def store(self, key: bytes, arrays, value):
         """Keep ``value`` (frozen) for these arrays (copied); return the frozen value."""
-        value, size = _freeze(value, arrays)
         stored = [_owned_copy(a) for a in arrays]
+        for copy in stored:
+            copy.flags.writeable = False
+        value, size = _freeze(value, arrays, stored)
         size += sum(s.nbytes for s in stored)
         with self._lock:
             self.misses += 1

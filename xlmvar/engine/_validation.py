@@ -13,7 +13,7 @@ import numbers
 
 import numpy as np
 
-from ._cache import _MISS, key_of, named_cache
+from ._cache import _MISS, key_of, named_cache, product
 from ._threads import blas_threads
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "check_horizon",
     "check_covariance",
     "checked_covariance",
+    "covariance_product",
     "covariance_factor",
     "CheckedCovariance",
     "check_correlation",
@@ -378,6 +379,11 @@ def checked_covariance(cov, size: int | None = None, name: str = "cov", sized_by
     if hit is not None:
         _check_square(hit.matrix, name, size, sized_by)
         return hit
+    return _validated_covariance(cov, split, size, name, sized_by)
+
+
+def _validated_covariance(cov, split, size, name, sized_by) -> CheckedCovariance:
+    """Validate ``cov`` (not in the cache) and store it under ``split`` if that is given."""
     mat = as_matrix(cov, name)
     hint = ""
     if mat.shape[0] > mat.shape[1] and (size is None or mat.shape[1] == size):
@@ -401,6 +407,46 @@ def checked_covariance(cov, size: int | None = None, name: str = "cov", sized_by
         matrix.flags.writeable = False
         return CheckedCovariance(matrix, factor)
     return _COVARIANCES.store(split[1], split[0], result)
+
+
+def covariance_product(cov, vector: np.ndarray, name: str = "cov", sized_by: str | None = None):
+    """A validated covariance and its product with ``vector``: ``(matrix, cov @ vector)``.
+
+    Parameters
+    ----------
+    cov : array_like, shape (n, n)
+        Validated as by :func:`check_covariance`, with ``size = n`` taken from ``vector``.
+    vector : ndarray, shape (n,), float64
+        Already validated (finite), e.g. the positions scaled by ``1 / max|x|``.
+
+    Returns
+    -------
+    matrix : ndarray, shape (n, n)
+        The read-only validated matrix (never the caller's array).
+    product : ndarray, shape (n,)
+        ``matrix @ vector`` (:func:`~._cache.product`: the same bits on every path).
+
+    A what-if call - a fresh float64 array with the content of a cached matrix, new
+    positions - costs one pass over the given array and one over the cached copy: each row
+    block is compared bit for bit and multiplied while it is in the CPU cache
+    (:func:`~._cache.same_content_product`).  Any other call is validated as by
+    :func:`checked_covariance` (once per distinct matrix) and then multiplied.
+    """
+    n = vector.shape[0]
+    if isinstance(cov, np.ndarray) and not cov.flags.writeable:  # perhaps one this module returned
+        hit = _COVARIANCES.lookup_identity(cov)
+        if hit is not None and hit.matrix.shape == (n, n):
+            return hit.matrix, product(hit.matrix, vector)
+    fused = isinstance(cov, np.ndarray) and cov.dtype == np.float64 and cov.shape == (n, n) and n >= COV_CACHE_MIN_SIZE
+    if not fused:
+        matrix = checked_covariance(cov, n, name, sized_by).matrix
+        return matrix, product(matrix, vector)
+    arrays, key = key_of(cov)
+    hit, result = _COVARIANCES.lookup_product(key, cov, vector)
+    if hit is _MISS:
+        hit = _validated_covariance(cov, (arrays, key), n, name, sized_by)
+        result = product(hit.matrix, vector)
+    return hit.matrix, result
 
 
 def check_covariance(cov, size: int | None = None, name: str = "cov", sized_by: str | None = None) -> np.ndarray:

@@ -31,6 +31,7 @@ from ._validation import (
     check_horizon,
     check_mean,
     check_options,
+    covariance_product,
     describe,
 )
 
@@ -100,12 +101,17 @@ def tail_multiplier(confidence: float = 0.95, measure: str = "var") -> float:
 def portfolio_sigma(positions, cov) -> float:
     """Per-period standard deviation of the book's P&L, ``sqrt(x' S x)``."""
     x = as_vector(positions, "positions")
-    s = check_covariance(cov, x.size)
-    scale = float(np.max(np.abs(x)))  # as in decompose: x'Sx on x / max|x| cannot overflow
-    u = x / scale if scale > 0 else x
-    sigma = scale * float(np.sqrt(max(u @ s @ u, 0.0)))
+    u, scale = _unit(x)  # as in decompose: x'Sx on x / max|x| cannot overflow
+    _, su = covariance_product(cov, u)
+    sigma = scale * float(np.sqrt(max(u @ su, 0.0)))
     check_finite_result("positions", "the standard deviation of these positions with this covariance", sigma)
     return sigma
+
+
+def _unit(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """``(x / max|x|, max|x|)``; ``(x, 0)`` for a book of zeros."""
+    scale = float(np.abs(x).max())
+    return (x / scale if scale > 0 else x), scale
 
 
 def _is_zero_risk(variance: float, x: np.ndarray, s: np.ndarray) -> bool:
@@ -141,15 +147,14 @@ def decompose(positions, cov, measure="var", confidence=0.95, horizon=1, mean=No
     """
     check_options(options, "normal", ("mean",))
     x = as_vector(positions, "positions")
-    s = check_covariance(cov, x.size)
+    # work on u = x / max|x| so that x'Sx neither underflows nor overflows; the marginal
+    # figure k S u / sqrt(u'Su) is homogeneous of degree 0 in x, the total of degree 1.
+    # S u comes with the validation: a what-if call (a cached matrix) is one pass over S
+    u, scale = _unit(x)
+    s, su = covariance_product(cov, u)
     h = check_horizon(horizon)
     mu = check_mean(mean, x.size)
     k = tail_multiplier(confidence, measure) * np.sqrt(h)
-    # work on u = x / max|x| so that x'Sx neither underflows nor overflows; the marginal
-    # figure k S u / sqrt(u'Su) is homogeneous of degree 0 in x, the total of degree 1
-    scale = float(np.max(np.abs(x)))
-    u = x / scale if scale > 0 else x
-    su = s @ u
     variance = float(u @ su)
     if scale == 0 or _is_zero_risk(variance, u, s):
         total, marginal = 0.0, np.zeros_like(x)

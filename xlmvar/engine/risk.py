@@ -143,7 +143,7 @@ def decompose(positions, model, measure="var", confidence=0.95, horizon=1, metho
 
 def _check_finite(measure, method, *values) -> None:
     """Refuse a result that overflowed or underflowed to inf or NaN: never show it silently."""
-    if all(np.all(np.isfinite(v)) for v in values):
+    if all(np.isfinite(v).all() for v in values):  # the method, not np.all: a few us per call
         return
     what = "ES" if str(measure).strip().lower() == "es" else "VaR"
     check_finite_result("positions", f"the {check_method(method)} {what} of these positions with this model", *values)

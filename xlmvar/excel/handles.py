@@ -194,6 +194,8 @@ def _handle_text(value):
     if isinstance(value, str):
         text = value
     elif isinstance(value, (np.ndarray, list, tuple)):
+        if isinstance(value, np.ndarray) and (value.size != 1 or value.dtype.kind in "biuf"):
+            return None  # a range of numbers: never copied to objects just to look for text
         arr = np.asarray(value, dtype=object)
         if arr.size != 1:
             return None

@@ -1,6 +1,6 @@
 """A risk desk's live report on a multi-asset book (``risk_desk.xlsx``).
 
-Eight sheets, every figure a formula of the typed inputs:
+Nine sheets, every figure a formula of the typed inputs:
 
 * Report: positions, daily vols and correlations, covariance (COVFROMCORR), the risk
   report with a VaR-share limit (RISKREPORT, breaches highlighted by conditional
@@ -19,6 +19,9 @@ Eight sheets, every figure a formula of the typed inputs:
   PERCENTILE.INC and tail-mean checks;
 * Backtest: a rolling out-of-sample VaR (ROLLINGVAR, 250-day window) against the realised
   P&L, VARBACKTEST on its columns, native recomputations of both, and a chart;
+* Handles: RISKMODEL handles to the Report's covariance and to the daily returns, and
+  PORTVAR / PORTES / COMPONENTVAR computed once with each handle and once with its range,
+  with native differences (0) and notes on what a handle is and how to refresh a lost one;
 * Daily returns: the 500-day returns history the other sheets read (named DailyReturns,
   dates Days), with the book's P&L by a native MMULT.
 
@@ -36,7 +39,7 @@ import numpy as np
 from ._layout import VIEWERS, header_row, insert_chart, note, print_setup, ref, set_widths, span, spill
 
 REPORT, WHATIF, HEDGES, STRESS, BACKTEST = "Report", "What-if", "Hedges", "Stress", "Backtest"
-BYDESK, OPTIONS, DAILY = "By desk", "Options", "Daily returns"
+BYDESK, OPTIONS, HANDLES, DAILY = "By desk", "Options", "Handles", "Daily returns"
 
 #: The book: name, instrument, position ($, negative = short), daily vol.
 ASSETS = ("US Equity", "EU Equity", "UST 10y", "IG Credit", "Gold", "EURUSD", "Bitcoin")
@@ -181,7 +184,7 @@ def _spill_table(ws, r0: int, c0: int, r1: int, c1: int, formula: str, column_fo
 
 
 def build(workbook, st) -> None:
-    """Lay out the five sheets of the risk desk workbook."""
+    """Lay out the nine sheets of the risk desk workbook."""
     _check_inputs()
     fx = _Formats(workbook)
     report = _report(workbook, st, fx)
@@ -191,6 +194,7 @@ def build(workbook, st) -> None:
     _stress(workbook, st, fx, report)
     _options(workbook, st, fx, report)
     _backtest(workbook, st, fx, report)
+    _handles(workbook, st, fx, report)
     _daily_returns(workbook, st, fx, report)
     # the long tables repeat their column headers on every page
     titles = {BACKTEST: 5, DAILY: 4, OPTIONS: 1}
@@ -219,6 +223,7 @@ class _Formats:
         self.int = add({"num_format": "0"})
         self.date = add({"num_format": "yyyy-mm-dd", "align": "left"})
         self.input_int = add({"num_format": "#,##0", "bg_color": "#FFF2CC"})
+        self.count = add({"num_format": "#,##0"})
         self.input_money2 = add({"num_format": "$#,##0.00", "bg_color": "#FFF2CC"})
         self.input_pct3 = add({"num_format": "0.000%", "bg_color": "#FFF2CC"})
         self.input_date = add({"num_format": "yyyy-mm-dd", "align": "left", "bg_color": "#FFF2CC"})
@@ -947,6 +952,114 @@ def _options(workbook, st, fx, rp: SimpleNamespace) -> None:
     last = g0 + OPTION_DAYS - 1  # the book's P&L: one MMULT over the whole grid
     ws.write_array_formula(g0, 2 * k + 1, last, 2 * k + 1,
                            f"{{=MMULT({span(g0, 1 + k, last, 2 * k)},OptionScales)}}", st.money, 0)
+
+
+# ------------------------------------------------------------------------------------------
+# Handles
+# ------------------------------------------------------------------------------------------
+#: The handles of the Handles sheet: defined name, what it is made from, the RISKMODEL
+#: formula, the method its figures use, and the range the same figures read directly.
+HANDLE_MODELS = (
+    ("CovModel", "Report's covariance, for the normal method", '=RISKMODEL(Covariance,"normal")', "normal",
+     "Covariance"),
+    ("ReturnsModel", "Daily returns, for historical simulation", '=RISKMODEL(DailyReturns,"historical")',
+     "historical", "DailyReturns"),
+)
+
+
+def _handles(workbook, st, fx, rp: SimpleNamespace) -> None:
+    """RISKMODEL handles beside the ranges they stand for, every figure computed both ways."""
+    from ...excel.handles import _REFRESH  # the advice a cell shows for a lost handle, quoted in the note
+
+    ws = workbook.add_worksheet(HANDLES)
+    n = rp.n
+    set_widths(ws, 0, 0, 44)
+    set_widths(ws, 1, 1, 46)
+    set_widths(ws, 2, 7, 16)
+    ws.write(0, 0, "Handles: pass a big range to Python once with =RISKMODEL", st.title)
+    _note(
+        ws, 1, 7,
+        "A handle is a short text that stands for a table Python keeps in memory. =RISKMODEL(range, method) "
+        "validates the range once and returns the handle; every function that takes a covariance or a returns "
+        "table accepts the handle in its place, so a sheet of many risk cells sends a big range to Python once "
+        "instead of once per cell (in Excel each range argument is transferred again for every cell). The "
+        "handle is keyed on content (a SHA-256 of the numbers, the kind of table, the method and the options): "
+        "recalculating RISKMODEL on the same data gives the same text, in any session; new data gives a new "
+        "text, and Excel then recalculates every cell that uses it. Below, each figure is computed with the "
+        "handle and with the range itself: the differences are 0.",
+        st,
+    )
+    _note(
+        ws, 2, 7,
+        "When a handle is lost: after Excel or Python restarts, a RISKMODEL cell still shows its text but Python "
+        "no longer holds the table, and a cell that uses it and recalculates shows \"model: the risk model "
+        "'xlmvar-model:...' is not in this Python session (Excel or Python was restarted since it was made, or "
+        f"it was forgotten to free memory); {_REFRESH}\" - never a stale or wrong figure. To refresh, "
+        f"{_REFRESH}. Text that looks like a handle but was not made in this session (typed, edited, copied from "
+        "another workbook) is refused with the same advice.",
+        st,
+    )
+
+    top = 4
+    ws.write(top, 0, "Risk model handles", st.heading)
+    header_row(ws, top + 1, 0, ["Model", "Handle  =RISKMODEL(range, method)", "Cells in the range",
+                                "Cells sent per call with the handle"], st, lines=2)
+    ws.write(top + 1, 1, "Handle  =RISKMODEL(range, method)", st.header_wrap)  # over text: left-aligned
+    h0 = top + 2
+    for k, (name, label, formula, _method, source) in enumerate(HANDLE_MODELS):
+        r = h0 + k
+        ws.write(r, 0, label)
+        ws.write_formula(r, 1, formula, fx.text, "")
+        ws.write_formula(r, 2, f"=ROWS({source})*COLUMNS({source})", fx.count, 0)
+        ws.write_number(r, 3, 1, fx.count)
+        workbook.define_name(name, f"={_sheet_ref(HANDLES, ref(r, 1, True))}")
+    ws.write(h0 + len(HANDLE_MODELS), 0, "Formulas: " + "; ".join(f"{m[0]} {m[2]}" for m in HANDLE_MODELS),
+             fx.note_line)
+
+    f_top = h0 + len(HANDLE_MODELS) + 2
+    ws.write(f_top, 0, "Portfolio figures at the main confidence: with the handle and with the range", st.heading)
+    header_row(ws, f_top + 1, 0, ["Figure", "With the handle", "With the range", "Handle minus range (0)"], st,
+               lines=2)
+    rows = []
+    for name, _label, _formula, method, source in HANDLE_MODELS:
+        tail = "" if method == "normal" else f',"{method}"'
+        for function, what in (("PORTVAR", "Portfolio VaR"), ("PORTES", "Expected shortfall")):
+            rows.append((f"{what}, {method}  ({function})",
+                         f"={function}(Positions,{name},Confidence,Horizon{tail})",
+                         f"={function}(Positions,{source},Confidence,Horizon{tail})"))
+    f0 = f_top + 2
+    for k, (label, with_handle, with_range) in enumerate(rows):
+        r = f0 + k
+        ws.write(r, 0, label)
+        ws.write_formula(r, 1, with_handle, st.money, 0)
+        ws.write_formula(r, 2, with_range, st.money, 0)
+        ws.write_formula(r, 3, f"={ref(r, 1)}-{ref(r, 2)}", st.money, 0)
+
+    ws.write(f0 + len(rows), 0, 'With the handle: =PORTVAR(Positions, CovModel, Confidence, Horizon); with the range: '
+             '=PORTVAR(Positions, Covariance, Confidence, Horizon); the historical rows add "historical".', fx.note_line)
+    c_top = f0 + len(rows) + 2
+    ws.write(c_top, 0, "Component VaR by asset: =COMPONENTVAR(Positions, handle | range, Confidence, Horizon, method)",
+             st.heading)
+    labels = ["Asset"]
+    for name, _label, _formula, method, source in HANDLE_MODELS:
+        labels += [f"{method.capitalize()}, {name}", f"{method.capitalize()}, {source}", "Difference (0)"]
+    header_row(ws, c_top + 1, 0, labels, st, lines=2)
+    c0 = c_top + 2
+    for i in range(n):
+        ws.write_formula(c0 + i, 0, f"={rp.asset(i)}", fx.text, ASSETS[i])
+    ws.write(c0 + n, 0, "Sum (= portfolio VaR above)", fx.total_text)
+    for k, (name, _label, _formula, method, source) in enumerate(HANDLE_MODELS):
+        col = 1 + 3 * k
+        tail = "" if method == "normal" else f',"{method}"'
+        for j, model in enumerate((name, source)):
+            spill(ws, c0, col + j, c0 + n - 1, col + j, f"=COMPONENTVAR(Positions,{model},Confidence,Horizon{tail})",
+                  st.money)
+        for i in range(n):
+            ws.write_formula(c0 + i, col + 2, f"={ref(c0 + i, col)}-{ref(c0 + i, col + 1)}", st.money, 0)
+        for j in range(3):
+            ws.write_formula(c0 + n, col + j, f"=SUM({span(c0, col + j, c0 + n - 1, col + j)})", fx.total_money, 0)
+    ws.write(c0 + n + 1, 0, "Component VaRs add up to the portfolio VaR (Euler), with the handle as with the range.",
+             fx.note_line)
 
 
 # ------------------------------------------------------------------------------------------
