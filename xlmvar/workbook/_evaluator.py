@@ -91,7 +91,7 @@ def unescape_text(text: str) -> str:
     return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rect:
     """A rectangle of cells on one sheet, 1-based and inclusive."""
 
@@ -131,7 +131,7 @@ class Rect:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class FormulaCell:
     """One formula: its anchor, the range its value fills, its text (without '=') and cache."""
 
@@ -358,7 +358,7 @@ class _SheetReader:
                 if column is None:
                     column = columns[letters] = (letters.decode(), col_index(letters.decode()))
                 ref, col = f"{column[0]}{row}", column[1]
-                text = "" if text is None else _unescape(text)
+                text = "" if text is None else text.decode() if b"&" not in text and b"\r" not in text else _unescape(text)
                 if not f_attrs and b' t="' not in cell_attrs and text:  # the common case
                     value = None if cached is None else _number(cached)
                     if len(text) > longest or value is _NOT_A_NUMBER:

@@ -67,7 +67,7 @@ class Scan:
     max_row: int = 0  # of the cells holding a value or a formula (as the element reader counts)
     max_col: int = 0
     max_string: int = -1  # largest shared-string index a cell uses
-    formulas: list = field(default_factory=list)  # (letters, row, cell attrs, f attrs, text, cached text)
+    formulas: list = field(default_factory=list)  # (letters, row, cell attrs, f attrs, text or None, cached or None)
 
 
 def _unescape(raw: bytes) -> str:
@@ -115,9 +115,10 @@ def scan(data: bytes, col_index) -> Scan | None:
         return None
     cells, _ = _BLANK.subn(b"", data[start + len(b"<sheetData>"):end])  # blanks hold nothing
     out = Scan()
-    for m in _FORMULA.finditer(cells):
-        out.formulas.append((m.group(1), int(m.group(2)), m.group(3), m.group(4) if m.group(4) is not None else m.group(5),
-                             None if m.group(4) is not None else m.group(6), m.group(7)))
+    # findall builds the tuples in C; a group that took no part is b"" (an empty <f> or <v>
+    # reads like a missing one, as it does for the element reader)
+    out.formulas = [(letters, int(row), attrs, closed or opened, text or None, cached or None)
+                    for letters, row, attrs, closed, opened, text, cached in _FORMULA.findall(cells)]
     rest = _FORMULA.sub(b"", cells) if out.formulas else cells
     rest, out.constants = _CONSTANT.subn(b"", rest)
     if b"<c" in rest or _ROW_TAGS.sub(b"", rest):
