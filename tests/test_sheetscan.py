@@ -94,3 +94,14 @@ def test_unusual_forms_are_handed_back():
                   b'<row r="1"><c r="A1"><v>1</v></c></row><!DOCTYPE x>',
                   b'<row r="1"><c r="A1"><v>1</v></c>'):  # not well-formed
         assert scan(head + cells + tail, _evaluator.col_index) is None, cells
+
+
+@pytest.mark.parametrize("text, origin, dest", [
+    ("A1*2+$A$1", "B1", "B7"), ("SUM(A1:A3)+Sheet2!C$4", "C2", "E9"), ("'My sheet'!A1&\"A1\"", "A1", "C3"),
+    ("A:A+1:1", "B2", "D5"), ("Name1+A1", "A1", "A2"), ("PORTVAR(B1:B3,Cov,95%)", "A1", "A9")])
+def test_a_shared_formula_is_moved_as_openpyxls_translator_moves_it(text, origin, dest):
+    """The anchor is tokenized once per shared formula; each cell sharing it shifts the
+    references: the same text as openpyxl's Translator working from scratch for every cell."""
+    from openpyxl.formula.translate import Translator
+
+    assert _evaluator._translate(text, origin, dest) == Translator("=" + text, origin=origin).translate_formula(dest)[1:]
