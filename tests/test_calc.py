@@ -211,3 +211,25 @@ def test_a_book_of_native_formulas_never_loads_the_excel_adapter(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "out.xlsx")],
                           capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["42.0", "False", "False"], done.stderr
+
+
+@pytest.mark.parametrize("failure", ["error", "panic"])
+def test_a_file_the_evaluation_core_cannot_read_is_status_2_in_one_line(tmp_path, capfd, monkeypatch, failure):
+    """IronCalc only sees what the reader accepted; should it still refuse the file (its
+    WorkbookError) or panic (pyo3's PanicException, a BaseException, with a backtrace on
+    stderr), the run ends in one line and status 2, and nothing is written."""
+    import ironcalc
+
+    from xlmvar.cli import main
+
+    def load(*args):
+        if failure == "panic":
+            ironcalc.test_panic()
+        raise ironcalc.WorkbookError("the core's own reason")
+
+    monkeypatch.setattr(ironcalc, "load_from_xlsx", load)
+    book = _spy_book()
+    assert main(["calc", str(book), "-o", str(tmp_path / "out.xlsx")]) == 2
+    err = capfd.readouterr().err  # the file descriptor, where a panic's backtrace would go
+    assert err.count("\n") == 1 and "Traceback" not in err and "evaluation core (IronCalc)" in err, err
+    assert not (tmp_path / "out.xlsx").exists()

@@ -276,21 +276,26 @@ def _plan(text: str, names, calls: list[_Call]) -> tuple[str, list[int]]:
 # --------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def _quiet_stdout():
-    """Discard what IronCalc prints on the process's standard output (``Unexpected type
-    (empty) in S!A2`` for a formula cell saved without a value): stdout is the report's."""
+    """Discard what IronCalc prints on the process's standard output and error (``Unexpected
+    type (empty) in S!A2`` for a formula cell saved without a value; a Rust panic's
+    backtrace): stdout is the report's, stderr the one line that says what went wrong."""
     sys.stdout.flush()
+    sys.stderr.flush()
     try:
-        saved = os.dup(1)
-    except OSError:  # no file descriptor 1 (an embedded interpreter): nothing to protect
+        saved = [os.dup(1), os.dup(2)]
+    except OSError:  # no file descriptors 1 and 2 (an embedded interpreter): nothing to protect
         yield
         return
     try:
         with open(os.devnull, "wb") as sink:
             os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
             yield
     finally:
-        os.dup2(saved, 1)
-        os.close(saved)
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
 
 
 class _Model:
@@ -1082,8 +1087,10 @@ def evaluate_book(path, book, make_error, functions: dict | None = None, progres
     def work():
         try:
             outcome["value"] = _evaluate_book(path, book, make_error, functions, progress)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+        except (Exception, KeyboardInterrupt, SystemExit) as exc:  # handed to the caller's thread
             outcome["error"] = exc
+        except BaseException as exc:  # noqa: BLE001 - a Rust panic (pyo3's PanicException)
+            outcome["error"] = ValueError(f"workbook: the evaluation core (IronCalc) failed on it: {exc}")
 
     previous = threading.stack_size(IRONCALC_STACK)
     try:
