@@ -523,6 +523,17 @@ _TYPE_ATTR = re.compile(rb'\s+t="[^"]*"')
 _XML_TEXT = {ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;", ord("\r"): "&#13;"}
 
 
+def _cell_bytes(value, blank: bool = False) -> tuple[bytes, bytes]:
+    """``(t attribute, <v> element)`` of a cached value as bytes (:func:`_encoded`)."""
+    if type(value) is float and value - value == 0.0:  # a finite number: most cells
+        return b"", b"<v>%r</v>" % value
+    kind, text = _encoded(value, blank)
+    attr = b"" if kind is None else b' t="' + kind.encode() + b'"'
+    if text is None:
+        return attr, b""
+    return attr, b"<v>" + (text if kind is None else text.translate(_XML_TEXT)).encode() + b"</v>"
+
+
 def _patched_fast(xml: bytes, sheet: str, recalc: Recalculation) -> bytes | None:
     """The sheet part with new cached values, rewritten as bytes in one pass.
 
@@ -531,13 +542,13 @@ def _patched_fast(xml: bytes, sheet: str, recalc: Recalculation) -> bytes | None
     is not found in that form (a cell the file leaves out, a prefixed namespace), None is
     returned and :func:`_patched_sheet` does the work on the XML tree instead.
     """
-    updates: dict = {}
+    updates: dict = {}  # b"B2" -> (t attribute, <v> element), ready to write
     for key, value in recalc.values.items():
         if key[0] != sheet or key in recalc.kept_targets:
             continue
         ref = key[1]
         if ":" not in ref:
-            updates[ref.encode()] = _encoded(value.flat[0] if isinstance(value, np.ndarray) else value)
+            updates[ref.encode()] = _cell_bytes(value.flat[0] if isinstance(value, np.ndarray) else value)
             continue
         from openpyxl.utils.cell import range_boundaries
 
@@ -549,7 +560,7 @@ def _patched_fast(xml: bytes, sheet: str, recalc: Recalculation) -> bytes | None
         for r in range(r0, r1 + 1):
             for j, col in enumerate(letters):
                 item = value[r - r0, j] if fits else _element(value, r - r0, j)
-                updates[f"{col}{r}".encode()] = _encoded(item, blank=dynamic and (r, j) != (r0, 0))
+                updates[f"{col}{r}".encode()] = _cell_bytes(item, blank=dynamic and (r, j) != (r0, 0))
     found = 0
 
     def replace(m):
@@ -558,16 +569,10 @@ def _patched_fast(xml: bytes, sheet: str, recalc: Recalculation) -> bytes | None
         if update is None:
             return m.group(0)
         found += 1
-        kind, text = update
         ref, attrs, f = m.group(1, 2, 3)
         if b" t=" in attrs:
             attrs = _TYPE_ATTR.sub(b"", attrs)
-        if kind is not None:
-            attrs += b' t="' + kind.encode() + b'"'
-            v = b"" if text is None else b"<v>" + text.translate(_XML_TEXT).encode() + b"</v>"
-        else:  # a number: nothing to escape
-            v = b"" if text is None else b"<v>" + text.encode() + b"</v>"
-        return b'<c r="' + ref + b'"' + attrs + b">" + (f or b"") + v + b"</c>"
+        return b'<c r="%s"%s%s>%s%s</c>' % (ref, attrs, update[0], f or b"", update[1])
 
     out = _ANY_CELL.sub(replace, xml)
     return out if found == len(updates) else None
