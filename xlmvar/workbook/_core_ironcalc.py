@@ -603,8 +603,8 @@ class _Run:
             m = self.model.m
             m.add_sheet("_xlmvar_arg")
             scratch = len(self.model.sheets)
-            try:
-                m.set_user_input(scratch, 1, 1, "=" + text)
+            try:  # its references still mean the calling cell's sheet
+                m.set_user_input(scratch, 1, 1, "=" + _qualified(text, self._name(sheet)))
                 m.evaluate()
                 _, r1, _, c1 = m.get_sheet_dimensions(scratch)
                 arr = self.model.read(scratch, 1, 1, r1, c1)
@@ -650,7 +650,8 @@ class _Run:
             return
         formula = "=" + self._substitute(cell.template)
         if cell.shape:
-            h, w = cell.shape
+            h, w = cell.shape  # the range is released first (IronCalc refuses to write into an array)
+            self.model.m.range_clear_contents(cell.sheet, cell.row, cell.col, cell.row + h - 1, cell.col + w - 1)
             self.model.m.set_user_array_formula(cell.sheet, cell.row, cell.col, w, h, formula)
         else:
             self.model.m.update_cell_with_formula(cell.sheet, cell.row, cell.col, formula)
@@ -685,6 +686,22 @@ class _Run:
 
     def _name(self, index: int) -> str:
         return self.model.m.get_worksheets_properties()[index]["name"]
+
+
+_A1 = re.compile(r"^(?:\$?[A-Za-z]{1,3}\$?[0-9]+(?::\$?[A-Za-z]{1,3}\$?[0-9]+)?|\$?[A-Za-z]{1,3}:\$?[A-Za-z]{1,3}|\$?[0-9]+:\$?[0-9]+)$")
+
+
+def _qualified(text: str, sheet: str) -> str:
+    """``text`` with every reference that names no sheet given the sheet ``sheet``
+    (``B1:B3*2`` -> ``'Risk'!B1:B3*2``), so that it means the same cells anywhere."""
+    from ._evaluator import _tokens
+
+    tokens = _tokens(text)
+    if not tokens:
+        return text
+    prefix = "'" + sheet.replace("'", "''") + "'!"
+    return "".join(prefix + t.value if t.type == "OPERAND" and t.subtype == "RANGE" and "!" not in t.value
+                   and _A1.match(t.value) else t.value for t in tokens)
 
 
 def _same(a, b) -> bool:
@@ -866,15 +883,30 @@ def plan(book, xlmvar_names) -> Plan:
                     out.kept[i] = f"calls {', '.join(sorted(excel))}, which the headless calculator does not evaluate"
                 continue
         named = watch is not None and watch.search(text)
+        source = fc.text
+        if any_name is not None and any_name.search(text):  # IronCalc evaluates no name that is
+            try:                                             # not a plain reference
+                source = _inline_names(source, fc.target.sheet, book, resolver)
+            except Unsupported as exc:
+                out.kept[i] = str(exc)
+                continue
+            text = _without_strings(source)
         t = fc.target
-        legacy = t.r0 == t.r1 and t.c0 == t.c1 and not fc.dynamic and (":" in text or (any_name is not None and any_name.search(text)))
+        one = t.r0 == t.r1 and t.c0 == t.c1 and not fc.array
+        legacy = one and (":" in text or (any_name is not None and any_name.search(text)))
         if "[" not in text and not named and (":" not in text or not _may_be_large(text)):
             if legacy:  # a one-cell formula as Excel saved it before dynamic arrays: ranges meet its cell
-                single = _implicit_intersection(fc.text, fc, resolver)
-                if single != fc.text:
-                    out.rewrites[i] = single
+                source = _implicit_intersection(source, fc, resolver)
+            if one and (legacy or source != fc.text or (any_name is not None and any_name.search(text))):
+                inside = _scalar_use(source, fc, resolver, source == fc.text, xlmvar)
+                if inside:
+                    out.kept[i] = (f"reads a range as one value inside {inside}() (implicit intersection), "
+                                   "which the headless calculator does not do inside a function")
+                    continue
+            if source != fc.text:
+                out.rewrites[i] = source
             continue
-        tokens = _tokens(fc.text)
+        tokens = _tokens(source)
         ranges = [t for t in tokens if t.type == "OPERAND" and t.subtype == "RANGE"]
         try:
             rects = [resolver.resolve(t.value, fc.target.sheet) for t in ranges if not _is_structured(t.value)]
@@ -889,13 +921,19 @@ def plan(book, xlmvar_names) -> Plan:
             out.kept[i] = str(exc)
             continue
         try:
-            rewritten = _rewrite_structured(fc.text, book, fc.target.r0) if "[" in text else fc.text
+            rewritten = _rewrite_structured(source, book, fc.target.r0) if "[" in text else source
         except ValueError as exc:
             out.failures[i] = ("#NAME?", str(exc))  # as the table's unknown name would be in Excel
             continue
+        if legacy:  # before clipping: S!3:3 in row 5 is S!E3... wherever the sheet's cells end
+            rewritten = _implicit_intersection(rewritten, fc, resolver)
         clipped = rewritten if native else _clipped_text(rewritten, fc.target.sheet, resolver, book)
-        if legacy:
-            clipped = _implicit_intersection(clipped, fc, resolver)
+        if one:
+            inside = _scalar_use(clipped, fc, resolver, clipped == fc.text, xlmvar)
+            if inside:
+                out.kept[i] = (f"reads a range as one value inside {inside}() (implicit intersection), "
+                               "which the headless calculator does not do inside a function")
+                continue
         if clipped != fc.text:
             out.rewrites[i] = clipped
     return out
@@ -951,6 +989,93 @@ def _may_be_large(text: str) -> bool:
         if area > _CLIP_ABOVE:
             return True
     return False
+
+
+#: A definition that computes a reference (``S!$B$1:INDEX(S!$B:$B,3)``, ``OFFSET(...)``):
+#: IronCalc gave 0 for SUM over one; such names keep Excel's value.
+_COMPUTED_REFERENCE = re.compile(r"\b(?:OFFSET|INDIRECT|INDEX|CHOOSE|IF)\s*\(|:\s*[A-Za-z_][A-Za-z0-9_.]*\s*\(|\)\s*:", re.I)
+
+
+def _inline_names(text: str, sheet: str, book, resolver, depth: int = 0) -> str:
+    """``text`` with each defined name that is not a plain reference replaced by its
+    definition in parentheses (``(0.99)``, ``(S!$B$1:INDEX(S!$B:$B,3))``).
+
+    IronCalc does not evaluate a name that is a constant or a formula
+    (``IFERROR(Conf,0.95)`` gave 0.95 for ``Conf = 0.99``); written out, it does.  A name that
+    is a reference stays a name (:func:`_scalar_use` covers what IronCalc gets wrong about
+    those).  A sheet-local name wins over a global one, as in Excel; names inside a
+    definition are written out in turn (up to ten levels).
+    """
+    from ._evaluator import Unsupported, _tokens
+
+    tokens = _tokens(text)
+    if not tokens:
+        return text
+    out, changed = [], False
+    for token in tokens:
+        value = token.value
+        if token.type == "OPERAND" and token.subtype == "RANGE" and "!" not in value and not _is_structured(value) \
+                and not _A1.match(value):
+            definition = book.names.get((sheet, value.upper())) or book.names.get(("", value.upper()))
+            if definition:
+                definition = definition.lstrip("=")
+                if depth < 10:
+                    definition = _inline_names(definition, sheet, book, resolver, depth + 1)
+                try:
+                    plain = resolver.rect(definition, sheet) is not None
+                except Unsupported:  # another workbook: left to the rules for those
+                    plain = True
+                except ValueError:  # not a reference at all
+                    plain = False
+                if not plain and _COMPUTED_REFERENCE.search(definition):
+                    raise Unsupported(f"uses the name {value}, a reference computed by a formula ({definition}), "
+                                      "which the headless calculator does not evaluate")
+                if not plain:  # a reference stays a name (see _scalar_use)
+                    value, changed = f"({definition})", True
+        out.append(value)
+    return "".join(out) if changed else text
+
+
+#: Functions that take a range argument as a whole (a range inside any other function of a
+#: legacy formula is one value: the cell in the formula's row or column).
+_RANGE_FUNCTIONS = frozenset("""SUM SUMPRODUCT SUMSQ SUMX2MY2 SUMX2PY2 SUMXMY2 AVERAGE AVERAGEA COUNT COUNTA
+COUNTBLANK COUNTIF COUNTIFS SUMIF SUMIFS AVERAGEIF AVERAGEIFS MAXIFS MINIFS MIN MINA MAX MAXA PRODUCT
+MEDIAN MODE MODE.SNGL MODE.MULT STDEV STDEV.S STDEV.P STDEVA STDEVP STDEVPA VAR VAR.S VAR.P VARA VARP
+VARPA INDEX MATCH XMATCH VLOOKUP HLOOKUP LOOKUP XLOOKUP MMULT MINVERSE MDETERM TRANSPOSE ROWS COLUMNS
+ROW COLUMN LINEST LOGEST TREND GROWTH FORECAST FORECAST.LINEAR SLOPE INTERCEPT RSQ STEYX CORREL
+PEARSON COVAR COVARIANCE.S COVARIANCE.P PERCENTILE PERCENTILE.INC PERCENTILE.EXC QUARTILE
+QUARTILE.INC QUARTILE.EXC PERCENTRANK PERCENTRANK.INC PERCENTRANK.EXC RANK RANK.EQ RANK.AVG LARGE
+SMALL KURT SKEW SKEW.P DEVSQ AVEDEV GEOMEAN HARMEAN TRIMMEAN FREQUENCY NPV IRR MIRR XNPV XIRR
+SUBTOTAL AGGREGATE OFFSET CHOOSE IFERROR IFNA ISREF AREAS CONCAT TEXTJOIN FILTER SORT SORTBY UNIQUE
+TAKE DROP CHOOSEROWS CHOOSECOLS DCOUNT DCOUNTA DSUM DAVERAGE DMAX DMIN DGET DPRODUCT DSTDEV DSTDEVP
+DVAR DVARP PROB FTEST TTEST T.TEST F.TEST CHITEST CHISQ.TEST ZTEST Z.TEST""".split())
+
+
+def _scalar_use(source: str, fc, resolver, names_only: bool, xlmvar_names) -> str | None:
+    """The function, if any, in which a legacy formula reads a multi-cell range as one value
+    (``=ABS(Prices)``): IronCalc reads the range's first cell there, Excel the cell in the
+    formula's row or column.  ``names_only``: only defined names count (IronCalc gets an
+    inline range right in a formula it loaded, not in one it was given as text)."""
+    from ._evaluator import Unsupported, _tokens
+
+    stack = []
+    for token in _tokens(source):
+        if token.type == "FUNC":
+            if token.subtype == "OPEN":
+                stack.append(_bare(token.value[:-1].strip()))
+            elif stack:
+                stack.pop()
+        elif token.type == "OPERAND" and token.subtype == "RANGE" and stack and not _is_structured(token.value):
+            name = stack[-1]
+            if name in _RANGE_FUNCTIONS or name in xlmvar_names or (names_only and _A1.match(token.value.rpartition("!")[2])):
+                continue
+            try:
+                rect = resolver.resolve(token.value, fc.target.sheet)
+            except Unsupported:
+                continue
+            if rect is not None and rect.area > 1:
+                return name
+    return None
 
 
 def _nesting(text: str) -> int:
@@ -1202,6 +1327,16 @@ def _evaluate_book(path, book, make_error, functions: dict | None = None, progre
         out[i] = _error_fill(formulas[i], error)
     overflows = {i: why for i, fc in enumerate(formulas)
                  if fc.dynamic and i not in skip and (why := _overflow(run, fc, index[i], filled[i]))}
+    dynamic = {(index[i], fc.target.r0, fc.target.c0): i for i, fc in enumerate(formulas) if fc.dynamic and i not in skip}
+    for cell in run.cells:  # an xlmvar result is laid on the stored range: larger is said
+        i = dynamic.get((cell.sheet, cell.row, cell.col))
+        if i is not None and i not in overflows:
+            rows = max(run.calls[k].value.shape[0] for k in cell.calls if run.calls[k].value is not None)
+            cols = max(run.calls[k].value.shape[1] for k in cell.calls if run.calls[k].value is not None)
+            t = formulas[i].target
+            if rows > t.r1 - t.r0 + 1 or cols > t.c1 - t.c0 + 1:
+                overflows[i] = (f"its result is {rows} x {cols} but the file's spill range {t.ref} is "
+                                f"{t.r1 - t.r0 + 1} x {t.c1 - t.c0 + 1}; the cells beyond it were not written (Excel would spill into them)")
     return Evaluation(out, failures, kept, overflows)
 
 

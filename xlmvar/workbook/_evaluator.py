@@ -142,6 +142,7 @@ class FormulaCell:
     text: str
     cached: object = None  # the anchor's cached value as Excel saved it (None when absent)
     dynamic: bool = False  # a dynamic array formula (spills), as opposed to a legacy one
+    array: bool = False  # an array formula (CSE or dynamic), even over one cell: no implicit intersection
 
 
 @dataclass
@@ -216,15 +217,16 @@ def _cell_value(cell, strings, where):
     if kind is None or kind == "n":
         if text is None:
             return None
+        if not _NUMBER_TEXT.match(text):  # Python's float() would take " 5 ", "1_000", "inf", "nan"
+            raise ValueError(f"workbook: {where()} holds {text[:40]!r} where a number is expected; the file is malformed")
         if len(text) < 16:
             try:
                 return int(text)
             except ValueError:
                 pass
-        try:
-            number = float(text)
-        except ValueError:
-            raise ValueError(f"workbook: {where()} holds {text[:40]!r} where a number is expected; the file is malformed") from None
+        number = float(text)
+        if number - number != 0.0:
+            raise ValueError(f"workbook: {where()} holds {text[:40]!r}, past the largest number; the file is malformed")
         return number
     if kind == "inlineStr":
         node = cell.find(_IS)
@@ -242,7 +244,9 @@ def _cell_value(cell, strings, where):
             )
         return strings[index]
     if kind == "b":
-        return text.strip() in ("1", "true")
+        if text not in ("0", "1"):  # what OOXML allows; IronCalc reads anything else as FALSE
+            raise ValueError(f"workbook: {where()} holds {text[:40]!r} where 0 or 1 (FALSE or TRUE) is expected; the file is malformed")
+        return text == "1"
     if kind == "e":
         from formulas.tokens.operand import Error
 
@@ -435,12 +439,14 @@ class _SheetReader:
             raise self.limits.exceeded("max_formulas", f"workbook: formulas up to {where()}")
         self._grow(target.r1, target.c1)
         cached = _cell_value(cell, self.strings, where)
-        self.formulas.append(FormulaCell(self.name, ref, target, text, cached, kind == "array" and cell.get("cm") is not None))
+        self.formulas.append(FormulaCell(self.name, ref, target, text, cached, kind == "array" and cell.get("cm") is not None,
+                                         kind == "array"))
 
 
 #: Sheet parts up to this size (uncompressed) are read whole and tried in the fast lane.
 _FAST_LANE_BYTES = 256 << 20
 _NOT_A_NUMBER = object()
+_NUMBER_TEXT = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$")
 
 
 class _Refused(Exception):
@@ -458,15 +464,15 @@ def _read_up_to(stream, n: int) -> bytes:
 
 def _number(raw: bytes):
     text = raw.decode("ascii", "replace")
+    if not _NUMBER_TEXT.match(text):
+        return _NOT_A_NUMBER
     if len(text) < 16:
         try:
             return int(text)
         except ValueError:
             pass
-    try:
-        return float(text)
-    except ValueError:
-        return _NOT_A_NUMBER
+    number = float(text)
+    return number if number - number == 0.0 else _NOT_A_NUMBER
 
 
 def _sheetscan_text(raw: bytes) -> str:

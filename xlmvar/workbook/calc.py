@@ -561,21 +561,26 @@ def _patched_fast(xml: bytes, sheet: str, recalc: Recalculation) -> bytes | None
             for j, col in enumerate(letters):
                 item = value[r - r0, j] if fits else _element(value, r - r0, j)
                 updates[f"{col}{r}".encode()] = _cell_bytes(item, blank=dynamic and (r, j) != (r0, 0))
-    found = 0
+    if b"<!--" in xml or b"<![CDATA[" in xml:  # a cell-like text in a comment is no cell: the tree knows
+        return None
+    found = set()
 
     def replace(m):
-        nonlocal found
         update = updates.get(m.group(1))
         if update is None:
             return m.group(0)
-        found += 1
+        found.add(m.group(1))
         ref, attrs, f = m.group(1, 2, 3)
         if b" t=" in attrs:
             attrs = _TYPE_ATTR.sub(b"", attrs)
         return b'<c r="%s"%s%s>%s%s</c>' % (ref, attrs, update[0], f or b"", update[1])
 
-    out = _ANY_CELL.sub(replace, xml)
-    return out if found == len(updates) else None
+    out, count = _ANY_CELL.subn(replace, xml)
+    if len(found) != len(updates):
+        return None
+    if count != xml.count(b"<c ") + xml.count(b"<c>") + xml.count(b"<c/"):  # some cell in another form: the tree
+        return None
+    return out
 
 
 def write_cached_values(source, target, recalc: Recalculation, *, follow_symlink: bool = False) -> Path:
