@@ -351,3 +351,100 @@ def test_a_legacy_formula_meets_a_range_in_its_own_row_or_column(tmp_path):
     assert str(r.value("S", "C4")) == "#VALUE!" and str(r.value("S", "B8")) == "#VALUE!"
     assert r.value("S", "B3") == 20.0 + 3.0 and r.value("S", "D1") == 6.0
     assert [r.value("S", f"E{i}") for i in (1, 2, 3)] == [10.0, 20.0, 30.0]
+
+
+def _risk_book(path, build):
+    """Positions B1:B3 = 100, 200, 300 and covariance C1:E3 on sheet S, then ``build(wb, s)``."""
+    import xlsxwriter
+
+    wb = xlsxwriter.Workbook(str(path))
+    s = wb.add_worksheet("S")
+    s.write_column("B1", [100.0, 200.0, 300.0])
+    for i, row in enumerate(COV):
+        s.write_row(i, 2, row)
+    build(wb, s)
+    wb.close()
+    return path
+
+
+COV = [[0.04, 0.01, 0.0], [0.01, 0.09, 0.02], [0.0, 0.02, 0.16]]
+
+
+def _portvar(positions, confidence=0.99):
+    from scipy.stats import norm
+
+    x = np.asarray(positions, dtype=float)
+    return norm.ppf(confidence) * np.sqrt(x @ np.asarray(COV) @ x)
+
+
+def test_expression_arguments_of_xlmvar_functions_read_the_calling_sheet(tmp_path):
+    # they were evaluated on a scratch sheet, so B1:B3*2 read blanks: PORTVAR gave 0 silently
+    def build(wb, s):
+        s.write_number("F1", 99)
+        for r, f in enumerate(["=PORTVAR(B1:B3*2,C1:E3,0.99)", "=PORTVAR(IF(B1:B3>0,B1:B3,0),C1:E3,0.99)",
+                               "=PORTVAR(B1:B3,C1:E3,IF(F1>50,0.99,0.95))", "=PORTVAR(B1:B3,C1:E3,F1/100)"], start=1):
+            s.write_formula(f"H{r}", f)
+
+    r = recalculate(_risk_book(tmp_path / "args.xlsx", build))
+    want = [_portvar([200, 400, 600]), _portvar([100, 200, 300]), _portvar([100, 200, 300]), _portvar([100, 200, 300])]
+    assert [r.value("S", f"H{i}") for i in range(1, 5)] == pytest.approx(want, rel=1e-12)
+
+
+def test_arrays_around_xlmvar_results(tmp_path, capsys):
+    # a legacy array formula whose xlmvar call is not the whole formula stopped the run
+    # (status 2); a dynamic one whose result outgrew its stored range was cut short silently
+    def build(wb, s):
+        s.write_array_formula("J1:J3", "{=COMPONENTVAR(B1:B3,C1:E3,0.99)*2}")
+        s.write_dynamic_array_formula("H1:H2", "=COMPONENTVAR(B1:B3,C1:E3,0.99)")
+
+    path = _risk_book(tmp_path / "arrays.xlsx", build)
+    x, cov = np.array([100.0, 200.0, 300.0]), np.asarray(COV)
+    component = x * (cov @ x) / np.sqrt(x @ cov @ x) * (_portvar(x) / np.sqrt(x @ cov @ x))  # z x_i (S x)_i / sigma
+    r = recalculate(path)
+    assert [r.value("S", f"J{i}") for i in (1, 2, 3)] == pytest.approx(2 * component, rel=1e-12)
+    assert [r.value("S", f"H{i}") for i in (1, 2)] == pytest.approx(component[:2], rel=1e-12)
+    assert main(["calc", str(path), "-o", str(tmp_path / "out.xlsx")]) == 3
+    assert "S!H1: only partly written; its result is 3 x 1 but the file's spill range H1:H2 is 2 x 1" in capsys.readouterr().out
+
+
+def test_defined_names_that_are_not_plain_references(tmp_path):
+    # IronCalc does not evaluate a name that is a constant or a formula: IFERROR(Conf,0.95)
+    # gave 0.95 for Conf = 0.99; a reference computed by a formula gave SUM 0
+    def build(wb, s):
+        s.write_column("M1", [1.0, 2.0, 3.0])
+        s.write_formula("H1", "=IFERROR(Conf,0.95)")
+        s.write_formula("H2", "=PORTVAR(B1:B3,C1:E3,IFERROR(Conf,0.95))")
+        s.write_formula("H3", "=SUM(PosX)", None, 6)
+        wb.define_name("Conf", "=0.99")
+        wb.define_name("PosX", "=S!$M$1:INDEX(S!$M:$M,3)")
+
+    r = recalculate(_risk_book(tmp_path / "names.xlsx", build))
+    assert r.value("S", "H1") == 0.99 and r.value("S", "H2") == pytest.approx(_portvar([100, 200, 300]), rel=1e-12)
+    assert [(k.cell, "PosX" in k.reason) for k in r.kept] == [("H3", True)] and r.value("S", "H3") == 6
+
+
+def test_implicit_intersection_where_excel_does_it_and_nowhere_else(tmp_path):
+    def build(wb, s):
+        s.write_column("G1", [10.0, 20.0, 30.0, 40.0, 50.0])
+        s.write_array_formula("I5:I5", "{=G1:G5*2}")  # a one-cell CSE array: the first element
+        s.write_formula("J5", "=Prices*2")  # legacy, top level: the cell in row 5
+        s.write_formula("K5", "=ABS(Prices)", None, 50)  # inside a function: IronCalc reads G1
+        t = wb.add_worksheet("T")
+        t.write_formula("E3", "=S!3:3")  # S!E3, a covariance, not clipped away first
+        wb.define_name("Prices", "=S!$G$1:$G$5")
+
+    r = recalculate(_risk_book(tmp_path / "ii2.xlsx", build))
+    assert r.value("S", "I5") == 20.0 and r.value("S", "J5") == 100.0 and r.value("T", "E3") == COV[2][2]
+    assert [k.cell for k in r.kept] == ["K5"] and "inside ABS()" in r.kept[0].reason and r.value("S", "K5") == 50
+
+
+def test_the_writer_is_not_fooled_by_a_comment_or_a_cell_in_another_form(tmp_path):
+    from _hostile import with_sheet
+
+    for name, cells in [("comment", '<row r="1"><c r="A1"><v>4</v></c><c s="0" r="B1"><f>A1*2</f><v>5</v></c></row>'
+                                    '<!--<c r="B1"></c>-->'),
+                        ("order", '<row r="1"><c r="A1"><v>4</v></c><c r="C1"><f>A1*3</f><v>5</v></c>'
+                                  '<c s="0" r="B1"><f>A1*2</f><v>5</v></c></row>')]:
+        path = with_sheet(tmp_path, cells, f"{name}.xlsx")
+        calc(path, tmp_path / f"{name}.out.xlsx")
+        assert _cached(tmp_path / f"{name}.out.xlsx", "S", "B1") == 8, name

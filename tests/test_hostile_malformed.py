@@ -61,6 +61,14 @@ MALFORMED = {
         _edited("nan", lambda p: {SHEET1: sheet_xml('<row r="1"><c r="A1"><v>twelve</v></c></row>')}),
         "cell A1 holds 'twelve' where a number is expected",
     ),
+    "a number only Python reads": (
+        _edited("inf", lambda p: {SHEET1: sheet_xml('<row r="1"><c r="A1"><v>inf</v></c></row>')}),
+        "cell A1 holds 'inf' where a number is expected",
+    ),
+    "a boolean other than 0 or 1": (
+        _edited("bool", lambda p: {SHEET1: sheet_xml('<row r="1"><c r="A1" t="b"><v>true</v></c></row>')}),
+        "cell A1 holds 'true' where 0 or 1 (FALSE or TRUE) is expected",
+    ),
     "bad cell reference": (
         _edited("ref", lambda p: {SHEET1: sheet_xml('<row r="1"><c r="1A"><v>1</v></c></row>')}),
         "has a cell at '1A', not a cell reference",
