@@ -953,7 +953,7 @@ def _whole_lines_in_native_functions(tokens, resolver, sheet: str, book) -> bool
     from ._evaluator import Unsupported, _clip
 
     stack, found = [], False
-    for token in tokens:
+    for k, token in enumerate(tokens):
         if token.type == "FUNC" and token.subtype == "OPEN":
             stack.append(_bare(token.value[:-1].strip()))
         elif token.type == "FUNC" and token.subtype == "CLOSE":
@@ -966,8 +966,12 @@ def _whole_lines_in_native_functions(tokens, resolver, sheet: str, book) -> bool
                 return False
             if rect is None or _clip(rect, book) == rect:
                 continue
-            if not (_WHOLE_LINE.match(token.value.rpartition("!")[2]) and stack and stack[-1] in _NATIVE_WHOLE):
-                return False
+            before = tokens[k - 1] if k else None
+            after = tokens[k + 1] if k + 1 < len(tokens) else None
+            alone = (before is not None and (before.type == "FUNC" and before.subtype == "OPEN" or before.type == "SEP")
+                     and after is not None and (after.type == "SEP" or after.type == "FUNC" and after.subtype == "CLOSE"))
+            if not (alone and _WHOLE_LINE.match(token.value.rpartition("!")[2]) and stack and stack[-1] in _NATIVE_WHOLE):
+                return False  # (">"&B:B inside SUMIF is an array IronCalc walks to row 1,048,576)
             found = True
     return found
 
@@ -1310,7 +1314,8 @@ def _evaluate_book(path, book, make_error, functions: dict | None = None, progre
                                              for j in missing if j != i)} or missing
         for i in own:  # a form IronCalc lacks: Excel's value, and dependents computed from it
             used = ", ".join(sorted({_bare(n) for n in _FUNCTION_CALL.findall(_without_strings(formulas[i].text))}))
-            kept[i] = f"calls {used} in a form the headless calculator does not implement"
+            kept[i] = (f"calls {used} in a form the headless calculator does not implement" if used
+                       else "holds a value the headless calculator does not implement (a date cell, say)")
             _put_target(model, index[i], formulas[i].target, _cached(formulas[i], book))
             skip.add(i)
         model.dirty = True
