@@ -1062,6 +1062,9 @@ def _scalar_use(source: str, fc, resolver, names_only: bool, xlmvar_names) -> st
     inline range right in a formula it loaded, not in one it was given as text)."""
     from ._evaluator import Unsupported, _tokens
 
+    called = {_bare(n) for n in _FUNCTION_CALL.findall(_without_strings(source))}
+    if not called - _RANGE_FUNCTIONS - set(xlmvar_names):  # only functions that take ranges whole
+        return None
     stack = []
     for token in _tokens(source):
         if token.type == "FUNC":
@@ -1094,6 +1097,17 @@ def _nesting(text: str) -> int:
     return deepest
 
 
+def _one_call(text: str) -> bool:
+    """Whether the formula is one function call, ``NAME(...)`` with its parenthesis closing last."""
+    m = re.match(r"\s*[A-Za-z_][A-Za-z0-9_.]*\s*\(", text)
+    if not m:
+        return False
+    try:
+        return _closing(text, m.end() - 1) == len(text.rstrip()) - 1
+    except ValueError:
+        return False
+
+
 def _implicit_intersection(text: str, fc, resolver) -> str:
     """A legacy one-cell formula with each range it uses as a value replaced by the cell
     where the range meets the formula's row (a column range) or column (a row range).
@@ -1107,6 +1121,8 @@ def _implicit_intersection(text: str, fc, resolver) -> str:
     """
     from ._evaluator import Unsupported, _tokens, col_letters
 
+    if _one_call(text):  # =AVERAGE(...): nothing at the top level
+        return text
     tokens = _tokens(text)
     if not tokens:
         return text
