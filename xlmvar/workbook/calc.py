@@ -575,12 +575,8 @@ def _patched_fast(xml: bytes, sheet: str, recalc: Recalculation) -> bytes | None
             attrs = _TYPE_ATTR.sub(b"", attrs)
         return b'<c r="%s"%s%s>%s%s</c>' % (ref, attrs, update[0], f or b"", update[1])
 
-    out, count = _ANY_CELL.subn(replace, xml)
-    if len(found) != len(updates):
-        return None
-    if count != xml.count(b"<c ") + xml.count(b"<c>") + xml.count(b"<c/"):  # some cell in another form: the tree
-        return None
-    return out
+    out = _ANY_CELL.sub(replace, xml)
+    return out if len(found) == len(updates) else None  # some cell in another form: the tree writes it
 
 
 def write_cached_values(source, target, recalc: Recalculation, *, follow_symlink: bool = False) -> Path:
