@@ -69,6 +69,15 @@ MALFORMED = {
         _edited("bool", lambda p: {SHEET1: sheet_xml('<row r="1"><c r="A1" t="b"><v>true</v></c></row>')}),
         "cell A1 holds 'true' where 0 or 1 (FALSE or TRUE) is expected",
     ),
+    "a cell in a row it does not name": (  # IronCalc put it in row 3, the reader in row 1
+        _edited("rowref", lambda p: {SHEET1: sheet_xml('<row r="1"><c r="A1"><v>4</v></c><c r="B3"><f>A1*2</f><v>8</v></c></row>')}),
+        "has the cell B3 in row 1",
+    ),
+    "a cell written twice": (  # which one counts is anyone's guess: IronCalc took the last
+        _edited("twice", lambda p: {SHEET1: sheet_xml('<row r="1"><c r="A1"><v>4</v></c><c r="B1"><f>A1*2</f><v>8</v></c>'
+                                                      '<c r="B1"><v>99</v></c></row>')}),
+        "has two cells at B1",
+    ),
     "bad cell reference": (
         _edited("ref", lambda p: {SHEET1: sheet_xml('<row r="1"><c r="1A"><v>1</v></c></row>')}),
         "has a cell at '1A', not a cell reference",

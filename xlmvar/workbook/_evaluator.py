@@ -289,6 +289,7 @@ class _SheetReader:
         self.formulas: list[FormulaCell] = []
         self.shared: dict = {}  # si -> (anchor, text)
         self.row, self.col = 0, 0
+        self.seen: set = set()  # (row, col) of the cells read: a second one is refused
 
     def _grow(self, r1: int, c1: int) -> None:
         self.sheet.max_row = max(self.sheet.max_row, r1)
@@ -322,8 +323,13 @@ class _SheetReader:
                 row, col = parse_cell(ref)
             except ValueError:
                 raise ValueError(f"workbook: sheet {self.name!r} has a cell at {ref[:20]!r}, not a cell reference") from None
+            if self.row and row != self.row:  # Excel and IronCalc would disagree on where it is
+                raise ValueError(f"workbook: sheet {self.name!r} has the cell {ref} in row {self.row}; the file is malformed")
         if row < 1 or col > MAX_COL:
             raise ValueError(f"workbook: sheet {self.name!r} has a cell outside any row")
+        if (row, col) in self.seen:  # which one counts is anyone's guess: IronCalc takes the last
+            raise ValueError(f"workbook: sheet {self.name!r} has two cells at {ref}; the file is malformed")
+        self.seen.add((row, col))
         self.row, self.col = row, col
         sheet = self.sheet
 

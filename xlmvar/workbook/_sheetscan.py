@@ -94,6 +94,30 @@ def attributes(raw: bytes) -> dict:
     return {k.decode(): _unescape(v) for k, v in _ATTR.findall(raw)} if raw else {}
 
 
+_ORDER = re.compile(rb'<row r="([0-9]+)"|<c r="([A-Z]{1,3})([0-9]+)"')
+
+
+def _in_order(cells: bytes) -> bool:
+    """Rows ascending, each cell in its own row, columns ascending within it (as Excel writes
+    them, and as OOXML asks): so no cell is there twice, and none is in a row it names wrongly."""
+    row = previous = b""
+    last = (0, b"")
+    for number, letters, cell_row in _ORDER.findall(cells):
+        if number:
+            if len(number) < len(previous) or (len(number) == len(previous) and number <= previous):
+                return False
+            previous = row = number
+            last = (0, b"")
+        else:
+            if cell_row != row:
+                return False
+            key = (len(letters), letters)
+            if key <= last:
+                return False
+            last = key
+    return True
+
+
 def _well_formed(data: bytes) -> bool:
     parser = xml.parsers.expat.ParserCreate()
     try:
@@ -127,6 +151,8 @@ def scan(data: bytes, col_index) -> Scan | None:
         return None
     if any(int(r) > 1_048_576 for r in _ROW_NUMBER.findall(rest)):
         return None
+    if not _in_order(cells):
+        return None  # the element reader says what is wrong, or reads what is merely unordered
     letters, rows = set(_COLUMN.findall(cells)), set(_ROW_OF_CELL.findall(cells))  # distinct ones: few
     out.max_row = max(map(int, rows), default=0)
     out.max_col = max((col_index(c.decode()) for c in letters), default=0)
