@@ -174,3 +174,16 @@ def test_deep_nesting_is_an_error_not_a_crash(tmp_path):
     with zipfile.ZipFile(tmp_path / "out.xlsx") as z:
         xml = z.read(SHEET1).decode()
     assert "<v>3.0</v>" in xml and "<v>1.0</v>" in xml  # 900 levels and a 4,000-term chain evaluate
+
+
+def test_the_formula_limit_counts_every_sheet_read_in_bulk(tmp_path):
+    # the reader's fast lane must add each sheet's formulas to the count the next sheet sees
+    def build(wb):
+        for name in ("A", "B"):
+            s = wb.add_worksheet(name)
+            for r in range(300):
+                s.write_formula(r, 0, f"={r}+1")
+
+    path = book(tmp_path / "two.xlsx", build)
+    _refused(run_cli("calc", path, "--max-formulas", "500"), "over the limit of 500", "--max-formulas raises it")
+    assert run_cli("calc", path, "--max-formulas", "600", "-o", tmp_path / "out.xlsx").returncode == 0

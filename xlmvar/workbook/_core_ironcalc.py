@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._evaluator import col_index, col_letters
+from ._evaluator import col_index, col_letters, overflow_reason
 from ._xlsx import read_xml, sheet_parts
 
 __all__ = ["ErrorValue", "Evaluation", "evaluate", "formula_cells"]
@@ -900,8 +900,7 @@ def plan(book, xlmvar_names) -> Plan:
             if one and (legacy or source != fc.text or (any_name is not None and any_name.search(text))):
                 inside = _scalar_use(source, fc, resolver, source == fc.text, xlmvar)
                 if inside:
-                    out.kept[i] = (f"reads a range as one value inside {inside}() (implicit intersection), "
-                                   "which the headless calculator does not do inside a function")
+                    out.kept[i] = _scalar_reason(inside)
                     continue
             if source != fc.text:
                 out.rewrites[i] = source
@@ -931,8 +930,7 @@ def plan(book, xlmvar_names) -> Plan:
         if one:
             inside = _scalar_use(clipped, fc, resolver, clipped == fc.text, xlmvar)
             if inside:
-                out.kept[i] = (f"reads a range as one value inside {inside}() (implicit intersection), "
-                               "which the headless calculator does not do inside a function")
+                out.kept[i] = _scalar_reason(inside)
                 continue
         if clipped != fc.text:
             out.rewrites[i] = clipped
@@ -1083,6 +1081,11 @@ def _scalar_use(source: str, fc, resolver, names_only: bool, xlmvar_names) -> st
             if rect is not None and rect.area > 1:
                 return name
     return None
+
+
+def _scalar_reason(function: str) -> str:
+    return (f"reads a range as one value inside {function}() (implicit intersection), "
+            "which the headless calculator does not do inside a function")
 
 
 def _nesting(text: str) -> int:
@@ -1354,10 +1357,9 @@ def _evaluate_book(path, book, make_error, functions: dict | None = None, progre
         if i is not None and i not in overflows:
             rows = max(run.calls[k].value.shape[0] for k in cell.calls if run.calls[k].value is not None)
             cols = max(run.calls[k].value.shape[1] for k in cell.calls if run.calls[k].value is not None)
-            t = formulas[i].target
-            if rows > t.r1 - t.r0 + 1 or cols > t.c1 - t.c0 + 1:
-                overflows[i] = (f"its result is {rows} x {cols} but the file's spill range {t.ref} is "
-                                f"{t.r1 - t.r0 + 1} x {t.c1 - t.c0 + 1}; the cells beyond it were not written (Excel would spill into them)")
+            why = overflow_reason((rows, cols), formulas[i].target)
+            if why:
+                overflows[i] = why
     return Evaluation(out, failures, kept, overflows)
 
 
@@ -1388,12 +1390,7 @@ def _overflow(run: _Run, fc, sheet: int, filled: tuple[bool, bool]) -> str | Non
     if not filled[1]:
         while cols < t.shape[1] + _SPILL_PROBE and t.c0 + cols <= 16_384 and not m.is_empty_cell(sheet, t.r0, t.c0 + cols):
             cols += 1
-    if (rows, cols) == t.shape:
-        return None
-    return (
-        f"its result is {rows} x {cols} but the file's spill range {t.ref} is {t.shape[0]} x {t.shape[1]}; "
-        "the cells beyond it were not written (Excel would spill into them)"
-    )
+    return overflow_reason((rows, cols), t)
 
 
 def _showing(values: dict, code: str) -> set:

@@ -364,6 +364,13 @@ class _SheetReader:
                 self.cell(element)
                 element.clear()
 
+    def _undo(self, counts: dict) -> bool:
+        """Forget what the fast lane read of this sheet (the element reader reads it again)."""
+        del self.formulas[:]
+        self.shared.clear()
+        self.counts.update(counts)
+        return False
+
     def fast(self, data: bytes, constants) -> bool:
         """Read the whole part ``data`` through the fast lane (:mod:`._sheetscan`); False,
         with nothing changed, when the sheet is not in the regular form or some limit would
@@ -402,11 +409,11 @@ class _SheetReader:
                 self._formula(element, element.f, ref, row, col, lambda ref=ref: f"sheet {name!r} cell {ref}")
                 cells.extend([(self.formulas[-1].target.r1, self.formulas[-1].target.c1)] if len(self.formulas) > before else [])
         except (_Refused, ValueError):
-            del self.formulas[:]
-            self.shared.clear()
-            self.counts.update(saved)
-            return False
-        self.counts["cells"] += found.constants
+            return self._undo(saved)
+        self.counts["cells"] += found.constants + common
+        self.counts["formulas"] += common
+        if self.counts["cells"] > self.limits.max_cells or self.counts["formulas"] > self.limits.max_formulas:
+            return self._undo(saved)  # an array formula's range took it over: the element reader says where
         sheet.constants = constants
         sheet.max_row = max([found.max_row] + [r for r, _ in cells])
         sheet.max_col = max([found.max_col] + [c for _, c in cells])
@@ -1414,12 +1421,16 @@ def _overflow(result, fc: FormulaCell) -> str | None:
     """Why a dynamic array's result does not fit the range stored in the file, if it does not."""
     if not fc.dynamic:
         return None
-    shape = as_2d(result).shape
-    rows, cols = fc.target.shape
+    return overflow_reason(as_2d(result).shape, fc.target)
+
+
+def overflow_reason(shape: tuple[int, int], target: Rect) -> str | None:
+    """Why a result of ``shape`` does not fit the spill range ``target`` stored in the file."""
+    rows, cols = target.shape
     if shape[0] <= rows and shape[1] <= cols:
         return None
     return (
-        f"its result is {shape[0]} x {shape[1]} but the file's spill range {fc.target.ref} is {rows} x {cols}; "
+        f"its result is {shape[0]} x {shape[1]} but the file's spill range {target.ref} is {rows} x {cols}; "
         "the cells beyond it were not written (Excel would spill into them)"
     )
 

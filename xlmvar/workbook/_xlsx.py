@@ -10,7 +10,6 @@ broken relationships are refused with a message naming the part.
 
 from __future__ import annotations
 
-import shutil
 import zipfile
 from pathlib import Path, PurePosixPath
 

@@ -381,28 +381,12 @@ def _set_cached_value(cell, value, blank: bool = False) -> None:
     A blank value shows as 0 in a formula's own cell, and as a blank cell where ``blank``
     (the part of a dynamic array's stored range that its result does not reach).
     """
-    import schedula as sh
-
     for child in cell.findall(_V) + cell.findall(_IS):
         cell.remove(child)
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is sh.EMPTY or value is None:
-        if blank:
-            cell.attrib.pop("t", None)
-            return
-        value = 0.0
-    if isinstance(value, _xl_error_class()):
-        kind, text = "e", str(value)
-    elif isinstance(value, bool):
-        kind, text = "b", "1" if value else "0"
-    elif isinstance(value, (int, float)):
-        if not np.isfinite(value):
-            kind, text = "e", "#NUM!"
-        else:
-            kind, text = None, repr(float(value)) if isinstance(value, float) else str(value)
-    else:
-        kind, text = "str", escape_text(str(value))
+    kind, text = _encoded(value, blank)
+    if text is None:  # the blank part of a dynamic array's range
+        cell.attrib.pop("t", None)
+        return
     if kind is None:
         cell.attrib.pop("t", None)
     else:
