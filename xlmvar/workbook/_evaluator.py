@@ -1559,6 +1559,7 @@ def _linear_parser() -> None:
     if _PARSER_PATCHED:
         return
     import formulas.builder
+    import schedula.dispatcher
     from formulas.tokens.operator import Operator
 
     last = {"nodes": None, "next": {}}
@@ -1586,6 +1587,7 @@ def _linear_parser() -> None:
         return update_name(self, _LastToken(tokens), stack)
 
     formulas.builder.get_unused_node_id = get_unused_node_id
+    schedula.dispatcher.get_unused_node_id = get_unused_node_id  # add_function names each SUM
     Operator.update_name = update_name_at_end
     _keep_double_negation()
     _PARSER_PATCHED = True
