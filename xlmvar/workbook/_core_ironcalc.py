@@ -54,12 +54,38 @@ __all__ = ["ErrorValue", "Evaluation", "evaluate", "formula_cells"]
 _NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _CELL = re.compile(r"\$?([A-Za-z]{1,3})\$?([0-9]+)")
 _REF = re.compile(
-    r"^(?:(?P<sheet>'(?:[^']|'')+'|[A-Za-z0-9_.]+)!)?"
+    r"^(?:(?P<sheet>'(?:[^']|'')+'|[\w.]+)!)?"
     r"\$?(?P<c0>[A-Za-z]{1,3})\$?(?P<r0>[0-9]+)(?::\$?(?P<c1>[A-Za-z]{1,3})\$?(?P<r1>[0-9]+))?$"
 )
 _NUMBER = re.compile(r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?%?$")
-_IDENT = re.compile(r"[A-Za-z0-9_.\\]")
+_IDENT = re.compile(r"[\w.\\]")  # letters of any script: Excel's names and sheets (Übersicht, Лист2)
 BLOCK_PREFIX = "_xlmvar"
+#: A call taken out of a formula is marked by its number between NUL characters, which XML
+#: 1.0 cannot carry: no formula text can hold one (``{0}`` can: ``SUM({0})``, ``"Desk {0}"``).
+_PLACEHOLDER = re.compile("\x00([0-9]+)\x00")
+#: A reference (with its sheet), or a word that may be a defined name.
+_REFERENCE_TOKEN = re.compile(r"(?:'(?:[^']|'')+'|[\w.]+)!\$?[A-Za-z]{1,3}\$?[0-9]+(?::\$?[A-Za-z]{1,3}\$?[0-9]+)?"
+                              r"|\$?[A-Za-z]{1,3}\$?[0-9]+(?::\$?[A-Za-z]{1,3}\$?[0-9]+)?|[^\W\d][\w.]*")
+
+
+_VOLATILE = re.compile(r"(?<![\w.])(?:_xlfn\.)?(?:RAND|RANDBETWEEN|RANDARRAY|NOW|TODAY)\s*\(", re.I)
+
+
+_HERE = re.compile(r"(?<![\w.])(ROW|COLUMN)\s*\(\s*\)", re.I)
+
+
+def _here(text: str, row: int, col: int) -> str:
+    """``text`` with ``ROW()`` and ``COLUMN()`` (no argument: the calling cell's) as numbers."""
+    if "(" not in text:
+        return text
+    parts = re.split(r'("(?:[^"]|"")*")', text)  # not inside strings
+    for k in range(0, len(parts), 2):
+        parts[k] = _HERE.sub(lambda m: str(row if m.group(1).upper() == "ROW" else col), parts[k])
+    return "".join(parts)
+
+
+def _placeholder(k: int) -> str:
+    return f"\x00{k}\x00"
 
 
 @dataclass(frozen=True)
@@ -268,7 +294,7 @@ def _plan(text: str, names, calls: list[_Call]) -> tuple[str, list[int]]:
         args = split_arguments(inner[inner.index("(") + 1:-1])
         calls.append(_Call(name, args, block=len(calls)))
         mine.append(len(calls) - 1)
-        text = f"{text[:start]}{{{len(calls) - 1}}}{text[end:]}"
+        text = f"{text[:start]}{_placeholder(len(calls) - 1)}{text[end:]}"
 
 
 # --------------------------------------------------------------------------------------
@@ -484,6 +510,46 @@ def _covering(boxes: dict, rng, first: bool = False) -> np.ndarray:
     return hits[:1] if first else hits
 
 
+def _cycles_of(needs: list[set]) -> list[list[int]]:
+    """The cycles of a graph given as ``needs[k]`` = the nodes ``k`` reads: each strongly
+    connected group of two or more nodes, and each node that reads itself, as a sorted list
+    (Tarjan's algorithm, without recursion)."""
+    index, low, on_stack, stack, groups = {}, {}, set(), [], []
+    for root in range(len(needs)):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(needs[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(needs[child]))))
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    group = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        group.append(member)
+                        if member == node:
+                            break
+                    if len(group) > 1 or node in needs[node]:
+                        groups.append(sorted(group))
+    return groups
+
+
 class _Run:
     def __init__(self, path, functions):
         self.model = _Model(path)
@@ -501,6 +567,9 @@ class _Run:
         self.stable: dict = {}  # range -> (cells, bridged range) of ranges holding no formula
         self.boxes: dict = {}  # sheet index -> boxes of its formula cells (see _boxes)
         self.progress = None  # callable(cell) told each xlmvar cell before it is computed
+        self._names: list[str] = []  # sheet names by index
+        self.dynamic: set = set()  # (sheet index, row, col) of the dynamic array formulas
+        self.volatile: dict = {}  # (text, sheet, cell) -> value of a volatile expression argument
 
     def _has_formulas(self, rng) -> bool:
         if rng[0] not in self.boxes:  # a block or scratch sheet: its values change
@@ -532,7 +601,7 @@ class _Run:
             if not pattern.search(text):
                 continue
             template, mine = _plan(text.lstrip("="), names, self.calls)
-            direct = template.strip() == f"{{{mine[-1]}}}"
+            direct = template.strip() == _placeholder(mine[-1])
             self.cells.append(_Cell(index, row, col, shape, template, mine, direct))
         # a block sheet for every call whose result a rewritten formula refers to (a call
         # that is a whole formula puts its values straight into its cells: no block)
@@ -548,66 +617,69 @@ class _Run:
             self.block_names[k] = name
 
     def _refs(self, cell: _Cell) -> list[tuple[int, int, int, int, int]]:
-        """The ranges the arguments of a cell's calls name (references and defined names)."""
+        """The ranges a cell's formula names (references and defined names), in its calls'
+        arguments and in the native part around them (``=IFERROR(PORTVAR(...)/A9,1)``)."""
+        texts = [arg for k in cell.calls for arg in self.calls[k].args] + [cell.template]
         out = []
-        for k in cell.calls:
-            for arg in self.calls[k].args:
-                for token in re.findall(r"(?:'(?:[^']|'')+'|[A-Za-z0-9_.]+)!\$?[A-Za-z]{1,3}\$?[0-9]+(?::\$?[A-Za-z]{1,3}\$?[0-9]+)?"
-                                        r"|\$?[A-Za-z]{1,3}\$?[0-9]+(?::\$?[A-Za-z]{1,3}\$?[0-9]+)?|[A-Za-z_][A-Za-z0-9_.]*", arg):
-                    found = self.model.resolve(token, cell.sheet)
-                    if found:
-                        out.append(found)
+        for text in texts:
+            for token in _REFERENCE_TOKEN.findall(_without_strings(_PLACEHOLDER.sub(" ", text))):
+                found = self.model.resolve(token, cell.sheet)
+                if found:
+                    out.append(found)
         return out
 
-    def order(self, anchors) -> tuple[list[_Cell], bool]:
-        """Cells in dependency order (direct references); and whether the arguments cover
+    def order(self, anchors) -> tuple[list[_Cell], dict, bool]:
+        """Cells in dependency order (direct references); the cells on a cycle of direct
+        references (cell index -> the cycle, as text); and whether the references cover
         native formula cells (then indirect dependencies are possible: rounds repeat).
 
-        Cells are placed level by level, in sheet order within a level: first those whose
-        arguments cover no other xlmvar cell, then those whose covered cells are all placed,
-        and so on (Kahn's algorithm); a cycle places its first cell and goes on.  Each
-        distinct argument range is tested once against the boxes of all formula cells on
-        its sheet (vectorised), so the cost grows with cells x distinct ranges / 10^8, not
-        with cells squared in Python (4,000 cells took 20 s).
+        Cells are placed level by level, in sheet order within a level: first those that
+        read no other xlmvar cell, then those whose cells read are all placed, and so on
+        (Kahn's algorithm).  A cell on a cycle (a strongly connected group of cells, or a
+        cell that reads itself) is an error, as Excel's circular references are here, and
+        counts as placed for the cells after it.  Each distinct range is tested once against
+        the boxes of all formula cells on its sheet (vectorised): 4,000 cells took 20 s when
+        every pair was compared in Python.
         """
         xl_boxes = _boxes([(c.sheet, c.row, c.col, c.shape) for c in self.cells])
         xl = {(c.sheet, c.row, c.col) for c in self.cells}
         native_boxes = _boxes([(self.model.sheets[s.lower()], r, c, shape) for s, r, c, shape in anchors
                                if (self.model.sheets[s.lower()], r, c) not in xl])
-        covered: dict = {}  # argument range -> indices of the xlmvar cells it covers
+        covered: dict = {}  # range -> indices of the xlmvar cells it covers
         indirect = False
         needs = []
-        for k, cell in enumerate(self.cells):
+        for cell in self.cells:
             mine = set()
             for rng in self._refs(cell):
                 if rng not in covered:
                     covered[rng] = _covering(xl_boxes, rng)
                     indirect = indirect or _covering(native_boxes, rng, first=True).size > 0
                 mine.update(covered[rng].tolist())
-            mine.discard(k)
             needs.append(mine)
-        waiting = [len(mine) for mine in needs]
+        cycles = {}
+        for group in _cycles_of(needs):
+            where = " -> ".join(self._where(self.cells[k]) for k in group + group[:1])
+            cycles.update({k: f"circular reference {where}" for k in group})
+        waiting = [len(mine - cycles.keys()) for mine in needs]
         dependents: list[list[int]] = [[] for _ in self.cells]
         for k, mine in enumerate(needs):
-            for other in mine:
+            for other in mine - cycles.keys():
                 dependents[other].append(k)
-        ordered, placed = [], [False] * len(self.cells)
-        level = [k for k, n in enumerate(waiting) if n == 0]
-        pending = iter(range(len(self.cells)))  # in order, for breaking cycles
-        while len(ordered) < len(self.cells):
-            if not level:  # a cycle: place its first cell and go on
-                level = [next(k for k in pending if not placed[k])]
+        ordered = []
+        level = [k for k, n in enumerate(waiting) if n == 0 and k not in cycles]
+        while level:
+            ordered.extend(self.cells[k] for k in level)
             following = []
-            for k in level:
-                ordered.append(self.cells[k])
-                placed[k] = True
             for k in level:
                 for d in dependents[k]:
                     waiting[d] -= 1
-                    if waiting[d] == 0 and not placed[d]:
+                    if waiting[d] == 0 and d not in cycles:
                         following.append(d)
             level = sorted(following)
-        return ordered, indirect
+        return ordered, {id(self.cells[k]): reason for k, reason in cycles.items()}, indirect
+
+    def _where(self, cell: _Cell) -> str:
+        return f"{self._name(cell.sheet)}!{col_letters(cell.col)}{cell.row}"
 
     # computing -------------------------------------------------------------------------
     def _substitute(self, text: str) -> str:
@@ -617,9 +689,9 @@ class _Run:
             h, w = call.shape
             ref = "$A$1" if (h, w) == (1, 1) else f"$A$1:${col_letters(w)}${h}"
             return f"'{sheet}'!{ref}"
-        return re.sub(r"\{(\d+)\}", block, text)
+        return _PLACEHOLDER.sub(block, text)
 
-    def _argument(self, text: str, sheet: int, is_range: bool, name: str):
+    def _argument(self, text: str, sheet: int, at: tuple[int, int], is_range: bool, name: str):
         if text == "":
             return None
         try:
@@ -639,18 +711,57 @@ class _Run:
             if constant:
                 self.stable[found] = (arr, _bridge_range(arr))
                 return self.stable[found][1] if is_range else _bridge_scalar(arr, name)
-        else:  # an expression: evaluate it in a scratch sheet of its own, read what it spills
-            m = self.model.m
-            m.add_sheet("_xlmvar_arg")
-            scratch = len(self.model.sheets)
-            try:  # its references still mean the calling cell's sheet
-                m.set_user_input(scratch, 1, 1, "=" + _qualified(text, self._name(sheet)))
-                m.evaluate()
-                _, r1, _, c1 = m.get_sheet_dimensions(scratch)
-                arr = self.model.read(scratch, 1, 1, r1, c1)
-            finally:
-                m.delete_sheet(scratch)
+        else:  # an expression: evaluated where its cell is (its sheet, names, INDIRECT, ROW())
+            key = (text, sheet, at)
+            if key in self.volatile:
+                arr = self.volatile[key]
+            else:
+                arr = self._expression(text, sheet, at)
+                if _VOLATILE.search(_without_strings(text)):  # drawn once per run, as in Excel
+                    self.volatile[key] = arr
         return _bridge_range(arr) if is_range else _bridge_scalar(arr, name)
+
+    def _expression(self, text: str, sheet: int, at: tuple[int, int]) -> np.ndarray:
+        """The value of an expression argument as the calling cell ``at`` on ``sheet`` sees
+        it, as a 2-D object array, with a blank where the expression returns a reference to
+        a blank cell (Excel hands an xlmvar function a reference's cells, not their values
+        as a formula would show them: ``OFFSET(B1,0,0,3)`` with B3 blank is not 0 there).
+
+        The expression is evaluated on the calling sheet itself, in a cell past the sheet's
+        last row and column (so whole-column references of the sheet do not reach it), with
+        ``ROW()`` and ``COLUMN()`` written as the calling cell's: sheet-local names, ``INDIRECT``
+        of an address without a sheet and unqualified references then mean what they mean in
+        the cell.  ``(expression&"")=""`` marks the blanks; it is never blank itself, so its
+        spill gives the result's extent.
+        """
+        m = self.model.m
+        _, last_row, _, last_col = m.get_sheet_dimensions(sheet)
+        row, col = last_row + 2, last_col + 2
+        if row > 1_048_576 or col > 16_384:
+            raise ValueError("cannot evaluate this argument: the sheet has no free cell past its last row and column")
+        text = _here(text, *at)
+
+        def spill(formula: str, shape=None) -> np.ndarray:
+            m.set_user_input(sheet, row, col, formula)
+            m.evaluate()
+            if shape is None:
+                h = w = 1
+                while row + h <= 1_048_576 and not m.is_empty_cell(sheet, row + h, col):
+                    h += 1
+                while col + w <= 16_384 and not m.is_empty_cell(sheet, row, col + w):
+                    w += 1
+                shape = (h, w)
+            out = self.model.read(sheet, row, col, row + shape[0] - 1, col + shape[1] - 1)
+            m.range_clear_all(sheet, row, col, row + shape[0] - 1, col + shape[1] - 1)
+            return out
+
+        try:
+            blank = spill(f'=IFERROR(({text})&""="",FALSE)')
+            arr = spill(f"={text}", blank.shape)
+        finally:
+            self.model.dirty = True
+        arr[(blank == True) & np.array([not isinstance(v, ErrorValue) for v in arr.flat]).reshape(arr.shape)] = None  # noqa: E712
+        return arr
 
     def compute(self, call: _Call, cell: _Cell) -> bool:
         """Compute one call into its block; True when the block's values changed."""
@@ -659,7 +770,8 @@ class _Run:
         try:
             if len(call.args) > len(kinds):
                 raise ValueError(f"{call.name}: takes at most {len(kinds)} arguments, got {len(call.args)}")
-            args = [self._argument(self._substitute(a), cell.sheet, rng, p) for a, (p, rng) in zip(call.args, kinds)]
+            args = [self._argument(self._substitute(a), cell.sheet, (cell.row, cell.col), rng, p)
+                    for a, (p, rng) in zip(call.args, kinds)]
             block = _result_block(function(*args))
         except Exception as exc:  # shown in the cell as #VALUE!, reason kept
             message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
@@ -677,9 +789,17 @@ class _Run:
 
     def place(self, cell: _Cell) -> None:
         """Put a cell's result in place: its values (a bare call) or its rewritten formula."""
+        dynamic = (cell.sheet, cell.row, cell.col) in self.dynamic
         if cell.direct:
             block = self.calls[cell.calls[-1]].value
-            values = _fit(block, cell.shape) if cell.shape else block[:1, :1]
+            if not cell.shape:
+                values = block[:1, :1]
+            elif dynamic:  # a spill: the result where it reaches, blank beyond (larger is reported)
+                values = np.full(cell.shape, None, dtype=object)
+                h, w = min(block.shape[0], cell.shape[0]), min(block.shape[1], cell.shape[1])
+                values[:h, :w] = block[:h, :w]
+            else:  # a legacy array: a single row or column repeated, #N/A where none reaches
+                values = _fit(block, cell.shape)
             if cell.shape:  # IronCalc keeps the range as its array formula's spill: release it
                 h, w = cell.shape
                 self.model.m.range_clear_contents(cell.sheet, cell.row, cell.col, cell.row + h - 1, cell.col + w - 1)
@@ -692,8 +812,9 @@ class _Run:
         if cell.shape:
             h, w = cell.shape  # the range is released first (IronCalc refuses to write into an array)
             self.model.m.range_clear_contents(cell.sheet, cell.row, cell.col, cell.row + h - 1, cell.col + w - 1)
+        if cell.shape and not dynamic:
             self.model.m.set_user_array_formula(cell.sheet, cell.row, cell.col, w, h, formula)
-        else:
+        else:  # a dynamic array spills from its anchor, as far as its result reaches
             self.model.m.update_cell_with_formula(cell.sheet, cell.row, cell.col, formula)
         self.model.dirty = True
         for k in cell.calls:
@@ -701,8 +822,42 @@ class _Run:
             if isinstance(v, ErrorValue) and v.reason:
                 self.reasons[(cell.sheet, cell.row, cell.col)] = v
 
+    def fail(self, cell: _Cell, error: ErrorValue) -> None:
+        """Show ``error`` (with its reason) in every cell of ``cell``'s range."""
+        h, w = cell.shape or (1, 1)
+        if cell.shape:
+            self.model.m.range_clear_contents(cell.sheet, cell.row, cell.col, cell.row + h - 1, cell.col + w - 1)
+        for i in range(h):
+            for j in range(w):
+                self.model.put(cell.sheet, cell.row + i, cell.col + j, error)
+                self.reasons[(cell.sheet, cell.row + i, cell.col + j)] = error
+
+    def freeze_volatile(self, anchors) -> None:
+        """Set each native formula calling RAND, RANDBETWEEN, RANDARRAY, NOW or TODAY to the
+        value it has now: rounds of xlmvar calls evaluate the book again, and a new random
+        draw each time would never settle (Excel draws once per recalculation)."""
+        m = self.model.m
+        mine = {(c.sheet, c.row, c.col) for c in self.cells}
+        for sheet, row, col, shape in anchors:
+            index = self.model.sheets[sheet.lower()]
+            if (index, row, col) in mine:
+                continue
+            text = m.get_cell_formula(index, row, col) or ""
+            if _VOLATILE.search(_without_strings(text)):
+                h, w = shape or (1, 1)
+                values = self.model.read(index, row, col, row + h - 1, col + w - 1)
+                if shape:
+                    m.range_clear_contents(index, row, col, row + h - 1, col + w - 1)
+                self.model.put_block(index, row, col, values)
+
     def run(self, anchors, max_rounds: int | None) -> int:
-        ordered, indirect = self.order(anchors)
+        ordered, cycles, indirect = self.order(anchors)
+        self.model.evaluate()  # native results (and their spills) as they are before any call
+        if indirect:
+            self.freeze_volatile(anchors)
+        for cell in self.cells:
+            if id(cell) in cycles:
+                self.fail(cell, ErrorValue("#REF!", cycles[id(cell)]))
         limit = max_rounds or len(self.calls) + 2
         rounds = 0
         while True:
@@ -710,38 +865,26 @@ class _Run:
             changed = []
             for cell in ordered:
                 if self.progress is not None:
-                    self.progress(f"{self._name(cell.sheet)}!{col_letters(cell.col)}{cell.row}")
+                    self.progress(self._where(cell))
                 if any([self.compute(self.calls[k], cell) for k in cell.calls]) or rounds == 1:
                     self.place(cell)
                     changed.append(cell)
             if not changed or not indirect:
                 return rounds
             if rounds >= limit:
-                where = ", ".join(f"{self._name(c.sheet)}!{col_letters(c.col)}{c.row}" for c in changed)
+                where = ", ".join(map(self._where, changed))
                 error = ErrorValue("#VALUE!", f"circular dependency: the xlmvar results of {where} never settle")
                 for cell in changed:
-                    self.model.put(cell.sheet, cell.row, cell.col, error)
-                    self.reasons[(cell.sheet, cell.row, cell.col)] = error
+                    self.fail(cell, error)
                 return rounds
 
     def _name(self, index: int) -> str:
-        return self.model.m.get_worksheets_properties()[index]["name"]
+        if len(self._names) != len(self.model.sheets):  # sheets are added for blocks
+            self._names = [p["name"] for p in self.model.m.get_worksheets_properties()]
+        return self._names[index]
 
 
 _A1 = re.compile(r"^(?:\$?[A-Za-z]{1,3}\$?[0-9]+(?::\$?[A-Za-z]{1,3}\$?[0-9]+)?|\$?[A-Za-z]{1,3}:\$?[A-Za-z]{1,3}|\$?[0-9]+:\$?[0-9]+)$")
-
-
-def _qualified(text: str, sheet: str) -> str:
-    """``text`` with every reference that names no sheet given the sheet ``sheet``
-    (``B1:B3*2`` -> ``'Risk'!B1:B3*2``), so that it means the same cells anywhere."""
-    from ._evaluator import _tokens
-
-    tokens = _tokens(text)
-    if not tokens:
-        return text
-    prefix = "'" + sheet.replace("'", "''") + "'!"
-    return "".join(prefix + t.value if t.type == "OPERAND" and t.subtype == "RANGE" and "!" not in t.value
-                   and _A1.match(t.value) else t.value for t in tokens)
 
 
 def _same(a, b) -> bool:
@@ -1357,6 +1500,7 @@ def _evaluate_book(path, book, make_error, functions: dict | None = None, progre
     anchors = [(fc.sheet, t.r0, t.c0, (t.r1 - t.r0 + 1, t.c1 - t.c0 + 1) if t.r1 != t.r0 or t.c1 != t.c0 else None)
                for i, fc in enumerate(formulas) if i not in skip for t in (fc.target,)]
     run.index_formulas(anchors)
+    run.dynamic = {(index[i], fc.target.r0, fc.target.c0) for i, fc in enumerate(formulas) if fc.dynamic}
     run.plan(anchors, _xlmvar_sheets(book, run.pattern()) if steps.functions & set(run.functions) else set())
     if run.cells:
         run.progress = progress and (lambda cell: progress(0, len(formulas), cell))
@@ -1392,12 +1536,11 @@ def _evaluate_book(path, book, make_error, functions: dict | None = None, progre
     overflows = {i: why for i, fc in enumerate(formulas)
                  if fc.dynamic and i not in skip and (why := _overflow(run, fc, index[i], filled[i]))}
     dynamic = {(index[i], fc.target.r0, fc.target.c0): i for i, fc in enumerate(formulas) if fc.dynamic and i not in skip}
-    for cell in run.cells:  # an xlmvar result is laid on the stored range: larger is said
-        i = dynamic.get((cell.sheet, cell.row, cell.col))
-        if i is not None and i not in overflows:
-            rows = max(run.calls[k].value.shape[0] for k in cell.calls if run.calls[k].value is not None)
-            cols = max(run.calls[k].value.shape[1] for k in cell.calls if run.calls[k].value is not None)
-            why = overflow_reason((rows, cols), formulas[i].target)
+    for cell in run.cells:  # a bare call's result is laid on the stored range: larger is said
+        i = dynamic.get((cell.sheet, cell.row, cell.col))  # (any other formula spills in IronCalc)
+        value = run.calls[cell.calls[-1]].value
+        if cell.direct and i is not None and i not in overflows and value is not None:
+            why = overflow_reason(value.shape, formulas[i].target)
             if why:
                 overflows[i] = why
     return Evaluation(out, failures, kept, overflows)
