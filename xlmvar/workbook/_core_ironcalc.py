@@ -381,16 +381,17 @@ class _Model:
         r0, c0, r1, c1 = _bounds(f"{m.group('c0')}{m.group('r0')}:{m.group('c1') or m.group('c0')}{m.group('r1') or m.group('r0')}")
         return target, r0, c0, r1, c1
 
-    def put_block(self, sheet: int, row: int, col: int, block: np.ndarray) -> None:
-        """Set a 2-D block of values with its top-left cell at (row, col)."""
-        number = self.m.update_cell_with_number
+    def put_block(self, sheet: int, row: int, col: int, block: np.ndarray, mark: bool = True) -> None:
+        """Set a 2-D block of values with its top-left cell at (row, col); ``mark``: the
+        book's formulas must be evaluated again before one is read."""
+        was, number = self.dirty, self.m.update_cell_with_number
         for i, values in enumerate(block.tolist()):
             for j, v in enumerate(values):
                 if type(v) is float and math.isfinite(v):
                     number(sheet, row + i, col + j, v)
                 else:
                     self.put(sheet, row + i, col + j, v)
-        self.dirty = True
+        self.dirty = was or mark
 
     def put(self, sheet: int, row: int, col: int, value) -> None:
         """Set a value (not a formula) into a cell."""
@@ -628,8 +629,8 @@ class _Run:
                     out.append(found)
         return out
 
-    def order(self, anchors) -> tuple[list[_Cell], dict, bool]:
-        """Cells in dependency order (direct references); the cells on a cycle of direct
+    def order(self, anchors) -> tuple[list[list[_Cell]], dict, bool]:
+        """Cells in levels of dependency order (direct references); the cells on a cycle of direct
         references (cell index -> the cycle, as text); and whether the references cover
         native formula cells (then indirect dependencies are possible: rounds repeat).
 
@@ -665,10 +666,10 @@ class _Run:
         for k, mine in enumerate(needs):
             for other in mine - cycles.keys():
                 dependents[other].append(k)
-        ordered = []
+        levels = []
         level = [k for k, n in enumerate(waiting) if n == 0 and k not in cycles]
         while level:
-            ordered.extend(self.cells[k] for k in level)
+            levels.append([self.cells[k] for k in level])
             following = []
             for k in level:
                 for d in dependents[k]:
@@ -676,7 +677,7 @@ class _Run:
                     if waiting[d] == 0 and d not in cycles:
                         following.append(d)
             level = sorted(following)
-        return ordered, {id(self.cells[k]): reason for k, reason in cycles.items()}, indirect
+        return levels, {id(self.cells[k]): reason for k, reason in cycles.items()}, indirect
 
     def _where(self, cell: _Cell) -> str:
         return f"{self._name(cell.sheet)}!{col_letters(cell.col)}{cell.row}"
@@ -703,9 +704,10 @@ class _Run:
         if found and found in self.stable:  # constants only: read and converted once
             arr, bridged = self.stable[found]
             return bridged if is_range else _bridge_scalar(arr, name)
-        constant = found is not None and not self._has_formulas(found)
-        if self.model.dirty and not constant:  # constants need no evaluation to be read
-            self.model.evaluate()
+        block = found is not None and found[0] not in self.boxes  # a call's values, set by compute()
+        constant = found is not None and not block and not self._has_formulas(found)
+        if self.model.dirty and found is not None and not constant and not block:
+            self.model.evaluate()  # only formulas need it: not constants, not a call's block
         if found:
             arr = self.model.read(*found)
             if constant:
@@ -782,7 +784,7 @@ class _Run:
         if changed and sheet is not None:
             if call.value is not None:
                 self.model.m.range_clear_all(sheet, 1, 1, *call.value.shape)
-            self.model.put_block(sheet, 1, 1, block)
+            self.model.put_block(sheet, 1, 1, block, mark=False)  # read by the cell placed after its level
         if changed:
             call.value, call.shape = block, block.shape
         return changed
@@ -851,7 +853,11 @@ class _Run:
                 self.model.put_block(index, row, col, values)
 
     def run(self, anchors, max_rounds: int | None) -> int:
-        ordered, cycles, indirect = self.order(anchors)
+        """Compute the xlmvar cells, a level at a time: every call of a level is computed
+        (the book evaluated at most once, before the first argument that reads a formula),
+        then their results are placed.  Rounds repeat while a result changes and some
+        argument reads native formulas (which may depend on a result)."""
+        levels, cycles, indirect = self.order(anchors)
         self.model.evaluate()  # native results (and their spills) as they are before any call
         if indirect:
             self.freeze_volatile(anchors)
@@ -863,12 +869,16 @@ class _Run:
         while True:
             rounds += 1
             changed = []
-            for cell in ordered:
-                if self.progress is not None:
-                    self.progress(self._where(cell))
-                if any([self.compute(self.calls[k], cell) for k in cell.calls]) or rounds == 1:
+            for level in levels:
+                now = []
+                for cell in level:
+                    if self.progress is not None:
+                        self.progress(self._where(cell))
+                    if any([self.compute(self.calls[k], cell) for k in cell.calls]) or rounds == 1:
+                        now.append(cell)
+                for cell in now:
                     self.place(cell)
-                    changed.append(cell)
+                changed.extend(now)
             if not changed or not indirect:
                 return rounds
             if rounds >= limit:
