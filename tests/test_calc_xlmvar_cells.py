@@ -187,3 +187,18 @@ def test_a_dynamic_scalar_around_an_array_call_is_not_said_to_overflow(tmp_path,
     path = _book(tmp_path / "scalar.xlsx", build)
     assert main(["calc", str(path), "-o", str(tmp_path / "out.xlsx")]) == 0, capsys.readouterr().out
     assert recalculate(path).value("S", "H1") == pytest.approx(norm.ppf(0.99) * _vol(X), rel=1e-12)  # Euler
+
+
+def test_a_name_local_to_another_sheet_is_read_and_ordered(tmp_path):
+    # Data!Cov (a name local to Data) was neither resolved nor seen as a dependency: the
+    # call ran before the covariance and read IronCalc's #NAME? for it
+    def build(wb, ws):
+        ws.write_array_formula("G1:I3", "{=COVFROMCORR(K1:K3,L1:N3)}")
+        ws.write_column("K1", np.sqrt(np.diag(COV)))
+        for i, row in enumerate(COV / np.outer(np.sqrt(np.diag(COV)), np.sqrt(np.diag(COV)))):
+            ws.write_row(i, 11, row)
+        wb.define_name("Data!Cov", "=Data!$G$1:$I$3")
+        wb.add_worksheet("Risk").write_formula("A1", "=PORTVOL(Data!B1:B3,Data!Cov)")
+
+    r = recalculate(_book(tmp_path / "local.xlsx", build, sheet="Data"))
+    assert r.value("Risk", "A1") == pytest.approx(_vol(X), rel=1e-12)

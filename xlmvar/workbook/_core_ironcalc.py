@@ -63,8 +63,10 @@ BLOCK_PREFIX = "_xlmvar"
 #: A call taken out of a formula is marked by its number between NUL characters, which XML
 #: 1.0 cannot carry: no formula text can hold one (``{0}`` can: ``SUM({0})``, ``"Desk {0}"``).
 _PLACEHOLDER = re.compile("\x00([0-9]+)\x00")
-#: A reference (with its sheet), or a word that may be a defined name.
-_REFERENCE_TOKEN = re.compile(r"(?:'(?:[^']|'')+'|[\w.]+)!\$?[A-Za-z]{1,3}\$?[0-9]+(?::\$?[A-Za-z]{1,3}\$?[0-9]+)?"
+#: A reference (with its sheet), a name local to a sheet (``Data!Cov``), or a word that may be
+#: a defined name.
+_REFERENCE_TOKEN = re.compile(r"(?:'(?:[^']|'')+'|[\w.]+)!\$?[A-Za-z]{1,3}\$?[0-9]+(?::\$?[A-Za-z]{1,3}\$?[0-9]+)?(?![\w.])"
+                              r"|(?:'(?:[^']|'')+'|[\w.]+)![^\W\d][\w.]*"
                               r"|\$?[A-Za-z]{1,3}\$?[0-9]+(?::\$?[A-Za-z]{1,3}\$?[0-9]+)?|[^\W\d][\w.]*")
 
 
@@ -368,6 +370,13 @@ class _Model:
         for scope in (sheet, None):
             if (text.lower(), scope) in self.names:
                 return self.resolve(self.names[(text.lower(), scope)], sheet)
+        owner, bang, name = text.rpartition("!")
+        if bang and not _REF.match(text):  # Data!Cov: a name local to the sheet Data
+            owner = owner[1:-1].replace("''", "'") if owner.startswith("'") else owner
+            scope = self.sheets.get(owner.lower())
+            if scope is not None and (name.lower(), scope) in self.names:
+                return self.resolve(self.names[(name.lower(), scope)], scope)
+            return None
         m = _REF.match(text)
         if not m:
             return None
