@@ -902,6 +902,10 @@ def plan(book, xlmvar_names) -> Plan:
                 if inside:
                     out.kept[i] = _scalar_reason(inside)
                     continue
+            lifting = _unlifted(source, fc, resolver, source != fc.text)
+            if lifting:
+                out.kept[i] = lifting
+                continue
             if source != fc.text:
                 out.rewrites[i] = source
             continue
@@ -932,6 +936,10 @@ def plan(book, xlmvar_names) -> Plan:
             if inside:
                 out.kept[i] = _scalar_reason(inside)
                 continue
+        lifting = _unlifted(clipped, fc, resolver, clipped != fc.text)
+        if lifting:
+            out.kept[i] = lifting
+            continue
         if clipped != fc.text:
             out.rewrites[i] = clipped
     return out
@@ -1510,3 +1518,131 @@ def _circular_reasons(book, circular: list) -> dict:
     if any(not deps[i] for i in stuck):  # a cycle through INDIRECT, OFFSET or a name: not traced
         return {}
     return _cycles(deps, stuck, book)
+
+
+# --------------------------------------------------------------------------------------
+# Values IronCalc would give without a word where Excel's differ: computed by a check, or kept
+# --------------------------------------------------------------------------------------
+#: Functions IronCalc 0.9.1 applies element by element to an array argument in a formula
+#: it evaluates as an array (a dynamic array, or one it was given as text), measured one by
+#: one (``tests/test_calc_divergences.py`` measures them again).  Any other function given an
+#: array where Excel lifts it reads one value (``ISBLANK(A1:A10)`` is FALSE, ``ROUND`` #VALUE!).
+_LIFTED = frozenset("""ABS ACOS ASIN ATAN CHOOSE CLEAN COS COSH COT CSC DATE DAY EVEN EXACT EXP FACT FIND IF
+IFERROR IFNA INT ISOWEEKNUM LEFT LEN LENB LN LOG10 LOWER MID MONTH ODD POWER PROPER RADIANS REPLACE REPT
+RIGHT SEARCH SEC SIGN SIN SINH SQRT SUBSTITUTE SUMIF TAN TANH TEXT TRIM UPPER WEEKDAY YEAR""".split())
+#: ... and in a legacy formula (one Excel saved without ``t="array"``), where Excel still
+#: lifts inside SUMPRODUCT: IronCalc lifts only these there (LEN(A1:A10) is #VALUE!).
+_LIFTED_LEGACY = frozenset({"IF", "IFERROR", "IFNA"})
+#: Functions IronCalc does not lift that then give a value, not an error, for the array
+#: (ISBLANK(A1:A10) is FALSE, SWITCH its default): a silent difference.  Any other function
+#: it does not lift shows #VALUE! (or #N/A), a visible difference unless a function around
+#: it turns errors into values (:data:`_SWALLOWING`).
+_SILENT_UNLIFTED = frozenset("""ISBLANK ISNUMBER ISTEXT ISERROR ISERR ISNA ISLOGICAL ISNONTEXT ISFORMULA
+ISEVEN ISODD T N SWITCH""".split())
+#: Functions that turn an error into a value.
+_SWALLOWING = frozenset("""IFERROR IFNA ISERROR ISERR ISNA ISNUMBER ISTEXT ISLOGICAL ISNONTEXT ISBLANK
+ERROR.TYPE TYPE AGGREGATE COUNT""".split())
+#: Functions that return an array when they are given one (beyond the lifted ones).
+_ARRAY_RESULTS = frozenset("""FILTER SORT SORTBY UNIQUE TRANSPOSE MMULT MINVERSE TAKE DROP CHOOSEROWS
+CHOOSECOLS VSTACK HSTACK TOCOL TOROW WRAPROWS WRAPCOLS EXPAND OFFSET""".split())
+#: The argument (0-based) of a function that Excel lifts over an array although the
+#: function takes ranges elsewhere: the lookup value of the lookups.
+_SCALAR_ARGUMENT = {"MATCH": 0, "XMATCH": 0, "VLOOKUP": 0, "HLOOKUP": 0, "XLOOKUP": 0, "LOOKUP": 0}
+#: Functions that evaluate their arguments as arrays in a legacy formula too.
+_ARRAY_CONTEXT = frozenset({"SUMPRODUCT"})
+#: Functions that take an array whole (besides :data:`_RANGE_FUNCTIONS`): no lifting.
+_WHOLE_ARRAYS = frozenset("AND OR XOR TYPE ISREF LET LAMBDA MAP BYROW BYCOL REDUCE SCAN MAKEARRAY ARRAYTOTEXT".split())
+
+
+def _array_arguments(tokens, resolver, sheet: str, array_formula: bool, lifts: bool):
+    """``(function, argument text)`` of the first call that Excel applies element by element
+    to an array argument and IronCalc does not (see :data:`_LIFTED`), or None.
+
+    An argument is an array when it holds a range or name of more than one cell, an array
+    constant, or the result of an operator or lifted function over one.  Only arrays Excel
+    evaluates as arrays count: anywhere in an array formula, inside SUMPRODUCT in a legacy
+    one (elsewhere a legacy formula reads one cell of the range: implicit intersection,
+    which IronCalc does as Excel does).
+    """
+    from ._evaluator import Unsupported
+
+    lifted = _LIFTED if lifts else _LIFTED_LEGACY
+    frames = []  # [name, argument index, argument holds an array, start of argument, inside an array context]
+    depth_array = 0
+    for k, token in enumerate(tokens):
+        kind, sub = token.type, token.subtype
+        if kind == "ARRAY":
+            depth_array += 1 if sub == "OPEN" else -1
+            if sub == "OPEN" and frames:
+                frames[-1][2] = True
+            continue
+        if kind in ("FUNC", "PAREN") and sub == "OPEN":
+            name = _bare(token.value[:-1].strip()) if kind == "FUNC" else "("
+            context = array_formula or name in _ARRAY_CONTEXT or bool(frames and frames[-1][4])
+            frames.append([name, 0, False, k + 1, context])
+            continue
+        if kind == "SEP" and sub == "ARG" and not depth_array and frames:
+            found = _lifting_missed(frames, lifted, tokens, k)
+            if found:
+                return found
+            frames[-1][1] += 1
+            frames[-1][2] = False
+            frames[-1][3] = k + 1
+            continue
+        if kind in ("FUNC", "PAREN") and sub == "CLOSE" and frames:
+            found = _lifting_missed(frames, lifted, tokens, k)
+            if found:
+                return found
+            name, _, array, _, _ = frames.pop()
+            if frames and array and (name == "(" or name in lifted or name in _ARRAY_RESULTS):
+                frames[-1][2] = True
+            continue
+        if kind == "OPERAND" and sub == "RANGE" and frames and not _is_structured(token.value):
+            try:
+                rect = resolver.resolve(token.value, sheet)
+            except Unsupported:
+                rect = None
+            if rect is not None and rect.area > 1:
+                frames[-1][2] = True
+    return None
+
+
+def _lifting_missed(frames, lifted, tokens, end: int):
+    """The innermost frame's ``(function, argument)`` when that argument is an array Excel
+    lifts the function over and IronCalc does not, and the difference is silent (a value,
+    or an error that a function around it turns into one)."""
+    name, position, array, start, context = frames[-1]
+    if not (array and context) or name == "(" or name in lifted:
+        return None
+    if name in _RANGE_FUNCTIONS and _SCALAR_ARGUMENT.get(name) != position:
+        return None  # a function that takes the range whole there
+    if name in _ARRAY_RESULTS or name in _ARRAY_CONTEXT or name in _WHOLE_ARRAYS:
+        return None
+    if name not in _SILENT_UNLIFTED and name not in _SCALAR_ARGUMENT \
+            and not any(outer[0] in _SWALLOWING for outer in frames[:-1]):
+        return None  # IronCalc shows #VALUE!: a visible difference, reported as an error
+    return name, "".join(t.value for t in tokens[start:end])
+
+
+def _lifting_reason(found) -> str:
+    function, argument = found
+    return (f"applies {function} to each element of the array {argument} (Excel does), which the "
+            "headless calculator's core does not: it would read one value")
+
+
+def _unlifted(text: str, fc, resolver, rewritten: bool) -> str | None:
+    """Why ``text`` (formula ``fc`` as IronCalc will evaluate it) keeps Excel's value: it
+    applies a function IronCalc does not lift to an array (see :func:`_array_arguments`);
+    None when it does not.  ``rewritten``: IronCalc is given the text (it then evaluates the
+    formula as a dynamic array), else it evaluates the formula it loaded."""
+    array_formula = fc.array or fc.dynamic or fc.target.area > 1
+    called = {_bare(n) for n in _FUNCTION_CALL.findall(_without_strings(text))}
+    if not array_formula and not called & _ARRAY_CONTEXT:
+        return None  # a legacy formula: Excel reads one cell of a range (implicit intersection)
+    lifted = _LIFTED if array_formula or rewritten else _LIFTED_LEGACY
+    if not (called - lifted - _ARRAY_RESULTS - _ARRAY_CONTEXT - _WHOLE_ARRAYS - (_RANGE_FUNCTIONS - set(_SCALAR_ARGUMENT))):
+        return None
+    from ._evaluator import _tokens
+
+    found = _array_arguments(_tokens(text), resolver, fc.target.sheet, array_formula, array_formula or rewritten)
+    return _lifting_reason(found) if found else None
