@@ -782,6 +782,7 @@ class Plan:
     failures: dict = field(default_factory=dict)  # (error code, reason): shown as that error
     rewrites: dict = field(default_factory=dict)  # text IronCalc evaluates instead of the file's
     functions: set = field(default_factory=set)  # every function the formulas call (no prefix)
+    checks: dict = field(default_factory=dict)  # [_Check]: evaluated with the book, may keep Excel's value
 
 
 def _bare(name: str) -> str:
@@ -866,6 +867,7 @@ def plan(book, xlmvar_names) -> Plan:
         if external_names or large_names else None
     any_name = re.compile(r"(?<![A-Za-z0-9_.!$'])(?:" + "|".join(map(re.escape, sorted({n for _, n in book.names}))) + r")(?![A-Za-z0-9_.(!])", re.I) \
         if book.names else None
+    lookups = _LOOKUP_CALL if {"MATCH", "XMATCH", "VLOOKUP", "HLOOKUP", "XLOOKUP", "LOOKUP"} & names else None
     for i, (fc, text) in enumerate(zip(book.formulas, texts)):
         if len(text) > MAX_NESTING and _nesting(text) > MAX_NESTING:
             out.failures[i] = ("#NAME?", f"nested {_nesting(text):,} levels deep (the calculator reads up to {MAX_NESTING:,}; "
@@ -908,6 +910,8 @@ def plan(book, xlmvar_names) -> Plan:
                 continue
             if source != fc.text:
                 out.rewrites[i] = source
+            if lookups is not None and lookups.search(text):
+                out.checks[i] = _lookup_checks(source, fc.target.sheet, resolver, book)
             continue
         tokens = _tokens(source)
         ranges = [t for t in tokens if t.type == "OPERAND" and t.subtype == "RANGE"]
@@ -942,6 +946,16 @@ def plan(book, xlmvar_names) -> Plan:
             continue
         if clipped != fc.text:
             out.rewrites[i] = clipped
+        checks = _lookup_checks(clipped, fc.target.sheet, resolver, book) if lookups is not None and lookups.search(text) else []
+        if not native and _blank_rows_matter(tokens, resolver, fc.target.sheet, book):
+            where = next(t.value for t in tokens if t.type == "OPERAND" and t.subtype == "RANGE" and not _is_structured(t.value)
+                         and (r := resolver.resolve(t.value, fc.target.sheet)) is not None and _clip(r, book) != r)
+            shadow = _clipped_text(rewritten, fc.target.sheet, resolver, book, extra=1)
+            checks.append(_Check("same", _qualified(shadow, book.sheets[fc.target.sheet].name),
+                                 f"its value depends on how many blank rows or columns {where} holds past the sheet's "
+                                 "last filled cell, which the headless calculator does not read"))
+        if checks:
+            out.checks[i] = checks
     return out
 
 
@@ -1165,9 +1179,10 @@ def _is_structured(token: str) -> bool:
     return bool(bracket and name and not name.startswith("'"))
 
 
-def _clipped_text(text: str, sheet: str, resolver, book) -> str:
-    """``text`` with every range larger than the calculator reads replaced by its clipped form."""
-    from ._evaluator import _clip, _tokens
+def _clipped_text(text: str, sheet: str, resolver, book, extra: int = 0) -> str:
+    """``text`` with every range larger than the calculator reads replaced by its clipped form
+    (``extra``: that many more rows, or columns, than the clip: blank ones, for a check)."""
+    from ._evaluator import Rect, _clip, _tokens
 
     if ":" not in text and not any(name in text.upper() for _, name in book.names):
         return text
@@ -1182,6 +1197,10 @@ def _clipped_text(text: str, sheet: str, resolver, book) -> str:
             if rect is not None:
                 clipped = _clip(rect, book)
                 if clipped != rect:
+                    if extra:
+                        clipped = Rect(clipped.sheet, clipped.r0, clipped.c0,
+                                       min(clipped.r1 + extra, rect.r1) if clipped.r1 < rect.r1 else clipped.r1,
+                                       min(clipped.c1 + extra, rect.c1) if clipped.c1 < rect.c1 else clipped.c1)
                     name = book.sheets[clipped.sheet].name.replace("'", "''")
                     value, changed = f"'{name}'!{clipped.ref}", True
         out.append(value)
@@ -1320,6 +1339,12 @@ def _evaluate_book(path, book, make_error, functions: dict | None = None, progre
             model.m.update_cell_with_formula(index[i], t.r0, t.c0, "=" + text)
     model.dirty = True
     skip = set(steps.kept) | set(failures)
+    probes, keep = _prepare_checks(model, book, steps.checks, index, skip, path, texts) if steps.checks or texts or formulas \
+        else ([], {})
+    for i, why in keep.items():  # Excel's value, and dependents computed from it
+        steps.kept[i] = why
+        _put_target(model, index[i], formulas[i].target, _cached(formulas[i], book))
+        skip.add(i)
     if progress is not None and formulas:
         progress(0, len(formulas), f"{formulas[0].sheet}!{formulas[0].anchor}")
     anchors = [(fc.sheet, t.r0, t.c0, (t.r1 - t.r0 + 1, t.c1 - t.c0 + 1) if t.r1 != t.r0 or t.c1 != t.c0 else None)
@@ -1334,6 +1359,15 @@ def _evaluate_book(path, book, make_error, functions: dict | None = None, progre
         model.evaluate()
         values = _read_values(run, formulas, index, skip)
         missing = _showing(values, NOT_IMPLEMENTED)
+        diverging = _diverging(model, probes, formulas, index, skip) if probes else {}
+        for i, why in diverging.items():  # a check says IronCalc's value is not Excel's
+            kept[i] = why
+            _put_target(model, index[i], formulas[i].target, _cached(formulas[i], book))
+            skip.add(i)
+            missing.discard(i)
+        if diverging:
+            model.dirty = True
+            continue
         if not missing:
             break
         # the cells that fail themselves, not through an input that failed (those follow)
@@ -1646,3 +1680,281 @@ def _unlifted(text: str, fc, resolver, rewritten: bool) -> str | None:
 
     found = _array_arguments(_tokens(text), resolver, fc.target.sheet, array_formula, array_formula or rewritten)
     return _lifting_reason(found) if found else None
+
+
+# Checks evaluated beside the formulas: a probe formula on a scratch sheet, at the formula's
+# own cell (ROW() and COLUMN() mean the same there), evaluated with the book.
+@dataclass
+class _Check:
+    """What decides whether formula IronCalc evaluates keeps Excel's value instead.
+
+    ``kind``: ``"true"`` keeps it when the probe shows TRUE (or an error); ``"same"`` when the
+    probe's value differs from the formula's; ``"astral"`` when the probe's text holds a
+    character beyond U+FFFF; ``"blank"`` (no probe) when ``rect`` holds a blank cell.  A
+    ``"true"`` check with a ``rect`` is made only when ``rect`` holds a blank cell
+    (``rect`` ``None``: a range computed by a formula, which may).
+    """
+
+    kind: str
+    text: str
+    reason: str
+    rect: object = None
+    computed: bool = False  # rect is unknown: a range computed by a formula
+
+
+#: Lookups: the argument searched, the part of it compared, the argument that chooses an
+#: exact match, and the texts of that argument that mean exact (absent: its default).
+_LOOKUPS = {
+    "MATCH": (1, "all", 2, ("0", "FALSE"), False),
+    "XMATCH": (1, "all", 2, ("0", "2"), True),
+    "VLOOKUP": (1, "column", 3, ("0", "FALSE"), False),
+    "HLOOKUP": (1, "row", 3, ("0", "FALSE"), False),
+    "XLOOKUP": (1, "all", 4, ("0", "2"), True),
+    "LOOKUP": (1, "all", None, (), False),
+}
+#: Functions that may return a range holding blank cells (a lookup over one may meet a blank).
+_REFERENCE_RESULT = re.compile(r"\b(?:OFFSET|INDIRECT|INDEX|CHOOSE|IFS?|SWITCH|XLOOKUP)\s*\(", re.I)
+_LOOKUP_CALL = re.compile(r"(?<![A-Za-z0-9_.\\])((?:_xlfn\.|_xlws\.)?(?:MATCH|XMATCH|VLOOKUP|HLOOKUP|XLOOKUP|LOOKUP))\s*\(", re.I)
+
+
+def _masked(text: str) -> str:
+    """``text`` with the inside of every string replaced by spaces (same length)."""
+    return _STRING.sub(lambda m: '"' + " " * (len(m.group(0)) - 2) + '"', text) if '"' in text else text
+
+
+def _lookup_checks(text: str, sheet: str, resolver, book) -> list:
+    """A check for every lookup in ``text`` that IronCalc may answer by matching a blank cell.
+
+    IronCalc compares a blank cell of the range searched as 0 (and, in VLOOKUP, as FALSE):
+    ``VLOOKUP(0, A1:B10, 2, FALSE)`` finds a blank ``A3`` where Excel's exact match finds
+    nothing (#N/A); an approximate match (``MATCH(4.5, A1:A10)``, sorted numbers with a blank
+    between) lands on the blank.  So an exact lookup over a range with a blank keeps Excel's
+    value when its lookup value is 0, FALSE or blank (a probe says, as the book evaluates),
+    an approximate one whenever the range holds a blank.
+    """
+    from ._evaluator import Rect, Unsupported
+
+    masked = _masked(text)
+    checks = []
+    for m in _LOOKUP_CALL.finditer(masked):
+        name = _bare(m.group(1))
+        close = _closing(masked, m.end() - 1)
+        args = split_arguments(text[m.end():close])
+        searched, part, mode_at, exact_texts, exact_default = _LOOKUPS[name]
+        if len(args) <= searched:
+            continue
+        try:
+            rect = resolver.resolve(args[searched], sheet)
+        except Unsupported:
+            continue
+        if rect is None and not _REFERENCE_RESULT.search(_masked(args[searched])):
+            continue  # an array computed from values: a blank is 0 there in Excel too
+        if name == "LOOKUP" and len(args) == 2 and rect is not None:  # array form: the longer side's first line
+            part = "row" if rect.c1 - rect.c0 > rect.r1 - rect.r0 else "column"
+        if rect is not None and part == "column":
+            rect = Rect(rect.sheet, rect.r0, rect.c0, rect.r1, rect.c0)
+        elif rect is not None and part == "row":
+            rect = Rect(rect.sheet, rect.r0, rect.c0, rect.r0, rect.c1)
+        mode = args[mode_at].strip().upper() if mode_at is not None and len(args) > mode_at and args[mode_at].strip() else None
+        exact = exact_default if mode is None else mode in exact_texts
+        if name in ("XMATCH", "XLOOKUP"):
+            search = args[mode_at + 1].strip() if len(args) > mode_at + 1 else ""
+            exact = exact and search not in ("2", "-2")
+        where = args[searched]
+        if exact:
+            value = _qualified(args[0], resolver.book.sheets[sheet].name) if args[0] else "0"
+            checks.append(_Check("true", f"IFERROR(OR(({value})=0,({value})=FALSE),FALSE)",
+                                 f"{name} looks up 0, FALSE or a blank in {where}, which holds a blank cell: Excel's exact "
+                                 "match never finds a blank, the headless calculator's core matches it to 0",
+                                 rect, rect is None))
+        elif rect is not None and name not in ("XMATCH", "XLOOKUP") and rect.area > 1:
+            # IronCalc's binary search takes a blank as 0; where that misleads it, it lands on a blank
+            value = _qualified(args[0], resolver.book.sheets[sheet].name) if args[0] else "0"
+            vector = f"'{resolver.book.sheets[rect.sheet].name}'!{rect.ref}"
+            order = "-1" if name == "MATCH" and mode is not None and mode.lstrip("+").startswith("-") else "1"
+            checks.append(_Check("true", f"IFERROR(ISBLANK(INDEX({vector},MATCH({value},{vector},{order}))),FALSE)",
+                                 f"{name} searches {where} by approximate match and lands on a blank cell, which the headless "
+                                 "calculator's core compares as 0 (Excel passes over it)", rect))
+        else:
+            checks.append(_Check("blank", "", f"{name} searches {where} by approximate match and it holds a blank cell, "
+                                              "which the headless calculator's core compares as 0 (Excel passes over it)",
+                                 rect, rect is None))
+    return checks
+
+
+#: Functions (and, for some, the argument) that ignore blank cells of a range given to them
+#: whole: a whole column clipped to the sheet's filled rows gives them Excel's answer.
+_BLANK_BLIND = {name: None for name in """SUM SUMSQ PRODUCT AVERAGE AVERAGEA COUNT COUNTA MAX MIN MAXA MINA
+MEDIAN MODE MODE.SNGL STDEV STDEV.S STDEV.P STDEVA STDEVP STDEVPA VAR VAR.S VAR.P VARA VARP VARPA AVEDEV DEVSQ
+GEOMEAN HARMEAN KURT SKEW SKEW.P CONCAT TEXTJOIN""".split()}
+_BLANK_BLIND.update({"LARGE": {0}, "SMALL": {0}, "PERCENTILE": {0}, "PERCENTILE.INC": {0}, "PERCENTILE.EXC": {0},
+                     "QUARTILE": {0}, "QUARTILE.INC": {0}, "QUARTILE.EXC": {0}, "RANK": {1}, "RANK.EQ": {1},
+                     "RANK.AVG": {1}, "MATCH": {1}, "XMATCH": {1}, "VLOOKUP": {1}, "HLOOKUP": {1},
+                     "XLOOKUP": {1, 2}, "LOOKUP": {1, 2}, "INDEX": {0}})
+
+
+def _blank_rows_matter(tokens, resolver, sheet: str, book) -> bool:
+    """Whether some range the calculator clips (a whole column or row) stands where the blank
+    cells past the sheet's last filled one may change the formula's value: anywhere but
+    alone as an argument of a function of :data:`_BLANK_BLIND` (``SUMPRODUCT((A:A="")*1)``,
+    ``AVERAGE((A:A="")*1)``, ``UNIQUE(A:A)`` count the blanks; ``SUM(A:A)`` does not).
+    Lookups over a clipped range are checked for blanks on their own (:func:`_lookup_checks`)."""
+    from ._evaluator import Unsupported, _clip
+
+    stack = []  # [function, argument index]
+    depth_array = 0
+    for k, token in enumerate(tokens):
+        kind, sub = token.type, token.subtype
+        if kind == "ARRAY":
+            depth_array += 1 if sub == "OPEN" else -1
+        elif kind in ("FUNC", "PAREN") and sub == "OPEN":
+            stack.append([_bare(token.value[:-1].strip()) if kind == "FUNC" else "(", 0])
+        elif kind in ("FUNC", "PAREN") and sub == "CLOSE":
+            if stack:
+                stack.pop()
+        elif kind == "SEP" and sub == "ARG" and not depth_array and stack:
+            stack[-1][1] += 1
+        elif kind == "OPERAND" and sub == "RANGE" and not _is_structured(token.value):
+            try:
+                rect = resolver.resolve(token.value, sheet)
+            except Unsupported:
+                return True
+            if rect is None or _clip(rect, book) == rect:
+                continue
+            before = tokens[k - 1] if k else None
+            after = tokens[k + 1] if k + 1 < len(tokens) else None
+            alone = (before is not None and (before.type == "FUNC" and before.subtype == "OPEN" or before.type == "SEP")
+                     and after is not None and (after.type == "SEP" or after.type == "FUNC" and after.subtype == "CLOSE"))
+            if not (alone and stack and stack[-1][0] in _BLANK_BLIND):
+                return True
+            positions = _BLANK_BLIND[stack[-1][0]]
+            if positions is not None and stack[-1][1] not in positions:
+                return True
+    return False
+
+
+#: Text functions whose answer counts characters: Excel counts UTF-16 code units (an emoji
+#: is 2), IronCalc code points (1); the arguments (0-based) holding the text measured.
+_UTF16_TEXT = {"LEN": (0,), "LENB": (0,), "LEFT": (0,), "LEFTB": (0,), "RIGHT": (0,), "RIGHTB": (0,),
+               "MID": (0,), "MIDB": (0,), "FIND": (0, 1), "FINDB": (0, 1), "SEARCH": (0, 1), "SEARCHB": (0, 1),
+               "REPLACE": (0,), "REPLACEB": (0,)}
+_UTF16_CALL = re.compile(r"(?<![A-Za-z0-9_.\\])(" + "|".join(sorted(_UTF16_TEXT, key=len, reverse=True)) + r")\s*\(", re.I)
+_ASTRAL_BYTES = re.compile(rb"[\xf0-\xf4]|_x[dD][89aAbB][0-9a-fA-F]{2}_")
+
+
+def _astral_possible(path, book, functions: set) -> bool:
+    """Whether some text of the book may hold a character beyond U+FFFF (an emoji): one in
+    the shared strings, a formula, a defined name or a cached value, or a UNICHAR call."""
+    if "UNICHAR" in functions:
+        return True
+    if any(any(ord(ch) > 0xFFFF for ch in fc.text) or isinstance(fc.cached, str) and any(ord(ch) > 0xFFFF for ch in fc.cached)
+           for fc in book.formulas):
+        return True
+    if any(any(ord(ch) > 0xFFFF for ch in d) for d in book.names.values()):
+        return True
+    with zipfile.ZipFile(path) as archive:
+        for part in archive.namelist():
+            if part.lower().endswith("sharedstrings.xml") and _ASTRAL_BYTES.search(archive.read(part)):
+                return True
+    return False
+
+
+def _utf16_checks(text: str, sheet_name: str) -> list:
+    """A check for the text functions of ``text``: Excel's value is kept when the text they
+    measure holds a character beyond U+FFFF (see :data:`_UTF16_TEXT`)."""
+    masked, measured, names = _masked(text), [], []
+    for m in _UTF16_CALL.finditer(masked):
+        close = _closing(masked, m.end() - 1)
+        args = split_arguments(text[m.end():close])
+        name = m.group(1).upper()
+        measured += [args[k] for k in _UTF16_TEXT[name] if k < len(args) and args[k]]
+        names.append(name)
+    if not measured:
+        return []
+    probe = "CONCAT(" + ",".join(f"({_qualified(a, sheet_name)})&\"\"" for a in measured) + ")"
+    return [_Check("astral", f"IFERROR({probe},\"\")",
+                   f"{', '.join(sorted(set(names)))} measures text holding a character beyond U+FFFF (an emoji, say): "
+                   "Excel counts it as two characters (UTF-16), the headless calculator's core as one")]
+
+
+def _has_blank(model: _Model, sheet: int, rect, cache: dict) -> bool:
+    key = (sheet, rect.r0, rect.c0, rect.r1, rect.c1)
+    if key not in cache:
+        empty = model.m.is_empty_cell
+        cache[key] = any(empty(sheet, r, c) for r in range(rect.r0, rect.r1 + 1) for c in range(rect.c0, rect.c1 + 1))
+    return cache[key]
+
+
+def _prepare_checks(model: _Model, book, checks: dict, index: list, skip: set, path, texts: dict) -> tuple[list, dict]:
+    """Write the probes of the checks on scratch sheets, each at its formula's cell (the
+    k-th probe of a formula on the k-th scratch sheet); ``(probes, keep)``: the probes
+    ``(formula, check, scratch sheet)`` to read once the book is evaluated, and the formulas
+    that keep Excel's value already (an approximate lookup over a blank)."""
+    formulas = book.formulas
+    if _astral_possible(path, book, {_bare(n) for fc in formulas for n in _FUNCTION_CALL.findall(_without_strings(fc.text))}):
+        checks = {i: list(c) for i, c in checks.items()}
+        for i, fc in enumerate(formulas):
+            text = texts.get(i, fc.text)
+            if _UTF16_CALL.search(_masked(text)):
+                checks.setdefault(i, []).extend(_utf16_checks(text, book.sheets[fc.target.sheet].name))
+    probes, keep, blanks, scratch = [], {}, {}, []
+    for i, found in checks.items():
+        if i in skip:
+            continue
+        fc, n = formulas[i], 0
+        for check in found:
+            if check.rect is not None or check.computed:
+                blank = check.computed or _has_blank(model, model.sheets[check.rect.sheet.lower()], check.rect, blanks)
+                if not blank:
+                    continue
+                if check.kind == "blank":
+                    keep[i] = check.reason
+                    break
+            if n == len(scratch):
+                name = f"{BLOCK_PREFIX}_check{n}"
+                while name.lower() in model.sheets:
+                    name += "_"
+                model.m.add_sheet(name)
+                model.sheets[name.lower()] = len(model.sheets)
+                scratch.append(model.sheets[name.lower()])
+            t, sheet = fc.target, scratch[n]
+            if check.kind == "same" and t.area > 1 and not fc.dynamic:
+                model.m.set_user_array_formula(sheet, t.r0, t.c0, t.c1 - t.c0 + 1, t.r1 - t.r0 + 1, "=" + check.text)
+            else:
+                model.m.update_cell_with_formula(sheet, t.r0, t.c0, "=" + check.text)
+            probes.append((i, check, sheet))
+            n += 1
+    if probes:
+        model.dirty = True
+    return probes, keep
+
+
+def _diverging(model: _Model, probes: list, formulas, index: list, skip: set) -> dict:
+    """The formulas whose probe says IronCalc's value is not Excel's: formula -> reason."""
+    out = {}
+    for i, check, sheet in probes:
+        if i in skip or i in out:
+            continue
+        t = formulas[i].target
+        if check.kind == "same":
+            mine = model.read(index[i], t.r0, t.c0, t.r1, t.c1)
+            probe = model.read(sheet, t.r0, t.c0, t.r1, t.c1)
+            differs = not all(_same_value(a, b) for a, b in zip(mine.flat, probe.flat))
+            if formulas[i].dynamic and not differs:  # a dynamic array one row (column) longer
+                differs = any(not model.m.is_empty_cell(sheet, r, c) and model.m.is_empty_cell(index[i], r, c)
+                              for r, c in ((t.r1 + 1, t.c0), (t.r0, t.c1 + 1)) if r <= 1_048_576 and c <= 16_384)
+        else:
+            v = model.cell(sheet, t.r0, t.c0)
+            if check.kind == "true":
+                differs = v is True or type(v) is ErrorValue
+            else:
+                differs = isinstance(v, str) and any(ord(ch) > 0xFFFF for ch in v)
+        if differs:
+            out[i] = check.reason
+    return out
+
+
+def _same_value(a, b) -> bool:
+    if type(a) is ErrorValue and type(b) is ErrorValue:
+        return a.code == b.code
+    return _same(a, b)
