@@ -1562,7 +1562,7 @@ def _circular_reasons(book, circular: list) -> dict:
 #: one (``tests/test_calc_divergences.py`` measures them again).  Any other function given an
 #: array where Excel lifts it reads one value (``ISBLANK(A1:A10)`` is FALSE, ``ROUND`` #VALUE!).
 _LIFTED = frozenset("""ABS ACOS ASIN ATAN CHOOSE CLEAN COS COSH COT CSC DATE DAY EVEN EXACT EXP FACT FIND IF
-IFERROR IFNA INT ISOWEEKNUM LEFT LEN LENB LN LOG10 LOWER MID MONTH ODD POWER PROPER RADIANS REPLACE REPT
+IFERROR IFNA INT ISOWEEKNUM LEFT LEN LN LOG10 LOWER MID MONTH ODD POWER PROPER RADIANS REPLACE REPT
 RIGHT SEARCH SEC SIGN SIN SINH SQRT SUBSTITUTE SUMIF TAN TANH TEXT TRIM UPPER WEEKDAY YEAR""".split())
 #: ... and in a legacy formula (one Excel saved without ``t="array"``), where Excel still
 #: lifts inside SUMPRODUCT: IronCalc lifts only these there (LEN(A1:A10) is #VALUE!).
