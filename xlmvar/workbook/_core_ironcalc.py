@@ -1682,8 +1682,8 @@ def _unlifted(text: str, fc, resolver, rewritten: bool) -> str | None:
     return _lifting_reason(found) if found else None
 
 
-# Checks evaluated beside the formulas: a probe formula on a scratch sheet, at the formula's
-# own cell (ROW() and COLUMN() mean the same there), evaluated with the book.
+# Checks evaluated beside the formulas: a probe formula on the formula's sheet, below the
+# filled cells (ROW() and COLUMN() written out as the formula's), evaluated with the book.
 @dataclass
 class _Check:
     """What decides whether formula IronCalc evaluates keeps Excel's value instead.
@@ -1801,10 +1801,22 @@ def _blank_rows_matter(tokens, resolver, sheet: str, book) -> bool:
     Lookups over a clipped range are checked for blanks on their own (:func:`_lookup_checks`)."""
     from ._evaluator import Unsupported, _clip
 
+    def clipped(token) -> bool:
+        if token.type != "OPERAND" or token.subtype != "RANGE" or _is_structured(token.value):
+            return False
+        try:
+            rect = resolver.resolve(token.value, sheet)
+        except Unsupported:
+            return False
+        return rect is not None and _clip(rect, book) != rect
+
+    safe = _zeroed_spans(tokens, clipped)
     stack = []  # [function, argument index]
     depth_array = 0
     for k, token in enumerate(tokens):
         kind, sub = token.type, token.subtype
+        if any(a <= k < b for a, b in safe):
+            continue
         if kind == "ARRAY":
             depth_array += 1 if sub == "OPEN" else -1
         elif kind in ("FUNC", "PAREN") and sub == "OPEN":
@@ -1886,9 +1898,9 @@ def _has_blank(model: _Model, sheet: int, rect, cache: dict) -> bool:
 
 
 def _prepare_checks(model: _Model, book, checks: dict, index: list, skip: set, path, texts: dict) -> tuple[list, dict]:
-    """Write the probes of the checks on scratch sheets, each at its formula's cell (the
-    k-th probe of a formula on the k-th scratch sheet); ``(probes, keep)``: the probes
-    ``(formula, check, scratch sheet)`` to read once the book is evaluated, and the formulas
+    """Write the probes of the checks on the formulas' sheets, below the last filled row in
+    the last columns (see :data:`_PROBE_COLUMN`); ``(probes, keep)``: the probes
+    ``(formula, check, sheet, row)`` to read once the book is evaluated, and the formulas
     that keep Excel's value already (an approximate lookup over a blank)."""
     formulas = book.formulas
     if _astral_possible(path, book, {_bare(n) for fc in formulas for n in _FUNCTION_CALL.findall(_without_strings(fc.text))}):
@@ -1897,11 +1909,11 @@ def _prepare_checks(model: _Model, book, checks: dict, index: list, skip: set, p
             text = texts.get(i, fc.text)
             if _UTF16_CALL.search(_masked(text)):
                 checks.setdefault(i, []).extend(_utf16_checks(text, book.sheets[fc.target.sheet].name))
-    probes, keep, blanks, scratch = [], {}, {}, []
+    probes, keep, blanks, free = [], {}, {}, {}
     for i, found in checks.items():
         if i in skip:
             continue
-        fc, n = formulas[i], 0
+        fc = formulas[i]
         for check in found:
             if check.rect is not None or check.computed:
                 blank = check.computed or _has_blank(model, model.sheets[check.rect.sheet.lower()], check.rect, blanks)
@@ -1910,41 +1922,63 @@ def _prepare_checks(model: _Model, book, checks: dict, index: list, skip: set, p
                 if check.kind == "blank":
                     keep[i] = check.reason
                     break
-            if n == len(scratch):
-                name = f"{BLOCK_PREFIX}_check{n}"
-                while name.lower() in model.sheets:
-                    name += "_"
-                model.m.add_sheet(name)
-                model.sheets[name.lower()] = len(model.sheets)
-                scratch.append(model.sheets[name.lower()])
-            t, sheet = fc.target, scratch[n]
+            t, sheet = fc.target, index[i]
+            h, w = (t.r1 - t.r0 + 1, t.c1 - t.c0 + 1) if check.kind == "same" else (1, 1)
+            row = free.setdefault(sheet, book.sheets[fc.target.sheet].max_row + 2)
+            if w > _PROBE_COLUMNS or row + h + 1 > 1_048_576 or book.sheets[fc.target.sheet].max_col >= _PROBE_COLUMN - 1:
+                keep[i] = check.reason + " (not checked: no room for the check)"
+                break
+            free[sheet] = row + h + 2  # a dynamic array one row longer: still apart
+            text = "=" + _here(check.text, t.r0, t.c0)
             if check.kind == "same" and t.area > 1 and not fc.dynamic:
-                model.m.set_user_array_formula(sheet, t.r0, t.c0, t.c1 - t.c0 + 1, t.r1 - t.r0 + 1, "=" + check.text)
+                model.m.set_user_array_formula(sheet, row, _PROBE_COLUMN, w, h, text)
             else:
-                model.m.update_cell_with_formula(sheet, t.r0, t.c0, "=" + check.text)
-            probes.append((i, check, sheet))
-            n += 1
+                model.m.update_cell_with_formula(sheet, row, _PROBE_COLUMN, text)
+            probes.append((i, check, sheet, row))
     if probes:
         model.dirty = True
     return probes, keep
 
 
+#: Where the probes go on a formula's own sheet: below its last filled row, in the last
+#: columns (adding a scratch sheet would cost IronCalc a full evaluation of the book), each
+#: probe at most this many columns wide.
+_PROBE_COLUMNS = 64
+_PROBE_COLUMN = 16_384 - _PROBE_COLUMNS + 1
+_HERE = re.compile(r"(?<![A-Za-z0-9_.])(ROW|COLUMN)\s*\(\s*\)", re.I)
+
+
+def _here(text: str, row: int, col: int) -> str:
+    """``text`` with ``ROW()`` and ``COLUMN()`` written as the formula's own row and column
+    (its probe stands elsewhere)."""
+    if "(" not in text or not _HERE.search(_masked(text)):
+        return text
+    masked, out, last = _masked(text), [], 0
+    for m in _HERE.finditer(masked):
+        out.append(text[last:m.start()])
+        out.append(str(row if m.group(1).upper() == "ROW" else col))
+        last = m.end()
+    return "".join(out) + text[last:]
+
+
 def _diverging(model: _Model, probes: list, formulas, index: list, skip: set) -> dict:
     """The formulas whose probe says IronCalc's value is not Excel's: formula -> reason."""
     out = {}
-    for i, check, sheet in probes:
+    for i, check, sheet, row in probes:
         if i in skip or i in out:
             continue
         t = formulas[i].target
         if check.kind == "same":
+            h, w = t.r1 - t.r0 + 1, t.c1 - t.c0 + 1
             mine = model.read(index[i], t.r0, t.c0, t.r1, t.c1)
-            probe = model.read(sheet, t.r0, t.c0, t.r1, t.c1)
+            probe = model.read(sheet, row, _PROBE_COLUMN, row + h - 1, _PROBE_COLUMN + w - 1)
             differs = not all(_same_value(a, b) for a, b in zip(mine.flat, probe.flat))
             if formulas[i].dynamic and not differs:  # a dynamic array one row (column) longer
-                differs = any(not model.m.is_empty_cell(sheet, r, c) and model.m.is_empty_cell(index[i], r, c)
-                              for r, c in ((t.r1 + 1, t.c0), (t.r0, t.c1 + 1)) if r <= 1_048_576 and c <= 16_384)
+                differs = (not model.m.is_empty_cell(sheet, row + h, _PROBE_COLUMN) and model.m.is_empty_cell(index[i], t.r1 + 1, t.c0)) \
+                    or (w < _PROBE_COLUMNS and not model.m.is_empty_cell(sheet, row, _PROBE_COLUMN + w)
+                        and t.c1 < 16_384 and model.m.is_empty_cell(index[i], t.r0, t.c1 + 1))
         else:
-            v = model.cell(sheet, t.r0, t.c0)
+            v = model.cell(sheet, row, _PROBE_COLUMN)
             if check.kind == "true":
                 differs = v is True or type(v) is ErrorValue
             else:
@@ -1958,3 +1992,55 @@ def _same_value(a, b) -> bool:
     if type(a) is ErrorValue and type(b) is ErrorValue:
         return a.code == b.code
     return _same(a, b)
+
+
+def _zeroed_spans(tokens, clipped) -> list:
+    """Token spans ``(start, end)`` of the SUMPRODUCT and SUM calls where a blank row adds 0:
+    one argument is a product with a clipped range as a factor (``SUMPRODUCT((A:A=1)*B:B)``,
+    ``SUMPRODUCT(--(A:A=""), B:B)``): every product over the blank rows is 0, whatever the
+    other factors and arguments make of them."""
+    spans, k = [], 0
+    while k < len(tokens):
+        token = tokens[k]
+        if token.type == "FUNC" and token.subtype == "OPEN" and _bare(token.value[:-1].strip()) in ("SUMPRODUCT", "SUM"):
+            depth, end, start, zeroed = 0, None, k + 1, False
+            for j in range(k, len(tokens)):
+                t = tokens[j]
+                if t.subtype == "OPEN":
+                    depth += 1
+                elif t.subtype == "CLOSE":
+                    depth -= 1
+                if (depth == 1 and t.type == "SEP" and t.subtype == "ARG") or (depth == 0 and t.subtype == "CLOSE"):
+                    zeroed = zeroed or _product_with_range(tokens[start:j], clipped)
+                    start = j + 1
+                if depth == 0:
+                    end = j + 1
+                    break
+            if end is None:
+                break
+            if zeroed:
+                spans.append((k, end))
+                k = end
+                continue
+        k += 1
+    return spans
+
+
+def _product_with_range(argument, clipped) -> bool:
+    """Whether an argument's tokens are factors joined by ``*`` at the top level, one of them
+    a clipped range alone."""
+    depth, factors, current = 0, [], []
+    for t in argument:
+        if t.subtype == "OPEN":
+            depth += 1
+        elif t.subtype == "CLOSE":
+            depth -= 1
+        if depth == 0 and t.type == "OPERATOR-INFIX":
+            if t.value != "*":
+                return False
+            factors.append(current)
+            current = []
+            continue
+        current.append(t)
+    factors.append(current)
+    return any(len(f) == 1 and clipped(f[0]) for f in factors)
