@@ -947,9 +947,8 @@ def plan(book, xlmvar_names) -> Plan:
         if clipped != fc.text:
             out.rewrites[i] = clipped
         checks = _lookup_checks(clipped, fc.target.sheet, resolver, book) if lookups is not None and lookups.search(text) else []
-        if not native and _blank_rows_matter(tokens, resolver, fc.target.sheet, book):
-            where = next(t.value for t in tokens if t.type == "OPERAND" and t.subtype == "RANGE" and not _is_structured(t.value)
-                         and (r := resolver.resolve(t.value, fc.target.sheet)) is not None and _clip(r, book) != r)
+        where = None if native else _blank_rows_matter(tokens, resolver, fc.target.sheet, book)
+        if where:
             shadow = _clipped_text(rewritten, fc.target.sheet, resolver, book, extra=1)
             checks.append(_Check("same", _qualified(shadow, book.sheets[fc.target.sheet].name),
                                  f"its value depends on how many blank rows or columns {where} holds past the sheet's "
@@ -1793,12 +1792,13 @@ _BLANK_BLIND.update({"LARGE": {0}, "SMALL": {0}, "PERCENTILE": {0}, "PERCENTILE.
                      "XLOOKUP": {1, 2}, "LOOKUP": {1, 2}, "INDEX": {0}})
 
 
-def _blank_rows_matter(tokens, resolver, sheet: str, book) -> bool:
-    """Whether some range the calculator clips (a whole column or row) stands where the blank
+def _blank_rows_matter(tokens, resolver, sheet: str, book) -> str | None:
+    """The first range the calculator clips (a whole column or row) stands where the blank
     cells past the sheet's last filled one may change the formula's value: anywhere but
     alone as an argument of a function of :data:`_BLANK_BLIND` (``SUMPRODUCT((A:A="")*1)``,
     ``AVERAGE((A:A="")*1)``, ``UNIQUE(A:A)`` count the blanks; ``SUM(A:A)`` does not).
-    Lookups over a clipped range are checked for blanks on their own (:func:`_lookup_checks`)."""
+    Lookups over a clipped range are checked for blanks on their own (:func:`_lookup_checks`).
+    None when there is none."""
     from ._evaluator import Unsupported, _clip
 
     def clipped(token) -> bool:
@@ -1806,7 +1806,7 @@ def _blank_rows_matter(tokens, resolver, sheet: str, book) -> bool:
             return False
         try:
             rect = resolver.resolve(token.value, sheet)
-        except Unsupported:
+        except Unsupported:  # (a formula on another workbook keeps Excel's value before this)
             return False
         return rect is not None and _clip(rect, book) != rect
 
@@ -1826,23 +1826,17 @@ def _blank_rows_matter(tokens, resolver, sheet: str, book) -> bool:
                 stack.pop()
         elif kind == "SEP" and sub == "ARG" and not depth_array and stack:
             stack[-1][1] += 1
-        elif kind == "OPERAND" and sub == "RANGE" and not _is_structured(token.value):
-            try:
-                rect = resolver.resolve(token.value, sheet)
-            except Unsupported:
-                return True
-            if rect is None or _clip(rect, book) == rect:
-                continue
+        elif clipped(token):
             before = tokens[k - 1] if k else None
             after = tokens[k + 1] if k + 1 < len(tokens) else None
             alone = (before is not None and (before.type == "FUNC" and before.subtype == "OPEN" or before.type == "SEP")
                      and after is not None and (after.type == "SEP" or after.type == "FUNC" and after.subtype == "CLOSE"))
             if not (alone and stack and stack[-1][0] in _BLANK_BLIND):
-                return True
+                return token.value
             positions = _BLANK_BLIND[stack[-1][0]]
             if positions is not None and stack[-1][1] not in positions:
-                return True
-    return False
+                return token.value
+    return None
 
 
 #: Text functions whose answer counts characters: Excel counts UTF-16 code units (an emoji
