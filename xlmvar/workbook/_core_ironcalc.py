@@ -916,7 +916,9 @@ def plan(book, xlmvar_names) -> Plan:
         tokens = _tokens(source)
         ranges = [t for t in tokens if t.type == "OPERAND" and t.subtype == "RANGE"]
         try:
-            rects = [resolver.resolve(t.value, fc.target.sheet) for t in ranges if not _is_structured(t.value)]
+            plain = [t.value for t in ranges if not _is_structured(t.value)]
+            rects = [resolver.resolve(value, fc.target.sheet) for value in plain]
+            clipped_values = {value for value, rect in zip(plain, rects) if rect is not None and _clip(rect, book) != rect}
             native = _whole_lines_in_native_functions(tokens, resolver, fc.target.sheet, book)
             if not native:
                 _check_clipping(tokens, rects, book)
@@ -947,12 +949,12 @@ def plan(book, xlmvar_names) -> Plan:
         if clipped != fc.text:
             out.rewrites[i] = clipped
         checks = _lookup_checks(clipped, fc.target.sheet, resolver, book) if lookups is not None and lookups.search(text) else []
-        where = None if native else _blank_rows_matter(tokens, resolver, fc.target.sheet, book)
-        if where:
+        where = None if native else _blank_rows_matter(tokens, clipped_values)
+        if where:  # the formula again with one more (blank) row or column: does its value change?
             shadow = _clipped_text(rewritten, fc.target.sheet, resolver, book, extra=1)
-            checks.append(_Check("same", _qualified(shadow, book.sheets[fc.target.sheet].name),
-                                 f"its value depends on how many blank rows or columns {where} holds past the sheet's "
-                                 "last filled cell, which the headless calculator does not read"))
+            checks.append(_Check("same", "{0}", f"its value depends on how many blank rows or columns {where} holds past "
+                                                "the sheet's last filled cell, which the headless calculator does not read",
+                                 value=shadow, sheet=book.sheets[fc.target.sheet].name))
         if checks:
             out.checks[i] = checks
     return out
@@ -1338,8 +1340,7 @@ def _evaluate_book(path, book, make_error, functions: dict | None = None, progre
             model.m.update_cell_with_formula(index[i], t.r0, t.c0, "=" + text)
     model.dirty = True
     skip = set(steps.kept) | set(failures)
-    probes, keep = _prepare_checks(model, book, steps.checks, index, skip, path, texts) if steps.checks or texts or formulas \
-        else ([], {})
+    probes, keep = _prepare_checks(model, book, steps.checks, index, skip, path, texts, steps.functions)
     for i, why in keep.items():  # Excel's value, and dependents computed from it
         steps.kept[i] = why
         _put_target(model, index[i], formulas[i].target, _cached(formulas[i], book))
@@ -1669,9 +1670,11 @@ def _unlifted(text: str, fc, resolver, rewritten: bool) -> str | None:
     None when it does not.  ``rewritten``: IronCalc is given the text (it then evaluates the
     formula as a dynamic array), else it evaluates the formula it loaded."""
     array_formula = fc.array or fc.dynamic or fc.target.area > 1
+    if "(" not in text or not array_formula and "SUMPRODUCT" not in text.upper():
+        return None  # no function; or a legacy formula: Excel reads one cell of a range (implicit intersection)
     called = {_bare(n) for n in _FUNCTION_CALL.findall(_without_strings(text))}
     if not array_formula and not called & _ARRAY_CONTEXT:
-        return None  # a legacy formula: Excel reads one cell of a range (implicit intersection)
+        return None
     lifted = _LIFTED if array_formula or rewritten else _LIFTED_LEGACY
     if not (called - lifted - _ARRAY_RESULTS - _ARRAY_CONTEXT - _WHOLE_ARRAYS - (_RANGE_FUNCTIONS - set(_SCALAR_ARGUMENT))):
         return None
@@ -1695,10 +1698,17 @@ class _Check:
     """
 
     kind: str
-    text: str
+    template: str  # the probe formula; ``{}`` stands for ``value`` qualified with ``sheet``
     reason: str
     rect: object = None
     computed: bool = False  # rect is unknown: a range computed by a formula
+    value: str = ""
+    sheet: str = ""
+
+    @property
+    def text(self) -> str:
+        """The probe formula (its references qualified only now: most checks need no probe)."""
+        return self.template.format(_qualified(self.value, self.sheet)) if self.value else self.template
 
 
 #: Lookups: the argument searched, the part of it compared, the argument that chooses an
@@ -1760,20 +1770,19 @@ def _lookup_checks(text: str, sheet: str, resolver, book) -> list:
             search = args[mode_at + 1].strip() if len(args) > mode_at + 1 else ""
             exact = exact and search not in ("2", "-2")
         where = args[searched]
+        value, sheet_name = args[0] or "0", resolver.book.sheets[sheet].name
         if exact:
-            value = _qualified(args[0], resolver.book.sheets[sheet].name) if args[0] else "0"
-            checks.append(_Check("true", f"IFERROR(OR(({value})=0,({value})=FALSE),FALSE)",
+            checks.append(_Check("true", "IFERROR(OR(({0})=0,({0})=FALSE),FALSE)",
                                  f"{name} looks up 0, FALSE or a blank in {where}, which holds a blank cell: Excel's exact "
                                  "match never finds a blank, the headless calculator's core matches it to 0",
-                                 rect, rect is None))
+                                 rect, rect is None, value, sheet_name))
         elif rect is not None and name not in ("XMATCH", "XLOOKUP") and rect.area > 1:
             # IronCalc's binary search takes a blank as 0; where that misleads it, it lands on a blank
-            value = _qualified(args[0], resolver.book.sheets[sheet].name) if args[0] else "0"
-            vector = f"'{resolver.book.sheets[rect.sheet].name}'!{rect.ref}"
+            vector = f"'{resolver.book.sheets[rect.sheet].name}'!{rect.ref}".replace("{", "{{").replace("}", "}}")
             order = "-1" if name == "MATCH" and mode is not None and mode.lstrip("+").startswith("-") else "1"
-            checks.append(_Check("true", f"IFERROR(ISBLANK(INDEX({vector},MATCH({value},{vector},{order}))),FALSE)",
+            checks.append(_Check("true", f"IFERROR(ISBLANK(INDEX({vector},MATCH({{0}},{vector},{order}))),FALSE)",
                                  f"{name} searches {where} by approximate match and lands on a blank cell, which the headless "
-                                 "calculator's core compares as 0 (Excel passes over it)", rect))
+                                 "calculator's core compares as 0 (Excel passes over it)", rect, False, value, sheet_name))
         else:
             checks.append(_Check("blank", "", f"{name} searches {where} by approximate match and it holds a blank cell, "
                                               "which the headless calculator's core compares as 0 (Excel passes over it)",
@@ -1792,23 +1801,19 @@ _BLANK_BLIND.update({"LARGE": {0}, "SMALL": {0}, "PERCENTILE": {0}, "PERCENTILE.
                      "XLOOKUP": {1, 2}, "LOOKUP": {1, 2}, "INDEX": {0}})
 
 
-def _blank_rows_matter(tokens, resolver, sheet: str, book) -> str | None:
+def _blank_rows_matter(tokens, clipped_values: set) -> str | None:
     """The first range the calculator clips (a whole column or row) stands where the blank
     cells past the sheet's last filled one may change the formula's value: anywhere but
     alone as an argument of a function of :data:`_BLANK_BLIND` (``SUMPRODUCT((A:A="")*1)``,
     ``AVERAGE((A:A="")*1)``, ``UNIQUE(A:A)`` count the blanks; ``SUM(A:A)`` does not).
     Lookups over a clipped range are checked for blanks on their own (:func:`_lookup_checks`).
-    None when there is none."""
-    from ._evaluator import Unsupported, _clip
+    None when there is none.  ``clipped_values``: the texts of the ranges that are clipped.
+    """
+    if not clipped_values:
+        return None
 
     def clipped(token) -> bool:
-        if token.type != "OPERAND" or token.subtype != "RANGE" or _is_structured(token.value):
-            return False
-        try:
-            rect = resolver.resolve(token.value, sheet)
-        except Unsupported:  # (a formula on another workbook keeps Excel's value before this)
-            return False
-        return rect is not None and _clip(rect, book) != rect
+        return token.type == "OPERAND" and token.subtype == "RANGE" and token.value in clipped_values
 
     safe = _zeroed_spans(tokens, clipped)
     stack = []  # [function, argument index]
@@ -1846,6 +1851,7 @@ _UTF16_TEXT = {"LEN": (0,), "LENB": (0,), "LEFT": (0,), "LEFTB": (0,), "RIGHT": 
                "REPLACE": (0,), "REPLACEB": (0,)}
 _UTF16_CALL = re.compile(r"(?<![A-Za-z0-9_.\\])(" + "|".join(sorted(_UTF16_TEXT, key=len, reverse=True)) + r")\s*\(", re.I)
 _ASTRAL_BYTES = re.compile(rb"[\xf0-\xf4]|_x[dD][89aAbB][0-9a-fA-F]{2}_")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 
 def _astral_possible(path, book, functions: set) -> bool:
@@ -1853,10 +1859,9 @@ def _astral_possible(path, book, functions: set) -> bool:
     the shared strings, a formula, a defined name or a cached value, or a UNICHAR call."""
     if "UNICHAR" in functions:
         return True
-    if any(any(ord(ch) > 0xFFFF for ch in fc.text) or isinstance(fc.cached, str) and any(ord(ch) > 0xFFFF for ch in fc.cached)
-           for fc in book.formulas):
+    if _ASTRAL.search("\n".join(fc.text for fc in book.formulas)) or _ASTRAL.search("\n".join(book.names.values())):
         return True
-    if any(any(ord(ch) > 0xFFFF for ch in d) for d in book.names.values()):
+    if any(isinstance(fc.cached, str) and _ASTRAL.search(fc.cached) for fc in book.formulas):
         return True
     with zipfile.ZipFile(path) as archive:
         for part in archive.namelist():
@@ -1891,13 +1896,15 @@ def _has_blank(model: _Model, sheet: int, rect, cache: dict) -> bool:
     return cache[key]
 
 
-def _prepare_checks(model: _Model, book, checks: dict, index: list, skip: set, path, texts: dict) -> tuple[list, dict]:
-    """Write the probes of the checks on the formulas' sheets, below the last filled row in
+def _prepare_checks(model: _Model, book, checks: dict, index: list, skip: set, path, texts: dict,
+                    functions: set) -> tuple[list, dict]:
+    """Write the probes of the checks (and, when the book may hold text beyond U+FFFF and
+    calls a function of :data:`_UTF16_TEXT`, of its text functions) on the formulas' sheets, below the last filled row in
     the last columns (see :data:`_PROBE_COLUMN`); ``(probes, keep)``: the probes
     ``(formula, check, sheet, row)`` to read once the book is evaluated, and the formulas
     that keep Excel's value already (an approximate lookup over a blank)."""
     formulas = book.formulas
-    if _astral_possible(path, book, {_bare(n) for fc in formulas for n in _FUNCTION_CALL.findall(_without_strings(fc.text))}):
+    if functions & set(_UTF16_TEXT) and _astral_possible(path, book, functions):
         checks = {i: list(c) for i, c in checks.items()}
         for i, fc in enumerate(formulas):
             text = texts.get(i, fc.text)
