@@ -1747,7 +1747,10 @@ def _lookup_checks(text: str, sheet: str, resolver, book) -> list:
     checks = []
     for m in _LOOKUP_CALL.finditer(masked):
         name = _bare(m.group(1))
-        close = _closing(masked, m.end() - 1)
+        try:
+            close = _closing(masked, m.end() - 1)
+        except ValueError:  # unbalanced: IronCalc will not parse it either (#NAME?)
+            continue
         args = split_arguments(text[m.end():close])
         searched, part, mode_at, exact_texts, exact_default = _LOOKUPS[name]
         if len(args) <= searched:
@@ -1875,7 +1878,10 @@ def _utf16_checks(text: str, sheet_name: str) -> list:
     measure holds a character beyond U+FFFF (see :data:`_UTF16_TEXT`)."""
     masked, measured, names = _masked(text), [], []
     for m in _UTF16_CALL.finditer(masked):
-        close = _closing(masked, m.end() - 1)
+        try:
+            close = _closing(masked, m.end() - 1)
+        except ValueError:  # unbalanced: IronCalc will not parse it either (#NAME?)
+            continue
         args = split_arguments(text[m.end():close])
         name = m.group(1).upper()
         measured += [args[k] for k in _UTF16_TEXT[name] if k < len(args) and args[k]]
