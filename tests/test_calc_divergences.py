@@ -192,3 +192,42 @@ def test_libreoffice_agrees_with_the_values_above(tmp_path, formulas):
             continue
         got = ws[cell].value
         assert got == value or isinstance(value, float) and got == pytest.approx(value, rel=1e-12), (cell, text, got)
+
+
+def test_the_cli_reports_the_kept_cells_with_status_3(tmp_path, capsys):
+    from xlmvar.cli import main
+
+    path = _book(tmp_path, {"D1": ("=SUMPRODUCT(--ISBLANK(A1:A10))", 2)})
+    assert main(["calc", str(path), "-o", str(tmp_path / "out.xlsx")]) == 3
+    assert "S!D1: kept its cached value; applies ISBLANK to each element of the array A1:A10" in capsys.readouterr().out
+
+
+def test_ordinary_whole_column_formulas_need_no_check(tmp_path):
+    """Whole columns given to functions that ignore blanks, lookups over a filled key column,
+    SUMPRODUCT of products with a range factor: no probe, so no extra evaluation cost."""
+    from xlmvar.workbook._core_ironcalc import _Model, _prepare_checks, plan
+    from xlmvar.workbook._evaluator import read_workbook
+
+    def build(wb):
+        d = wb.add_worksheet("Data")
+        for r in range(50):
+            d.write_string(r, 0, f"k{r}")
+            d.write_number(r, 1, r)
+            d.write_number(r, 2, r % 3)
+        s = wb.add_worksheet("S")
+        for r, text in enumerate(["=SUM(Data!B:B)", '=VLOOKUP("k3",Data!A:C,2,FALSE)', '=INDEX(Data!B:B,MATCH("k4",Data!A:A,0))',
+                                  "=SUMPRODUCT((Data!C:C=1)*Data!B:B)", "=SUMPRODUCT(--(Data!C:C=2),Data!B:B)",
+                                  "=SUMIF(Data!C:C,1,Data!B:B)", "=MAX(Data!B:B)-AVERAGE(Data!B:B)"]):
+            s.write_formula(r, 0, text, None, 0)
+        s.write_formula("B1", '=SUMPRODUCT((Data!C:C=1)*1)', None, 0)  # counts blank rows? no: =1 never holds for a blank
+        s.write_formula("B2", '=SUMPRODUCT((Data!C:C=0)*1)', None, 0)  # a blank equals 0: checked
+
+    path = book(tmp_path / "o.xlsx", build)
+    workbook = read_workbook(path)
+    steps = plan(workbook, [])
+    assert not steps.kept and not steps.failures
+    model = _Model(path)
+    index = [model.sheets[fc.sheet.lower()] for fc in workbook.formulas]
+    probes, keep = _prepare_checks(model, workbook, steps.checks, index, set(), path, steps.rewrites, steps.functions)
+    assert not keep
+    assert {workbook.formulas[i].anchor for i, _, _, _ in probes} == {"B1", "B2"}  # the lookups' key column has no blank
