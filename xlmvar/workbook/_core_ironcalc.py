@@ -833,7 +833,12 @@ def plan(book, xlmvar_names) -> Plan:
       ``A1:XFD1048576``): the formula is rewritten with the clipped range, and one that
       calls a function whose answer depends on the range's size or its blank cells (ROWS,
       COUNTIF, ...) keeps Excel's value instead;
-    * structured references (``Table1[Col]``) are rewritten as the ranges they name.
+    * structured references (``Table1[Col]``) are rewritten as the ranges they name;
+    * a formula that applies a function IronCalc does not lift to an array where Excel does
+      (``SUMPRODUCT(--ISBLANK(A1:A10))``) keeps Excel's value (:func:`_unlifted`);
+    * lookups that may meet a blank cell, and formulas whose value may depend on the blank
+      rows of a clipped whole column, get checks (``Plan.checks``) that are evaluated with
+      the book and keep Excel's value where IronCalc's differs (:func:`_prepare_checks`).
 
     The text of every formula is scanned once; only formulas with a bracket, a colon or a
     function IronCalc lacks are tokenized.
