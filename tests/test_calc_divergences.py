@@ -231,3 +231,21 @@ def test_ordinary_whole_column_formulas_need_no_check(tmp_path):
     probes, keep = _prepare_checks(model, workbook, steps.checks, index, set(), path, steps.rewrites, steps.functions)
     assert not keep
     assert {workbook.formulas[i].anchor for i, _, _, _ in probes} == {"B1", "B2"}  # the lookups' key column has no blank
+
+
+def test_checks_on_a_sheet_whose_name_has_a_quote_and_braces(tmp_path):
+    """Sorted 1, 2, blank, 4, 5: MATCH(4.5) is 4 (computed), MATCH(1.5) is 1 (IronCalc lands
+    on the blank: kept), VLOOKUP(0, ..., FALSE) is #N/A (kept)."""
+
+    def build(wb):
+        s = wb.add_worksheet("Bob's {x}")
+        for r, v in {1: 1, 2: 2, 4: 4, 5: 5}.items():
+            s.write_number(f"A{r}", v)
+        t = wb.add_worksheet("T")
+        t.write_formula("A1", "=MATCH(4.5,'Bob''s {x}'!A1:A5)", None, 4)
+        t.write_formula("A2", "=MATCH(1.5,'Bob''s {x}'!A1:A5)", None, 1)
+        t.write_formula("A3", "=VLOOKUP(0,'Bob''s {x}'!A1:A5,1,FALSE)", None, "#N/A")
+
+    r = recalculate(book(tmp_path / "q.xlsx", build))
+    assert [r.value("T", c) for c in ("A1", "A2")] == [4, 1] and str(r.value("T", "A3")) == "#N/A"
+    assert {k.cell for k in r.kept} == {"A2", "A3"}

@@ -1786,7 +1786,7 @@ def _lookup_checks(text: str, sheet: str, resolver, book) -> list:
                                  rect, rect is None, value, sheet_name))
         elif rect is not None and name not in ("XMATCH", "XLOOKUP") and rect.area > 1:
             # IronCalc's binary search takes a blank as 0; where that misleads it, it lands on a blank
-            vector = f"'{resolver.book.sheets[rect.sheet].name}'!{rect.ref}".replace("{", "{{").replace("}", "}}")
+            vector = ("'" + resolver.book.sheets[rect.sheet].name.replace("'", "''") + "'!" + rect.ref).replace("{", "{{").replace("}", "}}")
             order = "-1" if name == "MATCH" and mode is not None and mode.lstrip("+").startswith("-") else "1"
             checks.append(_Check("true", f"IFERROR(ISBLANK(INDEX({vector},MATCH({{0}},{vector},{order}))),FALSE)",
                                  f"{name} searches {where} by approximate match and lands on a blank cell, which the headless "
