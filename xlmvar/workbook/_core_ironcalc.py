@@ -984,6 +984,7 @@ class Plan:
     failures: dict = field(default_factory=dict)  # (error code, reason): shown as that error
     rewrites: dict = field(default_factory=dict)  # text IronCalc evaluates instead of the file's
     functions: set = field(default_factory=set)  # every function the formulas call (no prefix)
+    checks: dict = field(default_factory=dict)  # [_Check]: evaluated with the book, may keep Excel's value
 
 
 def _bare(name: str) -> str:
@@ -1034,7 +1035,12 @@ def plan(book, xlmvar_names) -> Plan:
       ``A1:XFD1048576``): the formula is rewritten with the clipped range, and one that
       calls a function whose answer depends on the range's size or its blank cells (ROWS,
       COUNTIF, ...) keeps Excel's value instead;
-    * structured references (``Table1[Col]``) are rewritten as the ranges they name.
+    * structured references (``Table1[Col]``) are rewritten as the ranges they name;
+    * a formula that applies a function IronCalc does not lift to an array where Excel does
+      (``SUMPRODUCT(--ISBLANK(A1:A10))``) keeps Excel's value (:func:`_unlifted`);
+    * lookups that may meet a blank cell, and formulas whose value may depend on the blank
+      rows of a clipped whole column, get checks (``Plan.checks``) that are evaluated with
+      the book and keep Excel's value where IronCalc's differs (:func:`_prepare_checks`).
 
     The text of every formula is scanned once; only formulas with a bracket, a colon or a
     function IronCalc lacks are tokenized.
@@ -1068,6 +1074,7 @@ def plan(book, xlmvar_names) -> Plan:
         if external_names or large_names else None
     any_name = re.compile(r"(?<![A-Za-z0-9_.!$'])(?:" + "|".join(map(re.escape, sorted({n for _, n in book.names}))) + r")(?![A-Za-z0-9_.(!])", re.I) \
         if book.names else None
+    lookups = _LOOKUP_CALL if {"MATCH", "XMATCH", "VLOOKUP", "HLOOKUP", "XLOOKUP", "LOOKUP"} & names else None
     for i, (fc, text) in enumerate(zip(book.formulas, texts)):
         if len(text) > MAX_NESTING and _nesting(text) > MAX_NESTING:
             out.failures[i] = ("#NAME?", f"nested {_nesting(text):,} levels deep (the calculator reads up to {MAX_NESTING:,}; "
@@ -1104,13 +1111,21 @@ def plan(book, xlmvar_names) -> Plan:
                 if inside:
                     out.kept[i] = _scalar_reason(inside)
                     continue
+            lifting = _unlifted(source, fc, resolver, source != fc.text)
+            if lifting:
+                out.kept[i] = lifting
+                continue
             if source != fc.text:
                 out.rewrites[i] = source
+            if lookups is not None and lookups.search(text):
+                out.checks[i] = _lookup_checks(source, fc.target.sheet, resolver, book)
             continue
         tokens = _tokens(source)
         ranges = [t for t in tokens if t.type == "OPERAND" and t.subtype == "RANGE"]
         try:
-            rects = [resolver.resolve(t.value, fc.target.sheet) for t in ranges if not _is_structured(t.value)]
+            plain = [t.value for t in ranges if not _is_structured(t.value)]
+            rects = [resolver.resolve(value, fc.target.sheet) for value in plain]
+            clipped_values = {value for value, rect in zip(plain, rects) if rect is not None and _clip(rect, book) != rect}
             native = _whole_lines_in_native_functions(tokens, resolver, fc.target.sheet, book)
             if not native:
                 _check_clipping(tokens, rects, book)
@@ -1134,8 +1149,21 @@ def plan(book, xlmvar_names) -> Plan:
             if inside:
                 out.kept[i] = _scalar_reason(inside)
                 continue
+        lifting = _unlifted(clipped, fc, resolver, clipped != fc.text)
+        if lifting:
+            out.kept[i] = lifting
+            continue
         if clipped != fc.text:
             out.rewrites[i] = clipped
+        checks = _lookup_checks(clipped, fc.target.sheet, resolver, book) if lookups is not None and lookups.search(text) else []
+        where = None if native else _blank_rows_matter(tokens, clipped_values)
+        if where:  # the formula again with one more (blank) row or column: does its value change?
+            shadow = _clipped_text(rewritten, fc.target.sheet, resolver, book, extra=1)
+            checks.append(_Check("same", "{0}", f"its value depends on how many blank rows or columns {where} holds past "
+                                                "the sheet's last filled cell, which the headless calculator does not read",
+                                 value=shadow, sheet=book.sheets[fc.target.sheet].name))
+        if checks:
+            out.checks[i] = checks
     return out
 
 
@@ -1359,9 +1387,10 @@ def _is_structured(token: str) -> bool:
     return bool(bracket and name and not name.startswith("'"))
 
 
-def _clipped_text(text: str, sheet: str, resolver, book) -> str:
-    """``text`` with every range larger than the calculator reads replaced by its clipped form."""
-    from ._evaluator import _clip, _tokens
+def _clipped_text(text: str, sheet: str, resolver, book, extra: int = 0) -> str:
+    """``text`` with every range larger than the calculator reads replaced by its clipped form
+    (``extra``: that many more rows, or columns, than the clip: blank ones, for a check)."""
+    from ._evaluator import Rect, _clip, _tokens
 
     if ":" not in text and not any(name in text.upper() for _, name in book.names):
         return text
@@ -1376,6 +1405,10 @@ def _clipped_text(text: str, sheet: str, resolver, book) -> str:
             if rect is not None:
                 clipped = _clip(rect, book)
                 if clipped != rect:
+                    if extra:
+                        clipped = Rect(clipped.sheet, clipped.r0, clipped.c0,
+                                       min(clipped.r1 + extra, rect.r1) if clipped.r1 < rect.r1 else clipped.r1,
+                                       min(clipped.c1 + extra, rect.c1) if clipped.c1 < rect.c1 else clipped.c1)
                     name = book.sheets[clipped.sheet].name.replace("'", "''")
                     value, changed = f"'{name}'!{clipped.ref}", True
         out.append(value)
@@ -1514,6 +1547,11 @@ def _evaluate_book(path, book, make_error, functions: dict | None = None, progre
             model.m.update_cell_with_formula(index[i], t.r0, t.c0, "=" + text)
     model.dirty = True
     skip = set(steps.kept) | set(failures)
+    probes, keep = _prepare_checks(model, book, steps.checks, index, skip, path, texts, steps.functions)
+    for i, why in keep.items():  # Excel's value, and dependents computed from it
+        steps.kept[i] = why
+        _put_target(model, index[i], formulas[i].target, _cached(formulas[i], book))
+        skip.add(i)
     if progress is not None and formulas:
         progress(0, len(formulas), f"{formulas[0].sheet}!{formulas[0].anchor}")
     anchors = [(fc.sheet, t.r0, t.c0, (t.r1 - t.r0 + 1, t.c1 - t.c0 + 1) if t.r1 != t.r0 or t.c1 != t.c0 else None)
@@ -1529,6 +1567,15 @@ def _evaluate_book(path, book, make_error, functions: dict | None = None, progre
         model.evaluate()
         values = _read_values(run, formulas, index, skip)
         missing = _showing(values, NOT_IMPLEMENTED)
+        diverging = _diverging(model, probes, formulas, index, skip) if probes else {}
+        for i, why in diverging.items():  # a check says IronCalc's value is not Excel's
+            kept[i] = why
+            _put_target(model, index[i], formulas[i].target, _cached(formulas[i], book))
+            skip.add(i)
+            missing.discard(i)
+        if diverging:
+            model.dirty = True
+            continue
         if not missing:
             break
         # the cells that fail themselves, not through an input that failed (those follow)
@@ -1712,3 +1759,502 @@ def _circular_reasons(book, circular: list) -> dict:
     if any(not deps[i] for i in stuck):  # a cycle through INDIRECT, OFFSET or a name: not traced
         return {}
     return _cycles(deps, stuck, book)
+
+
+# --------------------------------------------------------------------------------------
+# Values IronCalc would give without a word where Excel's differ: computed by a check, or kept
+# --------------------------------------------------------------------------------------
+#: Functions IronCalc 0.9.1 applies element by element to an array argument in a formula
+#: it evaluates as an array (a dynamic array, or one it was given as text), measured one by
+#: one (``tests/test_calc_divergences.py`` measures them again).  Any other function given an
+#: array where Excel lifts it reads one value (``ISBLANK(A1:A10)`` is FALSE, ``ROUND`` #VALUE!).
+_LIFTED = frozenset("""ABS ACOS ASIN ATAN CHOOSE CLEAN COS COSH COT CSC DATE DAY EVEN EXACT EXP FACT FIND IF
+IFERROR IFNA INT ISOWEEKNUM LEFT LEN LN LOG10 LOWER MID MONTH ODD POWER PROPER RADIANS REPLACE REPT
+RIGHT SEARCH SEC SIGN SIN SINH SQRT SUBSTITUTE SUMIF TAN TANH TEXT TRIM UPPER WEEKDAY YEAR""".split())
+#: ... and in a legacy formula (one Excel saved without ``t="array"``), where Excel still
+#: lifts inside SUMPRODUCT: IronCalc lifts only these there (LEN(A1:A10) is #VALUE!).
+_LIFTED_LEGACY = frozenset({"IF", "IFERROR", "IFNA"})
+#: Functions IronCalc does not lift that then give a value, not an error, for the array
+#: (ISBLANK(A1:A10) is FALSE, SWITCH its default): a silent difference.  Any other function
+#: it does not lift shows #VALUE! (or #N/A), a visible difference unless a function around
+#: it turns errors into values (:data:`_SWALLOWING`).
+_SILENT_UNLIFTED = frozenset("""ISBLANK ISNUMBER ISTEXT ISERROR ISERR ISNA ISLOGICAL ISNONTEXT ISFORMULA
+ISEVEN ISODD T N SWITCH""".split())
+#: Functions that turn an error into a value.
+_SWALLOWING = frozenset("""IFERROR IFNA ISERROR ISERR ISNA ISNUMBER ISTEXT ISLOGICAL ISNONTEXT ISBLANK
+ERROR.TYPE TYPE AGGREGATE COUNT""".split())
+#: Functions that return an array when they are given one (beyond the lifted ones).
+_ARRAY_RESULTS = frozenset("""FILTER SORT SORTBY UNIQUE TRANSPOSE MMULT MINVERSE TAKE DROP CHOOSEROWS
+CHOOSECOLS VSTACK HSTACK TOCOL TOROW WRAPROWS WRAPCOLS EXPAND OFFSET""".split())
+#: The argument (0-based) of a function that Excel lifts over an array although the
+#: function takes ranges elsewhere: the lookup value of the lookups.
+_SCALAR_ARGUMENT = {"MATCH": 0, "XMATCH": 0, "VLOOKUP": 0, "HLOOKUP": 0, "XLOOKUP": 0, "LOOKUP": 0}
+#: Functions that evaluate their arguments as arrays in a legacy formula too.
+_ARRAY_CONTEXT = frozenset({"SUMPRODUCT"})
+#: Functions that take an array whole (besides :data:`_RANGE_FUNCTIONS`): no lifting.
+_WHOLE_ARRAYS = frozenset("AND OR XOR TYPE ISREF LET LAMBDA MAP BYROW BYCOL REDUCE SCAN MAKEARRAY ARRAYTOTEXT".split())
+
+
+def _array_arguments(tokens, resolver, sheet: str, array_formula: bool, lifts: bool):
+    """``(function, argument text)`` of the first call that Excel applies element by element
+    to an array argument and IronCalc does not (see :data:`_LIFTED`), or None.
+
+    An argument is an array when it holds a range or name of more than one cell, an array
+    constant, or the result of an operator or lifted function over one.  Only arrays Excel
+    evaluates as arrays count: anywhere in an array formula, inside SUMPRODUCT in a legacy
+    one (elsewhere a legacy formula reads one cell of the range: implicit intersection,
+    which IronCalc does as Excel does).
+    """
+    from ._evaluator import Unsupported
+
+    lifted = _LIFTED if lifts else _LIFTED_LEGACY
+    frames = []  # [name, argument index, argument holds an array, start of argument, inside an array context]
+    depth_array = 0
+    for k, token in enumerate(tokens):
+        kind, sub = token.type, token.subtype
+        if kind == "ARRAY":
+            depth_array += 1 if sub == "OPEN" else -1
+            if sub == "OPEN" and frames:
+                frames[-1][2] = True
+            continue
+        if kind in ("FUNC", "PAREN") and sub == "OPEN":
+            name = _bare(token.value[:-1].strip()) if kind == "FUNC" else "("
+            context = array_formula or name in _ARRAY_CONTEXT or bool(frames and frames[-1][4])
+            frames.append([name, 0, False, k + 1, context])
+            continue
+        if kind == "SEP" and sub == "ARG" and not depth_array and frames:
+            found = _lifting_missed(frames, lifted, tokens, k)
+            if found:
+                return found
+            frames[-1][1] += 1
+            frames[-1][2] = False
+            frames[-1][3] = k + 1
+            continue
+        if kind in ("FUNC", "PAREN") and sub == "CLOSE" and frames:
+            found = _lifting_missed(frames, lifted, tokens, k)
+            if found:
+                return found
+            name, _, array, _, _ = frames.pop()
+            if frames and array and (name == "(" or name in lifted or name in _ARRAY_RESULTS):
+                frames[-1][2] = True
+            continue
+        if kind == "OPERAND" and sub == "RANGE" and frames and not _is_structured(token.value):
+            try:
+                rect = resolver.resolve(token.value, sheet)
+            except Unsupported:
+                rect = None
+            if rect is not None and rect.area > 1:
+                frames[-1][2] = True
+    return None
+
+
+def _lifting_missed(frames, lifted, tokens, end: int):
+    """The innermost frame's ``(function, argument)`` when that argument is an array Excel
+    lifts the function over and IronCalc does not, and the difference is silent (a value,
+    or an error that a function around it turns into one)."""
+    name, position, array, start, context = frames[-1]
+    if not (array and context) or name == "(" or name in lifted:
+        return None
+    if name in _RANGE_FUNCTIONS and _SCALAR_ARGUMENT.get(name) != position:
+        return None  # a function that takes the range whole there
+    if name in _ARRAY_RESULTS or name in _ARRAY_CONTEXT or name in _WHOLE_ARRAYS:
+        return None
+    if name not in _SILENT_UNLIFTED and name not in _SCALAR_ARGUMENT \
+            and not any(outer[0] in _SWALLOWING for outer in frames[:-1]):
+        return None  # IronCalc shows #VALUE!: a visible difference, reported as an error
+    return name, "".join(t.value for t in tokens[start:end])
+
+
+def _lifting_reason(found) -> str:
+    function, argument = found
+    return (f"applies {function} to each element of the array {argument} (Excel does), which the "
+            "headless calculator's core does not: it would read one value")
+
+
+def _unlifted(text: str, fc, resolver, rewritten: bool) -> str | None:
+    """Why ``text`` (formula ``fc`` as IronCalc will evaluate it) keeps Excel's value: it
+    applies a function IronCalc does not lift to an array (see :func:`_array_arguments`);
+    None when it does not.  ``rewritten``: IronCalc is given the text (it then evaluates the
+    formula as a dynamic array), else it evaluates the formula it loaded."""
+    array_formula = fc.array or fc.dynamic or fc.target.area > 1
+    if "(" not in text or not array_formula and "SUMPRODUCT" not in text.upper():
+        return None  # no function; or a legacy formula: Excel reads one cell of a range (implicit intersection)
+    called = {_bare(n) for n in _FUNCTION_CALL.findall(_without_strings(text))}
+    if not array_formula and not called & _ARRAY_CONTEXT:
+        return None
+    lifted = _LIFTED if array_formula or rewritten else _LIFTED_LEGACY
+    if not (called - lifted - _ARRAY_RESULTS - _ARRAY_CONTEXT - _WHOLE_ARRAYS - (_RANGE_FUNCTIONS - set(_SCALAR_ARGUMENT))):
+        return None
+    from ._evaluator import _tokens
+
+    found = _array_arguments(_tokens(text), resolver, fc.target.sheet, array_formula, array_formula or rewritten)
+    return _lifting_reason(found) if found else None
+
+
+# Checks evaluated beside the formulas: a probe formula on the formula's sheet, below the
+# filled cells (ROW() and COLUMN() written out as the formula's), evaluated with the book.
+@dataclass
+class _Check:
+    """What decides whether formula IronCalc evaluates keeps Excel's value instead.
+
+    ``kind``: ``"true"`` keeps it when the probe shows TRUE (or an error); ``"same"`` when the
+    probe's value differs from the formula's; ``"astral"`` when the probe's text holds a
+    character beyond U+FFFF; ``"blank"`` (no probe) when ``rect`` holds a blank cell.  A
+    ``"true"`` check with a ``rect`` is made only when ``rect`` holds a blank cell
+    (``rect`` ``None``: a range computed by a formula, which may).
+    """
+
+    kind: str
+    template: str  # the probe formula; ``{}`` stands for ``value`` qualified with ``sheet``
+    reason: str
+    rect: object = None
+    computed: bool = False  # rect is unknown: a range computed by a formula
+    value: str = ""
+    sheet: str = ""
+
+    @property
+    def text(self) -> str:
+        """The probe formula (its references qualified only now: most checks need no probe)."""
+        return self.template.format(_qualified(self.value, self.sheet)) if self.value else self.template
+
+
+#: Lookups: the argument searched, the part of it compared, the argument that chooses an
+#: exact match, and the texts of that argument that mean exact (absent: its default).
+_LOOKUPS = {
+    "MATCH": (1, "all", 2, ("0", "FALSE"), False),
+    "XMATCH": (1, "all", 2, ("0", "2"), True),
+    "VLOOKUP": (1, "column", 3, ("0", "FALSE"), False),
+    "HLOOKUP": (1, "row", 3, ("0", "FALSE"), False),
+    "XLOOKUP": (1, "all", 4, ("0", "2"), True),
+    "LOOKUP": (1, "all", None, (), False),
+}
+#: Functions that may return a range holding blank cells (a lookup over one may meet a blank).
+_REFERENCE_RESULT = re.compile(r"\b(?:OFFSET|INDIRECT|INDEX|CHOOSE|IFS?|SWITCH|XLOOKUP)\s*\(", re.I)
+_LOOKUP_CALL = re.compile(r"(?<![A-Za-z0-9_.\\])((?:_xlfn\.|_xlws\.)?(?:MATCH|XMATCH|VLOOKUP|HLOOKUP|XLOOKUP|LOOKUP))\s*\(", re.I)
+
+
+def _masked(text: str) -> str:
+    """``text`` with the inside of every string replaced by spaces (same length)."""
+    return _STRING.sub(lambda m: '"' + " " * (len(m.group(0)) - 2) + '"', text) if '"' in text else text
+
+
+def _lookup_checks(text: str, sheet: str, resolver, book) -> list:
+    """A check for every lookup in ``text`` that IronCalc may answer by matching a blank cell.
+
+    IronCalc compares a blank cell of the range searched as 0 (and, in VLOOKUP, as FALSE):
+    ``VLOOKUP(0, A1:B10, 2, FALSE)`` finds a blank ``A3`` where Excel's exact match finds
+    nothing (#N/A); an approximate match (``MATCH(4.5, A1:A10)``, sorted numbers with a blank
+    between) lands on the blank.  So an exact lookup over a range with a blank keeps Excel's
+    value when its lookup value is 0, FALSE or blank (a probe says, as the book evaluates),
+    an approximate one whenever the range holds a blank.
+    """
+    from ._evaluator import Rect, Unsupported
+
+    masked = _masked(text)
+    checks = []
+    for m in _LOOKUP_CALL.finditer(masked):
+        name = _bare(m.group(1))
+        try:
+            close = _closing(masked, m.end() - 1)
+        except ValueError:  # unbalanced: IronCalc will not parse it either (#NAME?)
+            continue
+        args = split_arguments(text[m.end():close])
+        searched, part, mode_at, exact_texts, exact_default = _LOOKUPS[name]
+        if len(args) <= searched:
+            continue
+        try:
+            rect = resolver.resolve(args[searched], sheet)
+        except Unsupported:
+            continue
+        if rect is None and not _REFERENCE_RESULT.search(_masked(args[searched])):
+            continue  # an array computed from values: a blank is 0 there in Excel too
+        if name == "LOOKUP" and len(args) == 2 and rect is not None:  # array form: the longer side's first line
+            part = "row" if rect.c1 - rect.c0 > rect.r1 - rect.r0 else "column"
+        if rect is not None and part == "column":
+            rect = Rect(rect.sheet, rect.r0, rect.c0, rect.r1, rect.c0)
+        elif rect is not None and part == "row":
+            rect = Rect(rect.sheet, rect.r0, rect.c0, rect.r0, rect.c1)
+        mode = args[mode_at].strip().upper() if mode_at is not None and len(args) > mode_at and args[mode_at].strip() else None
+        exact = exact_default if mode is None else mode in exact_texts
+        if name in ("XMATCH", "XLOOKUP"):
+            search = args[mode_at + 1].strip() if len(args) > mode_at + 1 else ""
+            exact = exact and search not in ("2", "-2")
+        where = args[searched]
+        value, sheet_name = args[0] or "0", resolver.book.sheets[sheet].name
+        if exact:
+            checks.append(_Check("true", "IFERROR(OR(({0})=0,({0})=FALSE),FALSE)",
+                                 f"{name} looks up 0, FALSE or a blank in {where}, which holds a blank cell: Excel's exact "
+                                 "match never finds a blank, the headless calculator's core matches it to 0",
+                                 rect, rect is None, value, sheet_name))
+        elif rect is not None and name not in ("XMATCH", "XLOOKUP") and rect.area > 1:
+            # IronCalc's binary search takes a blank as 0; where that misleads it, it lands on a blank
+            vector = ("'" + resolver.book.sheets[rect.sheet].name.replace("'", "''") + "'!" + rect.ref).replace("{", "{{").replace("}", "}}")
+            order = "-1" if name == "MATCH" and mode is not None and mode.lstrip("+").startswith("-") else "1"
+            checks.append(_Check("true", f"IFERROR(ISBLANK(INDEX({vector},MATCH({{0}},{vector},{order}))),FALSE)",
+                                 f"{name} searches {where} by approximate match and lands on a blank cell, which the headless "
+                                 "calculator's core compares as 0 (Excel passes over it)", rect, False, value, sheet_name))
+        else:
+            checks.append(_Check("blank", "", f"{name} searches {where} by approximate match and it holds a blank cell, "
+                                              "which the headless calculator's core compares as 0 (Excel passes over it)",
+                                 rect, rect is None))
+    return checks
+
+
+#: Functions (and, for some, the argument) that ignore blank cells of a range given to them
+#: whole: a whole column clipped to the sheet's filled rows gives them Excel's answer.
+_BLANK_BLIND = {name: None for name in """SUM SUMSQ PRODUCT AVERAGE AVERAGEA COUNT COUNTA MAX MIN MAXA MINA
+MEDIAN MODE MODE.SNGL STDEV STDEV.S STDEV.P STDEVA STDEVP STDEVPA VAR VAR.S VAR.P VARA VARP VARPA AVEDEV DEVSQ
+GEOMEAN HARMEAN KURT SKEW SKEW.P CONCAT TEXTJOIN""".split()}
+_BLANK_BLIND.update({"LARGE": {0}, "SMALL": {0}, "PERCENTILE": {0}, "PERCENTILE.INC": {0}, "PERCENTILE.EXC": {0},
+                     "QUARTILE": {0}, "QUARTILE.INC": {0}, "QUARTILE.EXC": {0}, "RANK": {1}, "RANK.EQ": {1},
+                     "RANK.AVG": {1}, "MATCH": {1}, "XMATCH": {1}, "VLOOKUP": {1}, "HLOOKUP": {1},
+                     "XLOOKUP": {1, 2}, "LOOKUP": {1, 2}, "INDEX": {0}})
+
+
+def _blank_rows_matter(tokens, clipped_values: set) -> str | None:
+    """The first range the calculator clips (a whole column or row) stands where the blank
+    cells past the sheet's last filled one may change the formula's value: anywhere but
+    alone as an argument of a function of :data:`_BLANK_BLIND` (``SUMPRODUCT((A:A="")*1)``,
+    ``AVERAGE((A:A="")*1)``, ``UNIQUE(A:A)`` count the blanks; ``SUM(A:A)`` does not).
+    Lookups over a clipped range are checked for blanks on their own (:func:`_lookup_checks`).
+    None when there is none.  ``clipped_values``: the texts of the ranges that are clipped.
+    """
+    if not clipped_values:
+        return None
+
+    def clipped(token) -> bool:
+        return token.type == "OPERAND" and token.subtype == "RANGE" and token.value in clipped_values
+
+    safe = _zeroed_spans(tokens, clipped)
+    stack = []  # [function, argument index]
+    depth_array = 0
+    for k, token in enumerate(tokens):
+        kind, sub = token.type, token.subtype
+        if any(a <= k < b for a, b in safe):
+            continue
+        if kind == "ARRAY":
+            depth_array += 1 if sub == "OPEN" else -1
+        elif kind in ("FUNC", "PAREN") and sub == "OPEN":
+            stack.append([_bare(token.value[:-1].strip()) if kind == "FUNC" else "(", 0])
+        elif kind in ("FUNC", "PAREN") and sub == "CLOSE":
+            if stack:
+                stack.pop()
+        elif kind == "SEP" and sub == "ARG" and not depth_array and stack:
+            stack[-1][1] += 1
+        elif clipped(token):
+            before = tokens[k - 1] if k else None
+            after = tokens[k + 1] if k + 1 < len(tokens) else None
+            alone = (before is not None and (before.type == "FUNC" and before.subtype == "OPEN" or before.type == "SEP")
+                     and after is not None and (after.type == "SEP" or after.type == "FUNC" and after.subtype == "CLOSE"))
+            if not (alone and stack and stack[-1][0] in _BLANK_BLIND):
+                return token.value
+            positions = _BLANK_BLIND[stack[-1][0]]
+            if positions is not None and stack[-1][1] not in positions:
+                return token.value
+    return None
+
+
+#: Text functions whose answer counts characters: Excel counts UTF-16 code units (an emoji
+#: is 2), IronCalc code points (1); the arguments (0-based) holding the text measured.
+_UTF16_TEXT = {"LEN": (0,), "LENB": (0,), "LEFT": (0,), "LEFTB": (0,), "RIGHT": (0,), "RIGHTB": (0,),
+               "MID": (0,), "MIDB": (0,), "FIND": (0, 1), "FINDB": (0, 1), "SEARCH": (0, 1), "SEARCHB": (0, 1),
+               "REPLACE": (0,), "REPLACEB": (0,)}
+_UTF16_CALL = re.compile(r"(?<![A-Za-z0-9_.\\])(" + "|".join(sorted(_UTF16_TEXT, key=len, reverse=True)) + r")\s*\(", re.I)
+_ASTRAL_BYTES = re.compile(rb"[\xf0-\xf4]|_x[dD][89aAbB][0-9a-fA-F]{2}_")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+def _astral_possible(path, book, functions: set) -> bool:
+    """Whether some text of the book may hold a character beyond U+FFFF (an emoji): one in
+    the shared strings, a formula, a defined name or a cached value, or a UNICHAR call."""
+    if "UNICHAR" in functions:
+        return True
+    if _ASTRAL.search("\n".join(fc.text for fc in book.formulas)) or _ASTRAL.search("\n".join(book.names.values())):
+        return True
+    if any(isinstance(fc.cached, str) and _ASTRAL.search(fc.cached) for fc in book.formulas):
+        return True
+    with zipfile.ZipFile(path) as archive:
+        for part in archive.namelist():
+            if part.lower().endswith("sharedstrings.xml") and _ASTRAL_BYTES.search(archive.read(part)):
+                return True
+    return False
+
+
+def _utf16_checks(text: str, sheet_name: str) -> list:
+    """A check for the text functions of ``text``: Excel's value is kept when the text they
+    measure holds a character beyond U+FFFF (see :data:`_UTF16_TEXT`)."""
+    masked, measured, names = _masked(text), [], []
+    for m in _UTF16_CALL.finditer(masked):
+        try:
+            close = _closing(masked, m.end() - 1)
+        except ValueError:  # unbalanced: IronCalc will not parse it either (#NAME?)
+            continue
+        args = split_arguments(text[m.end():close])
+        name = m.group(1).upper()
+        measured += [args[k] for k in _UTF16_TEXT[name] if k < len(args) and args[k]]
+        names.append(name)
+    if not measured:
+        return []
+    probe = "CONCAT(" + ",".join(f"({_qualified(a, sheet_name)})&\"\"" for a in measured) + ")"
+    return [_Check("astral", f"IFERROR({probe},\"\")",
+                   f"{', '.join(sorted(set(names)))} measures text holding a character beyond U+FFFF (an emoji, say): "
+                   "Excel counts it as two characters (UTF-16), the headless calculator's core as one")]
+
+
+def _has_blank(model: _Model, sheet: int, rect, cache: dict) -> bool:
+    key = (sheet, rect.r0, rect.c0, rect.r1, rect.c1)
+    if key not in cache:
+        empty = model.m.is_empty_cell
+        cache[key] = any(empty(sheet, r, c) for r in range(rect.r0, rect.r1 + 1) for c in range(rect.c0, rect.c1 + 1))
+    return cache[key]
+
+
+def _prepare_checks(model: _Model, book, checks: dict, index: list, skip: set, path, texts: dict,
+                    functions: set) -> tuple[list, dict]:
+    """Write the probes of the checks (and, when the book may hold text beyond U+FFFF and
+    calls a function of :data:`_UTF16_TEXT`, of its text functions) on the formulas' sheets, below the last filled row in
+    the last columns (see :data:`_PROBE_COLUMN`); ``(probes, keep)``: the probes
+    ``(formula, check, sheet, row)`` to read once the book is evaluated, and the formulas
+    that keep Excel's value already (an approximate lookup over a blank)."""
+    formulas = book.formulas
+    if functions & set(_UTF16_TEXT) and _astral_possible(path, book, functions):
+        checks = {i: list(c) for i, c in checks.items()}
+        for i, fc in enumerate(formulas):
+            text = texts.get(i, fc.text)
+            if _UTF16_CALL.search(_masked(text)):
+                checks.setdefault(i, []).extend(_utf16_checks(text, book.sheets[fc.target.sheet].name))
+    probes, keep, blanks, free = [], {}, {}, {}
+    for i, found in checks.items():
+        if i in skip:
+            continue
+        fc = formulas[i]
+        for check in found:
+            if check.rect is not None or check.computed:
+                blank = check.computed or _has_blank(model, model.sheets[check.rect.sheet.lower()], check.rect, blanks)
+                if not blank:
+                    continue
+                if check.kind == "blank":
+                    keep[i] = check.reason
+                    break
+            t, sheet = fc.target, index[i]
+            h, w = (t.r1 - t.r0 + 1, t.c1 - t.c0 + 1) if check.kind == "same" else (1, 1)
+            row = free.setdefault(sheet, book.sheets[fc.target.sheet].max_row + 2)
+            if w > _PROBE_COLUMNS or row + h + 1 > 1_048_576 or book.sheets[fc.target.sheet].max_col >= _PROBE_COLUMN - 1:
+                keep[i] = check.reason + " (not checked: no room for the check)"
+                break
+            free[sheet] = row + h + 2  # a dynamic array one row longer: still apart
+            text = "=" + _here(check.text, t.r0, t.c0)
+            if check.kind == "same" and t.area > 1 and not fc.dynamic:
+                model.m.set_user_array_formula(sheet, row, _PROBE_COLUMN, w, h, text)
+            else:
+                model.m.update_cell_with_formula(sheet, row, _PROBE_COLUMN, text)
+            probes.append((i, check, sheet, row))
+    if probes:
+        model.dirty = True
+    return probes, keep
+
+
+#: Where the probes go on a formula's own sheet: below its last filled row, in the last
+#: columns (adding a scratch sheet would cost IronCalc a full evaluation of the book), each
+#: probe at most this many columns wide.
+_PROBE_COLUMNS = 64
+_PROBE_COLUMN = 16_384 - _PROBE_COLUMNS + 1
+_HERE = re.compile(r"(?<![A-Za-z0-9_.])(ROW|COLUMN)\s*\(\s*\)", re.I)
+
+
+def _here(text: str, row: int, col: int) -> str:
+    """``text`` with ``ROW()`` and ``COLUMN()`` written as the formula's own row and column
+    (its probe stands elsewhere)."""
+    if "(" not in text or not _HERE.search(_masked(text)):
+        return text
+    masked, out, last = _masked(text), [], 0
+    for m in _HERE.finditer(masked):
+        out.append(text[last:m.start()])
+        out.append(str(row if m.group(1).upper() == "ROW" else col))
+        last = m.end()
+    return "".join(out) + text[last:]
+
+
+def _diverging(model: _Model, probes: list, formulas, index: list, skip: set) -> dict:
+    """The formulas whose probe says IronCalc's value is not Excel's: formula -> reason."""
+    out = {}
+    for i, check, sheet, row in probes:
+        if i in skip or i in out:
+            continue
+        t = formulas[i].target
+        if check.kind == "same":
+            h, w = t.r1 - t.r0 + 1, t.c1 - t.c0 + 1
+            mine = model.read(index[i], t.r0, t.c0, t.r1, t.c1)
+            probe = model.read(sheet, row, _PROBE_COLUMN, row + h - 1, _PROBE_COLUMN + w - 1)
+            differs = not all(_same_value(a, b) for a, b in zip(mine.flat, probe.flat))
+            if formulas[i].dynamic and not differs:  # a dynamic array one row (column) longer
+                differs = (not model.m.is_empty_cell(sheet, row + h, _PROBE_COLUMN) and model.m.is_empty_cell(index[i], t.r1 + 1, t.c0)) \
+                    or (w < _PROBE_COLUMNS and not model.m.is_empty_cell(sheet, row, _PROBE_COLUMN + w)
+                        and t.c1 < 16_384 and model.m.is_empty_cell(index[i], t.r0, t.c1 + 1))
+        else:
+            v = model.cell(sheet, row, _PROBE_COLUMN)
+            if check.kind == "true":
+                differs = v is True or type(v) is ErrorValue
+            else:
+                differs = isinstance(v, str) and any(ord(ch) > 0xFFFF for ch in v)
+        if differs:
+            out[i] = check.reason
+    return out
+
+
+def _same_value(a, b) -> bool:
+    if type(a) is ErrorValue and type(b) is ErrorValue:
+        return a.code == b.code
+    return _same(a, b)
+
+
+def _zeroed_spans(tokens, clipped) -> list:
+    """Token spans ``(start, end)`` of the SUMPRODUCT and SUM calls where a blank row adds 0:
+    one argument is a product with a clipped range as a factor (``SUMPRODUCT((A:A=1)*B:B)``,
+    ``SUMPRODUCT(--(A:A=""), B:B)``): every product over the blank rows is 0, whatever the
+    other factors and arguments make of them."""
+    spans, k = [], 0
+    while k < len(tokens):
+        token = tokens[k]
+        if token.type == "FUNC" and token.subtype == "OPEN" and _bare(token.value[:-1].strip()) in ("SUMPRODUCT", "SUM"):
+            depth, end, start, zeroed = 0, None, k + 1, False
+            for j in range(k, len(tokens)):
+                t = tokens[j]
+                if t.subtype == "OPEN":
+                    depth += 1
+                elif t.subtype == "CLOSE":
+                    depth -= 1
+                if (depth == 1 and t.type == "SEP" and t.subtype == "ARG") or (depth == 0 and t.subtype == "CLOSE"):
+                    zeroed = zeroed or _product_with_range(tokens[start:j], clipped)
+                    start = j + 1
+                if depth == 0:
+                    end = j + 1
+                    break
+            if end is None:
+                break
+            if zeroed:
+                spans.append((k, end))
+                k = end
+                continue
+        k += 1
+    return spans
+
+
+def _product_with_range(argument, clipped) -> bool:
+    """Whether an argument's tokens are factors joined by ``*`` at the top level, one of them
+    a clipped range alone."""
+    depth, factors, current = 0, [], []
+    for t in argument:
+        if t.subtype == "OPEN":
+            depth += 1
+        elif t.subtype == "CLOSE":
+            depth -= 1
+        if depth == 0 and t.type == "OPERATOR-INFIX":
+            if t.value != "*":
+                return False
+            factors.append(current)
+            current = []
+            continue
+        current.append(t)
+    factors.append(current)
+    return any(len(f) == 1 and clipped(f[0]) for f in factors)

@@ -1,0 +1,251 @@
+"""Values IronCalc gives without a word where Excel's differ: each is now either Excel's value
+kept with a reason, or computed (README "Known differences").
+
+Every workbook is written the way Excel writes it (XlsxWriter), each formula with a planted
+cached value that is Excel's own answer, reasoned by hand below (and, where LibreOffice
+implements the function, the answer LibreOffice computes: see ``test_libreoffice_agrees``).
+A kept cell therefore shows Excel's value; a computed one must equal it too.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import ironcalc
+import pytest
+from _hostile import book
+
+from xlmvar.workbook._core_ironcalc import _LIFTED
+from xlmvar.workbook.calc import recalculate
+
+# Column A rows 1..10: 1, "x", blank, 4, 5, blank, 7, 8, 9, 10 (two blanks, one text).
+COLUMN_A = {1: 1, 2: "x", 4: 4, 5: 5, 7: 7, 8: 8, 9: 9, 10: 10}
+
+
+def _data(s):
+    for r, v in COLUMN_A.items():
+        (s.write_number if isinstance(v, int) else s.write_string)(f"A{r}", v)
+        if isinstance(v, int):
+            s.write_number(f"B{r}", 10 * v)
+
+
+def _book(tmp_path, formulas, extra=None):
+    """A sheet S with COLUMN_A, ``formulas``: cell -> (text, Excel's value) in column D."""
+
+    def build(wb):
+        s = wb.add_worksheet("S")
+        _data(s)
+        if extra:
+            extra(s)
+        for cell, (text, value) in formulas.items():
+            if text.startswith("{"):  # an array formula (CSE): no implicit intersection
+                s.write_array_formula(f"{cell}:{cell}", text, None, value)
+            else:
+                s.write_formula(cell, text, None, value)
+
+    return book(tmp_path / "b.xlsx", build)
+
+
+def _check(tmp_path, formulas, extra=None, kept=None):
+    r = recalculate(_book(tmp_path, formulas, extra))
+    reasons = {k.cell: k.reason for k in r.kept}
+    for cell, (text, value) in formulas.items():
+        got = r.value("S", cell)
+        got = str(got) if isinstance(value, str) and value.startswith("#") else got  # an error value: its code
+        assert got == value or isinstance(value, float) and got == pytest.approx(value, rel=1e-12), \
+            (cell, text, got, reasons.get(cell))
+    for cell, words in (kept or {}).items():
+        assert cell in reasons and words in reasons[cell], (cell, reasons.get(cell))
+    return reasons
+
+
+# 1, 3. A blank never matches in Excel's exact lookup; IronCalc matched it to 0 (and FALSE).
+EXACT = {
+    "D1": ("=VLOOKUP(0,A1:B10,2,FALSE)", "#N/A"),
+    "D2": ("=HLOOKUP(0,F1:J1,1,FALSE)", "#N/A"),
+    "D3": ("=MATCH(0,A1:A10,0)", "#N/A"),
+    "D4": ('=_xlfn.XLOOKUP(0,A1:A10,B1:B10,"none")', "none"),
+    "D5": ("=_xlfn.XMATCH(0,A1:A10)", "#N/A"),
+    "D6": ("=IFERROR(VLOOKUP(E1,A1:B10,2,FALSE),-1)", -1),  # E1 holds 0
+    "D7": ("=VLOOKUP(4,A1:B10,2,FALSE)", 40),  # a value that is not 0: computed as before
+    "D8": ("=VLOOKUP(FALSE,A1:B10,2,FALSE)", "#N/A"),
+}
+
+
+def _hrow(s):
+    s.write_number("E1", 0)
+    for c, v in zip("FGHIJ", (1, 2, None, 4, 5)):
+        if v is not None:
+            s.write_number(f"{c}1", v)
+
+
+def test_exact_lookups_never_match_a_blank(tmp_path):
+    reasons = _check(tmp_path, EXACT, _hrow, kept={c: "holds a blank cell" for c in ("D1", "D2", "D5", "D6", "D8")})
+    assert "D7" not in reasons  # 4 is not 0: IronCalc's own answer stands
+
+
+# Approximate lookups: Excel passes over blanks (sorted 1, 2, 4, 5, 7..10 with two blanks,
+# a text at A2: MATCH(4.5) is the 4 at A4; IronCalc's binary search took a blank as 0).
+APPROXIMATE = {
+    "D1": ("=MATCH(0.5,A1:A10)", "#N/A"),  # nothing <= 0.5
+    "D2": ("=VLOOKUP(1,A1:B10,2)", 10),
+    "D3": ("=LOOKUP(4.5,A1:A10,B1:B10)", 40),
+    "D4": ("=MATCH(6.5,A1:A10)", 5),
+    "D5": ("=MATCH(11,A1:A10)", 10),
+}
+
+
+def test_approximate_lookups_pass_over_blanks(tmp_path):
+    _check(tmp_path, APPROXIMATE)
+
+
+# 2. Functions applied to each element of an array inside SUMPRODUCT (Excel lifts them).
+LIFTING = {
+    "D1": ("=SUMPRODUCT(--ISBLANK(A1:A10))", 2),  # A3, A6
+    "D2": ("=SUMPRODUCT(ISBLANK(A1:A10)*1)", 2),
+    "D3": ("=SUMPRODUCT(--ISNUMBER(A1:A10))", 7),
+    "D4": ("=SUMPRODUCT(--ISTEXT(A1:A10))", 1),
+    "D5": ('=SUMPRODUCT(--ISNUMBER(SEARCH("x",A1:A10)))', 1),
+    "D6": ("=SUMPRODUCT(--ISNA(MATCH(A1:A10,A4:A5,0)))", 8),  # only 4 and 5 found
+    "D7": ("=SUMPRODUCT((A1:A10=\"\")*1)", 2),  # no lifting needed: computed
+    "D8": ("=SUMPRODUCT(--(A1:A10>3))", 7),
+}
+
+
+def test_functions_excel_lifts_over_an_array_keep_its_value(tmp_path):
+    reasons = _check(tmp_path, LIFTING, kept={"D1": "ISBLANK", "D3": "ISNUMBER", "D5": "SEARCH", "D6": "MATCH"})
+    assert "D7" not in reasons and "D8" not in reasons
+
+
+def test_the_lifted_functions_are_lifted_by_ironcalc():
+    """The table :data:`_LIFTED` measured again: IronCalc spills ``F(A1:A3)`` over three cells."""
+    m = ironcalc.create("t", "en", "UTC")
+    for r in (1, 2, 3):
+        m.set_user_input(0, r, 1, str(r))
+    args = {"CHOOSE": "(A1:A3,1,2,3)", "DATE": "(2020,A1:A3,1)", "EXACT": '(A1:A3,"1")', "FIND": '("1",A1:A3)',
+            "IF": "(A1:A3>1,1,2)", "IFERROR": "(A1:A3,0)", "IFNA": "(A1:A3,0)", "LEFT": "(A1:A3,1)", "MID": "(A1:A3,1,1)",
+            "POWER": "(A1:A3,2)", "REPLACE": '(A1:A3,1,1,"z")', "REPT": '("a",A1:A3)', "RIGHT": "(A1:A3,1)",
+            "SEARCH": '("1",A1:A3)', "SUBSTITUTE": '(A1:A3,"1","y")', "SUMIF": "(A1:A3,A1:A3)", "TEXT": '(A1:A3,"0")'}
+    names = sorted(_LIFTED)
+    for k, name in enumerate(names):
+        m.set_user_input(0, 10 + 5 * k, 3, f"={name}{args.get(name, '(A1:A3/10)')}")
+    m.evaluate()
+    not_lifted = [name for k, name in enumerate(names) if m.is_empty_cell(0, 12 + 5 * k, 3)]
+    assert not not_lifted
+
+
+# 4. Excel counts UTF-16 code units: an emoji is two characters.
+EMOJI = "\U0001F600"
+UTF16 = {
+    "D1": (f'=LEN("a{EMOJI}b")', 4),
+    "D2": ("=LEN(E1)", 4),  # E1 = "a😀b"
+    "D3": (f'=FIND("b","{EMOJI}b")', 3),
+    "D4": (f'=LEN(REPT("{EMOJI}",3))', 6),
+    "D5": ('=LEN("abc")', 3),  # no emoji: computed
+}
+
+
+def test_text_functions_count_utf16_units(tmp_path):
+    reasons = _check(tmp_path, UTF16, lambda s: s.write_string("E1", f"a{EMOJI}b"), kept={"D1": "U+FFFF", "D2": "U+FFFF"})
+    assert "D5" not in reasons
+
+
+# 5. A whole column in an array expression: its blank rows past the last filled one count.
+ROWS = 1_048_576
+WHOLE = {
+    "D1": ('=SUMPRODUCT((A:A="")*1)', ROWS - 8),  # 8 filled cells in column A
+    "D2": ('{=AVERAGE((A:A="")*1)}', (ROWS - 8) / ROWS),  # (a legacy formula would read A2 alone)
+    "D3": ('=SUMPRODUCT((A:A="x")*1)', 1),  # does not depend on the blanks: computed
+    "D4": ("=SUM(A:A)", 44),
+    "D5": ("=D1+1", ROWS - 7),  # a dependent reads the kept value
+    "D6": ("=SUMPRODUCT((A:A>3)*B:B)", 430),  # text "x" > 3 in Excel, but B2 is blank
+}
+
+
+def test_whole_columns_in_array_expressions_count_their_blank_rows(tmp_path):
+    reasons = _check(tmp_path, WHOLE, kept={"D1": "A:A", "D2": "A:A"})
+    assert not {"D3", "D4", "D5", "D6"} & set(reasons)
+
+
+@pytest.mark.parametrize("formulas", [EXACT, APPROXIMATE, LIFTING, WHOLE], ids=["exact", "approximate", "lifting", "whole"])
+def test_libreoffice_agrees_with_the_values_above(tmp_path, formulas):
+    """The planted values are Excel's: LibreOffice (a second engine) computes the same
+    (XLOOKUP/XMATCH, which LibreOffice 7.4 lacks, are skipped)."""
+    import _workbooks
+
+    soffice = _workbooks.soffice()
+    if soffice is None:
+        pytest.skip("LibreOffice is not installed")
+    import openpyxl
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from calculators import soffice_profile
+
+    path = _book(tmp_path, formulas, _hrow)
+    out = tmp_path / "lo"
+    subprocess.run([soffice, f"-env:UserInstallation={soffice_profile(tmp_path / 'profile')}", "--headless",
+                    "--norestore", "--convert-to", "xlsx", "--outdir", str(out), str(path)],
+                   check=True, capture_output=True, timeout=120)
+    ws = openpyxl.load_workbook(out / path.name, data_only=True)["S"]
+    for cell, (text, value) in formulas.items():
+        if "_xlfn." in text:
+            continue
+        got = ws[cell].value
+        assert got == value or isinstance(value, float) and got == pytest.approx(value, rel=1e-12), (cell, text, got)
+
+
+def test_the_cli_reports_the_kept_cells_with_status_3(tmp_path, capsys):
+    from xlmvar.cli import main
+
+    path = _book(tmp_path, {"D1": ("=SUMPRODUCT(--ISBLANK(A1:A10))", 2)})
+    assert main(["calc", str(path), "-o", str(tmp_path / "out.xlsx")]) == 3
+    assert "S!D1: kept its cached value; applies ISBLANK to each element of the array A1:A10" in capsys.readouterr().out
+
+
+def test_ordinary_whole_column_formulas_need_no_check(tmp_path):
+    """Whole columns given to functions that ignore blanks, lookups over a filled key column,
+    SUMPRODUCT of products with a range factor: no probe, so no extra evaluation cost."""
+    from xlmvar.workbook._core_ironcalc import _Model, _prepare_checks, plan
+    from xlmvar.workbook._evaluator import read_workbook
+
+    def build(wb):
+        d = wb.add_worksheet("Data")
+        for r in range(50):
+            d.write_string(r, 0, f"k{r}")
+            d.write_number(r, 1, r)
+            d.write_number(r, 2, r % 3)
+        s = wb.add_worksheet("S")
+        for r, text in enumerate(["=SUM(Data!B:B)", '=VLOOKUP("k3",Data!A:C,2,FALSE)', '=INDEX(Data!B:B,MATCH("k4",Data!A:A,0))',
+                                  "=SUMPRODUCT((Data!C:C=1)*Data!B:B)", "=SUMPRODUCT(--(Data!C:C=2),Data!B:B)",
+                                  "=SUMIF(Data!C:C,1,Data!B:B)", "=MAX(Data!B:B)-AVERAGE(Data!B:B)"]):
+            s.write_formula(r, 0, text, None, 0)
+        s.write_formula("B1", '=SUMPRODUCT((Data!C:C=1)*1)', None, 0)  # counts blank rows? no: =1 never holds for a blank
+        s.write_formula("B2", '=SUMPRODUCT((Data!C:C=0)*1)', None, 0)  # a blank equals 0: checked
+
+    path = book(tmp_path / "o.xlsx", build)
+    workbook = read_workbook(path)
+    steps = plan(workbook, [])
+    assert not steps.kept and not steps.failures
+    model = _Model(path)
+    index = [model.sheets[fc.sheet.lower()] for fc in workbook.formulas]
+    probes, keep = _prepare_checks(model, workbook, steps.checks, index, set(), path, steps.rewrites, steps.functions)
+    assert not keep
+    assert {workbook.formulas[i].anchor for i, _, _, _ in probes} == {"B1", "B2"}  # the lookups' key column has no blank
+
+
+def test_checks_on_a_sheet_whose_name_has_a_quote_and_braces(tmp_path):
+    """Sorted 1, 2, blank, 4, 5: MATCH(4.5) is 4 (computed), MATCH(1.5) is 1 (IronCalc lands
+    on the blank: kept), VLOOKUP(0, ..., FALSE) is #N/A (kept)."""
+
+    def build(wb):
+        s = wb.add_worksheet("Bob's {x}")
+        for r, v in {1: 1, 2: 2, 4: 4, 5: 5}.items():
+            s.write_number(f"A{r}", v)
+        t = wb.add_worksheet("T")
+        t.write_formula("A1", "=MATCH(4.5,'Bob''s {x}'!A1:A5)", None, 4)
+        t.write_formula("A2", "=MATCH(1.5,'Bob''s {x}'!A1:A5)", None, 1)
+        t.write_formula("A3", "=VLOOKUP(0,'Bob''s {x}'!A1:A5,1,FALSE)", None, "#N/A")
+
+    r = recalculate(book(tmp_path / "q.xlsx", build))
+    assert [r.value("T", c) for c in ("A1", "A2")] == [4, 1] and str(r.value("T", "A3")) == "#N/A"
+    assert {k.cell for k in r.kept} == {"A2", "A3"}
