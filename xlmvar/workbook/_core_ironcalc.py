@@ -906,6 +906,19 @@ class _Run:
 _A1 = re.compile(r"^(?:\$?[A-Za-z]{1,3}\$?[0-9]+(?::\$?[A-Za-z]{1,3}\$?[0-9]+)?|\$?[A-Za-z]{1,3}:\$?[A-Za-z]{1,3}|\$?[0-9]+:\$?[0-9]+)$")
 
 
+def _qualified(text: str, sheet: str) -> str:
+    """``text`` with every reference that names no sheet given the sheet ``sheet``
+    (``B1:B3*2`` -> ``'Risk'!B1:B3*2``), so that it means the same cells anywhere."""
+    from ._evaluator import _tokens
+
+    tokens = _tokens(text)
+    if not tokens:
+        return text
+    prefix = "'" + sheet.replace("'", "''") + "'!"
+    return "".join(prefix + t.value if t.type == "OPERAND" and t.subtype == "RANGE" and "!" not in t.value
+                   and _A1.match(t.value) else t.value for t in tokens)
+
+
 def _same(a, b) -> bool:
     if isinstance(a, float) and isinstance(b, float):
         return a == b or (math.isnan(a) and math.isnan(b))
@@ -1111,7 +1124,7 @@ def plan(book, xlmvar_names) -> Plan:
                 if inside:
                     out.kept[i] = _scalar_reason(inside)
                     continue
-            lifting = _unlifted(source, fc, resolver, source != fc.text)
+            lifting = _unlifted(source, fc, resolver, source != fc.text, xlmvar)
             if lifting:
                 out.kept[i] = lifting
                 continue
@@ -1149,7 +1162,7 @@ def plan(book, xlmvar_names) -> Plan:
             if inside:
                 out.kept[i] = _scalar_reason(inside)
                 continue
-        lifting = _unlifted(clipped, fc, resolver, clipped != fc.text)
+        lifting = _unlifted(clipped, fc, resolver, clipped != fc.text, xlmvar)
         if lifting:
             out.kept[i] = lifting
             continue
@@ -1795,7 +1808,7 @@ _ARRAY_CONTEXT = frozenset({"SUMPRODUCT"})
 _WHOLE_ARRAYS = frozenset("AND OR XOR TYPE ISREF LET LAMBDA MAP BYROW BYCOL REDUCE SCAN MAKEARRAY ARRAYTOTEXT".split())
 
 
-def _array_arguments(tokens, resolver, sheet: str, array_formula: bool, lifts: bool):
+def _array_arguments(tokens, resolver, sheet: str, array_formula: bool, lifts: bool, whole=frozenset()):
     """``(function, argument text)`` of the first call that Excel applies element by element
     to an array argument and IronCalc does not (see :data:`_LIFTED`), or None.
 
@@ -1803,7 +1816,8 @@ def _array_arguments(tokens, resolver, sheet: str, array_formula: bool, lifts: b
     constant, or the result of an operator or lifted function over one.  Only arrays Excel
     evaluates as arrays count: anywhere in an array formula, inside SUMPRODUCT in a legacy
     one (elsewhere a legacy formula reads one cell of the range: implicit intersection,
-    which IronCalc does as Excel does).
+    which IronCalc does as Excel does).  ``whole``: more functions that take arrays whole
+    (xlmvar's).
     """
     from ._evaluator import Unsupported
 
@@ -1823,7 +1837,7 @@ def _array_arguments(tokens, resolver, sheet: str, array_formula: bool, lifts: b
             frames.append([name, 0, False, k + 1, context])
             continue
         if kind == "SEP" and sub == "ARG" and not depth_array and frames:
-            found = _lifting_missed(frames, lifted, tokens, k)
+            found = _lifting_missed(frames, lifted, tokens, k, whole)
             if found:
                 return found
             frames[-1][1] += 1
@@ -1831,7 +1845,7 @@ def _array_arguments(tokens, resolver, sheet: str, array_formula: bool, lifts: b
             frames[-1][3] = k + 1
             continue
         if kind in ("FUNC", "PAREN") and sub == "CLOSE" and frames:
-            found = _lifting_missed(frames, lifted, tokens, k)
+            found = _lifting_missed(frames, lifted, tokens, k, whole)
             if found:
                 return found
             name, _, array, _, _ = frames.pop()
@@ -1848,7 +1862,7 @@ def _array_arguments(tokens, resolver, sheet: str, array_formula: bool, lifts: b
     return None
 
 
-def _lifting_missed(frames, lifted, tokens, end: int):
+def _lifting_missed(frames, lifted, tokens, end: int, whole=frozenset()):
     """The innermost frame's ``(function, argument)`` when that argument is an array Excel
     lifts the function over and IronCalc does not, and the difference is silent (a value,
     or an error that a function around it turns into one)."""
@@ -1857,7 +1871,7 @@ def _lifting_missed(frames, lifted, tokens, end: int):
         return None
     if name in _RANGE_FUNCTIONS and _SCALAR_ARGUMENT.get(name) != position:
         return None  # a function that takes the range whole there
-    if name in _ARRAY_RESULTS or name in _ARRAY_CONTEXT or name in _WHOLE_ARRAYS:
+    if name in _ARRAY_RESULTS or name in _ARRAY_CONTEXT or name in _WHOLE_ARRAYS or name in whole:
         return None
     if name not in _SILENT_UNLIFTED and name not in _SCALAR_ARGUMENT \
             and not any(outer[0] in _SWALLOWING for outer in frames[:-1]):
@@ -1871,11 +1885,12 @@ def _lifting_reason(found) -> str:
             "headless calculator's core does not: it would read one value")
 
 
-def _unlifted(text: str, fc, resolver, rewritten: bool) -> str | None:
+def _unlifted(text: str, fc, resolver, rewritten: bool, whole=frozenset()) -> str | None:
     """Why ``text`` (formula ``fc`` as IronCalc will evaluate it) keeps Excel's value: it
     applies a function IronCalc does not lift to an array (see :func:`_array_arguments`);
     None when it does not.  ``rewritten``: IronCalc is given the text (it then evaluates the
-    formula as a dynamic array), else it evaluates the formula it loaded."""
+    formula as a dynamic array), else it evaluates the formula it loaded.  ``whole``: more
+    functions that take arrays whole (xlmvar's)."""
     array_formula = fc.array or fc.dynamic or fc.target.area > 1
     if "(" not in text or not array_formula and "SUMPRODUCT" not in text.upper():
         return None  # no function; or a legacy formula: Excel reads one cell of a range (implicit intersection)
@@ -1883,11 +1898,11 @@ def _unlifted(text: str, fc, resolver, rewritten: bool) -> str | None:
     if not array_formula and not called & _ARRAY_CONTEXT:
         return None
     lifted = _LIFTED if array_formula or rewritten else _LIFTED_LEGACY
-    if not (called - lifted - _ARRAY_RESULTS - _ARRAY_CONTEXT - _WHOLE_ARRAYS - (_RANGE_FUNCTIONS - set(_SCALAR_ARGUMENT))):
+    if not (called - lifted - _ARRAY_RESULTS - _ARRAY_CONTEXT - _WHOLE_ARRAYS - whole - (_RANGE_FUNCTIONS - set(_SCALAR_ARGUMENT))):
         return None
     from ._evaluator import _tokens
 
-    found = _array_arguments(_tokens(text), resolver, fc.target.sheet, array_formula, array_formula or rewritten)
+    found = _array_arguments(_tokens(text), resolver, fc.target.sheet, array_formula, array_formula or rewritten, whole)
     return _lifting_reason(found) if found else None
 
 
