@@ -572,8 +572,10 @@ class _Run:
         self.calls: list[_Call] = []
         self.cells: list[_Cell] = []
         self.reasons: dict = {}  # (sheet index, row, col) -> reason of an xlmvar error there
-        self.block_sheet: list = []
-        self.block_names: dict = {}
+        self.referenced: set = set()  # the calls whose results a rewritten formula reads
+        self.block_sheet, self.block_name = None, ""  # the sheet of those results (blocks)
+        self.block_rows: dict = {}  # call -> (first row, rows) of its block
+        self.next_block_row = 1
         self.stable: dict = {}  # range -> (cells, bridged range) of ranges holding no formula
         self.boxes: dict = {}  # sheet index -> boxes of its formula cells (see _boxes)
         self.progress = None  # callable(cell) told each xlmvar cell before it is computed
@@ -613,18 +615,17 @@ class _Run:
             template, mine = _plan(text.lstrip("="), names, self.calls)
             direct = template.strip() == _placeholder(mine[-1])
             self.cells.append(_Cell(index, row, col, shape, template, mine, direct))
-        # a block sheet for every call whose result a rewritten formula refers to (a call
-        # that is a whole formula puts its values straight into its cells: no block)
-        referenced = {k for c in self.cells for k in (c.calls[:-1] if c.direct else c.calls)}
-        self.block_sheet = [None] * len(self.calls)
-        for k in sorted(referenced):
-            name = f"{BLOCK_PREFIX}{k}"
+        # one sheet of blocks, a block for every call whose result a rewritten formula refers
+        # to (a call that is a whole formula puts its values straight into its cells: no
+        # block); one sheet, because IronCalc evaluates the whole book to add a sheet
+        self.referenced = {k for c in self.cells for k in (c.calls[:-1] if c.direct else c.calls)}
+        if self.referenced:
+            name = BLOCK_PREFIX
             while name.lower() in self.model.sheets:
                 name += "_"
             m.add_sheet(name)
             self.model.sheets[name.lower()] = len(self.model.sheets)
-            self.block_sheet[k] = self.model.sheets[name.lower()]
-            self.block_names[k] = name
+            self.block_sheet, self.block_name = self.model.sheets[name.lower()], name
 
     def _refs(self, cell: _Cell) -> list[tuple[int, int, int, int, int]]:
         """The ranges a cell's formula names (references and defined names), in its calls'
@@ -693,13 +694,30 @@ class _Run:
 
     # computing -------------------------------------------------------------------------
     def _substitute(self, text: str) -> str:
+        """``text`` with each call's placeholder replaced by the range of its block."""
         def block(m):
             call = self.calls[int(m.group(1))]
-            sheet = self.block_names[call.block]
+            row = self.block_rows[call.block][0]
             h, w = call.shape
-            ref = "$A$1" if (h, w) == (1, 1) else f"$A$1:${col_letters(w)}${h}"
-            return f"'{sheet}'!{ref}"
+            ref = f"$A${row}" if (h, w) == (1, 1) else f"$A${row}:${col_letters(w)}${row + h - 1}"
+            return f"'{self.block_name}'!{ref}"
         return _PLACEHOLDER.sub(block, text)
+
+    def _lay(self, k: int, block: np.ndarray) -> None:
+        """Put call ``k``'s new block on the sheet of blocks: in its rows while it fits them,
+        else in new rows below the last block (a block does not move while it fits)."""
+        m, sheet = self.model.m, self.block_sheet
+        old = self.calls[k].value
+        row, height = self.block_rows.get(k, (None, 0))
+        if old is not None:
+            m.range_clear_all(sheet, row, 1, row + old.shape[0] - 1, old.shape[1])
+        if row is None or block.shape[0] > height:
+            row, height = self.next_block_row, block.shape[0]
+            if row + height - 1 > 1_048_576 or block.shape[1] > 16_384:
+                raise ValueError(f"the results of the book's xlmvar calls do not fit a sheet ({block.shape[0]:,} x {block.shape[1]:,} more)")
+            self.next_block_row += height
+            self.block_rows[k] = (row, height)
+        self.model.put_block(sheet, row, 1, block, mark=False)  # read by the cell placed after its level
 
     def _argument(self, text: str, sheet: int, at: tuple[int, int], is_range: bool, name: str):
         if text == "":
@@ -789,11 +807,12 @@ class _Run:
             block = np.array([[ErrorValue(getattr(exc, "excel_error", "#VALUE!"), message, call.name)]], dtype=object)
         changed = call.value is None or call.value.shape != block.shape or not all(
             _same(a, b) for a, b in zip(call.value.flat, block.flat))
-        sheet = self.block_sheet[call.block]
-        if changed and sheet is not None:
-            if call.value is not None:
-                self.model.m.range_clear_all(sheet, 1, 1, *call.value.shape)
-            self.model.put_block(sheet, 1, 1, block, mark=False)  # read by the cell placed after its level
+        if changed and call.block in self.referenced:
+            try:
+                self._lay(call.block, block)
+            except ValueError as exc:
+                block = np.array([[ErrorValue("#VALUE!", str(exc), call.name)]], dtype=object)
+                self._lay(call.block, block)
         if changed:
             call.value, call.shape = block, block.shape
         return changed
