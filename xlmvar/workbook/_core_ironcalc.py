@@ -1074,6 +1074,8 @@ def plan(book, xlmvar_names) -> Plan:
                 out.kept[i] = str(exc)
                 continue
             text = _without_strings(source)
+        if _keeps_array_value(out, i, source, fc, resolver):  # (an array value IronCalc misreads)
+            continue
         t = fc.target
         one = t.r0 == t.r1 and t.c0 == t.c1 and not fc.array
         legacy = one and (":" in text or (any_name is not None and any_name.search(text)))
@@ -1361,6 +1363,217 @@ def _clipped_text(text: str, sheet: str, resolver, book) -> str:
                     value, changed = f"'{name}'!{clipped.ref}", True
         out.append(value)
     return "".join(out) if changed else text
+
+
+# --------------------------------------------------------------------------------------
+# Array values (not references) given to aggregates and to criteria: IronCalc differs silently
+# --------------------------------------------------------------------------------------
+#: Aggregates that IronCalc 0.9 reads wrongly when an argument is an array *value* (an array
+#: constant, or an expression over a range in an array formula), not a reference, measured
+#: one by one against Excel's rules (and LibreOffice): ``"skipped"``: it ignores the array
+#: (``COUNT({1,2,3})`` is 0, ``NPV(0.1,B1:B5*1)`` 0); ``"logical"``: it treats the logical
+#: values of the array otherwise than Excel (Excel ignores them in AVERAGE... and counts them
+#: in VARA...: ``AVERAGE(IF(C1:C5="x",B1:B5))`` averages IF's FALSEs as 0).  The value gives
+#: the first argument concerned (NPV's rate is a number).  STDEV, VAR, MIN, MAX, SUM, SUMSQ,
+#: AVEDEV, DEVSQ, MODE, LARGE, SMALL, PERCENTILE, QUARTILE, RANK, COUNTA give Excel's value.
+_ARRAY_VALUE_AGGREGATES = {
+    "COUNT": ("skipped", 0), "NPV": ("skipped", 1),
+    "AVERAGE": ("logical", 0), "MEDIAN": ("logical", 0), "SKEW": ("logical", 0), "KURT": ("logical", 0),
+    "GEOMEAN": ("logical", 0), "HARMEAN": ("logical", 0), "VARA": ("logical", 0), "VARPA": ("logical", 0),
+    "STDEVA": ("logical", 0), "STDEVPA": ("logical", 0),
+}
+#: Functions whose criteria (the arguments at odd or even positions from the given one) Excel
+#: evaluates once per element of an array given there, returning an array
+#: (``COUNTIF(C1:C5,{"x","y"})`` is ``{3,2}``); IronCalc 0.9 gives 0 or #DIV/0! (SUMIF it lifts).
+_ARRAY_CRITERIA = {"COUNTIF": 1, "COUNTIFS": 1, "AVERAGEIF": 1, "AVERAGEIFS": 2, "SUMIFS": 2, "MAXIFS": 2, "MINIFS": 2}
+#: Functions that return a logical value (or may, through their branches: :func:`_may_hold_logical`).
+_LOGICAL_RESULTS = frozenset("""ISBLANK ISNUMBER ISTEXT ISERROR ISERR ISNA ISLOGICAL ISNONTEXT ISFORMULA ISREF
+ISEVEN ISODD AND OR XOR NOT TRUE FALSE EXACT""".split())
+#: Functions that return a reference: ``AVERAGE(INDEX(B1:C5,0,1))`` reads a range.
+_REFERENCE_FUNCTIONS = frozenset({"OFFSET", "INDEX", "INDIRECT"})
+_ARRAY_VALUE_CALL = re.compile(r"(?<![A-Za-z0-9_.\\])(?:_xlfn\.)?(" + "|".join(
+    sorted(set(_ARRAY_VALUE_AGGREGATES) | set(_ARRAY_CRITERIA), key=len, reverse=True)) + r")\s*\(", re.I)
+
+
+def _keeps_array_value(out: Plan, i: int, text: str, fc, resolver) -> bool:
+    """Keep Excel's value of formula ``i`` (record why in ``out.kept``) when it gives an
+    array value where IronCalc differs from Excel without a word (see
+    :func:`_array_value_use`); whether it did."""
+    why = _array_value_use(text, fc, resolver) if _ARRAY_VALUE_CALL.search(text) else None
+    if why:
+        out.kept[i] = why
+    return bool(why)
+
+
+def _array_value_use(text: str, fc, resolver) -> str | None:
+    """Why ``text`` (formula ``fc``) keeps Excel's value, or None.
+
+    * an aggregate of :data:`_ARRAY_VALUE_AGGREGATES` given an array value (not a bare
+      reference) that IronCalc ignores (COUNT, NPV), or that may hold logical values
+      (``IF(...)`` without its third argument, a comparison, ``{1,TRUE}``);
+    * a function of :data:`_ARRAY_CRITERIA` given an array as a criterion.
+
+    An argument is an array when it holds an array constant, or, where Excel evaluates
+    arrays (an array formula, or inside SUMPRODUCT in a legacy one), a range of more than one
+    cell; elsewhere Excel reads one cell of the range (implicit intersection), as IronCalc does.
+    """
+    from ._evaluator import _tokens
+
+    tokens = _tokens(text)
+    array_formula = fc.array or fc.dynamic or fc.target.area > 1
+    frames = []  # [function, argument index, first token of the argument, array context]
+    depth_array = 0
+    for k, token in enumerate(tokens):
+        kind, sub = token.type, token.subtype
+        if kind == "ARRAY":
+            depth_array += 1 if sub == "OPEN" else -1
+            continue
+        if depth_array:
+            continue
+        if kind in ("FUNC", "PAREN") and sub == "OPEN":
+            name = _bare(token.value[:-1].strip()) if kind == "FUNC" else "("
+            context = array_formula or name == "SUMPRODUCT" or bool(frames and frames[-1][3])
+            frames.append([name, 0, k + 1, context])
+        elif frames and (kind == "SEP" and sub == "ARG" or kind in ("FUNC", "PAREN") and sub == "CLOSE"):
+            name, position, start, context = frames[-1]
+            why = _array_argument_reason(name, position, tokens[start:k], resolver, fc.target.sheet, context)
+            if why:
+                return why
+            if sub == "CLOSE":
+                frames.pop()
+            else:
+                frames[-1][1] += 1
+                frames[-1][2] = k + 1
+    return None
+
+
+def _array_argument_reason(name: str, position: int, argument: list, resolver, sheet: str, context: bool) -> str | None:
+    """Why argument ``position`` of a call to ``name`` (its tokens ``argument``) makes the
+    formula keep Excel's value (see :func:`_array_value_use`), or None."""
+    text = "".join(t.value for t in argument)
+    if name in _ARRAY_CRITERIA:
+        first = _ARRAY_CRITERIA[name]
+        if position >= first and (position - first) % 2 == 0 and _is_array(argument, resolver, sheet, context):
+            return (f"gives {name} the array {text} as a criterion (Excel evaluates {name} once per element), "
+                    "which the headless calculator's core does not: it would give 0")
+        return None
+    kind, first = _ARRAY_VALUE_AGGREGATES.get(name, (None, 0))
+    if kind is None or position < first or _is_reference(argument) or not _is_array(argument, resolver, sheet, context):
+        return None
+    if kind == "skipped":
+        return (f"gives {name} the array value {text} (not a reference), which the headless calculator's core "
+                "ignores (Excel counts its numbers)")
+    if _may_hold_logical(argument):
+        return (f"gives {name} the array value {text}, which may hold logical values (IF without a third "
+                f"argument gives FALSE): the headless calculator's core does not treat them as Excel does")
+    return None
+
+
+def _is_array(argument: list, resolver, sheet: str, context: bool) -> bool:
+    """Whether ``argument`` holds an array constant or, in an array ``context``, a range (or
+    name) of more than one cell."""
+    from ._evaluator import Unsupported
+
+    for token in argument:
+        if token.type == "ARRAY":
+            return True
+        if context and token.type == "OPERAND" and token.subtype == "RANGE" and not _is_structured(token.value):
+            try:
+                rect = resolver.resolve(token.value, sheet)
+            except Unsupported:
+                continue
+            if rect is None or rect.area > 1:  # (an unknown name may be an array)
+                return True
+        elif context and token.type == "OPERAND" and token.subtype == "RANGE":
+            return True  # a table column
+    return False
+
+
+def _unwrapped(argument: list) -> list:
+    """``argument`` without the parentheses around all of it."""
+    while len(argument) >= 2 and argument[0].type == "PAREN" and argument[-1].type == "PAREN" \
+            and _top_level_end(argument, 0) == len(argument) - 1:
+        argument = argument[1:-1]
+    return argument
+
+
+def _top_level_end(tokens: list, start: int) -> int:
+    """Index of the token closing the parenthesis, call or array that opens at ``start``."""
+    depth = 0
+    for k in range(start, len(tokens)):
+        if tokens[k].subtype == "OPEN":
+            depth += 1
+        elif tokens[k].subtype == "CLOSE":
+            depth -= 1
+            if depth == 0:
+                return k
+    return len(tokens)
+
+
+def _is_reference(argument: list) -> bool:
+    """Whether ``argument`` is a bare reference (``B1:B5``, ``(Prices)``) or one call of a
+    function that returns one (``INDEX(B1:C5,0,1)``)."""
+    argument = _unwrapped(argument)
+    if len(argument) == 1:
+        return argument[0].type == "OPERAND" and argument[0].subtype == "RANGE"
+    return bool(argument) and argument[0].type == "FUNC" and _bare(argument[0].value[:-1].strip()) in _REFERENCE_FUNCTIONS \
+        and _top_level_end(argument, 0) == len(argument) - 1
+
+
+def _arguments(call: list) -> list:
+    """The arguments (token lists) of the call ``call`` (its first token opens it, its last closes it)."""
+    args, current, depth = [], [], 0
+    for token in call[1:-1]:
+        if token.subtype == "OPEN":
+            depth += 1
+        elif token.subtype == "CLOSE":
+            depth -= 1
+        if depth == 0 and token.type == "SEP" and token.subtype == "ARG":
+            args.append(current)
+            current = []
+            continue
+        current.append(token)
+    return args + [current]
+
+
+def _may_hold_logical(argument: list) -> bool:
+    """Whether the array value ``argument`` may hold TRUE or FALSE: a comparison, a logical
+    constant, a function of :data:`_LOGICAL_RESULTS`, IF without its third argument, or an
+    IF/IFS/IFERROR/IFNA/CHOOSE/SWITCH one of whose results may; not arithmetic
+    (``--(C1:C5="x")``, ``B1:B5*2``) nor text.  Conservative: True when unsure."""
+    argument = _unwrapped(argument)
+    if not argument:
+        return False
+    depth, infix = 0, set()
+    for token in argument:
+        if token.subtype == "OPEN":
+            depth += 1
+        elif token.subtype == "CLOSE":
+            depth -= 1
+        elif depth == 0 and token.type == "OPERATOR-INFIX":
+            infix.add(token.value)
+    if infix & {"=", "<>", "<", ">", "<=", ">="}:
+        return True
+    if infix or argument[0].type == "OPERATOR-PREFIX" or argument[-1].type == "OPERATOR-POSTFIX":
+        return bool(infix - {"+", "-", "*", "/", "^"})  # arithmetic gives numbers ("&" text)
+    if argument[0].type == "ARRAY":
+        return any(t.subtype == "LOGICAL" for t in argument)
+    if len(argument) == 1:
+        return argument[0].subtype == "LOGICAL"
+    if argument[0].type != "FUNC" or _top_level_end(argument, 0) != len(argument) - 1:
+        return True
+    name, args = _bare(argument[0].value[:-1].strip()), _arguments(argument)
+    if name in _LOGICAL_RESULTS:
+        return True
+    if name == "IF":
+        return len(args) < 3 or any(_may_hold_logical(a) for a in args[1:])
+    if name in ("IFERROR", "IFNA"):
+        return any(_may_hold_logical(a) for a in args)
+    if name in ("IFS", "SWITCH"):
+        return True
+    if name == "CHOOSE":
+        return any(_may_hold_logical(a) for a in args[1:])
+    return name in _REFERENCE_FUNCTIONS  # a reference's cells may be logical; other functions give numbers or text
 
 
 def _load(path, functions) -> "_Run":
