@@ -1069,7 +1069,7 @@ def plan(book, xlmvar_names) -> Plan:
         source = fc.text
         if any_name is not None and any_name.search(text):  # IronCalc evaluates no name that is
             try:                                             # not a plain reference
-                source = _inline_names(source, fc.target.sheet, book, resolver)
+                source = _inline_names(source, fc.target.sheet, book, resolver, at=(fc.target.r0, fc.target.c0))
             except Unsupported as exc:
                 out.kept[i] = str(exc)
                 continue
@@ -1183,9 +1183,49 @@ def _may_be_large(text: str) -> bool:
 _COMPUTED_REFERENCE = re.compile(r"\b(?:OFFSET|INDIRECT|INDEX|CHOOSE|IF)\s*\(|:\s*[A-Za-z_][A-Za-z0-9_.]*\s*\(|\)\s*:", re.I)
 
 
-def _inline_names(text: str, sheet: str, book, resolver, depth: int = 0) -> str:
+#: A cell reference with a relative row or column (``B1``, ``$B1``, ``B$1``, ``B:B``, ``1:1``).
+_RELATIVE = re.compile(r"(?<![A-Za-z0-9_.$\\])(?:[A-Za-z]{1,3}\$?[0-9]+|\$[A-Za-z]{1,3}[0-9]+|\$?[A-Za-z]{1,3}:\$?[A-Za-z]{1,3}"
+                       r"|\$?[0-9]+:\$?[0-9]+)(?![A-Za-z0-9_(!])")
+_CELL_PART = re.compile(r"^(?:(\$?)([A-Za-z]{1,3}))?(?:(\$?)([0-9]{1,7}))?$")
+
+
+def _moved(definition: str, rows: int, columns: int) -> str:
+    """``definition`` with every relative row moved ``rows`` down and every relative column
+    ``columns`` right, wrapping past the last row or column as Excel does
+    (``Risk!$B1:$C1`` moved 2 rows is ``Risk!$B3:$C3``; ``A1048576`` moved 1 row is ``A1``)."""
+    from ._evaluator import MAX_COL, MAX_ROW, _tokens
+
+    def part(text: str) -> str:
+        m = _CELL_PART.match(text)
+        if not m or not (m.group(2) or m.group(4)):
+            return text
+        dc, col, dr, row = m.groups()
+        if col and not dc:
+            col = col_letters((col_index(col) - 1 + columns) % MAX_COL + 1)
+        if row and not dr:
+            row = str((int(row) - 1 + rows) % MAX_ROW + 1)
+        return f"{dc or ''}{col or ''}{dr or ''}{row or ''}"
+
+    out = []
+    for token in _tokens(definition):
+        value = token.value
+        if token.type == "OPERAND" and token.subtype == "RANGE" and not _is_structured(value):
+            sheet, bang, ref = value.rpartition("!")
+            if all(_CELL_PART.match(p) for p in ref.split(":")):
+                value = sheet + bang + ":".join(part(p) for p in ref.split(":"))
+        out.append(value)
+    return "".join(out)
+
+
+def _inline_names(text: str, sheet: str, book, resolver, depth: int = 0, at: tuple = (1, 1)) -> str:
     """``text`` with each defined name that is not a plain reference replaced by its
     definition in parentheses (``(0.99)``, ``(S!$B$1:INDEX(S!$B:$B,3))``).
+
+    A name whose definition holds a relative reference (``RowPos = Risk!$B1:$C1``) is written
+    out for the cell ``at`` (row, column) that uses it: the file stores it relative to A1, so
+    in row ``r``, column ``c`` it means the reference moved ``r - 1`` rows and ``c - 1``
+    columns, wrapping past the sheet's edge as Excel does (``Risk!$B3:$C3`` in row 3).
+    IronCalc reads such a name as absolute.
 
     IronCalc does not evaluate a name that is a constant or a formula
     (``IFERROR(Conf,0.95)`` gave 0.95 for ``Conf = 0.99``); written out, it does.  A name that
@@ -1206,8 +1246,11 @@ def _inline_names(text: str, sheet: str, book, resolver, depth: int = 0) -> str:
             definition = book.names.get((sheet, value.upper())) or book.names.get(("", value.upper()))
             if definition:
                 definition = definition.lstrip("=")
+                relative = _RELATIVE.search(_without_strings(definition)) is not None
+                if relative:
+                    definition = _moved(definition, at[0] - 1, at[1] - 1)
                 if depth < 10:
-                    definition = _inline_names(definition, sheet, book, resolver, depth + 1)
+                    definition = _inline_names(definition, sheet, book, resolver, depth + 1, at)
                 try:
                     plain = resolver.rect(definition, sheet) is not None
                 except Unsupported:  # another workbook: left to the rules for those
@@ -1219,6 +1262,8 @@ def _inline_names(text: str, sheet: str, book, resolver, depth: int = 0) -> str:
                                       "which the headless calculator does not evaluate")
                 if not plain:  # a reference stays a name (see _scalar_use)
                     value, changed = f"({definition})", True
+                elif relative:  # IronCalc would read it as absolute
+                    value, changed = definition, True
         out.append(value)
     return "".join(out) if changed else text
 
