@@ -1444,6 +1444,8 @@ def _keeps_array_value(out: Plan, i: int, text: str, fc, resolver) -> bool:
     """Keep Excel's value of formula ``i`` (record why in ``out.kept``) when it gives an
     array value where IronCalc differs from Excel without a word (see
     :func:`_array_value_use`); whether it did."""
+    if not (fc.array or fc.dynamic or fc.target.area > 1) and "{" not in text and "SUMPRODUCT" not in text.upper():
+        return False  # a legacy formula without an array constant: no argument is an array
     why = _array_value_use(text, fc, resolver) if _ARRAY_VALUE_CALL.search(text) else None
     if why:
         out.kept[i] = why
