@@ -3,7 +3,8 @@ differs from Excel's without a word (issue 11, silent wrong values found in revi
 
 Every expected value is Excel's, worked out by hand from the cells written (B1:B5 = 3, 1, 4,
 1, 5; C1:C5 = x, y, x, y, x, so the "x" rows hold 3, 4, 5); LibreOffice agrees on every one
-(``/tmp/review/lo_check.py``) except MEDIAN({1,TRUE,3}), where it counts TRUE as Excel does not.
+(``/tmp/review/lo_check.py``) except MEDIAN({1,TRUE,3}), where it counts TRUE as Excel does not,
+and SUMXMY2 over a text, where it gives #VALUE!.
 A formula IronCalc would get wrong keeps the value Excel cached (written here as Excel's
 value) and is reported with the function and the argument; the ordinary formulas beside it
 are computed (their cached value is a planted -1).
@@ -67,6 +68,9 @@ def test_aggregates_over_an_array_value_keep_excels_value(tmp_path):
         "A9": ("=MEDIAN({1,TRUE,3})", 2.0),  # Excel ignores TRUE in an array; IronCalc 1
         "A10": ("=SUMPRODUCT(COUNT(B1:B5*1))", 5.0),  # an array inside SUMPRODUCT; IronCalc 0
         "A11": ('{=AVERAGE((C1:C5="x"),4)}', 4.0),  # the comparison's logicals ignored; IronCalc 7/6
+        "A12": ('{=_xlfn.SKEW.P(IF(C1:C5="x",B1:B5))}', 0.0),  # IronCalc -0.132
+        "A13": ('{=SUMXMY2(IF(C1:C5="x",B1:B5,""),B1:B5)}', 0.0),  # pairs with a text dropped; IronCalc 2
+        "A14": ('{=COVAR(IF(C1:C5="x",B1:B5),B1:B5*B1:B5)}', np.cov(x, x * x, bias=True)[0, 1]),  # IronCalc #N/A
     }
     computed = {
         "D1": ("=AVERAGE(B1:B5)", 2.8),
@@ -79,6 +83,8 @@ def test_aggregates_over_an_array_value_keep_excels_value(tmp_path):
         "D8": ('{=SUM(IF(C1:C5="x",B1:B5))}', 12.0),
         "D9": ('{=MAX(IF(C1:C5="x",B1:B5))}', 5.0),
         "D10": ("=MEDIAN(B1:B5)", 3.0),
+        "D11": ('{=CORREL(IF(C1:C5="x",B1:B5),B1:B5*B1:B5)}', np.corrcoef(x, x * x)[0, 1]),  # pairs dropped, as Excel
+        "D12": ('{=SKEW(IF(C1:C5="x",B1:B5,""))}', 0.0),
     }
     names = {"A1": ("AVERAGE", 'IF(C1:C5="x",B1:B5)'), "A4": ("COUNT", "{1,2,3}"), "A6": ("NPV", "B1:B5*1"),
              "A9": ("MEDIAN", "{1,TRUE,3}")}

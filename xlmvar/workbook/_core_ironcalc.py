@@ -1418,20 +1418,26 @@ def _clipped_text(text: str, sheet: str, resolver, book) -> str:
 #: one by one against Excel's rules (and LibreOffice): ``"skipped"``: it ignores the array
 #: (``COUNT({1,2,3})`` is 0, ``NPV(0.1,B1:B5*1)`` 0); ``"logical"``: it treats the logical
 #: values of the array otherwise than Excel (Excel ignores them in AVERAGE... and counts them
-#: in VARA...: ``AVERAGE(IF(C1:C5="x",B1:B5))`` averages IF's FALSEs as 0).  The value gives
-#: the first argument concerned (NPV's rate is a number).  STDEV, VAR, MIN, MAX, SUM, SUMSQ,
-#: AVEDEV, DEVSQ, MODE, LARGE, SMALL, PERCENTILE, QUARTILE, RANK, COUNTA give Excel's value.
+#: in VARA...: ``AVERAGE(IF(C1:C5="x",B1:B5))`` averages IF's FALSEs as 0); ``"pairs"``: it
+#: takes a logical or a text of the array as 0 where Excel drops the pair
+#: (``SUMXMY2(IF(C1:C5="x",B1:B5,""),B1:B5)``), or gives #N/A (COVAR).  The value gives the first
+#: argument concerned (NPV's rate is a number).  STDEV, VAR, MIN, MAX, SUM, SUMSQ, AVEDEV,
+#: DEVSQ, MODE, LARGE, SMALL, PERCENTILE, QUARTILE, RANK, COUNTA, TRIMMEAN, FREQUENCY, IRR,
+#: MIRR, XNPV, CORREL, PEARSON, RSQ, SLOPE, INTERCEPT, STEYX, FORECAST, SUMPRODUCT give Excel's
+#: value over such arrays (measured), and all of them over a text-and-number array.
 _ARRAY_VALUE_AGGREGATES = {
     "COUNT": ("skipped", 0), "NPV": ("skipped", 1),
-    "AVERAGE": ("logical", 0), "MEDIAN": ("logical", 0), "SKEW": ("logical", 0), "KURT": ("logical", 0),
-    "GEOMEAN": ("logical", 0), "HARMEAN": ("logical", 0), "VARA": ("logical", 0), "VARPA": ("logical", 0),
-    "STDEVA": ("logical", 0), "STDEVPA": ("logical", 0),
+    "AVERAGE": ("logical", 0), "MEDIAN": ("logical", 0), "SKEW": ("logical", 0), "SKEW.P": ("logical", 0),
+    "KURT": ("logical", 0), "GEOMEAN": ("logical", 0), "HARMEAN": ("logical", 0), "VARA": ("logical", 0),
+    "VARPA": ("logical", 0), "STDEVA": ("logical", 0), "STDEVPA": ("logical", 0),
+    "SUMX2MY2": ("pairs", 0), "SUMX2PY2": ("pairs", 0), "SUMXMY2": ("pairs", 0), "COVAR": ("pairs", 0),
+    "COVARIANCE.S": ("pairs", 0), "COVARIANCE.P": ("pairs", 0),
 }
 #: Functions whose criteria (the arguments at odd or even positions from the given one) Excel
 #: evaluates once per element of an array given there, returning an array
 #: (``COUNTIF(C1:C5,{"x","y"})`` is ``{3,2}``); IronCalc 0.9 gives 0 or #DIV/0! (SUMIF it lifts).
 _ARRAY_CRITERIA = {"COUNTIF": 1, "COUNTIFS": 1, "AVERAGEIF": 1, "AVERAGEIFS": 2, "SUMIFS": 2, "MAXIFS": 2, "MINIFS": 2}
-#: Functions that return a logical value (or may, through their branches: :func:`_may_hold_logical`).
+#: Functions that return a logical value (or may, through their branches: :func:`_may_hold`).
 _LOGICAL_RESULTS = frozenset("""ISBLANK ISNUMBER ISTEXT ISERROR ISERR ISNA ISLOGICAL ISNONTEXT ISFORMULA ISREF
 ISEVEN ISODD AND OR XOR NOT TRUE FALSE EXACT""".split())
 #: Functions that return a reference: ``AVERAGE(INDEX(B1:C5,0,1))`` reads a range.
@@ -1510,9 +1516,10 @@ def _array_argument_reason(name: str, position: int, argument: list, resolver, s
     if kind == "skipped":
         return (f"gives {name} the array value {text} (not a reference), which the headless calculator's core "
                 "ignores (Excel counts its numbers)")
-    if _may_hold_logical(argument):
-        return (f"gives {name} the array value {text}, which may hold logical values (IF without a third "
-                f"argument gives FALSE): the headless calculator's core does not treat them as Excel does")
+    if _may_hold(argument, text=kind == "pairs"):
+        held = "logical values or text" if kind == "pairs" else "logical values"
+        return (f"gives {name} the array value {text}, which may hold {held} (IF without a third argument "
+                f"gives FALSE): the headless calculator's core does not treat them as Excel does")
     return None
 
 
@@ -1583,11 +1590,12 @@ def _arguments(call: list) -> list:
     return args + [current]
 
 
-def _may_hold_logical(argument: list) -> bool:
-    """Whether the array value ``argument`` may hold TRUE or FALSE: a comparison, a logical
-    constant, a function of :data:`_LOGICAL_RESULTS`, IF without its third argument, or an
-    IF/IFS/IFERROR/IFNA/CHOOSE/SWITCH one of whose results may; not arithmetic
-    (``--(C1:C5="x")``, ``B1:B5*2``) nor text.  Conservative: True when unsure."""
+def _may_hold(argument: list, text: bool = False) -> bool:
+    """Whether the array value ``argument`` may hold TRUE or FALSE (or, with ``text``, a
+    text): a comparison, a logical constant, a function of :data:`_LOGICAL_RESULTS`, IF
+    without its third argument, or an IF/IFS/IFERROR/IFNA/CHOOSE/SWITCH one of whose results
+    may; not arithmetic (``--(C1:C5="x")``, ``B1:B5*2``).  A range's cells count as numbers.
+    Conservative: True when unsure."""
     argument = _unwrapped(argument)
     if not argument:
         return False
@@ -1602,25 +1610,25 @@ def _may_hold_logical(argument: list) -> bool:
     if infix & {"=", "<>", "<", ">", "<=", ">="}:
         return True
     if infix or argument[0].type == "OPERATOR-PREFIX" or argument[-1].type == "OPERATOR-POSTFIX":
-        return bool(infix - {"+", "-", "*", "/", "^"})  # arithmetic gives numbers ("&" text)
+        return text and bool(infix - {"+", "-", "*", "/", "^"})  # arithmetic gives numbers, "&" text
     if argument[0].type == "ARRAY":
-        return any(t.subtype == "LOGICAL" for t in argument)
+        return any(t.subtype == "LOGICAL" or text and t.subtype == "TEXT" for t in argument)
     if len(argument) == 1:
-        return argument[0].subtype == "LOGICAL"
+        return argument[0].subtype == "LOGICAL" or text and argument[0].subtype == "TEXT"
     if argument[0].type != "FUNC" or _top_level_end(argument, 0) != len(argument) - 1:
         return True
     name, args = _bare(argument[0].value[:-1].strip()), _arguments(argument)
     if name in _LOGICAL_RESULTS:
         return True
     if name == "IF":
-        return len(args) < 3 or any(_may_hold_logical(a) for a in args[1:])
+        return len(args) < 3 or any(_may_hold(a, text) for a in args[1:])
     if name in ("IFERROR", "IFNA"):
-        return any(_may_hold_logical(a) for a in args)
+        return any(_may_hold(a, text) for a in args)
     if name in ("IFS", "SWITCH"):
         return True
     if name == "CHOOSE":
-        return any(_may_hold_logical(a) for a in args[1:])
-    return name in _REFERENCE_FUNCTIONS  # a reference's cells may be logical; other functions give numbers or text
+        return any(_may_hold(a, text) for a in args[1:])
+    return text or name in _REFERENCE_FUNCTIONS  # a reference's cells may be logical; others give numbers or text
 
 
 def _load(path, functions) -> "_Run":
