@@ -6,8 +6,9 @@ Every expected value is Excel's, worked out by hand from the cells written (B1:B
 (``/tmp/review/lo_check.py``) except MEDIAN({1,TRUE,3}), where it counts TRUE as Excel does not,
 and SUMXMY2 over a text, where it gives #VALUE!.
 A formula IronCalc would get wrong keeps the value Excel cached (written here as Excel's
-value) and is reported with the function and the argument; the ordinary formulas beside it
-are computed (their cached value is a planted -1).
+value) and is reported with the function and the argument, or, where an exact rewrite
+exists, is computed; so are the ordinary formulas beside them (their cached value is a
+planted -1).
 """
 
 from __future__ import annotations
@@ -54,25 +55,28 @@ def _check(tmp_path, kept: dict, computed: dict, names: dict) -> None:
         assert function in reasons[cell] and argument in reasons[cell], reasons[cell]
 
 
-def test_aggregates_over_an_array_value_keep_excels_value(tmp_path):
+def test_aggregates_over_an_array_value_keep_excels_value_or_are_rewritten(tmp_path):
     x = np.array([3.0, 4.0, 5.0])  # the "x" rows: Excel ignores IF's FALSEs for the others
     kept = {
-        "A1": ('{=AVERAGE(IF(C1:C5="x",B1:B5))}', x.mean()),  # IronCalc 2.4 (FALSE as 0)
-        "A2": ('{=MEDIAN(IF(C1:C5="x",B1:B5))}', 4.0),  # IronCalc 3
         "A3": ('{=COUNT(IF(C1:C5="x",B1:B5))}', 3.0),  # IronCalc 0 (array ignored)
         "A4": ("=COUNT({1,2,3})", 3.0),  # IronCalc 0
-        "A5": ('{=SKEW(IF(C1:C5="x",B1:B5))}', 0.0),  # symmetric; IronCalc -0.197
         "A6": ("{=NPV(0.1,B1:B5*1)}", sum(v / 1.1 ** (k + 1) for k, v in enumerate([3, 1, 4, 1, 5]))),  # IronCalc 0
-        "A7": ('{=GEOMEAN(IF(C1:C5="x",B1:B5))}', 60 ** (1 / 3)),  # IronCalc #NUM!
-        "A8": ('{=HARMEAN(IF(C1:C5="x",B1:B5))}', 3 / (1 / 3 + 1 / 4 + 1 / 5)),  # IronCalc #NUM!
         "A9": ("=MEDIAN({1,TRUE,3})", 2.0),  # Excel ignores TRUE in an array; IronCalc 1
         "A10": ("=SUMPRODUCT(COUNT(B1:B5*1))", 5.0),  # an array inside SUMPRODUCT; IronCalc 0
         "A11": ('{=AVERAGE((C1:C5="x"),4)}', 4.0),  # the comparison's logicals ignored; IronCalc 7/6
-        "A12": ('{=_xlfn.SKEW.P(IF(C1:C5="x",B1:B5))}', 0.0),  # IronCalc -0.132
         "A13": ('{=SUMXMY2(IF(C1:C5="x",B1:B5,""),B1:B5)}', 0.0),  # pairs with a text dropped; IronCalc 2
         "A14": ('{=COVAR(IF(C1:C5="x",B1:B5),B1:B5*B1:B5)}', np.cov(x, x * x, bias=True)[0, 1]),  # IronCalc #N/A
+        "A15": ('{=AVERAGE(IF(C1:C5="x",IF(B1:B5>3,B1:B5)))}', 4.5),  # nested IF: FALSEs either way; kept
     }
-    computed = {
+    skew = 0.0  # 3, 4, 5 is symmetric
+    computed = {  # IF(c, v) given "" as its third argument (equal in Excel), which IronCalc reads right
+        "A1": ('{=AVERAGE(IF(C1:C5="x",B1:B5))}', x.mean()),  # IronCalc 2.4 (FALSE as 0)
+        "A2": ('{=MEDIAN(IF(C1:C5="x",B1:B5))}', 4.0),  # IronCalc 3
+        "A5": ('{=SKEW(IF(C1:C5="x",B1:B5))}', skew),  # IronCalc -0.197
+        "A7": ('{=GEOMEAN(IF(C1:C5="x",B1:B5))}', 60 ** (1 / 3)),  # IronCalc #NUM!
+        "A8": ('{=HARMEAN(IF(C1:C5="x",B1:B5))}', 3 / (1 / 3 + 1 / 4 + 1 / 5)),  # IronCalc #NUM!
+        "A12": ('{=_xlfn.SKEW.P(IF(C1:C5="x",B1:B5))}', skew),  # IronCalc -0.132
+        "A16": ('{=AVERAGE(IF(C1:C5="x",B1:B5),IF(C1:C5="y",B1:B5 * 10))}', (3 + 4 + 5 + 10 + 10) / 5),  # IronCalc 3.2
         "D1": ("=AVERAGE(B1:B5)", 2.8),
         "D2": ("=COUNT(B1:B5)", 5.0),
         "D3": ("=NPV(0.1,B1:B5)", kept["A6"][1]),
@@ -84,10 +88,10 @@ def test_aggregates_over_an_array_value_keep_excels_value(tmp_path):
         "D9": ('{=MAX(IF(C1:C5="x",B1:B5))}', 5.0),
         "D10": ("=MEDIAN(B1:B5)", 3.0),
         "D11": ('{=CORREL(IF(C1:C5="x",B1:B5),B1:B5*B1:B5)}', np.corrcoef(x, x * x)[0, 1]),  # pairs dropped, as Excel
-        "D12": ('{=SKEW(IF(C1:C5="x",B1:B5,""))}', 0.0),
+        "D12": ('{=SKEW(IF(C1:C5="x",B1:B5,""))}', skew),
     }
-    names = {"A1": ("AVERAGE", 'IF(C1:C5="x",B1:B5)'), "A4": ("COUNT", "{1,2,3}"), "A6": ("NPV", "B1:B5*1"),
-             "A9": ("MEDIAN", "{1,TRUE,3}")}
+    names = {"A4": ("COUNT", "{1,2,3}"), "A6": ("NPV", "B1:B5*1"), "A9": ("MEDIAN", "{1,TRUE,3}"),
+             "A11": ("AVERAGE", '(C1:C5="x")'), "A15": ("AVERAGE", 'IF(C1:C5="x",IF(B1:B5>3,B1:B5))')}
     _check(tmp_path, kept, computed, names)
 
 

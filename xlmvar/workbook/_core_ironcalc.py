@@ -1074,7 +1074,8 @@ def plan(book, xlmvar_names) -> Plan:
                 out.kept[i] = str(exc)
                 continue
             text = _without_strings(source)
-        if _keeps_array_value(out, i, source, fc, resolver):  # (an array value IronCalc misreads)
+        source = _array_values(out, i, source, fc, resolver)  # (array values IronCalc misreads)
+        if source is None:
             continue
         t = fc.target
         one = t.r0 == t.r1 and t.c0 == t.c1 and not fc.array
@@ -1446,20 +1447,35 @@ _ARRAY_VALUE_CALL = re.compile(r"(?<![A-Za-z0-9_.\\])(?:_xlfn\.)?(" + "|".join(
     sorted(set(_ARRAY_VALUE_AGGREGATES) | set(_ARRAY_CRITERIA), key=len, reverse=True)) + r")\s*\(", re.I)
 
 
-def _keeps_array_value(out: Plan, i: int, text: str, fc, resolver) -> bool:
-    """Keep Excel's value of formula ``i`` (record why in ``out.kept``) when it gives an
-    array value where IronCalc differs from Excel without a word (see
-    :func:`_array_value_use`); whether it did."""
+def _array_values(out: Plan, i: int, text: str, fc, resolver) -> str | None:
+    """``text`` (formula ``i``, ``fc``) as IronCalc may evaluate it, or None when it keeps
+    Excel's value (the reason recorded in ``out.kept``): it gives an array value where
+    IronCalc differs from Excel without a word (see :func:`_array_value_use`).
+
+    The commonest case is rewritten exactly instead: ``AVERAGE(IF(C1:C5="x",B1:B5))`` is
+    ``AVERAGE(IF(C1:C5="x",B1:B5,""))`` in Excel (the FALSEs and the texts of an array are
+    both ignored by the functions of :data:`_TEXT_IGNORED`), which IronCalc computes right.
+    """
     if not (fc.array or fc.dynamic or fc.target.area > 1) and "{" not in text and "SUMPRODUCT" not in text.upper():
-        return False  # a legacy formula without an array constant: no argument is an array
-    why = _array_value_use(text, fc, resolver) if _ARRAY_VALUE_CALL.search(text) else None
+        return text  # a legacy formula without an array constant: no argument is an array
+    if not _ARRAY_VALUE_CALL.search(text):
+        return text
+    from ._evaluator import _tokens
+
+    tokens = _tokens(text)
+    why, closes = _array_value_use(tokens, fc, resolver)
     if why:
         out.kept[i] = why
-    return bool(why)
+        return None
+    if not closes:
+        return text
+    return "".join(',"")' if k in closes else t.value for k, t in enumerate(tokens))
 
 
-def _array_value_use(text: str, fc, resolver) -> str | None:
-    """Why ``text`` (formula ``fc``) keeps Excel's value, or None.
+def _array_value_use(tokens: list, fc, resolver) -> tuple[str | None, set]:
+    """Why the formula ``fc`` (its ``tokens``) keeps Excel's value, or None; and the
+    tokens closing an ``IF(condition, value)`` that may be given a third argument ``""``
+    instead (an argument of a function of :data:`_TEXT_IGNORED` whose value holds no logical).
 
     * an aggregate of :data:`_ARRAY_VALUE_AGGREGATES` given an array value (not a bare
       reference) that IronCalc ignores (COUNT, NPV), or that may hold logical values
@@ -1470,10 +1486,8 @@ def _array_value_use(text: str, fc, resolver) -> str | None:
     arrays (an array formula, or inside SUMPRODUCT in a legacy one), a range of more than one
     cell; elsewhere Excel reads one cell of the range (implicit intersection), as IronCalc does.
     """
-    from ._evaluator import _tokens
-
-    tokens = _tokens(text)
     array_formula = fc.array or fc.dynamic or fc.target.area > 1
+    closes = set()
     frames = []  # [function, argument index, first token of the argument, array context]
     depth_array = 0
     for k, token in enumerate(tokens):
@@ -1489,15 +1503,36 @@ def _array_value_use(text: str, fc, resolver) -> str | None:
             frames.append([name, 0, k + 1, context])
         elif frames and (kind == "SEP" and sub == "ARG" or kind in ("FUNC", "PAREN") and sub == "CLOSE"):
             name, position, start, context = frames[-1]
-            why = _array_argument_reason(name, position, tokens[start:k], resolver, fc.target.sheet, context)
-            if why:
-                return why
+            argument = tokens[start:k]
+            why = _array_argument_reason(name, position, argument, resolver, fc.target.sheet, context)
+            close = _else_missing(argument) if why and name in _TEXT_IGNORED else None
+            if close is not None:
+                closes.add(start + close)
+            elif why:
+                return why, set()
             if sub == "CLOSE":
                 frames.pop()
             else:
                 frames[-1][1] += 1
                 frames[-1][2] = k + 1
-    return None
+    return None, closes
+
+
+#: Functions that ignore the logical values and the texts of an array alike, in Excel and
+#: (the texts) in IronCalc: an IF's missing third argument may be "" there (measured).
+_TEXT_IGNORED = frozenset({"AVERAGE", "MEDIAN", "SKEW", "SKEW.P", "KURT", "GEOMEAN", "HARMEAN"})
+
+
+def _else_missing(argument: list) -> int | None:
+    """Index (in ``argument``) of the token closing ``argument`` when it is exactly
+    ``IF(condition, value)`` and ``value`` holds no logical value; else None."""
+    start = next((k for k, t in enumerate(argument) if t.type != "WHITE-SPACE"), None)
+    end = max((k for k, t in enumerate(argument) if t.type != "WHITE-SPACE"), default=None)
+    if start is None or argument[start].type != "FUNC" or _bare(argument[start].value[:-1].strip()) != "IF" \
+            or _top_level_end(argument, start) != end:
+        return None
+    args = _arguments(argument[start:end + 1])
+    return end if len(args) == 2 and not _may_hold(args[1]) else None
 
 
 def _array_argument_reason(name: str, position: int, argument: list, resolver, sheet: str, context: bool) -> str | None:
