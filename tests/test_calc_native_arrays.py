@@ -103,6 +103,8 @@ def test_an_array_as_a_criterion_keeps_excels_value(tmp_path):
         "A4": ("=SUMPRODUCT(1/COUNTIF(C1:C5,C1:C5))", 2.0),  # distinct count; IronCalc #DIV/0!
         "A5": ('=SUM(AVERAGEIF(C1:C5,{"x","y"},B1:B5))', 4.0 + 1.0),  # IronCalc #DIV/0!
         "A6": ('=SUMPRODUCT(COUNTIF(B1:B5,">"&B1:B5))', 2 + 3 + 1 + 3 + 0),  # IronCalc 0
+        "A7": ("{=SUM(RANK(B1:B5,B1:B5))}", 3 + 4 + 2 + 4 + 1),  # ranks of 3,1,4,1,5; IronCalc 1
+        "A8": ("{=SUM(_xlfn.RANK.AVG(B1:B5,B1:B5))}", 3 + 4.5 + 2 + 4.5 + 1),  # IronCalc 4.5
     }
     computed = {
         "D1": ('=COUNTIF(C1:C5,"x")', 3.0),
@@ -110,9 +112,11 @@ def test_an_array_as_a_criterion_keeps_excels_value(tmp_path):
         "D3": ("=COUNTIF(C1:C5,C3)", 3.0),
         "D4": ('=SUM(SUMIF(C1:C5,{"x","y"},B1:B5))', 14.0),  # SUMIF IronCalc applies per element
         "D5": ('{=SUM(COUNTIF(C1:C5,"x")*B1:B5)}', 3.0 * 14),
+        "D6": ("=RANK(B3,B1:B5)", 2.0),
+        "D7": ("{=RANK(4,B1:B5)}", 2.0),
     }
     names = {"A1": ("COUNTIF", '{"x","y"}'), "A2": ("SUMIFS", '{"x";"y"}'), "A4": ("COUNTIF", "C1:C5"),
-             "A6": ("COUNTIF", '">"&B1:B5')}
+             "A6": ("COUNTIF", '">"&B1:B5'), "A7": ("RANK", "B1:B5")}
     _check(tmp_path, kept, computed, names)
 
 

@@ -1434,17 +1434,20 @@ _ARRAY_VALUE_AGGREGATES = {
     "SUMX2MY2": ("pairs", 0), "SUMX2PY2": ("pairs", 0), "SUMXMY2": ("pairs", 0), "COVAR": ("pairs", 0),
     "COVARIANCE.S": ("pairs", 0), "COVARIANCE.P": ("pairs", 0),
 }
-#: Functions whose criteria (the arguments at odd or even positions from the given one) Excel
-#: evaluates once per element of an array given there, returning an array
-#: (``COUNTIF(C1:C5,{"x","y"})`` is ``{3,2}``); IronCalc 0.9 gives 0 or #DIV/0! (SUMIF it lifts).
-_ARRAY_CRITERIA = {"COUNTIF": 1, "COUNTIFS": 1, "AVERAGEIF": 1, "AVERAGEIFS": 2, "SUMIFS": 2, "MAXIFS": 2, "MINIFS": 2}
+#: Functions that take one value at some arguments (the criteria: from the first position
+#: given, every second one; RANK's number: that one only) and that Excel evaluates once per
+#: element of an array given there, returning an array (``COUNTIF(C1:C5,{"x","y"})`` is
+#: ``{3,2}``, ``{=SUM(RANK(B1:B5,B1:B5))}`` sums five ranks); IronCalc 0.9 gives 0, #DIV/0! or
+#: one rank (SUMIF it applies per element, as Excel).  ``(first position, step)``.
+_ARRAY_CRITERIA = {"COUNTIF": (1, 2), "COUNTIFS": (1, 2), "AVERAGEIF": (1, 2), "AVERAGEIFS": (2, 2), "SUMIFS": (2, 2),
+                   "MAXIFS": (2, 2), "MINIFS": (2, 2), "RANK": (0, 0), "RANK.EQ": (0, 0), "RANK.AVG": (0, 0)}
 #: Functions that return a logical value (or may, through their branches: :func:`_may_hold`).
 _LOGICAL_RESULTS = frozenset("""ISBLANK ISNUMBER ISTEXT ISERROR ISERR ISNA ISLOGICAL ISNONTEXT ISFORMULA ISREF
 ISEVEN ISODD AND OR XOR NOT TRUE FALSE EXACT""".split())
 #: Functions that return a reference: ``AVERAGE(INDEX(B1:C5,0,1))`` reads a range.
 _REFERENCE_FUNCTIONS = frozenset({"OFFSET", "INDEX", "INDIRECT"})
 _ARRAY_VALUE_CALL = re.compile(r"(?<![A-Za-z0-9_.\\])(?:_xlfn\.)?(" + "|".join(
-    sorted(set(_ARRAY_VALUE_AGGREGATES) | set(_ARRAY_CRITERIA), key=len, reverse=True)) + r")\s*\(", re.I)
+    map(re.escape, sorted(set(_ARRAY_VALUE_AGGREGATES) | set(_ARRAY_CRITERIA), key=len, reverse=True))) + r")\s*\(", re.I)
 
 
 def _array_values(out: Plan, i: int, text: str, fc, resolver) -> str | None:
@@ -1540,10 +1543,12 @@ def _array_argument_reason(name: str, position: int, argument: list, resolver, s
     formula keep Excel's value (see :func:`_array_value_use`), or None."""
     text = "".join(t.value for t in argument)
     if name in _ARRAY_CRITERIA:
-        first = _ARRAY_CRITERIA[name]
-        if position >= first and (position - first) % 2 == 0 and _is_array(argument, resolver, sheet, context):
-            return (f"gives {name} the array {text} as a criterion (Excel evaluates {name} once per element), "
-                    "which the headless calculator's core does not: it would give 0")
+        first, step = _ARRAY_CRITERIA[name]
+        at = position == first if not step else position >= first and (position - first) % step == 0
+        if at and _is_array(argument, resolver, sheet, context):
+            what = "a criterion" if step else f"argument {position + 1}, which takes one value"
+            return (f"gives {name} the array {text} as {what} (Excel evaluates {name} once per element), "
+                    "which the headless calculator's core does not")
         return None
     kind, first = _ARRAY_VALUE_AGGREGATES.get(name, (None, 0))
     if kind is None or position < first or _is_reference(argument) or not _is_array(argument, resolver, sheet, context):
