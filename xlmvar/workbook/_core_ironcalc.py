@@ -1185,8 +1185,9 @@ _COMPUTED_REFERENCE = re.compile(r"\b(?:OFFSET|INDIRECT|INDEX|CHOOSE|IF)\s*\(|:\
 
 
 #: A cell reference with a relative row or column (``B1``, ``$B1``, ``B$1``, ``B:B``, ``1:1``).
-_RELATIVE = re.compile(r"(?<![A-Za-z0-9_.$\\])(?:[A-Za-z]{1,3}\$?[0-9]+|\$[A-Za-z]{1,3}[0-9]+|\$?[A-Za-z]{1,3}:\$?[A-Za-z]{1,3}"
-                       r"|\$?[0-9]+:\$?[0-9]+)(?![A-Za-z0-9_(!])")
+_RELATIVE = re.compile(r"(?<![A-Za-z0-9_.$\\])(?:[A-Za-z]{1,3}\$?[0-9]+|\$[A-Za-z]{1,3}[0-9]+"
+                       r"|[A-Za-z]{1,3}:\$?[A-Za-z]{1,3}|\$[A-Za-z]{1,3}:[A-Za-z]{1,3}|[0-9]+:\$?[0-9]+|\$[0-9]+:[0-9]+)"
+                       r"(?![A-Za-z0-9_(!])")
 _CELL_PART = re.compile(r"^(?:(\$?)([A-Za-z]{1,3}))?(?:(\$?)([0-9]{1,7}))?$")
 
 
