@@ -1484,7 +1484,7 @@ def _array_value_use(tokens: list, fc, resolver) -> tuple[str | None, set]:
     * an aggregate of :data:`_ARRAY_VALUE_AGGREGATES` given an array value (not a bare
       reference) that IronCalc ignores (COUNT, NPV), or that may hold logical values
       (``IF(...)`` without its third argument, a comparison, ``{1,TRUE}``);
-    * a function of :data:`_ARRAY_CRITERIA` given an array as a criterion.
+    * a function of :data:`_ARRAY_CRITERIA` given an array as a criterion (or as the number RANK ranks).
 
     An argument is an array when it holds an array constant, or, where Excel evaluates
     arrays (an array formula, or inside SUMPRODUCT in a legacy one), a range of more than one
