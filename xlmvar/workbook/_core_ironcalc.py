@@ -1127,11 +1127,14 @@ def plan(book, xlmvar_names) -> Plan:
         source = fc.text
         if any_name is not None and any_name.search(text):  # IronCalc evaluates no name that is
             try:                                             # not a plain reference
-                source = _inline_names(source, fc.target.sheet, book, resolver)
+                source = _inline_names(source, fc.target.sheet, book, resolver, at=(fc.target.r0, fc.target.c0))
             except Unsupported as exc:
                 out.kept[i] = str(exc)
                 continue
             text = _without_strings(source)
+        source = _array_values(out, i, source, fc, resolver)  # (array values IronCalc misreads)
+        if source is None:
+            continue
         t = fc.target
         one = t.r0 == t.r1 and t.c0 == t.c1 and not fc.array
         legacy = one and (":" in text or (any_name is not None and any_name.search(text)))
@@ -1260,9 +1263,50 @@ def _may_be_large(text: str) -> bool:
 _COMPUTED_REFERENCE = re.compile(r"\b(?:OFFSET|INDIRECT|INDEX|CHOOSE|IF)\s*\(|:\s*[A-Za-z_][A-Za-z0-9_.]*\s*\(|\)\s*:", re.I)
 
 
-def _inline_names(text: str, sheet: str, book, resolver, depth: int = 0) -> str:
+#: A cell reference with a relative row or column (``B1``, ``$B1``, ``B$1``, ``B:B``, ``1:1``).
+_RELATIVE = re.compile(r"(?<![A-Za-z0-9_.$\\])(?:[A-Za-z]{1,3}\$?[0-9]+|\$[A-Za-z]{1,3}[0-9]+"
+                       r"|[A-Za-z]{1,3}:\$?[A-Za-z]{1,3}|\$[A-Za-z]{1,3}:[A-Za-z]{1,3}|[0-9]+:\$?[0-9]+|\$[0-9]+:[0-9]+)"
+                       r"(?![A-Za-z0-9_(!])")
+_CELL_PART = re.compile(r"^(?:(\$?)([A-Za-z]{1,3}))?(?:(\$?)([0-9]{1,7}))?$")
+
+
+def _moved(definition: str, rows: int, columns: int) -> str:
+    """``definition`` with every relative row moved ``rows`` down and every relative column
+    ``columns`` right, wrapping past the last row or column as Excel does
+    (``Risk!$B1:$C1`` moved 2 rows is ``Risk!$B3:$C3``; ``A1048576`` moved 1 row is ``A1``)."""
+    from ._evaluator import MAX_COL, MAX_ROW, _tokens
+
+    def part(text: str) -> str:
+        m = _CELL_PART.match(text)
+        if not m or not (m.group(2) or m.group(4)):
+            return text
+        dc, col, dr, row = m.groups()
+        if col and not dc:
+            col = col_letters((col_index(col) - 1 + columns) % MAX_COL + 1)
+        if row and not dr:
+            row = str((int(row) - 1 + rows) % MAX_ROW + 1)
+        return f"{dc or ''}{col or ''}{dr or ''}{row or ''}"
+
+    out = []
+    for token in _tokens(definition):
+        value = token.value
+        if token.type == "OPERAND" and token.subtype == "RANGE" and not _is_structured(value):
+            sheet, bang, ref = value.rpartition("!")
+            if all(_CELL_PART.match(p) for p in ref.split(":")):
+                value = sheet + bang + ":".join(part(p) for p in ref.split(":"))
+        out.append(value)
+    return "".join(out)
+
+
+def _inline_names(text: str, sheet: str, book, resolver, depth: int = 0, at: tuple = (1, 1)) -> str:
     """``text`` with each defined name that is not a plain reference replaced by its
     definition in parentheses (``(0.99)``, ``(S!$B$1:INDEX(S!$B:$B,3))``).
+
+    A name whose definition holds a relative reference (``RowPos = Risk!$B1:$C1``) is written
+    out for the cell ``at`` (row, column) that uses it: the file stores it relative to A1, so
+    in row ``r``, column ``c`` it means the reference moved ``r - 1`` rows and ``c - 1``
+    columns, wrapping past the sheet's edge as Excel does (``Risk!$B3:$C3`` in row 3).
+    IronCalc reads such a name as absolute.
 
     IronCalc does not evaluate a name that is a constant or a formula
     (``IFERROR(Conf,0.95)`` gave 0.95 for ``Conf = 0.99``); written out, it does.  A name that
@@ -1283,8 +1327,11 @@ def _inline_names(text: str, sheet: str, book, resolver, depth: int = 0) -> str:
             definition = book.names.get((sheet, value.upper())) or book.names.get(("", value.upper()))
             if definition:
                 definition = definition.lstrip("=")
+                relative = _RELATIVE.search(_without_strings(definition)) is not None
+                if relative:
+                    definition = _moved(definition, at[0] - 1, at[1] - 1)
                 if depth < 10:
-                    definition = _inline_names(definition, sheet, book, resolver, depth + 1)
+                    definition = _inline_names(definition, sheet, book, resolver, depth + 1, at)
                 try:
                     plain = resolver.rect(definition, sheet) is not None
                 except Unsupported:  # another workbook: left to the rules for those
@@ -1296,6 +1343,8 @@ def _inline_names(text: str, sheet: str, book, resolver, depth: int = 0) -> str:
                                       "which the headless calculator does not evaluate")
                 if not plain:  # a reference stays a name (see _scalar_use)
                     value, changed = f"({definition})", True
+                elif relative:  # IronCalc would read it as absolute
+                    value, changed = definition, True
         out.append(value)
     return "".join(out) if changed else text
 
@@ -1445,6 +1494,266 @@ def _clipped_text(text: str, sheet: str, resolver, book, extra: int = 0) -> str:
                     value, changed = f"'{name}'!{clipped.ref}", True
         out.append(value)
     return "".join(out) if changed else text
+
+
+# --------------------------------------------------------------------------------------
+# Array values (not references) given to aggregates and to criteria: IronCalc differs silently
+# --------------------------------------------------------------------------------------
+#: Aggregates that IronCalc 0.9 reads wrongly when an argument is an array *value* (an array
+#: constant, or an expression over a range in an array formula), not a reference, measured
+#: one by one against Excel's rules (and LibreOffice): ``"skipped"``: it ignores the array
+#: (``COUNT({1,2,3})`` is 0, ``NPV(0.1,B1:B5*1)`` 0); ``"logical"``: it treats the logical
+#: values of the array otherwise than Excel (Excel ignores them in AVERAGE... and counts them
+#: in VARA...: ``AVERAGE(IF(C1:C5="x",B1:B5))`` averages IF's FALSEs as 0); ``"pairs"``: it
+#: takes a logical or a text of the array as 0 where Excel drops the pair
+#: (``SUMXMY2(IF(C1:C5="x",B1:B5,""),B1:B5)``), or gives #N/A (COVAR).  The value gives the first
+#: argument concerned (NPV's rate is a number).  STDEV, VAR, MIN, MAX, SUM, SUMSQ, AVEDEV,
+#: DEVSQ, MODE, LARGE, SMALL, PERCENTILE, QUARTILE, RANK, COUNTA, TRIMMEAN, FREQUENCY, IRR,
+#: MIRR, XNPV, CORREL, PEARSON, RSQ, SLOPE, INTERCEPT, STEYX, FORECAST, SUMPRODUCT give Excel's
+#: value over such arrays (measured), and all of them over a text-and-number array.
+_ARRAY_VALUE_AGGREGATES = {
+    "COUNT": ("skipped", 0), "NPV": ("skipped", 1),
+    "AVERAGE": ("logical", 0), "MEDIAN": ("logical", 0), "SKEW": ("logical", 0), "SKEW.P": ("logical", 0),
+    "KURT": ("logical", 0), "GEOMEAN": ("logical", 0), "HARMEAN": ("logical", 0), "VARA": ("logical", 0),
+    "VARPA": ("logical", 0), "STDEVA": ("logical", 0), "STDEVPA": ("logical", 0),
+    "SUMX2MY2": ("pairs", 0), "SUMX2PY2": ("pairs", 0), "SUMXMY2": ("pairs", 0), "COVAR": ("pairs", 0),
+    "COVARIANCE.S": ("pairs", 0), "COVARIANCE.P": ("pairs", 0),
+}
+#: Functions that take one value at some arguments (the criteria: from the first position
+#: given, every second one; RANK's number: that one only) and that Excel evaluates once per
+#: element of an array given there, returning an array (``COUNTIF(C1:C5,{"x","y"})`` is
+#: ``{3,2}``, ``{=SUM(RANK(B1:B5,B1:B5))}`` sums five ranks); IronCalc 0.9 gives 0, #DIV/0! or
+#: one rank (SUMIF it applies per element, as Excel).  ``(first position, step)``.
+_ARRAY_CRITERIA = {"COUNTIF": (1, 2), "COUNTIFS": (1, 2), "AVERAGEIF": (1, 2), "AVERAGEIFS": (2, 2), "SUMIFS": (2, 2),
+                   "MAXIFS": (2, 2), "MINIFS": (2, 2), "RANK": (0, 0), "RANK.EQ": (0, 0), "RANK.AVG": (0, 0)}
+#: Functions that return a logical value (or may, through their branches: :func:`_may_hold`).
+_LOGICAL_RESULTS = frozenset("""ISBLANK ISNUMBER ISTEXT ISERROR ISERR ISNA ISLOGICAL ISNONTEXT ISFORMULA ISREF
+ISEVEN ISODD AND OR XOR NOT TRUE FALSE EXACT""".split())
+#: Functions that return a reference: ``AVERAGE(INDEX(B1:C5,0,1))`` reads a range.
+_REFERENCE_FUNCTIONS = frozenset({"OFFSET", "INDEX", "INDIRECT"})
+_ARRAY_VALUE_CALL = re.compile(r"(?<![A-Za-z0-9_.\\])(?:_xlfn\.)?(" + "|".join(
+    map(re.escape, sorted(set(_ARRAY_VALUE_AGGREGATES) | set(_ARRAY_CRITERIA), key=len, reverse=True))) + r")\s*\(", re.I)
+
+
+def _array_values(out: Plan, i: int, text: str, fc, resolver) -> str | None:
+    """``text`` (formula ``i``, ``fc``) as IronCalc may evaluate it, or None when it keeps
+    Excel's value (the reason recorded in ``out.kept``): it gives an array value where
+    IronCalc differs from Excel without a word (see :func:`_array_value_use`).
+
+    The commonest case is rewritten exactly instead: ``AVERAGE(IF(C1:C5="x",B1:B5))`` is
+    ``AVERAGE(IF(C1:C5="x",B1:B5,""))`` in Excel (the FALSEs and the texts of an array are
+    both ignored by the functions of :data:`_TEXT_IGNORED`), which IronCalc computes right.
+    """
+    if not (fc.array or fc.dynamic or fc.target.area > 1) and "{" not in text and "SUMPRODUCT" not in text.upper():
+        return text  # a legacy formula without an array constant: no argument is an array
+    if not _ARRAY_VALUE_CALL.search(text):
+        return text
+    from ._evaluator import _tokens
+
+    tokens = _tokens(text)
+    why, closes = _array_value_use(tokens, fc, resolver)
+    if why:
+        out.kept[i] = why
+        return None
+    if not closes:
+        return text
+    return "".join(',"")' if k in closes else t.value for k, t in enumerate(tokens))
+
+
+def _array_value_use(tokens: list, fc, resolver) -> tuple[str | None, set]:
+    """Why the formula ``fc`` (its ``tokens``) keeps Excel's value, or None; and the
+    tokens closing an ``IF(condition, value)`` that may be given a third argument ``""``
+    instead (an argument of a function of :data:`_TEXT_IGNORED` whose value holds no logical).
+
+    * an aggregate of :data:`_ARRAY_VALUE_AGGREGATES` given an array value (not a bare
+      reference) that IronCalc ignores (COUNT, NPV), or that may hold logical values
+      (``IF(...)`` without its third argument, a comparison, ``{1,TRUE}``);
+    * a function of :data:`_ARRAY_CRITERIA` given an array as a criterion (or as the number RANK ranks).
+
+    An argument is an array when it holds an array constant, or, where Excel evaluates
+    arrays (an array formula, or inside SUMPRODUCT in a legacy one), a range of more than one
+    cell; elsewhere Excel reads one cell of the range (implicit intersection), as IronCalc does.
+    """
+    array_formula = fc.array or fc.dynamic or fc.target.area > 1
+    closes = set()
+    frames = []  # [function, argument index, first token of the argument, array context]
+    depth_array = 0
+    for k, token in enumerate(tokens):
+        kind, sub = token.type, token.subtype
+        if kind == "ARRAY":
+            depth_array += 1 if sub == "OPEN" else -1
+            continue
+        if depth_array:
+            continue
+        if kind in ("FUNC", "PAREN") and sub == "OPEN":
+            name = _bare(token.value[:-1].strip()) if kind == "FUNC" else "("
+            context = array_formula or name == "SUMPRODUCT" or bool(frames and frames[-1][3])
+            frames.append([name, 0, k + 1, context])
+        elif frames and (kind == "SEP" and sub == "ARG" or kind in ("FUNC", "PAREN") and sub == "CLOSE"):
+            name, position, start, context = frames[-1]
+            argument = tokens[start:k]
+            why = _array_argument_reason(name, position, argument, resolver, fc.target.sheet, context)
+            close = _else_missing(argument) if why and name in _TEXT_IGNORED else None
+            if close is not None:
+                closes.add(start + close)
+            elif why:
+                return why, set()
+            if sub == "CLOSE":
+                frames.pop()
+            else:
+                frames[-1][1] += 1
+                frames[-1][2] = k + 1
+    return None, closes
+
+
+#: Functions that ignore the logical values and the texts of an array alike, in Excel and
+#: (the texts) in IronCalc: an IF's missing third argument may be "" there (measured).
+_TEXT_IGNORED = frozenset({"AVERAGE", "MEDIAN", "SKEW", "SKEW.P", "KURT", "GEOMEAN", "HARMEAN"})
+
+
+def _else_missing(argument: list) -> int | None:
+    """Index (in ``argument``) of the token closing ``argument`` when it is exactly
+    ``IF(condition, value)`` and ``value`` holds no logical value; else None."""
+    start = next((k for k, t in enumerate(argument) if t.type != "WHITE-SPACE"), None)
+    end = max((k for k, t in enumerate(argument) if t.type != "WHITE-SPACE"), default=None)
+    if start is None or argument[start].type != "FUNC" or _bare(argument[start].value[:-1].strip()) != "IF" \
+            or _top_level_end(argument, start) != end:
+        return None
+    args = _arguments(argument[start:end + 1])
+    return end if len(args) == 2 and not _may_hold(args[1]) else None
+
+
+def _array_argument_reason(name: str, position: int, argument: list, resolver, sheet: str, context: bool) -> str | None:
+    """Why argument ``position`` of a call to ``name`` (its tokens ``argument``) makes the
+    formula keep Excel's value (see :func:`_array_value_use`), or None."""
+    text = "".join(t.value for t in argument)
+    if name in _ARRAY_CRITERIA:
+        first, step = _ARRAY_CRITERIA[name]
+        at = position == first if not step else position >= first and (position - first) % step == 0
+        if at and _is_array(argument, resolver, sheet, context):
+            what = "a criterion" if step else f"argument {position + 1}, which takes one value"
+            return (f"gives {name} the array {text} as {what} (Excel evaluates {name} once per element), "
+                    "which the headless calculator's core does not")
+        return None
+    kind, first = _ARRAY_VALUE_AGGREGATES.get(name, (None, 0))
+    if kind is None or position < first or _is_reference(argument) or not _is_array(argument, resolver, sheet, context):
+        return None
+    if kind == "skipped":
+        return (f"gives {name} the array value {text} (not a reference), which the headless calculator's core "
+                "ignores (Excel counts its numbers)")
+    if _may_hold(argument, text=kind == "pairs"):
+        held = "logical values or text" if kind == "pairs" else "logical values"
+        return (f"gives {name} the array value {text}, which may hold {held} (IF without a third argument "
+                f"gives FALSE): the headless calculator's core does not treat them as Excel does")
+    return None
+
+
+def _is_array(argument: list, resolver, sheet: str, context: bool) -> bool:
+    """Whether ``argument`` holds an array constant or, in an array ``context``, a range (or
+    name) of more than one cell."""
+    from ._evaluator import Unsupported
+
+    for token in argument:
+        if token.type == "ARRAY":
+            return True
+        if context and token.type == "OPERAND" and token.subtype == "RANGE" and not _is_structured(token.value):
+            try:
+                rect = resolver.resolve(token.value, sheet)
+            except Unsupported:
+                continue
+            if rect is None or rect.area > 1:  # (an unknown name may be an array)
+                return True
+        elif context and token.type == "OPERAND" and token.subtype == "RANGE":
+            return True  # a table column
+    return False
+
+
+def _unwrapped(argument: list) -> list:
+    """``argument`` without the parentheses around all of it."""
+    while len(argument) >= 2 and argument[0].type == "PAREN" and argument[-1].type == "PAREN" \
+            and _top_level_end(argument, 0) == len(argument) - 1:
+        argument = argument[1:-1]
+    return argument
+
+
+def _top_level_end(tokens: list, start: int) -> int:
+    """Index of the token closing the parenthesis, call or array that opens at ``start``."""
+    depth = 0
+    for k in range(start, len(tokens)):
+        if tokens[k].subtype == "OPEN":
+            depth += 1
+        elif tokens[k].subtype == "CLOSE":
+            depth -= 1
+            if depth == 0:
+                return k
+    return len(tokens)
+
+
+def _is_reference(argument: list) -> bool:
+    """Whether ``argument`` is a bare reference (``B1:B5``, ``(Prices)``) or one call of a
+    function that returns one (``INDEX(B1:C5,0,1)``)."""
+    argument = _unwrapped(argument)
+    if len(argument) == 1:
+        return argument[0].type == "OPERAND" and argument[0].subtype == "RANGE"
+    return bool(argument) and argument[0].type == "FUNC" and _bare(argument[0].value[:-1].strip()) in _REFERENCE_FUNCTIONS \
+        and _top_level_end(argument, 0) == len(argument) - 1
+
+
+def _arguments(call: list) -> list:
+    """The arguments (token lists) of the call ``call`` (its first token opens it, its last closes it)."""
+    args, current, depth = [], [], 0
+    for token in call[1:-1]:
+        if token.subtype == "OPEN":
+            depth += 1
+        elif token.subtype == "CLOSE":
+            depth -= 1
+        if depth == 0 and token.type == "SEP" and token.subtype == "ARG":
+            args.append(current)
+            current = []
+            continue
+        current.append(token)
+    return args + [current]
+
+
+def _may_hold(argument: list, text: bool = False) -> bool:
+    """Whether the array value ``argument`` may hold TRUE or FALSE (or, with ``text``, a
+    text): a comparison, a logical constant, a function of :data:`_LOGICAL_RESULTS`, IF
+    without its third argument, or an IF/IFS/IFERROR/IFNA/CHOOSE/SWITCH one of whose results
+    may; not arithmetic (``--(C1:C5="x")``, ``B1:B5*2``).  A range's cells count as numbers.
+    Conservative: True when unsure."""
+    argument = _unwrapped(argument)
+    if not argument:
+        return False
+    depth, infix = 0, set()
+    for token in argument:
+        if token.subtype == "OPEN":
+            depth += 1
+        elif token.subtype == "CLOSE":
+            depth -= 1
+        elif depth == 0 and token.type == "OPERATOR-INFIX":
+            infix.add(token.value)
+    if infix & {"=", "<>", "<", ">", "<=", ">="}:
+        return True
+    if infix or argument[0].type == "OPERATOR-PREFIX" or argument[-1].type == "OPERATOR-POSTFIX":
+        return text and bool(infix - {"+", "-", "*", "/", "^"})  # arithmetic gives numbers, "&" text
+    if argument[0].type == "ARRAY":
+        return any(t.subtype == "LOGICAL" or text and t.subtype == "TEXT" for t in argument)
+    if len(argument) == 1:
+        return argument[0].subtype == "LOGICAL" or text and argument[0].subtype == "TEXT"
+    if argument[0].type != "FUNC" or _top_level_end(argument, 0) != len(argument) - 1:
+        return True
+    name, args = _bare(argument[0].value[:-1].strip()), _arguments(argument)
+    if name in _LOGICAL_RESULTS:
+        return True
+    if name == "IF":
+        return len(args) < 3 or any(_may_hold(a, text) for a in args[1:])
+    if name in ("IFERROR", "IFNA"):
+        return any(_may_hold(a, text) for a in args)
+    if name in ("IFS", "SWITCH"):
+        return True
+    if name == "CHOOSE":
+        return any(_may_hold(a, text) for a in args[1:])
+    return text or name in _REFERENCE_FUNCTIONS  # a reference's cells may be logical; others give numbers or text
 
 
 def _load(path, functions) -> "_Run":
