@@ -448,3 +448,28 @@ def test_the_writer_is_not_fooled_by_a_comment_or_a_cell_in_another_form(tmp_pat
         path = with_sheet(tmp_path, cells, f"{name}.xlsx")
         calc(path, tmp_path / f"{name}.out.xlsx")
         assert _cached(tmp_path / f"{name}.out.xlsx", "S", "B1") == 8, name
+
+
+def test_names_local_to_a_sheet_after_a_chart_sheet(tmp_path):
+    # localSheetId counts the chart sheet: Conf local to S1 (localSheetId 1) was read as local
+    # to S2, so S1 saw the global 0.95 and S2 the local 0.99, silently
+    import xlsxwriter
+    from scipy.stats import norm
+
+    wb = xlsxwriter.Workbook(str(tmp_path / "chart_first.xlsx"))
+    chart_sheet = wb.add_chartsheet("Chart1")
+    for name in ("S1", "S2"):
+        s = wb.add_worksheet(name)
+        s.write_row("B1", [100, 0.0004])
+        s.write_formula("A1", "=Conf*1")
+        s.write_formula("A2", "=PORTVAR(B1,C1,Conf)")
+    chart = wb.add_chart({"type": "line"})
+    chart.add_series({"values": "=S1!$B$1:$B$1"})
+    chart_sheet.set_chart(chart)
+    wb.define_name("S1!Conf", "=0.99")
+    wb.define_name("Conf", "=0.95")
+    wb.close()
+    r = recalculate(tmp_path / "chart_first.xlsx")
+    assert [r.value("S1", "A1"), r.value("S2", "A1")] == [0.99, 0.95]
+    # PORTVAR of 100 with a variance of 0.0004 (volatility 0.02): z * 2
+    assert [r.value("S1", "A2"), r.value("S2", "A2")] == pytest.approx([norm.ppf(0.99) * 2, norm.ppf(0.95) * 2], rel=1e-12)

@@ -628,10 +628,13 @@ def _defined_names(archive: Archive, order) -> tuple[dict, set]:
         raise ValueError("workbook: it uses the 1904 date system (File > Options > Advanced in Excel); "
                          "the headless calculator counts dates from 1900 only: switch the option off and save it again")
     names, hidden = {}, set()
+    # localSheetId counts every sheet of the workbook, chart sheets too (``order`` has the
+    # worksheets only: with a chart sheet first, names landed on the next sheet)
+    every = [node.get("name", "") for node in root.iter(f"{{{_NS}}}sheet")] or list(order)
     for node in root.iter(f"{{{_NS}}}definedName"):
         scope = node.get("localSheetId")
         try:
-            sheet = order[int(scope)].upper() if scope is not None else ""
+            sheet = every[int(scope)].upper() if scope is not None else ""
         except (ValueError, IndexError):
             raise ValueError(f"workbook: defined name {node.get('name')!r} is local to sheet {scope!r}, which does not exist") from None
         key = (sheet, node.get("name", "").upper())
