@@ -202,3 +202,69 @@ def test_a_name_local_to_another_sheet_is_read_and_ordered(tmp_path):
 
     r = recalculate(_book(tmp_path / "local.xlsx", build, sheet="Data"))
     assert r.value("Risk", "A1") == pytest.approx(_vol(X), rel=1e-12)
+
+
+def test_a_reference_computed_by_indirect_or_offset_waits_for_its_cell(tmp_path):
+    # H5's value reaches H6 and H7 through a native cell and INDIRECT/OFFSET, which the
+    # order cannot see: H6/H7 ran first and read IronCalc's #NAME? or IFERROR's fallback
+    def build(wb, ws):
+        ws.write_formula("H5", "=PORTVOL(B1,C1)")  # 100 with a variance of 0.04: 20
+        ws.write_formula("J1", "=IFERROR(H5*2,0)")
+        ws.write_formula("H6", '=PORTVOL(INDIRECT("J1"),1)')
+        ws.write_formula("H7", "=PORTVOL(IFERROR(OFFSET(A1,4,7),0)+1,1)")
+
+    r = recalculate(_book(tmp_path / "computed.xlsx", build))
+    assert [r.value("S", c) for c in ("H5", "H6", "H7")] == pytest.approx([20.0, 40.0, 21.0], rel=1e-12)
+
+
+def test_random_draws_are_the_same_everywhere_in_one_run(tmp_path):
+    # RAND in the native part of an xlmvar cell was drawn again at every evaluation (and a
+    # cell reading it never settled), RAND behind INDIRECT again at every argument read
+    def build(wb, ws):
+        ws.write_formula("H1", "=PORTVOL(B1,1)*RAND()")
+        ws.write_formula("H2", "=PORTVOL(H1,1)-H1")
+        ws.write_formula("J1", "=RAND()")
+        ws.write_formula("H3", '=PORTVOL(INDIRECT("J1"),1)-J1')
+        ws.write_formula("J2", "=B2*1")
+        ws.write_formula("H4", "=PORTVOL(J2,1)")  # over a native formula: rounds repeat
+
+    r = recalculate(_book(tmp_path / "draws.xlsx", build))
+    assert 0 <= r.value("S", "H1") <= 100
+    assert r.value("S", "H2") == 0 and r.value("S", "H3") == 0  # |x| - x for x >= 0
+    assert r.value("S", "H4") == pytest.approx(200.0, rel=1e-12)
+
+
+def test_an_argument_that_means_something_else_outside_its_cell_is_refused(tmp_path):
+    def build(wb, ws):
+        ws.write("G5", 0.99)
+        ws.write_formula("H5", '=PORTVAR(B1,C1,INDIRECT("RC[-1]",FALSE))')  # G5 from H5, not from elsewhere
+
+    r = recalculate(_book(tmp_path / "r1c1.xlsx", build))
+    errors = {e.cell: e for e in r.errors}
+    assert errors["H5"].error == "#VALUE!" and 'INDIRECT("RC[-1]",FALSE) apart from its cell' in errors["H5"].reason
+
+
+def test_a_legacy_cell_around_an_array_call_shows_its_top_left(tmp_path):
+    # =COVFROMCORR(...)*1 in one cell (not an array formula): Excel shows the top-left value
+    # and nothing beside it; it spilled into H5:J7 (and showed #SPILL! where H6 was taken)
+    def build(wb, ws):
+        ws.write_column("L1", np.sqrt(np.diag(COV)))
+        for i, row in enumerate(COV / np.outer(np.sqrt(np.diag(COV)), np.sqrt(np.diag(COV)))):
+            ws.write_row(i, 12, row)
+        ws.write_formula("H5", "=COVFROMCORR(L1:L3,M1:O3)*1")
+        ws.write_formula("H9", "=COVFROMCORR(L1:L3,M1:O3)*1")
+        ws.write("H10", 7)
+        ws.write_formula("H12", "=COUNT(H5:J7)")
+
+    r = recalculate(_book(tmp_path / "legacy.xlsx", build))
+    assert [r.value("S", c) for c in ("H5", "H9", "H12")] == pytest.approx([COV[0, 0], COV[0, 0], 1.0], rel=1e-12)
+
+
+def test_a_name_defined_through_a_loop_of_names_is_an_error_not_a_refusal(tmp_path):
+    def build(wb, ws):
+        wb.define_name("NA", "=NB")
+        wb.define_name("NB", "=NA")
+        ws.write_formula("H1", "=PORTVOL(NA,1)")
+
+    r = recalculate(_book(tmp_path / "loop.xlsx", build))  # raised RecursionError: the book refused
+    assert {e.cell: e.error for e in r.errors}["H1"] == "#NAME?"

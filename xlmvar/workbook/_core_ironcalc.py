@@ -70,6 +70,11 @@ _REFERENCE_TOKEN = re.compile(r"(?:'(?:[^']|'')+'|[\w.]+)!\$?[A-Za-z]{1,3}\$?[0-
                               r"|\$?[A-Za-z]{1,3}\$?[0-9]+(?::\$?[A-Za-z]{1,3}\$?[0-9]+)?|[^\W\d][\w.]*")
 
 
+#: Functions whose reference is computed: a dependency may hide behind them.
+_COMPUTED = re.compile(r"(?<![\w.])(?:INDIRECT|OFFSET)\s*\(", re.I)
+#: Rounds of xlmvar calls before the results still changing are a circle that never
+#: settles (Excel's default for iterative calculation is 100 iterations).
+MAX_ROUNDS = 100
 _VOLATILE = re.compile(r"(?<![\w.])(?:_xlfn\.)?(?:RAND|RANDBETWEEN|RANDARRAY|NOW|TODAY)\s*\(", re.I)
 
 
@@ -84,6 +89,21 @@ def _here(text: str, row: int, col: int) -> str:
     for k in range(0, len(parts), 2):
         parts[k] = _HERE.sub(lambda m: str(row if m.group(1).upper() == "ROW" else col), parts[k])
     return "".join(parts)
+
+
+def _refuse_outside_its_cell(text: str) -> None:
+    """Refuse an expression that means something else outside its cell: ``INDIRECT`` of an
+    R1C1 address (``INDIRECT("RC[-1]",FALSE)``: relative to the cell) and ``CELL`` of no
+    reference (the cell itself)."""
+    for start, end, name in find_calls(text, ("INDIRECT", "CELL")):
+        inner = text[start:end]
+        args = split_arguments(inner[inner.index("(") + 1:-1])
+        if name == "INDIRECT" and len(args) > 1 and args[1].strip().upper() not in ("TRUE", "1", ""):
+            raise ValueError(f"cannot evaluate {inner} apart from its cell (an R1C1 address may be relative to it); "
+                             "put it in a cell of its own and give that cell")
+        if name == "CELL" and len(args) < 2:
+            raise ValueError(f"cannot evaluate {inner} apart from its cell (CELL of no reference describes the cell); "
+                             "give CELL a reference")
 
 
 def _placeholder(k: int) -> str:
@@ -364,18 +384,21 @@ class _Model:
             out[i] = row
         return out
 
-    def resolve(self, text: str, sheet: int):
-        """``(sheet, r0, c0, r1, c1)`` of a reference or defined name, or None."""
+    def resolve(self, text: str, sheet: int, depth: int = 0):
+        """``(sheet, r0, c0, r1, c1)`` of a reference or defined name, or None (also for a
+        name defined through a loop of names)."""
         text = text.strip()
+        if depth > 64:
+            return None
         for scope in (sheet, None):
             if (text.lower(), scope) in self.names:
-                return self.resolve(self.names[(text.lower(), scope)], sheet)
+                return self.resolve(self.names[(text.lower(), scope)], sheet, depth + 1)
         owner, bang, name = text.rpartition("!")
         if bang and not _REF.match(text):  # Data!Cov: a name local to the sheet Data
             owner = owner[1:-1].replace("''", "'") if owner.startswith("'") else owner
             scope = self.sheets.get(owner.lower())
             if scope is not None and (name.lower(), scope) in self.names:
-                return self.resolve(self.names[(name.lower(), scope)], scope)
+                return self.resolve(self.names[(name.lower(), scope)], scope, depth + 1)
             return None
         m = _REF.match(text)
         if not m:
@@ -627,12 +650,15 @@ class _Run:
             self.model.sheets[name.lower()] = len(self.model.sheets)
             self.block_sheet, self.block_name = self.model.sheets[name.lower()], name
 
+    def _texts(self, cell: _Cell) -> list[str]:
+        """The texts of a cell's formula: its calls' arguments and the template around them."""
+        return [arg for k in cell.calls for arg in self.calls[k].args] + [cell.template]
+
     def _refs(self, cell: _Cell) -> list[tuple[int, int, int, int, int]]:
         """The ranges a cell's formula names (references and defined names), in its calls'
         arguments and in the native part around them (``=IFERROR(PORTVAR(...)/A9,1)``)."""
-        texts = [arg for k in cell.calls for arg in self.calls[k].args] + [cell.template]
         out = []
-        for text in texts:
+        for text in self._texts(cell):
             for token in _REFERENCE_TOKEN.findall(_without_strings(_PLACEHOLDER.sub(" ", text))):
                 found = self.model.resolve(token, cell.sheet)
                 if found:
@@ -660,6 +686,9 @@ class _Run:
         indirect = False
         needs = []
         for cell in self.cells:
+            # a reference computed from text or an offset (INDIRECT, OFFSET) may reach any
+            # cell, another xlmvar result through native formulas too: rounds repeat
+            indirect = indirect or any(_COMPUTED.search(_without_strings(text)) for text in self._texts(cell))
             mine = set()
             for rng in self._refs(cell):
                 if rng not in covered:
@@ -719,7 +748,7 @@ class _Run:
             self.block_rows[k] = (row, height)
         self.model.put_block(sheet, row, 1, block, mark=False)  # read by the cell placed after its level
 
-    def _argument(self, text: str, sheet: int, at: tuple[int, int], is_range: bool, name: str):
+    def _argument(self, text: str, sheet: int, at: tuple[int, int], is_range: bool, name: str, call: int = -1):
         if text == "":
             return None
         try:
@@ -741,7 +770,7 @@ class _Run:
                 self.stable[found] = (arr, _bridge_range(arr))
                 return self.stable[found][1] if is_range else _bridge_scalar(arr, name)
         else:  # an expression: evaluated where its cell is (its sheet, names, INDIRECT, ROW())
-            key = (text, sheet, at)
+            key = (text, sheet, at, call)  # RAND() in two calls of a cell: two draws
             if key in self.volatile:
                 arr = self.volatile[key]
             else:
@@ -768,6 +797,7 @@ class _Run:
         row, col = last_row + 2, last_col + 2
         if row > 1_048_576 or col > 16_384:
             raise ValueError("cannot evaluate this argument: the sheet has no free cell past its last row and column")
+        _refuse_outside_its_cell(text)
         text = _here(text, *at)
 
         def spill(formula: str, shape=None) -> np.ndarray:
@@ -799,7 +829,7 @@ class _Run:
         try:
             if len(call.args) > len(kinds):
                 raise ValueError(f"{call.name}: takes at most {len(kinds)} arguments, got {len(call.args)}")
-            args = [self._argument(self._substitute(a), cell.sheet, (cell.row, cell.col), rng, p)
+            args = [self._argument(self._substitute(a), cell.sheet, (cell.row, cell.col), rng, p, call.block)
                     for a, (p, rng) in zip(call.args, kinds)]
             block = _result_block(function(*args))
         except Exception as exc:  # shown in the cell as #VALUE!, reason kept
@@ -842,7 +872,8 @@ class _Run:
         if cell.shape:
             h, w = cell.shape  # the range is released first (IronCalc refuses to write into an array)
             self.model.m.range_clear_contents(cell.sheet, cell.row, cell.col, cell.row + h - 1, cell.col + w - 1)
-        if cell.shape and not dynamic:
+        if not dynamic:  # a legacy formula (one cell too) shows its array's top-left, no spill
+            h, w = cell.shape or (1, 1)
             self.model.m.set_user_array_formula(cell.sheet, cell.row, cell.col, w, h, formula)
         else:  # a dynamic array spills from its anchor, as far as its result reaches
             self.model.m.update_cell_with_formula(cell.sheet, cell.row, cell.col, formula)
@@ -880,6 +911,21 @@ class _Run:
                     m.range_clear_contents(index, row, col, row + h - 1, col + w - 1)
                 self.model.put_block(index, row, col, values)
 
+    def draw_once(self, cell: _Cell) -> None:
+        """Replace each volatile call in the native part of an xlmvar cell
+        (``=PORTVAR(...)*RAND()``) by the value it draws now: the part is evaluated again
+        in every round and at the end, and would draw again each time."""
+        names = ("RAND", "RANDBETWEEN", "NOW", "TODAY")
+        if not _VOLATILE.search(_without_strings(cell.template)):
+            return
+        for start, end, _ in reversed(find_calls(cell.template, names)):
+            call = cell.template[start:end]
+            if _PLACEHOLDER.search(call):
+                continue
+            value = self._expression(call, cell.sheet, (cell.row, cell.col))
+            if value.shape == (1, 1) and type(value[0, 0]) is float:
+                cell.template = f"{cell.template[:start]}({value[0, 0]!r}){cell.template[end:]}"
+
     def run(self, anchors, max_rounds: int | None) -> int:
         """Compute the xlmvar cells, a level at a time: every call of a level is computed
         (the book evaluated at most once, before the first argument that reads a formula),
@@ -890,9 +936,11 @@ class _Run:
         if indirect:
             self.freeze_volatile(anchors)
         for cell in self.cells:
+            self.draw_once(cell)
+        for cell in self.cells:
             if id(cell) in cycles:
                 self.fail(cell, ErrorValue("#REF!", cycles[id(cell)]))
-        limit = max_rounds or len(self.calls) + 2
+        limit = max_rounds or min(len(self.calls) + 2, MAX_ROUNDS)
         rounds = 0
         while True:
             rounds += 1
