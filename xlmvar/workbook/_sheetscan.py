@@ -11,7 +11,8 @@ few passes in C rather than a Python call per cell:
 * what is left of ``<sheetData>`` once the cells are taken out may only be row tags, and the
   part without its cells is checked to be well-formed XML (expat), with no DTD, entity
   declaration or CDATA section anywhere;
-* formula cells are returned one by one (the reader builds its formula list from them);
+* formula cells are returned a slice of rows at a time (the reader builds its formula list
+  from them);
   constants are only counted, with the sheet's last row and column.
 
 Anything else (a cell without its ``r``, inline strings, attributes in an unusual order, a
@@ -57,6 +58,7 @@ _ROW_NUMBER = re.compile(rb'<row r="([0-9]{7,})"')  # a row past 999,999: checke
 _ATTR = re.compile(rb'([a-zA-Z]+)="([^"]*)"')
 _ENTITY = re.compile(r"&(?:#([0-9]{1,7})|#x([0-9a-fA-F]{1,6})|(amp|lt|gt|quot|apos));")
 _NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
+_CHUNK = 1 << 20
 
 
 @dataclass
@@ -67,7 +69,29 @@ class Scan:
     max_row: int = 0  # of the cells holding a value or a formula (as the element reader counts)
     max_col: int = 0
     max_string: int = -1  # largest shared-string index a cell uses
-    formulas: list = field(default_factory=list)  # (letters, row, cell attrs, f attrs, text or None, cached or None)
+    count: int = 0  # formula cells
+    cells: bytes = b""  # the part's <sheetData> without its blank cells
+
+    def chunks(self, size: int = _CHUNK):
+        """The formula cells a slice of rows at a time (about ``size`` bytes of the part each),
+        as the regular expression's groups ``(letters, row, cell attrs, attrs of <f/>, attrs
+        of <f>, text, cached)``: a group that took no part is ``b""``.  A slice ends after a
+        ``</row>``, which no cell spans; taking the cells a slice at a time keeps one tuple
+        per formula of the whole sheet from being held at once."""
+        data, pos = self.cells, 0
+        while pos < len(data):
+            end = data.find(b"</row>", pos + size)
+            end = len(data) if end < 0 else end + len(b"</row>")
+            yield _FORMULA.findall(data, pos, end)
+            pos = end
+
+    @property
+    def formulas(self) -> list:
+        """Every formula cell as ``(letters, row, cell attrs, f attrs, text or None, cached or None)``."""
+        # findall builds the tuples in C; a group that took no part is b"" (an empty <f> or
+        # <v> reads like a missing one, as it does for the element reader)
+        return [(letters, int(row), attrs, closed or opened, text or None, cached or None)
+                for chunk in self.chunks() for letters, row, attrs, closed, opened, text, cached in chunk]
 
 
 def _unescape(raw: bytes) -> str:
@@ -138,12 +162,8 @@ def scan(data: bytes, col_index) -> Scan | None:
     if start < 0 or end < start or data.find(b"<sheetData", start + 1) >= 0:
         return None
     cells, _ = _BLANK.subn(b"", data[start + len(b"<sheetData>"):end])  # blanks hold nothing
-    out = Scan()
-    # findall builds the tuples in C; a group that took no part is b"" (an empty <f> or <v>
-    # reads like a missing one, as it does for the element reader)
-    out.formulas = [(letters, int(row), attrs, closed or opened, text or None, cached or None)
-                    for letters, row, attrs, closed, opened, text, cached in _FORMULA.findall(cells)]
-    rest = _FORMULA.sub(b"", cells) if out.formulas else cells
+    out = Scan(cells=cells)
+    rest, out.count = _FORMULA.subn(b"", cells)  # the formula cells are taken a slice at a time (chunks)
     rest, out.constants = _CONSTANT.subn(b"", rest)
     if b"<c" in rest or _ROW_TAGS.sub(b"", rest):
         return None  # a cell or an element in a form the fast lane does not read
