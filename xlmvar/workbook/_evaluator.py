@@ -427,12 +427,17 @@ class _SheetReader:
         letters, rows, cell_attrs, closed, opened, texts, cached = zip(*chunk)
         if b' t="' in b"".join(cell_attrs) or any(closed) or any(opened) or not all(texts):
             return None  # (attributes end with a quote: the join makes no ' t="' that was not there)
-        texts = [t.decode() if b"&" not in t and b"\r" not in t else _sheetscan_text(t) for t in texts]
+        joined = b"\n".join(texts)
+        if b"&" in joined or b"\r" in joined or joined.count(b"\n") != len(texts) - 1:  # (a text with a line end)
+            texts = [t.decode() if b"&" not in t and b"\r" not in t else _sheetscan_text(t) for t in texts]
+        else:  # the common case: every text decoded in one call
+            texts = joined.decode().split("\n")
         if max(map(len, texts)) > self.limits.max_formula_length:
             raise _Refused
-        values = list(map(_numbers(), cached))
-        if _NOT_A_NUMBER in values:
+        distinct = {raw: _number(raw) if raw else None for raw in set(cached)}  # few: a book never calculated has 0s
+        if _NOT_A_NUMBER in distinct.values():
             raise _Refused
+        values = list(map(distinct.__getitem__, cached))
         columns = self._columns(letters, columns)
         numbers = {row: int(row) for row in set(rows)}  # one int per row, not per cell
         rows = list(map(numbers.__getitem__, rows))

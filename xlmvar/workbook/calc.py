@@ -26,6 +26,8 @@ import sys
 import typing
 from collections.abc import ItemsView, Mapping, ValuesView
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
@@ -362,7 +364,20 @@ class FormulaTable(Mapping):
     """
 
     def __init__(self, cells: list, items: list, blocks: bool = False):
-        self.cells, self.items_, self._blocks, self._index = cells, items, blocks, None
+        self.cells, self.items_, self._blocks, self._index, self._sheets = cells, items, blocks, None, None
+
+    def of_sheet(self, sheet: str) -> tuple[list, list]:
+        """``(formulas, items)`` of the formulas on ``sheet``, in their order (the runs of
+        formulas of each sheet are found once, in C)."""
+        if self._sheets is None:
+            self._sheets, pos = {}, 0
+            for name, run in groupby(map(attrgetter("sheet"), self.cells)):
+                n = len(list(run))
+                self._sheets.setdefault(name, []).append((pos, pos + n))
+                pos += n
+        spans = self._sheets.get(sheet, [])
+        return ([fc for a, b in spans for fc in self.cells[a:b]] if len(spans) != 1 else self.cells[spans[0][0]:spans[0][1]],
+                [v for a, b in spans for v in self.items_[a:b]] if len(spans) != 1 else self.items_[spans[0][0]:spans[0][1]])
 
     def item(self, i: int):
         return _as_block(self.items_[i]) if self._blocks else self.items_[i]
@@ -528,7 +543,7 @@ def _patched_sheet(root, sheet: str, recalc: Recalculation) -> bool:
         return False
     cells = None
     changed = False
-    for ref, value in _sheet_values(recalc, sheet):
+    for ref, value in zip(*_sheet_values(recalc, sheet)):
         cells = cells or _SheetCells(sheet_data)
         dynamic = (sheet, ref) in recalc.dynamic
         value = as_2d(_as_block(value))  # once per formula, not once per cell
@@ -589,15 +604,21 @@ _TYPE_ATTR_TEXT = re.compile(_TYPE_ATTR.pattern.decode(), re.ASCII)
 _SLICE = 1 << 20  # bytes of a sheet part patched at a time
 
 
-def _sheet_values(recalc: Recalculation, sheet: str):
-    """``(ref, value)`` of the recalculated formulas of ``sheet`` (not the kept ones), in the
-    order of the formulas; a one-cell formula's value as it is (no 1 x 1 array made)."""
+def _sheet_values(recalc: Recalculation, sheet: str) -> tuple[list, list]:
+    """``(refs, values)`` of the recalculated formulas of ``sheet`` (not the kept ones), in
+    the order of the formulas; a one-cell formula's value as it is (no 1 x 1 array made)."""
     values, kept = recalc.values, recalc.kept_targets
     if isinstance(values, FormulaTable):  # no key and no array made per formula
-        pairs = ((fc.anchor if (t := fc.target).r0 == t.r1 and t.c0 == t.c1 and "$" not in fc.anchor else t.ref, value)
-                 for fc, value in zip(values.cells, values.items_) if fc.sheet == sheet)
-        return ((ref, value) for ref, value in pairs if (sheet, ref) not in kept) if kept else pairs
-    return ((key[1], value) for key, value in values.items() if key[0] == sheet and key not in kept)
+        cells, items = values.of_sheet(sheet)
+        refs = [fc.anchor if (t := fc.target).r0 == t.r1 and t.c0 == t.c1 and "$" not in fc.anchor else t.ref
+                for fc in cells]
+    else:
+        pairs = [(key[1], value) for key, value in values.items() if key[0] == sheet]
+        refs, items = [ref for ref, _ in pairs], [value for _, value in pairs]
+    if kept:
+        pairs = [(ref, value) for ref, value in zip(refs, items) if (sheet, ref) not in kept]
+        refs, items = [ref for ref, _ in pairs], [value for _, value in pairs]
+    return refs, items
 
 
 def _cell_text(value, blank: bool = False) -> tuple[str, str]:
@@ -620,13 +641,16 @@ def _patched_fast(xml: bytes, sheet: str, recalc: Recalculation) -> list | None:
     """
     if b"<!--" in xml or b"<![CDATA[" in xml:  # a cell-like text in a comment is no cell: the tree knows
         return None
+    refs, values = _sheet_values(recalc, sheet)
     updates: dict = {}  # "B2" -> its value, or (t attribute, <v> element) for a cell of a range
-    for ref, value in _sheet_values(recalc, sheet):
-        if ":" in ref:  # ranges too: every cell set in the order of the formulas
-            updates.clear()
-            _add_updates(updates, _sheet_values(recalc, sheet), sheet, recalc)
-            break
-        updates[ref] = value.flat[0] if isinstance(value, np.ndarray) else value
+    if ":" in "".join(refs):  # ranges too: every cell set in the order of the formulas
+        _add_updates(updates, zip(refs, values), sheet, recalc)
+    else:
+        updates = dict(zip(refs, values))
+        for ref, value in [(ref, value) for ref, value in zip(refs, values) if isinstance(value, np.ndarray)]:
+            if updates[ref] is value:
+                updates[ref] = value.flat[0]
+    del refs, values
     pop, missing = updates.pop, updates
 
     def replace(m):
