@@ -30,6 +30,7 @@ import contextlib
 import functools
 import gc
 import logging
+import operator
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -438,11 +439,12 @@ class _SheetReader:
         if _NOT_A_NUMBER in distinct.values():
             raise _Refused
         values = list(map(distinct.__getitem__, cached))
-        columns = self._columns(letters, columns)
-        numbers = {row: int(row) for row in set(rows)}  # one int per row, not per cell
-        rows = list(map(numbers.__getitem__, rows))
-        cols = [number for _, number in columns]
-        refs = [name + str(row) for (name, _), row in zip(columns, rows)]
+        for name in set(letters).difference(columns):
+            columns[name] = (name.decode(), col_index(name.decode()))
+        numbers = {row: (row.decode(), int(row)) for row in set(rows)}  # one int per row, not per cell
+        refs = list(map("".join, zip(map(_first, map(columns.__getitem__, letters)), map(_first, map(numbers.__getitem__, rows)))))
+        rows = list(map(_second, map(numbers.__getitem__, rows)))
+        cols = list(map(_second, map(columns.__getitem__, letters)))
         targets = map(_new_rect, zip(repeat(self.key), rows, cols, rows, cols))
         self.formulas.extend(map(_new_formula, zip(repeat(self.name), refs, targets, texts, values, repeat(False), repeat(False))))
         return len(texts)
@@ -549,6 +551,7 @@ def _collector_paused():
 
 
 _new_rect = functools.partial(tuple.__new__, Rect)  # Rect(*fields), built in C
+_first, _second = operator.itemgetter(0), operator.itemgetter(1)
 _new_formula = functools.partial(tuple.__new__, FormulaCell)
 
 
