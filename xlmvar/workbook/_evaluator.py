@@ -100,7 +100,8 @@ class Rect(NamedTuple):
     """A rectangle of cells on one sheet, 1-based and inclusive.
 
     A named tuple rather than a dataclass: a book of a million formulas holds a million of
-    them, and a tuple is built in C (:meth:`_make`), without a Python call per cell.
+    them, and the fast lane builds them in C (``tuple.__new__`` mapped over the fields),
+    without a Python call per cell.
     """
 
     sheet: str
@@ -142,8 +143,8 @@ class Rect(NamedTuple):
 class FormulaCell(NamedTuple):
     """One formula: its anchor, the range its value fills, its text (without '=') and cache.
 
-    A named tuple (immutable, built in C by :meth:`_make`): the fast lane makes one per
-    formula cell, a million of them for a large book.
+    A named tuple (immutable; the fast lane builds them in C, ``tuple.__new__`` mapped over
+    the fields): one per formula cell, a million of them for a large book.
     """
 
     sheet: str

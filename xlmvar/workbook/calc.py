@@ -216,8 +216,8 @@ class Recalculation:
     """What a recalculation computed: formula anchors and their values, errors, kept cells."""
 
     source: Path
-    values: dict = field(default_factory=dict)  # (sheet, ref) -> 2-D object array
-    formulas: dict = field(default_factory=dict)  # (sheet, ref) -> formula text
+    values: Mapping = field(default_factory=dict)  # (sheet, ref) -> 2-D object array (recalculate: a FormulaTable)
+    formulas: Mapping = field(default_factory=dict)  # (sheet, ref) -> formula text (recalculate: a FormulaTable)
     errors: list = field(default_factory=list)
     kept: list = field(default_factory=list)  # KeptCell: not recalculated, cached value kept
     names: object = field(default_factory=dict)  # NAME -> 2-D value of a defined name (.get)
