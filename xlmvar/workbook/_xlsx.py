@@ -80,14 +80,17 @@ class _Prefixed:
     """A stream whose first bytes were already read: they come first again."""
 
     def __init__(self, head: bytes, stream):
-        self.head, self.stream = head, stream
+        self.head, self.pos, self.stream = head, 0, stream
 
     def read(self, n: int = -1) -> bytes:
-        if self.head:
-            if n is None or n < 0:
-                data, self.head = self.head + self.stream.read(), b""
+        if self.pos < len(self.head):  # a slice from where the last read ended: the rest of a
+            if n is None or n < 0:     # head of 256 MB is not copied on every read of 32 KB
+                data, self.head = self.head[self.pos:] + self.stream.read(), b""
                 return data
-            data, self.head = self.head[:n], self.head[n:]
+            data = self.head[self.pos:self.pos + n]
+            self.pos += len(data)
+            if self.pos >= len(self.head):
+                self.head, self.pos = b"", 0
             return data
         return self.stream.read(n)
 
