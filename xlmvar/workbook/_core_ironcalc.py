@@ -1914,16 +1914,20 @@ def _evaluate_book(path, book, make_error, functions: dict | None = None, progre
     steps = plan(book, lambda: list(table()))
     run = _load(path, table() if steps.functions - supported_functions(steps.functions) else {})
     model, formulas = run.model, book.formulas
-    index = [model.sheets[fc.sheet.lower()] for fc in formulas]
-    filled = {i: _filled_beyond(model, index[i], fc.target) for i, fc in enumerate(formulas) if fc.dynamic}
+    sheet_index = {name: model.sheets[name.lower()] for name in {fc.sheet for fc in formulas}}
+    index = [sheet_index[fc.sheet] for fc in formulas]
+    wide = [i for i, fc in enumerate(formulas) if fc.dynamic or (t := fc.target).r1 != t.r0 or t.c1 != t.c0]  # the few
+    dynamics = [i for i in wide if formulas[i].dynamic]
+    filled = {i: _filled_beyond(model, index[i], formulas[i].target) for i in dynamics}
     failures = {i: make_error(code, reason) for i, (code, reason) in steps.failures.items()}
     for i in steps.kept:
         _put_target(model, index[i], formulas[i].target, _cached(formulas[i], book))
     for i, error in failures.items():
         _put_target(model, index[i], formulas[i].target, _error_fill(formulas[i], ErrorValue(str(error))))
     texts = dict(steps.rewrites)
-    for i, fc in enumerate(formulas):  # a legacy array's range as the file states it, even
-        t = fc.target                  # when the file leaves out its cells (IronCalc needs them)
+    for i in wide:  # a legacy array's range as the file states it, even when
+        fc = formulas[i]  # the file leaves out its cells (IronCalc needs them)
+        t = fc.target
         if (t.r1 != t.r0 or t.c1 != t.c0) and not fc.dynamic and i not in texts and i not in steps.kept \
                 and i not in failures and model.m.is_empty_cell(index[i], t.r1, t.c1):
             texts[i] = fc.text
@@ -1943,19 +1947,21 @@ def _evaluate_book(path, book, make_error, functions: dict | None = None, progre
         skip.add(i)
     if progress is not None and formulas:
         progress(0, len(formulas), f"{formulas[0].sheet}!{formulas[0].anchor}")
-    anchors = [(fc.sheet, t.r0, t.c0, (t.r1 - t.r0 + 1, t.c1 - t.c0 + 1) if t.r1 != t.r0 or t.c1 != t.c0 else None)
-               for i, fc in enumerate(formulas) if i not in skip for t in (fc.target,)]
-    run.index_formulas(anchors)
-    run.dynamic = {(index[i], fc.target.r0, fc.target.c0) for i, fc in enumerate(formulas) if fc.dynamic}
-    run.plan(anchors, _xlmvar_sheets(book, run.pattern()) if steps.functions & set(run.functions) else set())
+    anchors = _Anchors(formulas, skip)
+    sheets = _xlmvar_sheets(book, run.pattern()) if steps.functions & set(run.functions) else set()
+    if sheets:  # (a book without xlmvar calls has nothing to plan, nor to index: only they read it)
+        run.plan(_Anchors(formulas, skip, sheets), sheets)
     if run.cells:
+        run.index_formulas(anchors)
+        run.dynamic = {(index[i], formulas[i].target.r0, formulas[i].target.c0) for i in dynamics}
         run.progress = progress and (lambda cell: progress(0, len(formulas), cell))
         run.run(anchors, None)
     kept = dict(steps.kept)
     while True:
         model.evaluate()
         values = _read_values(run, formulas, index, skip)
-        missing = _showing(values, NOT_IMPLEMENTED)
+        special = {i: v for i, v in values.items() if isinstance(v, (ErrorValue, np.ndarray))}  # the few to look at
+        missing = _showing(special, NOT_IMPLEMENTED)
         diverging = _diverging(model, probes, formulas, index, skip) if probes else {}
         for i, why in diverging.items():  # a check says IronCalc's value is not Excel's
             kept[i] = why
@@ -1978,19 +1984,17 @@ def _evaluate_book(path, book, make_error, functions: dict | None = None, progre
             skip.add(i)
         model.dirty = True
     _trace_failures(run, book, values, index)
-    circular = sorted(_showing(values, CIRCULAR))
+    circular = sorted(_showing(special, CIRCULAR))
     reasons = _circular_reasons(book, circular)
     out = values  # a plain value (the common case) stays as it is
-    for i, v in values.items():
-        if isinstance(v, (ErrorValue, np.ndarray)):
-            out[i] = _excel_value(v, formulas[i], make_error, run.reasons, index[i], reasons.get(i))
+    for i, v in special.items():
+        out[i] = _excel_value(v, formulas[i], make_error, run.reasons, index[i], reasons.get(i))
     for i in kept:
         out[i] = _cached(formulas[i], book)
     for i, error in failures.items():
         out[i] = _error_fill(formulas[i], error)
-    overflows = {i: why for i, fc in enumerate(formulas)
-                 if fc.dynamic and i not in skip and (why := _overflow(run, fc, index[i], filled[i]))}
-    dynamic = {(index[i], fc.target.r0, fc.target.c0): i for i, fc in enumerate(formulas) if fc.dynamic and i not in skip}
+    overflows = {i: why for i in dynamics if i not in skip and (why := _overflow(run, formulas[i], index[i], filled[i]))}
+    dynamic = {(index[i], formulas[i].target.r0, formulas[i].target.c0): i for i in dynamics if i not in skip}
     for cell in run.cells:  # a bare call's result is laid on the stored range: larger is said
         i = dynamic.get((cell.sheet, cell.row, cell.col))  # (any other formula spills in IronCalc)
         value = run.calls[cell.calls[-1]].value
@@ -2043,21 +2047,37 @@ def _anchor(value):
 
 
 def _read_values(run: _Run, formulas, index, skip) -> dict:
-    """Every evaluated formula's value: a scalar, or the 2-D block of an array formula."""
+    """Every evaluated formula's value: a scalar, or the 2-D block of an array formula.
+
+    The anchors are read in one call of ``map`` (no Python call per cell); a text read back
+    is looked at again (an error code reads as its text), and ranges are read as blocks."""
     get, kind, error_type = run.model.m.get_cell_value, run.model.m.get_cell_type, run.model._error_type
-    out = {}
-    for i, fc in enumerate(formulas):
-        if i in skip:
-            continue
-        t = fc.target
-        if t.r0 == t.r1 and t.c0 == t.c1:
-            v = get(index[i], t.r0, t.c0)
-            if type(v) is str and kind(index[i], t.r0, t.c0) == error_type:
-                v = ErrorValue(v)
-            out[i] = v
-        else:
-            out[i] = run.model.read(index[i], t.r0, t.c0, t.r1, t.c1)
-    return out
+    order = [i for i in range(len(formulas)) if i not in skip] if skip else range(len(formulas))
+    targets = [formulas[i].target for i in order]
+    sheets = [index[i] for i in order]
+    values = list(map(get, sheets, [t.r0 for t in targets], [t.c0 for t in targets]))
+    for k in [k for k, (v, t) in enumerate(zip(values, targets)) if type(v) is str or t.r0 != t.r1 or t.c0 != t.c1]:
+        t = targets[k]
+        if t.r0 != t.r1 or t.c0 != t.c1:
+            values[k] = run.model.read(sheets[k], t.r0, t.c0, t.r1, t.c1)
+        elif kind(sheets[k], t.r0, t.c0) == error_type:
+            values[k] = ErrorValue(values[k])
+    return dict(zip(order, values))
+
+
+class _Anchors:
+    """``(sheet, row, col, shape or None)`` of each formula not in ``skip`` (and on one of
+    ``sheets``, when given), made as they are walked (what :class:`_Run` takes; a list would
+    hold a tuple per formula of the book)."""
+
+    def __init__(self, formulas, skip, sheets=None):
+        self.formulas, self.skip, self.sheets = formulas, frozenset(skip), sheets  # (skip as it is now)
+
+    def __iter__(self):
+        skip, sheets = self.skip, self.sheets
+        return ((fc.sheet, t.r0, t.c0, (t.r1 - t.r0 + 1, t.c1 - t.c0 + 1) if t.r1 != t.r0 or t.c1 != t.c0 else None)
+                for i, fc in enumerate(self.formulas) if i not in skip and (sheets is None or fc.sheet in sheets)
+                for t in (fc.target,))
 
 
 def _excel_value(value, fc, make_error, reasons: dict, sheet: int, circular: str | None):

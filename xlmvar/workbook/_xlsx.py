@@ -80,14 +80,17 @@ class _Prefixed:
     """A stream whose first bytes were already read: they come first again."""
 
     def __init__(self, head: bytes, stream):
-        self.head, self.stream = head, stream
+        self.head, self.pos, self.stream = head, 0, stream
 
     def read(self, n: int = -1) -> bytes:
-        if self.head:
-            if n is None or n < 0:
-                data, self.head = self.head + self.stream.read(), b""
+        if self.pos < len(self.head):  # a slice from where the last read ended: the rest of a
+            if n is None or n < 0:     # head of 256 MB is not copied on every read of 32 KB
+                data, self.head = self.head[self.pos:] + self.stream.read(), b""
                 return data
-            data, self.head = self.head[:n], self.head[n:]
+            data = self.head[self.pos:self.pos + n]
+            self.pos += len(data)
+            if self.pos >= len(self.head):
+                self.head, self.pos = b"", 0
             return data
         return self.stream.read(n)
 
@@ -324,19 +327,35 @@ def _resolve(base: str, target: str, where: str = "") -> str:
     return "/".join(parts)
 
 
-def write_zip_replacing(source: Path, target: Path, replacements: dict[str, bytes], limits: Limits = DEFAULT_LIMITS) -> None:
+def write_zip_replacing(source: Path, target: Path, replacements: dict, limits: Limits = DEFAULT_LIMITS) -> None:
     """Copy the archive ``source`` to ``target``, replacing the named parts' contents.
 
     Entry order, names, timestamps and compression method are kept (parts are deflated at
     level 1: a workbook's sheets can be large, Excel reads any level), so an untouched part is
     byte-identical and a rewrite of the same content is deterministic.  Parts are copied
-    through the same byte budget as they are read.
+    through the same byte budget as they are read.  A replacement is bytes, or a list of
+    byte slices written one after the other (a large part is then never joined in memory;
+    the archive holds the same bytes as for the joined part).
     """
     budget = _Budget(limits, Path(source).name)
     with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w") as dst:
         for info in src.infolist():
             if info.filename in replacements:  # fastest deflate: a rewritten sheet is large, Excel reads any level
-                dst.writestr(info, replacements[info.filename], compress_type=info.compress_type, compresslevel=1)
+                data = replacements[info.filename]
+                if isinstance(data, list):
+                    _write_slices(dst, info, data)
+                else:
+                    dst.writestr(info, data, compress_type=info.compress_type, compresslevel=1)
             else:
                 with _CountingReader(src.open(info), budget, info.filename) as fin:
                     dst.writestr(info, fin.read(), compress_type=info.compress_type, compresslevel=1)
+
+
+def _write_slices(dst: zipfile.ZipFile, info: zipfile.ZipInfo, slices: list) -> None:
+    """``dst.writestr(info, b"".join(slices), compresslevel=1)`` without the join: the
+    same entry (``writestr`` itself sets these fields and writes through ``open``)."""
+    info._compresslevel = 1
+    info.file_size = sum(map(len, slices))
+    with dst.open(info, mode="w") as out:
+        for piece in slices:
+            out.write(piece)
