@@ -268,3 +268,49 @@ def test_a_name_defined_through_a_loop_of_names_is_an_error_not_a_refusal(tmp_pa
 
     r = recalculate(_book(tmp_path / "loop.xlsx", build))  # raised RecursionError: the book refused
     assert {e.cell: e.error for e in r.errors}["H1"] == "#NAME?"
+
+
+def test_an_expression_argument_is_evaluated_clear_of_what_it_reads(tmp_path):
+    # the scratch cell sat inside a generous named range the expression reads (#CIRC!), past
+    # a lookup check's probes near column XFD (#SPILL! for a wide result), and IronCalc could
+    # not parse a name local to another sheet inside the expression (#ERROR!)
+    import xlsxwriter.utility as xl
+
+    n = 70
+
+    def build(wb, ws):
+        ws.write_row("G1", ["x", "y"])
+        wb.define_name("Data", "=S!$G$1:$Z$500")  # past every filled cell of S
+        ws.write_formula("A11", '=PORTVOL(COUNTIF(Data,"y"),1)')
+        for r, v in zip(range(3, 9), [1, 2, None, 4, 5, 6]):  # a blank K5: a probe for the MATCH
+            if v is not None:
+                ws.write(f"K{r}", v)
+        ws.write_formula("A12", "=MATCH(4.5,K3:K8)")
+        cov, positions = wb.add_worksheet("C"), wb.add_worksheet("P")
+        for j in range(n):
+            positions.write(0, 1 + j, j + 1)  # P!B1:BS1 = 1..70
+            cov.write_row(j, 0, 0.0004 * (np.arange(n) == j))  # 0.0004 I
+        wide = f"P!B1:{xl.xl_col_to_name(n)}1"
+        ws.write_formula("A13", f"=PORTVOL({wide}*1,C!A1:{xl.xl_col_to_name(n - 1)}{n})")
+        wb.define_name("C!Var", "=C!$A$1")
+        ws.write_formula("A14", "=PORTVOL(C!Var*100,1)")
+
+    r = recalculate(_book(tmp_path / "clear.xlsx", build))
+    assert r.value("S", "A11") == 1.0
+    assert r.value("S", "A13") == pytest.approx(0.02 * np.sqrt(sum(k * k for k in range(1, n + 1))), rel=1e-12)
+    assert r.value("S", "A14") == pytest.approx(0.04, rel=1e-12)
+
+
+def test_an_expression_argument_is_evaluated_outside_a_generous_range_it_reads(tmp_path):
+    # Data reaches past the sheet's last filled cell: the scratch cell (last row + 2, last
+    # column + 2) fell inside it, and COUNTIF(Data, ...) became a circular reference
+    def build(wb, ws):
+        d = wb.add_worksheet("D")
+        d.write_column("B1", ["x", "y", "z"])
+        wb.define_name("Data", "=D!$B$1:$Z$500")
+        d.write_formula("A1", '=PORTVOL(COUNTIF(Data,"y"),1)')
+        d.write_formula("A2", '=PORTVAR(100,0.0004,IF(COUNTIF(Data,"y")>0,0.99,0.95))')
+
+    r = recalculate(_book(tmp_path / "generous.xlsx", build))
+    assert r.value("D", "A1") == 1.0
+    assert r.value("D", "A2") == pytest.approx(norm.ppf(0.99) * 2, rel=1e-12)

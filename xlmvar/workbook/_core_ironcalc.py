@@ -91,6 +91,10 @@ def _here(text: str, row: int, col: int) -> str:
     return "".join(parts)
 
 
+#: A defined name (perhaps local to a sheet: ``Data!Cov``), not a function and not after ``!``.
+_NAME_TOKEN = re.compile(r"(?<![\w.!$'\]])((?:'(?:[^']|'')+'|[\w.]+)!)?([^\W\d][\w.]*)(?![\w.(!\[])")
+
+
 def _refuse_outside_its_cell(text: str) -> None:
     """Refuse an expression that means something else outside its cell: ``INDIRECT`` of an
     R1C1 address (``INDIRECT("RC[-1]",FALSE)``: relative to the cell) and ``CELL`` of no
@@ -605,6 +609,7 @@ class _Run:
         self._names: list[str] = []  # sheet names by index
         self.dynamic: set = set()  # (sheet index, row, col) of the dynamic array formulas
         self.volatile: dict = {}  # (text, sheet, cell) -> value of a volatile expression argument
+        self.extents: dict = {}  # sheet index -> (last row, last column) of the file's own cells
 
     def _has_formulas(self, rng) -> bool:
         if rng[0] not in self.boxes:  # a block or scratch sheet: its values change
@@ -779,6 +784,29 @@ class _Run:
                     self.volatile[key] = arr
         return _bridge_range(arr) if is_range else _bridge_scalar(arr, name)
 
+    def _names_written_out(self, text: str, sheet: int) -> str:
+        """``text`` with each defined name that is a reference written as that reference
+        (``Data!Cov`` -> ``'Data'!$D$1:$E$2``): IronCalc parses neither a name local to
+        another sheet nor a name outside ASCII."""
+        if not self.model.names:
+            return text
+
+        def out(m):
+            if m.group(1) and _A1.match(m.group(2)):
+                return m.group(0)  # Data!B1: a reference already
+            found = self.model.resolve(m.group(0), sheet)
+            if found is None or (not m.group(1) and (m.group(2).lower(), sheet) not in self.model.names
+                                 and (m.group(2).lower(), None) not in self.model.names):
+                return m.group(0)
+            name = self._name(found[0]).replace("'", "''")
+            r0, c0, r1, c1 = found[1:]
+            return f"'{name}'!${col_letters(c0)}${r0}:${col_letters(c1)}${r1}"
+
+        parts = re.split(r'("(?:[^"]|"")*")', text)
+        for k in range(0, len(parts), 2):
+            parts[k] = _NAME_TOKEN.sub(out, parts[k])
+        return "".join(parts)
+
     def _expression(self, text: str, sheet: int, at: tuple[int, int]) -> np.ndarray:
         """The value of an expression argument as the calling cell ``at`` on ``sheet`` sees
         it, as a 2-D object array, with a blank where the expression returns a reference to
@@ -793,12 +821,19 @@ class _Run:
         spill gives the result's extent.
         """
         m = self.model.m
+        _refuse_outside_its_cell(text)
+        text = _here(self._names_written_out(text, sheet), *at)
         _, last_row, _, last_col = m.get_sheet_dimensions(sheet)
+        if last_col > 16_384 - _PROBE_COLUMNS:  # the checks' probes: the sheet's own cells end before
+            last_col = self.extents.get(sheet, (last_row, 0))[1]
+        for token in _REFERENCE_TOKEN.findall(_without_strings(text)):  # past what it reads, too
+            found = self.model.resolve(token, sheet)
+            if found and found[0] == sheet:
+                last_row, last_col = max(last_row, found[3]), max(last_col, found[4])
         row, col = last_row + 2, last_col + 2
         if row > 1_048_576 or col > 16_384:
-            raise ValueError("cannot evaluate this argument: the sheet has no free cell past its last row and column")
-        _refuse_outside_its_cell(text)
-        text = _here(text, *at)
+            raise ValueError("cannot evaluate this argument: the sheet has no free cell past its last row and "
+                             "column and the ranges it reads")
 
         def spill(formula: str, shape=None) -> np.ndarray:
             m.set_user_input(sheet, row, col, formula)
@@ -1954,6 +1989,8 @@ def _evaluate_book(path, book, make_error, functions: dict | None = None, progre
     if run.cells:
         run.index_formulas(anchors)
         run.dynamic = {(index[i], formulas[i].target.r0, formulas[i].target.c0) for i in dynamics}
+        run.extents = {model.sheets[name.lower()]: (sheet.max_row, sheet.max_col) for name, sheet in book.sheets.items()
+                       if name.lower() in model.sheets}
         run.progress = progress and (lambda cell: progress(0, len(formulas), cell))
         run.run(anchors, None)
     kept = dict(steps.kept)
