@@ -249,3 +249,16 @@ def test_checks_on_a_sheet_whose_name_has_a_quote_and_braces(tmp_path):
     r = recalculate(book(tmp_path / "q.xlsx", build))
     assert [r.value("T", c) for c in ("A1", "A2")] == [4, 1] and str(r.value("T", "A3")) == "#N/A"
     assert {k.cell for k in r.kept} == {"A2", "A3"}
+
+
+@pytest.mark.parametrize("text", [f"<t>a{EMOJI}</t>", "<t>a&#x1F600;</t>", "<t>a&#128512;</t>", f"<r><t>a</t></r><r><t>{EMOJI}</t></r>"],
+                         ids=["inline", "hex reference", "decimal reference", "rich text"])
+def test_an_emoji_in_an_inline_string_or_a_character_reference_is_seen(tmp_path, text):
+    # only the shared strings' raw UTF-8 was looked at: LEN gave 2 for "a" + an emoji stored
+    # inline or as &#x1F600; (Excel: 3, UTF-16 units), silently
+    from _hostile import with_sheet
+
+    cells = f'<row r="1"><c r="A1" t="inlineStr"><is>{text}</is></c><c r="B1"><f>LEN(A1)</f><v>3</v></c></row>'
+    r = recalculate(with_sheet(tmp_path, cells))
+    assert {k.cell: k.reason for k in r.kept}["B1"].startswith("LEN measures text holding a character beyond U+FFFF")
+    assert r.value("S", "B1") == 3  # Excel's cached value, kept

@@ -2508,13 +2508,16 @@ _UTF16_TEXT = {"LEN": (0,), "LENB": (0,), "LEFT": (0,), "LEFTB": (0,), "RIGHT": 
                "MID": (0,), "MIDB": (0,), "FIND": (0, 1), "FINDB": (0, 1), "SEARCH": (0, 1), "SEARCHB": (0, 1),
                "REPLACE": (0,), "REPLACEB": (0,)}
 _UTF16_CALL = re.compile(r"(?<![A-Za-z0-9_.\\])(" + "|".join(sorted(_UTF16_TEXT, key=len, reverse=True)) + r")\s*\(", re.I)
-_ASTRAL_BYTES = re.compile(rb"[\xf0-\xf4]|_x[dD][89aAbB][0-9a-fA-F]{2}_")
+#: A character beyond U+FFFF in XML bytes: its UTF-8 lead byte, a surrogate escaped as Excel
+#: does (``_xD83D_``), or a character reference that may be one (``&#x1F600;``, ``&#128512;``).
+_ASTRAL_BYTES = re.compile(rb"[\xf0-\xf4]|_x[dD][89aAbB][0-9a-fA-F]{2}_|&#[xX]0*[1-9a-fA-F][0-9a-fA-F]{4,};|&#0*[1-9][0-9]{4,};")
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 
 def _astral_possible(path, book, functions: set) -> bool:
     """Whether some text of the book may hold a character beyond U+FFFF (an emoji): one in
-    the shared strings, a formula, a defined name or a cached value, or a UNICHAR call."""
+    the shared strings or a sheet's inline strings (as UTF-8 or a character reference), a
+    formula, a defined name or a cached value, or a UNICHAR call."""
     if "UNICHAR" in functions:
         return True
     if _ASTRAL.search("\n".join(fc.text for fc in book.formulas)) or _ASTRAL.search("\n".join(book.names.values())):
@@ -2523,7 +2526,9 @@ def _astral_possible(path, book, functions: set) -> bool:
         return True
     with zipfile.ZipFile(path) as archive:
         for part in archive.namelist():
-            if part.lower().endswith("sharedstrings.xml") and _ASTRAL_BYTES.search(archive.read(part)):
+            lower = part.lower()
+            if (lower.endswith("sharedstrings.xml") or lower.startswith("xl/worksheets/") and lower.endswith(".xml")) \
+                    and _ASTRAL_BYTES.search(archive.read(part)):
                 return True
     return False
 
