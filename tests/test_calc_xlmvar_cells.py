@@ -35,16 +35,22 @@ def _book(path, build, sheet="S"):
     return path
 
 
+def _write_correlation(ws, col: int) -> None:
+    """COV's volatilities in column ``col`` (rows 1-3) and its correlations beside them, the
+    inputs of ``COVFROMCORR`` that give COV back."""
+    vol = np.sqrt(np.diag(COV))
+    ws.write_column(0, col, vol)
+    for i, row in enumerate(COV / np.outer(vol, vol)):
+        ws.write_row(i, col + 1, row)
+
+
 def test_sheet_and_name_in_any_script_neither_hang_nor_lose_the_order(tmp_path):
     # a word starting with a letter outside ASCII (Übersicht, Лист2) looped for ever while the
     # formula was taken apart; Données!B1 was not seen as a reference, so Risk!A1 ran before
     # the covariance it reads was computed (and IFERROR made that 0)
     def build(wb, ws):
         ws.write_array_formula("G1:I3", "{=IFERROR(COVFROMCORR(K1:K3,L1:N3),0)}")
-        ws.write_column("K1", np.sqrt(np.diag(COV)))
-        corr = COV / np.outer(np.sqrt(np.diag(COV)), np.sqrt(np.diag(COV)))
-        for i, row in enumerate(corr):
-            ws.write_row(i, 11, row)
+        _write_correlation(ws, 10)  # K1:K3, L1:N3
         wb.define_name("Позиции", "='Données'!$B$1:$B$3")
         risk = wb.add_worksheet("Risk")
         risk.write_formula("A1", "=PORTVOL(Données!B1:B3,Données!G1:I3)")
@@ -66,9 +72,7 @@ def test_a_cell_waits_for_the_xlmvar_cells_its_native_part_reads(tmp_path):
         ws.write_formula("F1", "=PORTVOL(A1:A3,C1:E3)")
         ws.write_formula("A9", "=PORTVOL(B1:B3*2,G1:I3)")  # after G1:I3, so a level after A1
         ws.write_array_formula("G1:I3", "{=COVFROMCORR(K1:K3,L1:N3)}")
-        ws.write_column("K1", np.sqrt(np.diag(COV)))
-        for i, row in enumerate(COV / np.outer(np.sqrt(np.diag(COV)), np.sqrt(np.diag(COV)))):
-            ws.write_row(i, 11, row)
+        _write_correlation(ws, 10)  # K1:K3, L1:N3
 
     r = recalculate(_book(tmp_path / "order.xlsx", build))
     a1 = _vol(X) / _vol(2 * X)
@@ -194,9 +198,7 @@ def test_a_name_local_to_another_sheet_is_read_and_ordered(tmp_path):
     # call ran before the covariance and read IronCalc's #NAME? for it
     def build(wb, ws):
         ws.write_array_formula("G1:I3", "{=COVFROMCORR(K1:K3,L1:N3)}")
-        ws.write_column("K1", np.sqrt(np.diag(COV)))
-        for i, row in enumerate(COV / np.outer(np.sqrt(np.diag(COV)), np.sqrt(np.diag(COV)))):
-            ws.write_row(i, 11, row)
+        _write_correlation(ws, 10)  # K1:K3, L1:N3
         wb.define_name("Data!Cov", "=Data!$G$1:$I$3")
         wb.add_worksheet("Risk").write_formula("A1", "=PORTVOL(Data!B1:B3,Data!Cov)")
 
@@ -248,9 +250,7 @@ def test_a_legacy_cell_around_an_array_call_shows_its_top_left(tmp_path):
     # =COVFROMCORR(...)*1 in one cell (not an array formula): Excel shows the top-left value
     # and nothing beside it; it spilled into H5:J7 (and showed #SPILL! where H6 was taken)
     def build(wb, ws):
-        ws.write_column("L1", np.sqrt(np.diag(COV)))
-        for i, row in enumerate(COV / np.outer(np.sqrt(np.diag(COV)), np.sqrt(np.diag(COV)))):
-            ws.write_row(i, 12, row)
+        _write_correlation(ws, 11)  # L1:L3, M1:O3
         ws.write_formula("H5", "=COVFROMCORR(L1:L3,M1:O3)*1")
         ws.write_formula("H9", "=COVFROMCORR(L1:L3,M1:O3)*1")
         ws.write("H10", 7)

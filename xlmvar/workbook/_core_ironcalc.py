@@ -1224,14 +1224,10 @@ def plan(book, xlmvar_names) -> Plan:
         if "[" not in text and not named and (":" not in text or not _may_be_large(text)):
             if legacy:  # a one-cell formula as Excel saved it before dynamic arrays: ranges meet its cell
                 source = _implicit_intersection(source, fc, resolver)
-            if one and (legacy or source != fc.text or (any_name is not None and any_name.search(text))):
-                inside = _scalar_use(source, fc, resolver, source == fc.text, xlmvar)
-                if inside:
-                    out.kept[i] = _scalar_reason(inside)
-                    continue
-            lifting = _unlifted(source, fc, resolver, source != fc.text, xlmvar)
-            if lifting:
-                out.kept[i] = lifting
+            scalar = one and (legacy or source != fc.text or (any_name is not None and any_name.search(text)))
+            why = _kept_for_arrays(source, fc, resolver, scalar, xlmvar)
+            if why:
+                out.kept[i] = why
                 continue
             if source != fc.text:
                 out.rewrites[i] = source
@@ -1262,14 +1258,9 @@ def plan(book, xlmvar_names) -> Plan:
         if legacy:  # before clipping: S!3:3 in row 5 is S!E3... wherever the sheet's cells end
             rewritten = _implicit_intersection(rewritten, fc, resolver)
         clipped = rewritten if native else _clipped_text(rewritten, fc.target.sheet, resolver, book)
-        if one:
-            inside = _scalar_use(clipped, fc, resolver, clipped == fc.text, xlmvar)
-            if inside:
-                out.kept[i] = _scalar_reason(inside)
-                continue
-        lifting = _unlifted(clipped, fc, resolver, clipped != fc.text, xlmvar)
-        if lifting:
-            out.kept[i] = lifting
+        why = _kept_for_arrays(clipped, fc, resolver, one, xlmvar)
+        if why:
+            out.kept[i] = why
             continue
         if clipped != fc.text:
             out.rewrites[i] = clipped
@@ -1475,6 +1466,18 @@ def _scalar_use(source: str, fc, resolver, names_only: bool, xlmvar_names) -> st
             if rect is not None and rect.area > 1:
                 return name
     return None
+
+
+def _kept_for_arrays(text: str, fc, resolver, scalar: bool, xlmvar_names) -> str | None:
+    """Why formula ``fc``, given to IronCalc as ``text``, keeps Excel's value because of how
+    it reads a range or array, or None: a multi-cell range read as one value inside a
+    function (checked when ``scalar``: a legacy one-cell formula, :func:`_scalar_use`), or a
+    function applied to each element of an array that IronCalc does not lift (:func:`_unlifted`)."""
+    if scalar:
+        inside = _scalar_use(text, fc, resolver, text == fc.text, xlmvar_names)
+        if inside:
+            return _scalar_reason(inside)
+    return _unlifted(text, fc, resolver, text != fc.text, xlmvar_names)
 
 
 def _scalar_reason(function: str) -> str:

@@ -230,13 +230,8 @@ def _cell_value(cell, strings, where):
             return None
         if not _NUMBER_TEXT.match(text):  # Python's float() would take " 5 ", "1_000", "inf", "nan"
             raise ValueError(f"workbook: {where()} holds {text[:40]!r} where a number is expected; the file is malformed")
-        if len(text) < 16:
-            try:
-                return int(text)
-            except ValueError:
-                pass
-        number = float(text)
-        if number - number != 0.0:
+        number = _number_of(text)
+        if number is _NOT_A_NUMBER:
             raise ValueError(f"workbook: {where()} holds {text[:40]!r}, past the largest number; the file is malformed")
         return number
     if kind == "inlineStr":
@@ -571,7 +566,12 @@ def _numbers():
 
 
 def _number(raw: bytes):
-    text = raw.decode("ascii", "replace")
+    return _number_of(raw.decode("ascii", "replace"))
+
+
+def _number_of(text: str):
+    """The number a cell's ``<v>`` text holds (an int when it is one), or
+    ``_NOT_A_NUMBER`` for text that is not a strict number or is past the largest float."""
     if not _NUMBER_TEXT.match(text):
         return _NOT_A_NUMBER
     if len(text) < 16:
