@@ -127,6 +127,23 @@ def _is_number(item) -> bool:
 _is_number_array = np.vectorize(_is_number, otypes=[bool])
 
 
+def _surely_finite(arr: np.ndarray) -> bool:
+    """True if the float array ``arr`` certainly holds no NaN or infinity.
+
+    A screen, exact in one direction: NaN and inf survive squaring and summing in any order
+    (IEEE 754), so a finite sum of squares means every value is finite.  The sum is one
+    BLAS dot product of the array with itself (a contiguous array is not copied), several
+    times faster than a numpy reduction and without a mask of the array's size; a
+    ``False`` (a non-finite value, or finite values over about 1e154 whose squares overflow)
+    only sends the caller to the exact element-wise test.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        if arr.flags.c_contiguous or arr.flags.f_contiguous:
+            flat = arr.ravel(order="K")  # a view
+            return bool(np.isfinite(np.dot(flat, flat)))
+        return bool(np.isfinite(np.add.reduce(arr, axis=None)))
+
+
 def _to_float_array(values, name: str) -> np.ndarray:
     """Convert to a float array, naming the first cell that is not a finite number."""
     arr = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
@@ -139,9 +156,7 @@ def _to_float_array(values, name: str) -> np.ndarray:
                 f"{name}: {_where(index, arr.ndim)} holds {describe(arr[index])}; expected a number"
             )
     arr = arr.astype(float, copy=False)
-    # NaN and inf survive a sum, so one reduction screens the array without allocating a
-    # mask of its size; only a suspicious sum (or an overflow of finite values) is scanned
-    if not np.isfinite(np.add.reduce(arr, axis=None)) and not np.all(np.isfinite(arr)):
+    if not _surely_finite(arr) and not np.all(np.isfinite(arr)):
         index = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
         kind = "an error or NaN" if math.isnan(arr[index]) else "an infinite value"
         raise ValueError(f"{name}: {_where(index, arr.ndim)} holds {kind}; expected a finite number")
@@ -535,11 +550,12 @@ def check_return_levels(mat: np.ndarray, name: str = "returns") -> None:
     * A column of two or more values all ``> 1``: a gain of more than 100% in every period;
       that is a price (or a percentage) column.
     Percentages that never reach -1 and prices below 1 pass: they cannot be told apart from
-    returns by their values.
+    returns by their values.  ``mat`` is finite (as :func:`check_returns` returns it); the
+    check is one pass over the table (its least value), and the columns whose first value is
+    above 1.
     """
-    low = mat <= -1.0
-    if low.any():
-        i, j = (int(k) for k in np.argwhere(low)[0])
+    if mat.min() <= -1.0:
+        i, j = (int(k) for k in np.argwhere(mat <= -1.0)[0])
         raise ValueError(
             f"{name}: {_where((i, j), mat.ndim)} is {mat[i, j]:g}, a loss of "
             f"{-mat[i, j] * 100:g}%; a return of -100% or below would leave a zero or negative "
@@ -548,9 +564,11 @@ def check_return_levels(mat: np.ndarray, name: str = "returns") -> None:
             "simple return as EXP(r) - 1)"
         )
     if mat.shape[0] >= 2:
-        high = np.all(mat > 1.0, axis=0)
-        if high.any():
-            j = int(np.argmax(high))
+        # a column all above 1 starts above 1: only those columns are read whole
+        starts = np.flatnonzero(mat[0] > 1.0)
+        high = starts[np.all(mat[:, starts] > 1.0, axis=0)]
+        if high.size:
+            j = int(high[0])
             raise ValueError(
                 f"{name}: every value in column {j + 1} is above 1 (row 1 holds {mat[0, j]:g}), "
                 "a gain of more than 100% in every period; these look like prices (form returns "

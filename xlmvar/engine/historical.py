@@ -92,6 +92,7 @@ __all__ = [
     "rows_needed",
     "es_rows_needed",
     "quantile_bracket",
+    "empirical_quantiles",
     "silverman_bandwidth",
     "scenario_weights",
     "kernel_weights",
@@ -280,13 +281,36 @@ def quantile_bracket(size: int, tail: float, quantile_method: str = "linear") ->
     return k, virtual - k
 
 
+def empirical_quantiles(values: np.ndarray, probs, quantile_method: str = "linear") -> np.ndarray:
+    """``numpy.quantile(values, probs, method=quantile_method)`` of a finite 1-D sample.
+
+    For ``"linear"`` (R's type 7, the default) computed from one partition: with
+    ``v = (T - 1) p``, ``k = floor(v)`` and ``g = v - k``, ``Q = p_(k) + g (p_(k+1) - p_(k))``
+    (``p_(k+1) - (1 - g) (p_(k+1) - p_(k))`` when ``g >= 0.5``, numpy's own rounding), so
+    the result equals numpy's to the last bit without its fixed cost (about 0.1 ms a call,
+    as much as a pass over a 500 x 2,500 history's P&L many times over).  Any other method
+    is numpy's.
+    """
+    probs = np.asarray(probs, dtype=float)
+    if quantile_method != "linear" or values.size == 1:  # numpy keeps -0.0 of a single value
+        return np.asarray(np.quantile(values, probs, method=quantile_method))
+    virtual = (values.size - 1) * probs
+    floor = np.floor(virtual)
+    low = floor.astype(np.intp)
+    high = np.minimum(low + 1, values.size - 1)
+    ordered = np.partition(values, np.concatenate((low.ravel(), high.ravel())))
+    a, b = ordered[low], ordered[high]
+    g, step = virtual - floor, b - a
+    return np.where(g >= 0.5, b - step * (1.0 - g), a + step * g)
+
+
 def silverman_bandwidth(pnl: np.ndarray) -> float:
     """Silverman's rule of thumb on a P&L sample: ``0.9 min(sd, IQR / 1.34) T^(-1/5)``.
 
     ``sd`` has divisor ``T - 1``; when the interquartile range is 0 the ``sd`` alone is used.
     """
     sd = float(np.std(pnl, ddof=1))
-    q25, q75 = np.quantile(pnl, (0.25, 0.75))
+    q25, q75 = empirical_quantiles(pnl, (0.25, 0.75))
     spread = min(sd, float(q75 - q25) / 1.34) if q75 > q25 else sd
     return 0.9 * spread * pnl.size ** -0.2
 
@@ -414,7 +438,7 @@ def decompose_scenarios(
         rows, weights = slice(None), np.full(pnl.size, 1.0 / pnl.size)  # -x.mu, -mu
         q = flat_level(float(weights @ pnl), gross)
     else:
-        q = float(np.quantile(pnl, tail, method=method))
+        q = float(empirical_quantiles(pnl, tail, method))
         if measure == "es":
             rows, weights = tail_weights(pnl, q)
             q = float(weights @ pnl[rows])

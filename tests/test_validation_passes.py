@@ -1,0 +1,131 @@
+"""The cheap passes that validate a big input are exact (issue 13: validation priced right).
+
+Three shortcuts keep a cold call over a returns history near one pass over the data; each is
+pinned here against a brute-force loop or a second implementation:
+
+* the finiteness screen (a BLAS sum of squares) never lets a NaN or an infinity through, in
+  any layout, and sends finite values too large to square to the exact test;
+* the level check (percentages, prices) reads the table's least value and the columns that
+  start above 1, and refuses exactly what the rule says, naming the same cell;
+* the empirical quantile from one partition equals ``numpy.quantile`` to the last bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xlmvar.engine import historical
+from xlmvar.engine._validation import as_matrix, check_return_levels
+
+RNG = np.random.default_rng(20261128)
+
+
+def _layouts(table):
+    """The table as C-ordered, Fortran-ordered and strided (every other column) arrays."""
+    wide = np.repeat(table, 2, axis=1)
+    return {"C": np.ascontiguousarray(table), "F": np.asfortranarray(table), "strided": wide[:, ::2]}
+
+
+def _first_bad_cell(table):
+    """Brute force: (row, column), 1-based, of the first non-finite cell, row by row."""
+    for i in range(table.shape[0]):
+        for j in range(table.shape[1]):
+            if not np.isfinite(table[i, j]):
+                return i + 1, j + 1
+    return None
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 4), (2500, 7), (64, 300)])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_finiteness_screen_lets_no_nan_or_infinity_through(shape, bad):
+    for trial in range(4):
+        table = RNG.standard_normal(shape) * 0.01
+        cells = [(0, 0), (shape[0] - 1, shape[1] - 1), tuple(int(RNG.integers(n)) for n in shape)]
+        table[cells[trial % 3]] = bad
+        if trial == 3:  # two of them: the first one row by row is named
+            table[tuple(int(RNG.integers(n)) for n in shape)] = -bad
+        row, column = _first_bad_cell(table)
+        for arr in _layouts(table).values():
+            with pytest.raises(ValueError, match=rf"^returns: row {row}, column {column} holds an? "):
+                as_matrix(arr, "returns")
+
+
+def test_finite_values_too_large_to_square_pass_the_exact_test():
+    # 1e200 squared overflows the screen's sum; the element-wise test then finds them finite
+    table = RNG.standard_normal((50, 6))
+    table[7, 2], table[49, 5] = 1e200, -1.5e300
+    for arr in _layouts(table).values():
+        out = as_matrix(arr, "model")
+        assert out[7, 2] == 1e200 and out[49, 5] == -1.5e300
+        np.testing.assert_array_equal(out, table)
+
+
+def _levels_rule(table):
+    """Brute force of the rule: the first cell <= -1 row by row, else the first column whose
+    values (two or more) are all above 1; ``None`` if the table passes."""
+    for i in range(table.shape[0]):
+        for j in range(table.shape[1]):
+            if table[i, j] <= -1.0:
+                return "cell", i + 1, j + 1
+    if table.shape[0] >= 2:
+        for j in range(table.shape[1]):
+            if all(table[i, j] > 1.0 for i in range(table.shape[0])):
+                return "column", j + 1
+    return None
+
+
+def test_level_check_refuses_exactly_what_the_rule_says():
+    seen = set()
+    for trial in range(400):
+        rows, cols = int(RNG.integers(1, 9)), int(RNG.integers(1, 6))
+        table = RNG.uniform(-1.2, 3.0, (rows, cols))
+        if trial % 3 == 0:  # mostly plausible returns, with the edges placed by hand
+            table = RNG.uniform(-0.5, 0.9, (rows, cols))
+            table[int(RNG.integers(rows)), int(RNG.integers(cols))] = RNG.choice([-1.0, -0.999999, 1.0, 1.000001])
+        if trial % 5 == 0:  # a column above 1 below its first row only: not a price column
+            table[1:, int(RNG.integers(cols))] = 2.0
+        expected = _levels_rule(table)
+        seen.add(None if expected is None else expected[0])
+        if expected is None:
+            check_return_levels(table)
+        elif expected[0] == "cell":
+            with pytest.raises(ValueError, match=rf"^returns: row {expected[1]}, column {expected[2]} is "):
+                check_return_levels(table)
+        else:
+            with pytest.raises(ValueError, match=rf"^returns: every value in column {expected[1]} is above 1 "):
+                check_return_levels(table)
+    assert seen == {None, "cell", "column"}  # every branch was exercised
+
+
+def test_minus_one_exactly_is_refused_and_just_above_passes():
+    table = np.full((4, 2), 0.01)
+    table[2, 1] = -1.0
+    with pytest.raises(ValueError, match=r"^returns: row 3, column 2 is -1, a loss of 100%"):
+        check_return_levels(table)
+    table[2, 1] = np.nextafter(-1.0, 0.0)
+    check_return_levels(table)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 10, 19, 20, 21, 100, 250, 2500, 2501])
+def test_empirical_quantiles_equal_numpy_to_the_last_bit(size):
+    probs = np.concatenate([RNG.random(6), [0.0, 1.0, 0.5, 0.25, 0.75, 0.05, 0.01, 0.001, 0.999]])
+    for trial in range(12):
+        values = RNG.standard_normal(size) * 10.0 ** RNG.uniform(-6, 8)
+        if trial % 3 == 1:
+            values = np.round(values)  # ties
+        if trial % 4 == 3:
+            values = -np.abs(values) * 0.0  # signed zeros
+        got = historical.empirical_quantiles(values, probs)
+        want = np.quantile(values, probs)
+        np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))
+        one = historical.empirical_quantiles(values, 0.05)
+        assert one.shape == () and one.view(np.int64) == np.quantile(values, 0.05).view(np.int64)
+
+
+@pytest.mark.parametrize("method", ["lower", "higher", "nearest", "midpoint", "hazen", "weibull", "median_unbiased"])
+def test_other_quantile_methods_are_numpys(method):
+    values = RNG.standard_normal(137)
+    np.testing.assert_array_equal(
+        historical.empirical_quantiles(values, (0.05, 0.5), method), np.quantile(values, (0.05, 0.5), method=method)
+    )
