@@ -3,8 +3,9 @@
 Three shortcuts keep a cold call over a returns history near one pass over the data; each is
 pinned here against a brute-force loop or a second implementation:
 
-* the finiteness screen (a BLAS sum of squares) never lets a NaN or an infinity through, in
-  any layout, and sends finite values too large to square to the exact test;
+* the finiteness screen (BLAS row sums of a table, a sum of squares of a vector) never lets a
+  NaN or an infinity through, in any layout, and sends finite values whose sums overflow to
+  the exact test;
 * the level check (percentages, prices) reads the table's least value and the columns that
   start above 1, and refuses exactly what the rule says, naming the same cell;
 * the empirical quantile from one partition equals ``numpy.quantile`` to the last bit.
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 from xlmvar.engine import historical
-from xlmvar.engine._validation import as_matrix, check_return_levels
+from xlmvar.engine._validation import as_matrix, as_vector, check_return_levels
 
 RNG = np.random.default_rng(20261128)
 
@@ -36,7 +37,7 @@ def _first_bad_cell(table):
     return None
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (3, 4), (2500, 7), (64, 300)])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 4), (2500, 7), (64, 300), (1, 40), (40, 1)])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_finiteness_screen_lets_no_nan_or_infinity_through(shape, bad):
     for trial in range(4):
@@ -51,13 +52,17 @@ def test_finiteness_screen_lets_no_nan_or_infinity_through(shape, bad):
                 as_matrix(arr, "returns")
 
 
-def test_finite_values_too_large_to_square_pass_the_exact_test():
-    # 1e200 squared overflows the screen's sum; the element-wise test then finds them finite
+def test_finite_values_whose_sums_overflow_pass_the_exact_test():
+    # 1.5e308 + 1.5e308 overflows a row sum, 1e200 squared a sum of squares; the
+    # element-wise test then finds them finite
     table = RNG.standard_normal((50, 6))
-    table[7, 2], table[49, 5] = 1e200, -1.5e300
+    table[7, 2], table[7, 3], table[49, 5] = 1.5e308, 1.5e308, -1.5e300
+    vector = RNG.standard_normal(9)
+    vector[4] = 1e200
+    np.testing.assert_array_equal(as_vector(vector, "positions"), vector)
     for arr in _layouts(table).values():
         out = as_matrix(arr, "model")
-        assert out[7, 2] == 1e200 and out[49, 5] == -1.5e300
+        assert out[7, 2] == 1.5e308 and out[49, 5] == -1.5e300
         np.testing.assert_array_equal(out, table)
 
 
@@ -129,3 +134,14 @@ def test_other_quantile_methods_are_numpys(method):
     np.testing.assert_array_equal(
         historical.empirical_quantiles(values, (0.05, 0.5), method), np.quantile(values, (0.05, 0.5), method=method)
     )
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_vector_screen_lets_no_nan_or_infinity_through(bad):
+    for size in (1, 2, 17, 1000):
+        for where in {0, size // 2, size - 1}:
+            vector = RNG.standard_normal(size)
+            vector[where] = bad
+            for arr in (vector, np.repeat(vector, 2)[::2]):  # contiguous and strided
+                with pytest.raises(ValueError, match=rf"^positions: item {where + 1} holds an? "):
+                    as_vector(arr, "positions")

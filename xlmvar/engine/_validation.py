@@ -130,17 +130,19 @@ _is_number_array = np.vectorize(_is_number, otypes=[bool])
 def _surely_finite(arr: np.ndarray) -> bool:
     """True if the float array ``arr`` certainly holds no NaN or infinity.
 
-    A screen, exact in one direction: NaN and inf survive squaring and summing in any order
-    (IEEE 754), so a finite sum of squares means every value is finite.  The sum is one
-    BLAS dot product of the array with itself (a contiguous array is not copied), several
-    times faster than a numpy reduction and without a mask of the array's size; a
-    ``False`` (a non-finite value, or finite values over about 1e154 whose squares overflow)
-    only sends the caller to the exact element-wise test.
+    A screen, exact in one direction: NaN and inf survive multiplying by a finite non-zero
+    number and summing, in any order (IEEE 754), so finite sums mean finite values.  The
+    sums are one BLAS pass, faster than a numpy reduction and without a mask of the array's
+    size: a table's row sums ``arr @ 1`` (BLAS skips no product by a non-zero), a vector's
+    sum of squares ``arr . arr``; a strided array is summed by numpy.  A ``False`` (a
+    non-finite value, or finite values so large that a sum overflows) only sends the caller
+    to the exact element-wise test.
     """
     with np.errstate(over="ignore", invalid="ignore"):
-        if arr.flags.c_contiguous or arr.flags.f_contiguous:
-            flat = arr.ravel(order="K")  # a view
-            return bool(np.isfinite(np.dot(flat, flat)))
+        if arr.ndim == 2 and (arr.flags.c_contiguous or arr.flags.f_contiguous):
+            return bool(np.isfinite(arr @ np.ones(arr.shape[1])).all())
+        if arr.ndim == 1 and arr.flags.c_contiguous:
+            return bool(np.isfinite(np.dot(arr, arr)))
         return bool(np.isfinite(np.add.reduce(arr, axis=None)))
 
 
@@ -566,7 +568,7 @@ def check_return_levels(mat: np.ndarray, name: str = "returns") -> None:
     if mat.shape[0] >= 2:
         # a column all above 1 starts above 1: only those columns are read whole
         starts = np.flatnonzero(mat[0] > 1.0)
-        high = starts[np.all(mat[:, starts] > 1.0, axis=0)]
+        high = starts[np.all(mat[:, starts] > 1.0, axis=0)] if starts.size else starts
         if high.size:
             j = int(high[0])
             raise ValueError(
