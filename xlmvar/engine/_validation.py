@@ -140,7 +140,8 @@ def _surely_finite(arr: np.ndarray) -> bool:
     """
     with np.errstate(over="ignore", invalid="ignore"):
         if arr.ndim == 2 and (arr.flags.c_contiguous or arr.flags.f_contiguous):
-            return bool(np.isfinite(arr @ np.ones(arr.shape[1])).all())
+            with blas_threads(2.0 * arr.size):  # a pass: one thread, as every such call
+                return bool(np.isfinite(arr @ np.ones(arr.shape[1])).all())
         if arr.ndim == 1 and arr.flags.c_contiguous:
             return bool(np.isfinite(np.dot(arr, arr)))
         return bool(np.isfinite(np.add.reduce(arr, axis=None)))
