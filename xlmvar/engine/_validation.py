@@ -138,10 +138,10 @@ def _surely_finite(arr: np.ndarray) -> bool:
     non-finite value, or finite values so large that a sum overflows) only sends the caller
     to the exact element-wise test.
     """
-    with np.errstate(over="ignore", invalid="ignore"):
+    # a pass over the array is small work: one BLAS thread, as for every call of its size
+    with np.errstate(over="ignore", invalid="ignore"), blas_threads(2.0 * arr.size):
         if arr.ndim == 2 and (arr.flags.c_contiguous or arr.flags.f_contiguous):
-            with blas_threads(2.0 * arr.size):  # a pass: one thread, as every such call
-                return bool(np.isfinite(arr @ np.ones(arr.shape[1])).all())
+            return bool(np.isfinite(arr @ np.ones(arr.shape[1])).all())
         if arr.ndim == 1 and arr.flags.c_contiguous:
             return bool(np.isfinite(np.dot(arr, arr)))
         return bool(np.isfinite(np.add.reduce(arr, axis=None)))
