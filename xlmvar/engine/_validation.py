@@ -127,23 +127,25 @@ def _is_number(item) -> bool:
 _is_number_array = np.vectorize(_is_number, otypes=[bool])
 
 
+#: Tables below this many values are screened by numpy's sum (cheaper than entering BLAS).
+_BLAS_SCREEN_SIZE = 1 << 14
+
+
 def _surely_finite(arr: np.ndarray) -> bool:
     """True if the float array ``arr`` certainly holds no NaN or infinity.
 
     A screen, exact in one direction: NaN and inf survive multiplying by a finite non-zero
-    number and summing, in any order (IEEE 754), so finite sums mean finite values.  The
-    sums are one BLAS pass, faster than a numpy reduction and without a mask of the array's
-    size: a table's row sums ``arr @ 1`` (BLAS skips no product by a non-zero), a vector's
-    sum of squares ``arr . arr``; a strided array is summed by numpy.  A ``False`` (a
-    non-finite value, or finite values so large that a sum overflows) only sends the caller
-    to the exact element-wise test.
+    number and summing, in any order (IEEE 754), so finite sums mean finite values.  A
+    table's row sums ``arr @ 1`` are one BLAS pass (BLAS skips no product by a non-zero),
+    faster than numpy's sum and without a mask of the table's size; a vector, a small table
+    or a strided one is summed by numpy.  A ``False`` (a non-finite value, or finite values
+    so large that a sum overflows) only sends the caller to the exact element-wise test.
     """
-    # a pass over the array is small work: one BLAS thread, as for every call of its size
-    with np.errstate(over="ignore", invalid="ignore"), blas_threads(2.0 * arr.size):
-        if arr.ndim == 2 and (arr.flags.c_contiguous or arr.flags.f_contiguous):
-            return bool(np.isfinite(arr @ np.ones(arr.shape[1])).all())
-        if arr.ndim == 1 and arr.flags.c_contiguous:
-            return bool(np.isfinite(np.dot(arr, arr)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        if arr.ndim == 2 and arr.size >= _BLAS_SCREEN_SIZE and (arr.flags.c_contiguous or arr.flags.f_contiguous):
+            # a pass over the table is small work: one BLAS thread, as for every call of its size
+            with blas_threads(2.0 * arr.size):
+                return bool(np.isfinite(arr @ np.ones(arr.shape[1])).all())
         return bool(np.isfinite(np.add.reduce(arr, axis=None)))
 
 
