@@ -22,10 +22,19 @@ from xlmvar.engine._validation import as_matrix, as_vector, check_return_levels
 RNG = np.random.default_rng(20261128)
 
 
+def _unaligned(table):
+    """A C-ordered copy of ``table`` one byte off an 8-byte boundary."""
+    out = np.ndarray(table.shape, float, buffer=bytearray(table.nbytes + 1), offset=1)
+    out[...] = table
+    assert not out.flags.aligned
+    return out
+
+
 def _layouts(table):
-    """The table as C-ordered, Fortran-ordered and strided (every other column) arrays."""
+    """The table as C-ordered, Fortran-ordered, strided (every other column) and unaligned arrays."""
     wide = np.repeat(table, 2, axis=1)
-    return {"C": np.ascontiguousarray(table), "F": np.asfortranarray(table), "strided": wide[:, ::2]}
+    return {"C": np.ascontiguousarray(table), "F": np.asfortranarray(table), "strided": wide[:, ::2],
+            "unaligned": _unaligned(table)}
 
 
 def _first_bad_cell(table):
@@ -128,6 +137,15 @@ def test_empirical_quantiles_equal_numpy_to_the_last_bit(size):
         assert one.shape == () and one.view(np.int64) == np.quantile(values, 0.05).view(np.int64)
 
 
+@pytest.mark.parametrize("probs", [-0.1, 1.1, np.nan, (0.5, 2.0)])
+def test_empirical_quantiles_refuse_what_numpy_refuses(probs):
+    values = RNG.standard_normal(50)
+    with pytest.raises(ValueError):
+        np.quantile(values, probs)
+    with pytest.raises(ValueError, match="quantiles must be in the range"):
+        historical.empirical_quantiles(values, probs)
+
+
 @pytest.mark.parametrize("method", ["lower", "higher", "nearest", "midpoint", "hazen", "weibull", "median_unbiased"])
 def test_other_quantile_methods_are_numpys(method):
     values = RNG.standard_normal(137)
@@ -145,3 +163,43 @@ def test_a_vector_screen_lets_no_nan_or_infinity_through(bad):
             for arr in (vector, np.repeat(vector, 2)[::2]):  # contiguous and strided
                 with pytest.raises(ValueError, match=rf"^positions: item {where + 1} holds an? "):
                     as_vector(arr, "positions")
+
+
+# --- what the passes must not let through: a P&L that overflows ---------------------------
+
+
+@pytest.mark.parametrize("measure", ["var", "es"])
+def test_a_pnl_that_overflows_is_refused_not_ranked(measure):
+    # valid returns (> -1, no column all above 1) and finite positions whose product overflows:
+    # period 38's P&L is 1e200 * (3 * 1e109 - 3.0001e109), exactly -1e305, but in floating
+    # point the products are inf and their sum inf - inf = NaN; numpy's quantile returned NaN
+    # here, a partition ranks NaN last and gave a finite "VaR" (an adversarial review found it)
+    import xlmvar
+
+    r = np.random.default_rng(0).normal(0, 0.01, (100, 4))
+    r[37] = [1e109, 1e109, 1e109, 3.0001e109]
+    x = np.array([1e200, 1e200, 1e200, -1e200])
+    with pytest.raises(ValueError, match=r"^positions: .* too large or too small"):
+        xlmvar.decompose(x, r, measure=measure, method="historical")
+
+
+@pytest.mark.parametrize("measure", ["var", "es"])
+def test_a_pnl_table_whose_book_overflows_is_refused(measure):
+    # the pnl method sums a table of P&L in currency: two finite 1.5e308 sum to inf
+    import xlmvar
+
+    table = np.random.default_rng(2).normal(0, 1e3, (100, 2))
+    table[10] = [1.5e308, 1.5e308]
+    with pytest.raises(ValueError, match=r"^positions: .* too large or too small"):
+        xlmvar.decompose(np.ones(2), table, measure=measure, method="pnl")
+
+
+def test_one_huge_return_is_refused_not_a_flat_book():
+    # a return of 1e308 makes the P&L (and the gross exposure) infinite: the book used to be
+    # judged flat, VaR 0 with a component of -inf
+    import xlmvar
+
+    r = np.random.default_rng(1).normal(0, 0.01, (50, 3))
+    r[0, 0] = 1e308
+    with pytest.raises(ValueError, match=r"^positions: .* too large or too small"):
+        xlmvar.decompose(np.array([1e6, -2e6, 3e6]), r, method="historical")

@@ -138,11 +138,12 @@ def _surely_finite(arr: np.ndarray) -> bool:
     number and summing, in any order (IEEE 754), so finite sums mean finite values.  A
     table's row sums ``arr @ 1`` are one BLAS pass (BLAS skips no product by a non-zero),
     faster than numpy's sum and without a mask of the table's size; a vector, a small table
-    or a strided one is summed by numpy.  A ``False`` (a non-finite value, or finite values
+    or a strided or unaligned one (which BLAS would copy) is summed by numpy.  A ``False`` (a non-finite value, or finite values
     so large that a sum overflows) only sends the caller to the exact element-wise test.
     """
     with np.errstate(over="ignore", invalid="ignore"):
-        if arr.ndim == 2 and arr.size >= _BLAS_SCREEN_SIZE and (arr.flags.c_contiguous or arr.flags.f_contiguous):
+        flags = arr.flags
+        if arr.ndim == 2 and arr.size >= _BLAS_SCREEN_SIZE and flags.aligned and (flags.c_contiguous or flags.f_contiguous):
             # a pass over the table is small work: one BLAS thread, as for every call of its size
             with blas_threads(2.0 * arr.size):
                 return bool(np.isfinite(arr @ np.ones(arr.shape[1])).all())
@@ -556,8 +557,8 @@ def check_return_levels(mat: np.ndarray, name: str = "returns") -> None:
       that is a price (or a percentage) column.
     Percentages that never reach -1 and prices below 1 pass: they cannot be told apart from
     returns by their values.  ``mat`` is finite (as :func:`check_returns` returns it); the
-    check is one pass over the table (its least value), and the columns whose first value is
-    above 1.
+    check is one pass over the table (its least value), and a second (each column's least
+    value) only if some column's first value is above 1.
     """
     if mat.min() <= -1.0:
         i, j = (int(k) for k in np.argwhere(mat <= -1.0)[0])
@@ -569,10 +570,10 @@ def check_return_levels(mat: np.ndarray, name: str = "returns") -> None:
             "simple return as EXP(r) - 1)"
         )
     if mat.shape[0] >= 2:
-        # a column all above 1 starts above 1: only those columns are read whole
-        starts = np.flatnonzero(mat[0] > 1.0)
-        high = starts[np.all(mat[:, starts] > 1.0, axis=0)] if starts.size else starts
-        if high.size:
+        # a column all above 1 starts above 1: without one, nothing more is read; with
+        # some, the least value of each column (one more pass, never a copy of columns)
+        high = np.flatnonzero(mat.min(axis=0) > 1.0) if (mat[0] > 1.0).any() else ()
+        if len(high):
             j = int(high[0])
             raise ValueError(
                 f"{name}: every value in column {j + 1} is above 1 (row 1 holds {mat[0, j]:g}), "

@@ -76,6 +76,7 @@ from ._threads import model_work, sized_blas
 from ._validation import (
     as_vector,
     check_confidence,
+    check_finite_result,
     check_horizon,
     check_options,
     check_return_levels,
@@ -284,6 +285,9 @@ def quantile_bracket(size: int, tail: float, quantile_method: str = "linear") ->
 def empirical_quantiles(values: np.ndarray, probs, quantile_method: str = "linear") -> np.ndarray:
     """``numpy.quantile(values, probs, method=quantile_method)`` of a finite 1-D sample.
 
+    ``values`` is a finite float64 vector (the engine's P&L, checked finite) and ``probs``
+    probabilities in [0, 1] (refused otherwise, as numpy does).
+
     For ``"linear"`` (R's type 7, the default) computed from one partition: with
     ``v = (T - 1) p``, ``k = floor(v)`` and ``g = v - k``, ``Q = p_(k) + g (p_(k+1) - p_(k))``
     (``p_(k+1) - (1 - g) (p_(k+1) - p_(k))`` when ``g >= 0.5``, numpy's own rounding), so
@@ -292,6 +296,8 @@ def empirical_quantiles(values: np.ndarray, probs, quantile_method: str = "linea
     is numpy's.
     """
     probs = np.asarray(probs, dtype=float)
+    if not np.all((probs >= 0.0) & (probs <= 1.0)):
+        raise ValueError("quantiles must be in the range [0, 1]")
     if quantile_method != "linear" or values.size == 1:  # numpy keeps -0.0 of a single value
         return np.asarray(np.quantile(values, probs, method=quantile_method))
     virtual = (values.size - 1) * probs
@@ -432,7 +438,11 @@ def decompose_scenarios(
     tail, scale = tail_probability(confidence), math.sqrt(h)
     _check_history_rows(r, measure, confidence)
 
-    pnl = r @ x
+    with np.errstate(over="ignore", invalid="ignore"):  # refused just below, not warned
+        pnl = r @ x
+    # finite returns and positions can still overflow in their product (1e200 x 1e109):
+    # a P&L of inf or NaN is refused here, before any quantile or flat-book test reads it
+    check_finite_result("positions", "the P&L of these positions in some period", pnl)
     gross = gross_exposure(x, r)
     if is_flat(np.ptp(pnl), gross):
         rows, weights = slice(None), np.full(pnl.size, 1.0 / pnl.size)  # -x.mu, -mu

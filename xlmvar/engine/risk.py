@@ -137,7 +137,7 @@ def decompose(positions, model, measure="var", confidence=0.95, horizon=1, metho
     BLAS thread (:mod:`xlmvar.engine._threads`).
     """
     result = _module(method).decompose(positions, model, measure, confidence, horizon, **options)
-    _check_finite(measure, method, result.total, result.marginal)
+    _check_finite(measure, method, result.total, result.marginal, result.component)
     return result
 
 
