@@ -1150,13 +1150,15 @@ def _compiler(book: Workbook, make_error, rewrite):
     import formulas
 
     resolver = _Resolver(book)
+    mentions = _name_pattern(book)
     table = formulas.get_functions()
     cache: dict = {}
 
     def compile_one(i: int):
         fc = book.formulas[i]
         sheet = fc.target.sheet
-        text = _rewrite_structured(fc.text, book, fc.target.r0)
+        text = _names_written_out(fc, book, resolver, mentions)  # may raise Unsupported
+        text = _rewrite_structured(text, book, fc.target.r0)
         tokens = _tokens(text)
         lacking, unknown = _unsupported_functions(tokens, table)
         if unknown:
@@ -1184,6 +1186,44 @@ def _compiler(book: Workbook, make_error, rewrite):
         return func, rects
 
     return compile_one
+
+
+def _names_written_out(fc: FormulaCell, book: Workbook, resolver: _Resolver, mentions) -> str:
+    """The text of ``fc`` with the defined names ``formulas`` cannot read as they stand
+    written out for its cell, as the IronCalc core writes them
+    (:func:`~xlmvar.workbook._core_ironcalc._inline_names`).
+
+    * A name whose definition holds a relative reference (no ``$`` before its row or column:
+      ``Left = S!XFD1``, ``RowPos = S!$B1:$C1``, ``Top = S!B$1``) is stored relative to cell
+      A1: used in row ``r``, column ``c`` it is the reference moved ``r - 1`` rows down and
+      ``c - 1`` columns right, rows and columns wrapping past the sheet's edge as Excel does
+      (``S!XFD1`` in F6 is ``S!E6``, the cell to the left; ``S!A1048576`` in K2 is ``S!K1``).
+      An array formula (legacy or dynamic) uses it from its anchor, the top-left cell of its
+      range; a shared formula from each of its cells.
+    * A name that is a constant or a formula (``Conf = 0.99``, ``Twice = S!XFD1*2``) is
+      written in parentheses; names inside a definition are written out in turn, for the
+      same cell.
+    * A name whose definition computes a reference (``OFFSET``, ``INDIRECT``, ``INDEX``...)
+      raises :class:`Unsupported`: the formula keeps Excel's value, with the reason.
+
+    A name that is a plain absolute reference stays a name (:meth:`_Resolver.resolve` reads
+    it).  ``mentions`` (:func:`_name_pattern`) picks the formulas that may name one; only
+    those are tokenized an extra time.
+    """
+    if mentions is None or not mentions.search(fc.text):
+        return fc.text
+    from ._core_ironcalc import _inline_names  # (the IronCalc core's rule; ironcalc itself is not loaded)
+
+    return _inline_names(fc.text, fc.target.sheet, book, resolver, at=(fc.target.r0, fc.target.c0))
+
+
+def _name_pattern(book: Workbook):
+    """A pattern that finds every defined name of ``book`` in a formula's text (and, at
+    worst, a word that only looks like one); None for a book without names."""
+    if not book.names:
+        return None
+    words = "|".join(map(re.escape, sorted({n for _, n in book.names}, key=len, reverse=True)))
+    return re.compile(rf"(?<![\w.!$'])(?:{words})(?![\w.(!])", re.I)
 
 
 def _mapping(rects, rects_of_tokens, tokens):
