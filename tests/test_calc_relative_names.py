@@ -219,3 +219,30 @@ def test_names_the_cores_cannot_read_are_errors_with_a_reason(tmp_path, core):
     errors = {e.cell: e for e in r.errors}
     assert set(errors) == set(UNREAD) and not r.kept
     assert all(errors[cell].error in ("#REF!", "#NAME?") and errors[cell].reason for cell in UNREAD)
+
+
+def test_a_relative_name_has_no_value_of_its_own(tmp_path, capsys):
+    """``xlmvar report`` reads names outside any cell: a relative Positions is refused, naming
+    it (it had been read at A1, as the file stores it); the absolute names are read."""
+    from xlmvar.cli import main
+
+    path = tmp_path / "report.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    s = wb.add_worksheet("Book")
+    s.write_column("A1", ["SPY", "TLT"])
+    s.write_column("B1", [1e6, 2e6])
+    s.write_row("D1", [0.04, 0.006])
+    s.write_row("D2", [0.006, 0.01])
+    s.write_column("G1", [0.99, 1])
+    for name, ref in (("Assets", "$A$1:$A$2"), ("Positions", "$B1:$B2"), ("Covariance", "$D$1:$E$2"),
+                      ("Confidence", "$G$1"), ("Horizon", "$G$2")):
+        wb.define_name(name, f"=Book!{ref}")
+    wb.close()
+    for core in CORES:
+        names = recalculate(path, core=core).names
+        assert names.get("ASSETS").tolist() == [["SPY"], ["TLT"]]
+        assert "POSITIONS" not in names and "POSITIONS" not in names.keys() and "ASSETS" in names.keys()
+        with pytest.raises(ValueError, match=r"the name POSITIONS \(Book!\$B1:\$B2\) is relative"):
+            names.get("POSITIONS")
+    assert main(["report", str(path)]) == 2
+    assert "the name POSITIONS (Book!$B1:$B2) is relative" in capsys.readouterr().err

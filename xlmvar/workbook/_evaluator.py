@@ -1394,10 +1394,20 @@ class NamedValues:
         return (local[0][0], self.book.names[local[0]]) if local else None
 
     def rect(self, name: str) -> Rect | None:
+        """The cells the name ``name`` refers to; None when it names no range.
+
+        Raises ValueError for a relative name (``Positions = Book!$B1:$B3``): it refers to
+        other cells for every cell that uses it (:func:`_names_written_out`), so it has no
+        value of its own, and reading it at A1, as the file stores it, would be a guess.
+        """
         found = self.definition(name)
         if found is None or name.upper().startswith("_XLNM"):
             return None
         scope, text = found
+        if _is_relative(text):
+            raise ValueError(f"the name {name} ({text}) is relative: the cells it refers to depend on the cell that "
+                             "uses it, so it has no value of its own; define it with absolute references "
+                             "($ before each column and row)")
         try:
             return _Resolver(self.book).rect(text, scope or (self.book.order[0].upper() if self.book.order else ""))
         except Unsupported:
@@ -1419,10 +1429,14 @@ class NamedValues:
         return value
 
     def __contains__(self, name: str) -> bool:
-        return self.rect(name) is not None
+        """Whether ``name`` names a range with a value of its own (not a relative name)."""
+        try:
+            return self.rect(name) is not None
+        except ValueError:
+            return False
 
     def keys(self):
-        return sorted({n for (_, n) in self.book.names if self.rect(n) is not None})
+        return sorted({n for (_, n) in self.book.names if n in self})
 
     def items(self):
         return [(n, self.get(n)) for n in self.keys()]
@@ -1432,6 +1446,14 @@ class NamedValues:
 
     def __len__(self) -> int:
         return len(self.keys())
+
+
+def _is_relative(definition: str) -> bool:
+    """Whether a name's definition holds a reference with a relative row or column
+    (``S!$B1``, ``S!B$1``, ``S!B:B``), by the IronCalc core's rule (outside strings)."""
+    from ._core_ironcalc import _RELATIVE, _without_strings
+
+    return _RELATIVE.search(_without_strings(definition.lstrip("="))) is not None
 
 
 def _full(shape, value) -> np.ndarray:
