@@ -10,16 +10,20 @@ is assembled once as a 2-D array and shared by every formula that reads it.
 
 Supported: formulas on any sheet, legacy and dynamic array formulas (the result fills the
 range stored in the file; a dynamic array that evaluates to one value, an error say,
-shows it in its anchor cell only, as Excel does), shared formulas, defined names that
-refer to ranges (global or sheet-local), structured references to tables
+shows it in its anchor cell only, as Excel does), shared formulas, defined names (global or
+sheet-local) that refer to ranges, constants or formulas, relative ones included (a name
+stored as ``S!XFD1`` is the cell to the left of the cell that uses it; see
+:func:`_names_written_out`), structured references to tables
 (``Table1[Col]``, ``Table1[[#Headers],[A]:[B]]``, ``Table1[@Col]``), whole-column and
 whole-row references (clipped to the cells that exist, so they cost what their filled
 cells cost), ``INDEX`` with a row or column of 0.
 
 Not evaluated, and reported: a circular reference is an error naming the cells on the
 cycle; a formula that refers to another workbook (``[1]Data!B1``) or calls a function the
-calculator lacks (``CUBEVALUE``, ``WEBSERVICE``, ...) keeps the value Excel cached and is
-listed as *kept*.
+calculator lacks (``CUBEVALUE``, ``WEBSERVICE``, ...) or uses a name whose reference a
+formula computes (``OFFSET(S!A1,1,0)``) keeps the value Excel cached and is listed as
+*kept*; a name the calculator cannot read (a union, a local name of another sheet written
+``T!Name``, a name with no sheet such as ``!$A1``) is an error with the reason.
 
 All work is bounded by :class:`~xlmvar.workbook._limits.Limits`.
 """
@@ -1150,7 +1154,7 @@ def _compiler(book: Workbook, make_error, rewrite):
     import formulas
 
     resolver = _Resolver(book)
-    mentions = _name_pattern(book)
+    mentions = _name_pattern(book, resolver)
     table = formulas.get_functions()
     cache: dict = {}
 
@@ -1217,13 +1221,26 @@ def _names_written_out(fc: FormulaCell, book: Workbook, resolver: _Resolver, men
     return _inline_names(fc.text, fc.target.sheet, book, resolver, at=(fc.target.r0, fc.target.c0))
 
 
-def _name_pattern(book: Workbook):
-    """A pattern that finds every defined name of ``book`` in a formula's text (and, at
-    worst, a word that only looks like one); None for a book without names."""
-    if not book.names:
+def _name_pattern(book: Workbook, resolver: _Resolver):
+    """A pattern that finds, in a formula's text, the defined names of ``book`` that
+    :func:`_names_written_out` writes out (and, at worst, a word that only looks like one):
+    relative ones, and those that are no plain reference (constants, formulas); None when
+    there are none.  A name that is a plain absolute reference (``Cov = Data!$B$2:$D$4``,
+    the common case) is read as it stands: formulas naming only such names are not
+    tokenized again."""
+    words = set()
+    for (scope, name), definition in book.names.items():
+        text = definition.lstrip("=")
+        try:
+            plain = resolver.rect(text, scope) is not None
+        except Unsupported:  # another workbook: kept by the rules for those, unless moved
+            plain = True
+        if not plain or _is_relative(text):
+            words.add(name)
+    if not words:
         return None
-    words = "|".join(map(re.escape, sorted({n for _, n in book.names}, key=len, reverse=True)))
-    return re.compile(rf"(?<![\w.!$'])(?:{words})(?![\w.(!])", re.I)
+    alternatives = "|".join(map(re.escape, sorted(words, key=len, reverse=True)))
+    return re.compile(rf"(?<![\w.!$'])(?:{alternatives})(?![\w.(!])", re.I)
 
 
 def _mapping(rects, rects_of_tokens, tokens):
