@@ -233,14 +233,15 @@ def test_a_relative_name_has_no_value_of_its_own(tmp_path, capsys):
     s.write_column("B1", [1e6, 2e6])
     s.write_row("D1", [0.04, 0.006])
     s.write_row("D2", [0.006, 0.01])
-    s.write_column("G1", [0.99, 1])
-    for name, ref in (("Assets", "$A$1:$A$2"), ("Positions", "$B1:$B2"), ("Covariance", "$D$1:$E$2"),
-                      ("Confidence", "$G$1"), ("Horizon", "$G$2")):
-        wb.define_name(name, f"=Book!{ref}")
+    s.write_number("G1", 0.99)
+    wb.add_worksheet("Q1").write_number("A1", 1)  # a sheet named like a cell: its names are absolute
+    for name, ref in (("Assets", "Book!$A$1:$A$2"), ("Positions", "Book!$B1:$B2"), ("Covariance", "Book!$D$1:$E$2"),
+                      ("Confidence", "Book!$G$1"), ("Horizon", "'Q1'!$A$1")):
+        wb.define_name(name, f"={ref}")
     wb.close()
     for core in CORES:
         names = recalculate(path, core=core).names
-        assert names.get("ASSETS").tolist() == [["SPY"], ["TLT"]]
+        assert names.get("ASSETS").tolist() == [["SPY"], ["TLT"]] and names.get("HORIZON").tolist() == [[1]]
         assert "POSITIONS" not in names and "POSITIONS" not in names.keys() and "ASSETS" in names.keys()
         with pytest.raises(ValueError, match=r"the name POSITIONS \(Book!\$B1:\$B2\) is relative"):
             names.get("POSITIONS")

@@ -1467,10 +1467,14 @@ class NamedValues:
 
 def _is_relative(definition: str) -> bool:
     """Whether a name's definition holds a reference with a relative row or column
-    (``S!$B1``, ``S!B$1``, ``S!B:B``), by the IronCalc core's rule (outside strings)."""
-    from ._core_ironcalc import _RELATIVE, _without_strings
+    (``S!$B1``, ``S!B$1``, ``S!B:B``, ``S!2:2``): whether moving it one row and one column,
+    as a cell that uses it would (the IronCalc core's ``_moved``), changes it.  Read token by
+    token: a sheet named like a cell (``'Q1'!$B$1``) is no relative reference."""
+    from ._core_ironcalc import _moved
 
-    return _RELATIVE.search(_without_strings(definition.lstrip("="))) is not None
+    text = definition.lstrip("=")
+    moved = _moved(text, 1, 1)
+    return bool(moved) and moved != text
 
 
 def _full(shape, value) -> np.ndarray:
