@@ -12,15 +12,16 @@ PhpSpreadsheet reads the file's text relative to A1 (PR 3673).
 
 Every expected value below is worked out by hand from the cells written (S!A r = r,
 S!B r = 10 r, S!C r = 100 r, Data!K r = 1000 r); LibreOffice 7.4's recalculation of the same
-book agrees on each one that does not wrap past the sheet's edge (it does not wrap: the two
-cells that do are checked by hand only, and are listed with LibreOffice's answer).  Each
-formula's cached value is a planted -1, so a value read back unchanged fails.
+book agrees on each native one whose name does not wrap past the sheet's edge (LibreOffice
+does not wrap: the four cells whose names do are checked by hand and against the other core;
+LibreOffice's answers there are in the test that runs it).  PORTVOL's values come from the
+closed form.  Each formula's cached value is a planted -1, so a value read back unchanged
+fails.
 """
 
 from __future__ import annotations
 
 import math
-import shutil
 
 import numpy as np
 import pytest
