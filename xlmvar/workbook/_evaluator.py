@@ -10,16 +10,20 @@ is assembled once as a 2-D array and shared by every formula that reads it.
 
 Supported: formulas on any sheet, legacy and dynamic array formulas (the result fills the
 range stored in the file; a dynamic array that evaluates to one value, an error say,
-shows it in its anchor cell only, as Excel does), shared formulas, defined names that
-refer to ranges (global or sheet-local), structured references to tables
+shows it in its anchor cell only, as Excel does), shared formulas, defined names (global or
+sheet-local) that refer to ranges, constants or formulas, relative ones included (a name
+stored as ``S!XFD1`` is the cell to the left of the cell that uses it; see
+:func:`_names_written_out`), structured references to tables
 (``Table1[Col]``, ``Table1[[#Headers],[A]:[B]]``, ``Table1[@Col]``), whole-column and
 whole-row references (clipped to the cells that exist, so they cost what their filled
 cells cost), ``INDEX`` with a row or column of 0.
 
 Not evaluated, and reported: a circular reference is an error naming the cells on the
 cycle; a formula that refers to another workbook (``[1]Data!B1``) or calls a function the
-calculator lacks (``CUBEVALUE``, ``WEBSERVICE``, ...) keeps the value Excel cached and is
-listed as *kept*.
+calculator lacks (``CUBEVALUE``, ``WEBSERVICE``, ...) or uses a name whose reference a
+formula computes (``OFFSET(S!A1,1,0)``) keeps the value Excel cached and is listed as
+*kept*; a name the calculator cannot read (a union, a local name of another sheet written
+``T!Name``, a name with no sheet such as ``!$A1``) is an error with the reason.
 
 All work is bounded by :class:`~xlmvar.workbook._limits.Limits`.
 """
@@ -1150,13 +1154,15 @@ def _compiler(book: Workbook, make_error, rewrite):
     import formulas
 
     resolver = _Resolver(book)
+    mentions = _name_pattern(book, resolver)
     table = formulas.get_functions()
     cache: dict = {}
 
     def compile_one(i: int):
         fc = book.formulas[i]
         sheet = fc.target.sheet
-        text = _rewrite_structured(fc.text, book, fc.target.r0)
+        text = _names_written_out(fc, book, resolver, mentions)  # may raise Unsupported
+        text = _rewrite_structured(text, book, fc.target.r0)
         tokens = _tokens(text)
         lacking, unknown = _unsupported_functions(tokens, table)
         if unknown:
@@ -1184,6 +1190,57 @@ def _compiler(book: Workbook, make_error, rewrite):
         return func, rects
 
     return compile_one
+
+
+def _names_written_out(fc: FormulaCell, book: Workbook, resolver: _Resolver, mentions) -> str:
+    """The text of ``fc`` with the defined names ``formulas`` cannot read as they stand
+    written out for its cell, as the IronCalc core writes them
+    (:func:`~xlmvar.workbook._core_ironcalc._inline_names`).
+
+    * A name whose definition holds a relative reference (no ``$`` before its row or column:
+      ``Left = S!XFD1``, ``RowPos = S!$B1:$C1``, ``Top = S!B$1``) is stored relative to cell
+      A1: used in row ``r``, column ``c`` it is the reference moved ``r - 1`` rows down and
+      ``c - 1`` columns right, rows and columns wrapping past the sheet's edge as Excel does
+      (``S!XFD1`` in F6 is ``S!E6``, the cell to the left; ``S!A1048576`` in K2 is ``S!K1``).
+      An array formula (legacy or dynamic) uses it from its anchor, the top-left cell of its
+      range; a shared formula from each of its cells.
+    * A name that is a constant or a formula (``Conf = 0.99``, ``Twice = S!XFD1*2``) is
+      written in parentheses; names inside a definition are written out in turn, for the
+      same cell.
+    * A name whose definition computes a reference (``OFFSET``, ``INDIRECT``, ``INDEX``...)
+      raises :class:`Unsupported`: the formula keeps Excel's value, with the reason.
+
+    A name that is a plain absolute reference stays a name (:meth:`_Resolver.resolve` reads
+    it).  ``mentions`` (:func:`_name_pattern`) picks the formulas that may name one; only
+    those are tokenized an extra time.
+    """
+    if mentions is None or not mentions.search(fc.text):
+        return fc.text
+    from ._core_ironcalc import _inline_names  # (the IronCalc core's rule; ironcalc itself is not loaded)
+
+    return _inline_names(fc.text, fc.target.sheet, book, resolver, at=(fc.target.r0, fc.target.c0))
+
+
+def _name_pattern(book: Workbook, resolver: _Resolver):
+    """A pattern that finds, in a formula's text, the defined names of ``book`` that
+    :func:`_names_written_out` writes out (and, at worst, a word that only looks like one):
+    relative ones, and those that are no plain reference (constants, formulas); None when
+    there are none.  A name that is a plain absolute reference (``Cov = Data!$B$2:$D$4``,
+    the common case) is read as it stands: formulas naming only such names are not
+    tokenized again."""
+    words = set()
+    for (scope, name), definition in book.names.items():
+        text = definition.lstrip("=")
+        try:
+            plain = resolver.rect(text, scope) is not None
+        except Unsupported:  # another workbook: kept by the rules for those, unless moved
+            plain = True
+        if not plain or _is_relative(text):
+            words.add(name)
+    if not words:
+        return None
+    alternatives = "|".join(map(re.escape, sorted(words, key=len, reverse=True)))
+    return re.compile(rf"(?<![\w.!$'])(?:{alternatives})(?![\w.(!])", re.I)
 
 
 def _mapping(rects, rects_of_tokens, tokens):
@@ -1354,10 +1411,20 @@ class NamedValues:
         return (local[0][0], self.book.names[local[0]]) if local else None
 
     def rect(self, name: str) -> Rect | None:
+        """The cells the name ``name`` refers to; None when it names no range.
+
+        Raises ValueError for a relative name (``Positions = Book!$B1:$B3``): it refers to
+        other cells for every cell that uses it (:func:`_names_written_out`), so it has no
+        value of its own, and reading it at A1, as the file stores it, would be a guess.
+        """
         found = self.definition(name)
         if found is None or name.upper().startswith("_XLNM"):
             return None
         scope, text = found
+        if _is_relative(text):
+            raise ValueError(f"the name {name} ({text}) is relative: the cells it refers to depend on the cell that "
+                             "uses it, so it has no value of its own; define it with absolute references "
+                             "($ before each column and row)")
         try:
             return _Resolver(self.book).rect(text, scope or (self.book.order[0].upper() if self.book.order else ""))
         except Unsupported:
@@ -1379,10 +1446,14 @@ class NamedValues:
         return value
 
     def __contains__(self, name: str) -> bool:
-        return self.rect(name) is not None
+        """Whether ``name`` names a range with a value of its own (not a relative name)."""
+        try:
+            return self.rect(name) is not None
+        except ValueError:
+            return False
 
     def keys(self):
-        return sorted({n for (_, n) in self.book.names if self.rect(n) is not None})
+        return sorted({n for (_, n) in self.book.names if n in self})
 
     def items(self):
         return [(n, self.get(n)) for n in self.keys()]
@@ -1392,6 +1463,18 @@ class NamedValues:
 
     def __len__(self) -> int:
         return len(self.keys())
+
+
+def _is_relative(definition: str) -> bool:
+    """Whether a name's definition holds a reference with a relative row or column
+    (``S!$B1``, ``S!B$1``, ``S!B:B``, ``S!2:2``): whether moving it one row and one column,
+    as a cell that uses it would (the IronCalc core's ``_moved``), changes it.  Read token by
+    token: a sheet named like a cell (``'Q1'!$B$1``) is no relative reference."""
+    from ._core_ironcalc import _moved
+
+    text = definition.lstrip("=")
+    moved = _moved(text, 1, 1)
+    return bool(moved) and moved != text
 
 
 def _full(shape, value) -> np.ndarray:
