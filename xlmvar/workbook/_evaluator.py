@@ -1216,9 +1216,16 @@ def _names_written_out(fc: FormulaCell, book: Workbook, resolver: _Resolver, men
     """
     if mentions is None or not mentions.search(fc.text):
         return fc.text
-    from ._core_ironcalc import _inline_names  # (the IronCalc core's rule; ironcalc itself is not loaded)
+    from ._core_ironcalc import _inline_names, _without_strings  # (the IronCalc core's rule; ironcalc is not loaded)
 
-    return _inline_names(fc.text, fc.target.sheet, book, resolver, at=(fc.target.r0, fc.target.c0))
+    text = _inline_names(fc.text, fc.target.sheet, book, resolver, at=(fc.target.r0, fc.target.c0))
+    left = mentions.search(_without_strings(text))
+    if left is not None:  # written with its sheet (``T!Loc``): formulas would read it at A1
+        raise Unsupported(
+            f"the name {left.group(0)} is written with its sheet; the headless calculator writes "
+            "out such a name (relative, a constant or a formula) only as it is written unqualified"
+        )
+    return text
 
 
 def _name_pattern(book: Workbook, resolver: _Resolver):
@@ -1240,7 +1247,10 @@ def _name_pattern(book: Workbook, resolver: _Resolver):
     if not words:
         return None
     alternatives = "|".join(map(re.escape, sorted(words, key=len, reverse=True)))
-    return re.compile(rf"(?<![\w.!$'])(?:{alternatives})(?![\w.(!])", re.I)
+    # also after a sheet (``T!Loc``, a local name written with its sheet): found, so that
+    # :func:`_names_written_out` refuses what it cannot write out rather than formulas
+    # reading it at A1
+    return re.compile(rf"(?<![\w.$'])(?:{alternatives})(?![\w.(!])", re.I)
 
 
 def _mapping(rects, rects_of_tokens, tokens):
