@@ -1,0 +1,184 @@
+"""Approximate lookups, TEXT, date and time parts: where IronCalc's value is not Excel's, the
+cell keeps Excel's cached value (xlmvar/workbook/_divergences.py).
+
+- Excel's own answers in the shared corpus (read where they lie, cached values stripped in a
+  temporary copy; skipped when the corpus is absent): in pycel-lookup.xlsx, pycel-text.xlsx
+  and pycel-date-time.xlsx no recalculated cell may show a value other than Excel's (an
+  error code is reported, a kept cell is listed; a different value would be silent).
+- Books written as Excel writes them, each formula with the cached value Excel gives,
+  reasoned by hand from Excel's documented rules: 15 significant digits then half away from
+  zero for number formats; 1900 counted as a leap year (serial 60 is 29 February 1900,
+  serial 0 is "0 January 1900"); times rounded to the nearest second in HOUR/MINUTE/SECOND;
+  approximate lookups by bisection over the lookup value's own type.
+- :func:`lookup_diverges` on hand-made vectors.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ironcalc")
+from _hostile import book  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from corpus_score import BLANK, VOLATILE, Value, read_book, same, strip_cached_values  # noqa: E402
+
+from xlmvar.workbook._core_ironcalc import ErrorValue  # noqa: E402
+from xlmvar.workbook._divergences import lookup_diverges  # noqa: E402
+from xlmvar.workbook.calc import recalculate  # noqa: E402
+
+CORPUS = ROOT.parent / "shared" / "data" / "excel-corpus"
+
+
+def _as_value(v) -> Value:
+    if v is None:
+        return BLANK
+    if isinstance(v, bool):
+        return Value("b", v)
+    if isinstance(v, (int, float)) and not isinstance(v, str):
+        return Value("n", float(v))
+    if type(v) is str:
+        return Value("s", v)
+    return Value("e", str(v))  # an error value (its code; a str subclass in some cores)
+
+
+def _inside(ref: str, cell: str) -> bool:
+    from openpyxl.utils.cell import coordinate_to_tuple, range_boundaries
+
+    row, col = coordinate_to_tuple(cell)
+    c0, r0, c1, r1 = range_boundaries(ref)
+    return r0 <= row <= r1 and c0 <= col <= c1
+
+
+@pytest.mark.parametrize("name", ["pycel-lookup.xlsx", "pycel-text.xlsx", "pycel-date-time.xlsx"])
+def test_no_silent_difference_from_excel(name, tmp_path):
+    source = CORPUS / name
+    if not source.exists():
+        pytest.skip(f"{source} not present")
+    stripped = tmp_path / name
+    strip_cached_values(source, stripped)
+    excel = read_book(source)
+    r = recalculate(stripped)
+    kept = [(s.lower(), ref) for s, ref in r.kept_targets]
+    silent, computed = [], 0
+    for (sheet, cell), text in excel.formulas.items():
+        if VOLATILE.search(text) or any(s == sheet.lower() and _inside(ref, cell) for s, ref in kept):
+            continue
+        got = _as_value(r.value(sheet, cell))
+        computed += 1
+        if got.kind != "e" and not same(excel.values[(sheet, cell)], got):
+            silent.append((sheet, cell, text, excel.values[(sheet, cell)], got))
+    assert computed > 100
+    assert silent == []
+
+
+def _check(tmp_path, formulas, data, kept_words=None):
+    """A sheet S holding ``data`` (cell -> value) and ``formulas`` (cell -> (text, Excel's
+    value)); each formula's value must be Excel's, and the cells of ``kept_words`` must be
+    kept with a reason holding the words (the others computed)."""
+
+    def build(wb):
+        s = wb.add_worksheet("S")
+        for cell, v in data.items():
+            s.write(cell, v)
+        for cell, (text, value) in formulas.items():
+            s.write_formula(cell, text, None, value)
+
+    r = recalculate(book(tmp_path / "b.xlsx", build))
+    reasons = {k.cell: k.reason for k in r.kept}
+    for cell, (text, value) in formulas.items():
+        got = r.value("S", cell)
+        got = str(got) if isinstance(value, str) and value.startswith("#") else got
+        assert got == value, (cell, text, got, reasons.get(cell))
+    kept_words = kept_words or {}
+    for cell in formulas:
+        if cell in kept_words:
+            assert cell in reasons and kept_words[cell] in reasons[cell], (cell, reasons.get(cell))
+        else:
+            assert cell not in reasons, (cell, reasons[cell])
+
+
+def test_text_rounding_ties_keep_excels_value(tmp_path):
+    # Excel: 15 significant digits, then half away from zero; IronCalc rounds the binary value
+    data = {"A1": 2.675, "A2": 2.674, "A3": 2.5, "A4": -0.001, "A5": 0.125, "A6": 1234567.891, "A7": True,
+            "B1": "0.00", "B2": "#.###"}
+    formulas = {
+        "C1": ('TEXT(A1,"0.00")', "2.68"),  # 2.67499999... in binary: a tie at 15 digits
+        "C2": ('TEXT(A2,"0.00")', "2.67"),  # no tie: computed
+        "C3": ('TEXT(A3,"0")', "3"),
+        "C4": ('TEXT(A4,"0.00")', "-0.00"),  # Excel keeps the minus of a negative shown as zero
+        "C5": ('TEXT(A5,"0.0%")', "12.5%"),  # no tie after scaling: computed
+        "C6": ('TEXT(A6,"#,##0.00")', "1,234,567.89"),
+        "C7": ('TEXT(A7,"0")', "TRUE"),  # a logical is shown as its name
+        "C8": ("TEXT(A2,B1)", "2.67"),  # a format from a cell, verified: computed
+        "C9": ("TEXT(A1,B1)", "2.68"),  # ... and its tie kept
+        "C10": ("TEXT(A2,B2)", "2.674"),  # a format the core does not render as Excel: kept
+        "C11": ('TEXT(1/0,"#.###")', "#DIV/0!"),  # an error passes through: computed
+    }
+    _check(tmp_path, formulas, data, {"C1": "rounding", "C3": "rounding", "C4": "rounding",
+                                      "C7": "not a number", "C9": "rounding", "C10": "renders otherwise"})
+
+
+def test_dates_before_march_1900_keep_excels_value(tmp_path):
+    # Excel's serial 60 is 29 February 1900, serial 0 "0 January 1900"; from 61 (1 March 1900) on
+    # both calendars agree. Serial 100 is 9 April 1900; 1 January 1900 (serial 1) a Sunday in Excel.
+    data = {"A1": 0, "A2": 30, "A3": 60, "A4": 100, "A5": 1}
+    formulas = {
+        "B1": ("DAY(A1)", 0), "B2": ("DAY(A2)", 30), "B3": ("MONTH(A3)", 2), "B4": ("DAY(A3)", 29),
+        "B5": ("YEAR(A1)", 1900), "B6": ("WEEKDAY(A5)", 1),
+        "B7": ("DAY(A4)", 9), "B8": ("MONTH(A4)", 4), "B9": ("YEAR(A4)", 1900), "B10": ("WEEKDAY(A4)", 2),
+    }
+    _check(tmp_path, formulas, data, {c: "serial below 61" for c in ("B1", "B2", "B3", "B4", "B5", "B6")})
+
+
+def test_time_parts_round_to_the_second(tmp_path):
+    # 12:00:53.5 is 12:00:54 in Excel's HOUR/MINUTE/SECOND; 23:59:59.6 is the next midnight
+    data = {"A1": 0.5 + 53.5 / 86400, "A2": 0.5 + 53.25 / 86400, "A3": (86399.6) / 86400}
+    formulas = {
+        "B1": ("SECOND(A1)", 54), "B2": ("SECOND(A2)", 53), "B3": ("MINUTE(A2)", 0),
+        "B4": ("HOUR(A3)", 0), "B5": ("SECOND(A3)", 0),
+    }
+    _check(tmp_path, formulas, data, {"B1": "nearest", "B4": "nearest", "B5": "nearest"})
+
+
+def test_approximate_lookups_outside_excels_rules_keep_excels_value(tmp_path):
+    data = {"A1": 1, "A2": 2, "A3": 2, "A4": 2, "A5": 3,  # sorted, 2 repeated
+            "B1": 10, "B2": 20, "B3": 30, "B4": 40, "B5": 50,  # sorted, no repeat
+            "C1": "a", "C2": "e", "C3": "i", "C4": "o", "C5": "u",
+            "D1": 50, "D2": 40, "D3": 30, "D4": 20, "D5": 10}
+    formulas = {
+        "F1": ("MATCH(2,A1:A5,1)", 4),  # bisection over equal values ends on the last in Excel
+        "F2": ("MATCH(35,B1:B5,1)", 3),  # sorted, of the lookup value's type: computed
+        "F3": ("VLOOKUP(45,B1:C5,2)", "o"),
+        "F4": ("MATCH(TRUE,C1:C5,1)", "#N/A"),  # a logical never matches a text
+        "F5": ('LOOKUP("k",C1:C5,B1:B5)', 30),  # texts sorted: computed
+        "F6": ("MATCH(35,D1:D5,-1)", 2),  # descending for -1: computed
+        "F7": ("MATCH(5,C1:C5,1)", "#N/A"),  # a number among texts
+        "F8": ("MATCH(#N/A,B1:B5,1)", "#N/A"),  # an error looked up: both return it
+    }
+    _check(tmp_path, formulas, data, {"F1": "repeats", "F4": "type", "F7": "type"})
+
+
+@pytest.mark.parametrize("values, x, descending, diverges", [
+    ([1, 2, 3, 4], 2.5, False, False),  # sorted, one type, 2 landed on once
+    ([1, None, 3, 4], 2.5, False, False),  # a blank is passed over (its own check keeps it)
+    ([1, 3, 2, 4], 2.5, False, True),  # not sorted
+    ([1, 2, 2, 3], 2, False, True),  # lands on a repeated value
+    ([1, 2, 2, 3], 3.5, False, False),  # lands on 3, once
+    ([1, 2, 2, 3], 0.5, False, False),  # below all: #N/A in both
+    ([4, 3, 2, 1], 2.5, True, False),  # descending for -1
+    ([0, 1, 2, 3, 4], 0.5, True, True),  # ascending for -1 (pycel-lookup: Excel #N/A, IronCalc 5)
+    (["a", "e", "i"], True, False, True),  # a logical among texts (Excel #N/A, IronCalc the last)
+    (["a", "E", "i"], "f", False, False),  # texts compare case-blind
+    (["a", "b-c", "d"], "c", False, True),  # punctuation: Excel's collation is not IronCalc's order
+    ([1, "x", 3], 2, False, True),  # a text among numbers
+    ([1, ErrorValue("#N/A"), 3], 2, False, True),  # an error among numbers
+    ([1, 2, 3], ErrorValue("#VALUE!"), False, False),  # an error looked up: returned by both
+    ([0, 1, 2], None, False, False),  # a blank lookup value is 0
+])
+def test_lookup_diverges(values, x, descending, diverges):
+    assert lookup_diverges(values, x, descending) is diverges

@@ -1,0 +1,264 @@
+"""Where IronCalc's answer depends on quirks of Excel it does not share: found and kept.
+
+The headless calculator (:mod:`xlmvar.workbook._core_ironcalc`) either computes Excel's value
+or keeps the value Excel cached and says why (exit status 3).  This module finds the formulas
+whose value IronCalc would get wrong without a word, for four families of functions:
+
+* **Approximate lookups** (``MATCH(x, v, 1)``, ``MATCH(x, v, -1)``, ``VLOOKUP``/``HLOOKUP``
+  without FALSE, ``LOOKUP``).  Excel searches by bisection and compares only values of the
+  lookup value's own type (a number never matches a text, ``TRUE`` never a text): on a
+  vector that is sorted as the match type requires and holds only that type, every bisection
+  gives the documented answer (the last value <= x, or for -1 the last value >= x); anywhere
+  else the answer depends on how the bisection runs.  IronCalc compares across types (text
+  above numbers, booleans above text) and, among equal values, stops at another one than
+  Excel (``MATCH(2, {1,2,2,2,3})``: IronCalc 3; Excel's bisection ends on the last, 4).  So
+  a lookup is computed only when its vector (blank cells left out: those have their own check)
+  holds values of the lookup value's type alone, sorted as required, the value it lands on
+  not repeated, and texts made of ASCII letters, digits and spaces (where Excel's collation
+  and IronCalc's case-blind order agree); otherwise Excel's value is kept.
+  ``pycel-lookup.xlsx``: ``HLOOKUP(TRUE, <row of texts>, 1)`` is #N/A in Excel, IronCalc
+  gave the last text; ``MATCH(0.5, <0..4 ascending>, -1)`` #N/A, IronCalc 5.
+* **TEXT(value, format)**: IronCalc's number formatting rounds a binary tie otherwise than
+  Excel (Excel first takes 15 significant digits, then rounds half away from zero:
+  ``TEXT(2.675, "0.00")`` is 2.68 in Excel, 2.67 in IronCalc; ``TEXT(2.5, "0")`` 3 and 2),
+  drops the minus of a number that rounds to zero (Excel ``-0.00``), returns a boolean
+  unchanged (Excel: ``"TRUE"``), leaves a numeric text unformatted, and misreads many format
+  codes (``"#.###"``, ``"[h]:mm"``, sections, literals).  TEXT is computed only for the
+  formats of :data:`TEXT_FORMATS`, a number for value, and no tie, minus zero or more than
+  12 digits before the last one shown; anything else keeps Excel's value.  A format given by
+  a cell or an expression is checked on its computed value.
+* **DAY, MONTH, YEAR, WEEKDAY of a serial in [0, 61)**: Excel counts 29 February 1900 (serial
+  60, Lotus's leap-year bug) and serial 0 is "0 January 1900"; IronCalc's calendar does not
+  (``DAY(0)`` #NUM!, ``DAY(30)`` 29 where Excel says 30).  Kept for such serials.
+* **HOUR, MINUTE, SECOND**: Excel rounds the time to the nearest second
+  (``SECOND(0.5 + 53.5/86400)`` is 54), IronCalc truncates (53).  Kept when the two differ
+  (a probe compares IronCalc's answer with the rounded one).
+
+Each check is a probe formula written beside the book and evaluated with it
+(:class:`~xlmvar.workbook._core_ironcalc._Check`); the approximate lookups are then decided
+in Python on the vector's values (:func:`lookup_diverges`).
+"""
+
+from __future__ import annotations
+
+import re
+
+#: Number formats whose TEXT IronCalc renders as Excel does, away from the cases the probe
+#: excludes: format -> (decimals shown, scale).  Measured against Excel's documented rule
+#: (15 significant digits, then half away from zero) and LibreOffice
+#: (``tests/test_calc_divergences_corpus.py``).
+TEXT_NUMBER_FORMATS = {
+    "0": (0, 1), "0.0": (1, 1), "0.00": (2, 1), "0.000": (3, 1),
+    "#,##0": (0, 1), "#,##0.0": (1, 1), "#,##0.00": (2, 1),
+    "0%": (0, 100), "0.0%": (1, 100), "0.00%": (2, 100),
+}
+#: Date formats rendered as Excel does for a serial of 61 (1 March 1900) and later whose time
+#: of day is not within a second of midnight (Excel may round it up to the next day).
+TEXT_DATE_FORMATS = ("yyyy-mm-dd",)
+TEXT_FORMATS = frozenset(TEXT_NUMBER_FORMATS) | frozenset(TEXT_DATE_FORMATS)
+
+#: Functions of a date serial whose answer IronCalc gives otherwise below serial 61.
+DATE_PARTS = frozenset({"DAY", "MONTH", "YEAR", "WEEKDAY"})
+#: Functions of a time, with Excel's answer computed from the time rounded to the second.
+TIME_PARTS = {
+    "HOUR": "MOD(INT(ROUND(({0})*86400,0)/3600),24)",
+    "MINUTE": "MOD(INT(ROUND(({0})*86400,0)/60),60)",
+    "SECOND": "MOD(ROUND(({0})*86400,0),60)",
+}
+NAMES = DATE_PARTS | frozenset(TIME_PARTS) | {"TEXT"}
+CALL = re.compile(r"(?<![A-Za-z0-9_.\\])(?:_xlfn\.)?(" + "|".join(sorted(NAMES)) + r")\s*\(", re.I)
+_STRING_LITERAL = re.compile(r'^\s*"((?:[^"]|"")*)"\s*$')
+_SIMPLE_TEXT = re.compile(r"^[A-Za-z0-9 ]*$")
+
+
+def _text_number_risk(value: str, decimals: int, scale: int) -> str:
+    """A formula that is TRUE where ``TEXT(value, <format>)`` may differ between Excel and
+    IronCalc for a number format of ``decimals`` decimals and ``scale`` (100 for percent).
+
+    With ``x = |value| * scale * 10**decimals`` (the number in units of the last digit
+    shown): a tie (``x mod 1`` within ``1e-9 + 1e-13 x`` of one half, which covers a binary
+    value whose 15 significant digits end in 5), a negative number that rounds to zero, or
+    ``x >= 1e12`` (too close to Excel's 15 digits), or a value that is not a number.
+    """
+    x = f"(ABS({value})*{scale * 10 ** decimals})"
+    return (f"OR(NOT(ISNUMBER({value})),{x}>=1E12,ABS(MOD({x},1)-0.5)<=1E-9+{x}*1E-13,"
+            f"AND({value}<0,{x}<0.5+1E-9))")
+
+
+def _text_date_risk(value: str) -> str:
+    """TRUE where ``TEXT(value, "yyyy-mm-dd")`` may differ: not a number, a serial below 61
+    or past 31 December 9999, or a time of day within a second of midnight."""
+    return f"OR(NOT(ISNUMBER({value})),{value}<61,{value}>=2958466,MOD({value},1)>1-1/86400)"
+
+
+def _text_format_risk(fmt: str, value: str) -> str | None:
+    """The risk formula of a literal format, or None when the format is not verified."""
+    if fmt in TEXT_NUMBER_FORMATS:
+        return _text_number_risk(value, *TEXT_NUMBER_FORMATS[fmt])
+    if fmt in TEXT_DATE_FORMATS:
+        return _text_date_risk(value)
+    return None
+
+
+def _closing(text: str, i: int) -> int:
+    from ._core_ironcalc import _closing
+
+    return _closing(text, i)
+
+
+def checks(text: str, sheet_name: str) -> tuple[str | None, list]:
+    """The checks of a formula's TEXT, date-part and time-part calls.
+
+    Parameters
+    ----------
+    text : str
+        The formula as IronCalc will evaluate it (without ``=``).
+    sheet_name : str
+        Its sheet: the probes qualify the formula's references with it.
+
+    Returns
+    -------
+    (reason, checks)
+        ``reason``: why the formula keeps Excel's value outright (none so far: always
+        None); ``checks``: the probes
+        (``_Check`` of kind ``"true"``: Excel's value is kept when one shows TRUE or an
+        error).
+    """
+    from ._core_ironcalc import _Check, _masked, _qualified, split_arguments
+
+    masked, found = _masked(text), []
+    for m in CALL.finditer(masked):
+        name = m.group(1).upper()
+        try:
+            close = _closing(masked, m.end() - 1)
+        except ValueError:  # unbalanced: IronCalc does not parse it either
+            continue
+        args = split_arguments(text[m.end():close])
+        if not args or not args[0].strip():
+            continue
+        value = "(" + _qualified(args[0], sheet_name) + ")"
+        if name == "TEXT":
+            if len(args) < 2:
+                continue
+            literal = _STRING_LITERAL.match(args[1])
+            if literal:
+                fmt = literal.group(1).replace('""', '"')
+                risk = _text_format_risk(fmt, value)
+                if risk is None:
+                    risk = "TRUE"
+                    reason = (f'TEXT with the format "{fmt}", which the headless calculator\'s core renders otherwise '
+                              "than Excel (only " + ", ".join(f'"{f}"' for f in sorted(TEXT_FORMATS)) + " are verified)")
+                else:
+                    reason = (f'TEXT formats a value with "{fmt}" where Excel\'s rounding differs from the headless '
+                              "calculator's core (a tie at the last digit, a negative number shown as zero, 12 digits "
+                              "or more) or the value is not a number")
+            else:
+                fmt = "(" + _qualified(args[1], sheet_name) + ")"
+                branches = "TRUE"
+                for f in sorted(TEXT_FORMATS, reverse=True):
+                    branches = f'IF(EXACT({fmt},"{f}"),{_text_format_risk(f, value)},{branches})'
+                risk = branches
+                reason = (f"TEXT formats a value with the format {args[1].strip()}, whose value the headless "
+                          "calculator's core renders otherwise than Excel (verified: "
+                          + ", ".join(f'"{f}"' for f in sorted(TEXT_FORMATS)) + "), or hits a rounding tie, "
+                          "or the value is not a number")
+            # an error value passes through TEXT unchanged, in Excel and in IronCalc alike
+            found.append(_Check("true", f"IF(ISERROR({value}),FALSE,IFERROR({risk},TRUE))", reason))
+        elif name in DATE_PARTS:
+            probe = f"IFERROR(AND({value}*1>=0,{value}*1<61),FALSE)"
+            found.append(_Check("true", probe,
+                                f"{name} of a serial below 61 (before 1 March 1900): Excel counts 29 February 1900 "
+                                "and a day 0, the headless calculator's core does not"))
+        else:
+            excel = TIME_PARTS[name].format(value)
+            probe = f"IFERROR({name}({value})<>{excel},FALSE)"
+            found.append(_Check("true", probe,
+                                f"{name} of a time with a fraction of a second: Excel rounds the time to the nearest "
+                                "second, the headless calculator's core truncates it"))
+    return None, found
+
+
+# Approximate lookups ---------------------------------------------------------------------
+
+def _kind(value) -> str | None:
+    """The type class Excel's lookups compare within: number, text, logical (None: other)."""
+    if isinstance(value, bool):
+        return "logical"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    return None
+
+
+def lookup_diverges(values, x, descending: bool) -> bool:
+    """Whether an approximate lookup of ``x`` in ``values`` may differ between Excel and
+    IronCalc.
+
+    Parameters
+    ----------
+    values : iterable
+        The cells of the vector searched, in order (None: blank, skipped; an error value is
+        of no kind).
+    x : object
+        The lookup value as the book computes it (None: blank, looked up as 0).
+    descending : bool
+        ``MATCH``'s match type -1 (the vector must be sorted in descending order); else
+        ascending.
+
+    Returns
+    -------
+    bool
+        False (computed) when the non-blank cells are all of ``x``'s type, sorted as
+        required (texts compared case-blind, and made of ASCII letters, digits and spaces),
+        and the value the lookup lands on occurs once: then Excel's bisection, any bisection,
+        gives the documented answer, and so does IronCalc.  Also False when ``x`` is an error
+        (both return it).  True otherwise: Excel's value is kept.
+    """
+    if x is None:
+        x = 0.0
+    kind = _kind(x)
+    if kind is None:
+        return False  # an error value: the lookup returns it, in Excel and in IronCalc
+    cells = [v for v in values if v is not None]
+    if any(_kind(v) != kind for v in cells):
+        return True
+    if kind == "text":
+        if not _SIMPLE_TEXT.match(x) or not all(_SIMPLE_TEXT.match(v) for v in cells):
+            return True
+        x, cells = x.lower(), [v.lower() for v in cells]
+    pairs = zip(cells, cells[1:])
+    if not all((a >= b) if descending else (a <= b) for a, b in pairs):
+        return True
+    hits = [v for v in cells if (v >= x if descending else v <= x)]
+    if not hits:
+        return False  # #N/A in both
+    landed = hits[-1]
+    return cells.count(landed) > 1
+
+
+def lookup_check(name: str, rect, value: str, sheet_name: str, descending: bool, where: str):
+    """The check of an approximate lookup over ``rect`` (the vector searched, a rectangle of
+    the book; a table given to LOOKUP: the first line of its longer side, as Excel searches):
+    a probe evaluates the lookup value ``value`` on the formula's sheet, and
+    :func:`lookup_diverges` decides on the vector's values.  None for MATCH over a table
+    (#N/A in both)."""
+    from ._core_ironcalc import _Check
+
+    r0, c0, r1, c1 = rect.r0, rect.c0, rect.r1, rect.c1
+    if name == "LOOKUP" and r1 > r0 and c1 > c0:  # a table: Excel searches the first line of its longer side
+        r1, c1 = (r0, c1) if c1 - c0 > r1 - r0 else (r1, c0)
+    elif r1 > r0 and c1 > c0:
+        return None  # MATCH over a table: #N/A in Excel and in IronCalc, whatever it holds
+
+    def decide(model, x) -> bool:
+        sheet = model.sheets.get(rect.sheet.lower())
+        if sheet is None:
+            return True
+        return lookup_diverges(model.read(sheet, r0, c0, r1, c1).ravel().tolist(), x, descending)
+
+    order = "descending" if descending else "ascending"
+    return _Check("decide", "{0}", f"{name} searches {where} by approximate match, which is not {order} values of the "
+                                   "lookup value's type alone (or repeats the value it lands on): Excel's answer then "
+                                   "depends on its bisection, which the headless calculator's core does not reproduce",
+                  value=value, sheet=sheet_name, decide=decide)
