@@ -54,7 +54,14 @@ def _inside(ref: str, cell: str) -> bool:
     return r0 <= row <= r1 and c0 <= col <= c1
 
 
-@pytest.mark.parametrize("name", ["pycel-lookup.xlsx", "pycel-text.xlsx", "pycel-date-time.xlsx"])
+#: Silent differences left, and why (README "Remaining differences"): =Q10 and =R10 read cells of
+#: a dynamic array's stored range P10:R10 whose LINEST IronCalc cannot evaluate (#REF!, shown
+#: in P10 and reported): the rest of the range is written blank, so they read 0.
+KNOWN = {"pycel-stats.xlsx": {("Stats", "N22"), ("Stats", "O22")}}
+
+
+@pytest.mark.parametrize("name", ["pycel-lookup.xlsx", "pycel-text.xlsx", "pycel-date-time.xlsx", "pycel-logical.xlsx",
+                                  "pycel-stats.xlsx"])
 def test_no_silent_difference_from_excel(name, tmp_path):
     source = CORPUS / name
     if not source.exists():
@@ -64,6 +71,10 @@ def test_no_silent_difference_from_excel(name, tmp_path):
     excel = read_book(source)
     r = recalculate(stripped)
     kept = [(s.lower(), ref) for s, ref in r.kept_targets]
+    # a dynamic array whose result is one error shows it in its anchor (reported) and leaves
+    # the rest of its stored range blank, as Excel does: those blanks are not silent values
+    kept += [(s.lower(), ref) for (s, ref), v in r.values.items()
+             if ":" in ref and _as_value(r.value(s, ref.split(":")[0])).kind == "e"]
     silent, computed = [], 0
     for (sheet, cell), text in excel.formulas.items():
         if VOLATILE.search(text) or any(s == sheet.lower() and _inside(ref, cell) for s, ref in kept):
@@ -73,7 +84,7 @@ def test_no_silent_difference_from_excel(name, tmp_path):
         if got.kind != "e" and not same(excel.values[(sheet, cell)], got):
             silent.append((sheet, cell, text, excel.values[(sheet, cell)], got))
     assert computed > 100
-    assert silent == []
+    assert {(sheet, cell) for sheet, cell, *_ in silent} == KNOWN.get(name, set()), silent
 
 
 def _check(tmp_path, formulas, data, kept_words=None):
@@ -161,6 +172,33 @@ def test_approximate_lookups_outside_excels_rules_keep_excels_value(tmp_path):
         "F8": ("MATCH(#N/A,B1:B5,1)", "#N/A"),  # an error looked up: both return it
     }
     _check(tmp_path, formulas, data, {"F1": "repeats", "F4": "type", "F7": "type"})
+
+
+def test_switch_with_a_blank(tmp_path):
+    # pycel-logical.xlsx (Excel): a blank is 0 to SWITCH: it matches 0, not FALSE, not ""
+    data = {"A1": False, "A3": 0, "B4": 0, "B6": 1}
+    formulas = {
+        "C1": ('_xlfn.SWITCH(A1,A2,"match")', "#N/A"),  # FALSE against a blank
+        "C2": ('_xlfn.SWITCH(A3,A2,"match")', "match"),  # 0 against a blank: computed
+        "C3": ('_xlfn.SWITCH(A2,"","match")', "#N/A"),  # a blank against ""
+        "C4": ('_xlfn.SWITCH(A2,B4,"match")', "match"),  # a blank against 0: computed
+        "C5": ('_xlfn.SWITCH(B6,1,"one",2,"two","other")', "one"),  # no blank: computed
+    }
+    _check(tmp_path, formulas, data, {"C1": "blank", "C3": "blank"})
+
+
+def test_linest_over_blanks_and_a_perfect_fit(tmp_path):
+    # y = 1, 2, 4 over x = 1, 2, 3: slope Sxy/Sxx = 3/2 by hand. y = x - 1 exactly: Excel's F
+    # statistic (row 4) is #NUM! (pycel-stats.xlsx D48). Known y's all blank: #VALUE!
+    # (pycel-stats.xlsx LinestArrayExp!C28).
+    data = {"A1": 1, "A2": 2, "A3": 4, "B1": 1, "B2": 2, "B3": 3, "D1": 0, "D2": 1, "D3": 2}
+    formulas = {
+        "E1": ("INDEX(LINEST(A1:A3,B1:B3),1,1)", 1.5),
+        "E2": ("INDEX(LINEST(D1:D3,B1:B3,TRUE,TRUE),4,1)", "#NUM!"),
+        "E3": ("INDEX(LINEST(C1:C3,B1:B3),1,1)", "#VALUE!"),
+        "E4": ("INDEX(LINEST(D1:D3,B1:B3,TRUE,FALSE),1,1)", 1.0),  # no statistics asked: computed
+    }
+    _check(tmp_path, formulas, data, {"E2": "perfect fit", "E3": "blank"})
 
 
 @pytest.mark.parametrize("values, x, descending, diverges", [

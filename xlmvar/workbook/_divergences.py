@@ -30,6 +30,11 @@ whose value IronCalc would get wrong without a word, for four families of functi
 * **DAY, MONTH, YEAR, WEEKDAY of a serial in [0, 61)**: Excel counts 29 February 1900 (serial
   60, Lotus's leap-year bug) and serial 0 is "0 January 1900"; IronCalc's calendar does not
   (``DAY(0)`` #NUM!, ``DAY(30)`` 29 where Excel says 30).  Kept for such serials.
+* **LINEST, LOGEST, TREND, GROWTH** over a range holding a blank (Excel #VALUE!, IronCalc
+  takes 0), and LINEST/LOGEST statistics over a perfect fit (Excel's F is #NUM!, IronCalc's
+  4.8e29 from rounding noise).  Kept.
+* **SWITCH** with a blank cell on one side and FALSE or ``""`` on the other: Excel takes the
+  blank as 0 (no match), IronCalc matches it.  Kept.
 * **HOUR, MINUTE, SECOND**: Excel rounds the time to the nearest second
   (``SECOND(0.5 + 53.5/86400)`` is 54), IronCalc truncates (53).  Kept when the two differ
   (a probe compares IronCalc's answer with the rounded one).
@@ -65,10 +70,14 @@ TIME_PARTS = {
     "MINUTE": "MOD(INT(ROUND(({0})*86400,0)/60),60)",
     "SECOND": "MOD(ROUND(({0})*86400,0),60)",
 }
-NAMES = DATE_PARTS | frozenset(TIME_PARTS) | {"TEXT"}
+#: Regressions over known y's and x's (arguments 0 and 1), and whether the function takes
+#: the ``stats`` argument (4th): LINEST and LOGEST.
+REGRESSIONS = {"LINEST": True, "LOGEST": True, "TREND": False, "GROWTH": False}
+NAMES = DATE_PARTS | frozenset(TIME_PARTS) | frozenset(REGRESSIONS) | {"TEXT", "SWITCH"}
 CALL = re.compile(r"(?<![A-Za-z0-9_.\\])(?:_xlfn\.)?(" + "|".join(sorted(NAMES)) + r")\s*\(", re.I)
 _STRING_LITERAL = re.compile(r'^\s*"((?:[^"]|"")*)"\s*$')
 _SIMPLE_TEXT = re.compile(r"^[A-Za-z0-9 ]*$")
+_PLAIN_RANGE = re.compile(r"^\s*(?:(?:'(?:[^']|'')+'|[\w.]+)!)?\$?[A-Za-z]{1,3}\$?[0-9]+(?::\$?[A-Za-z]{1,3}\$?[0-9]+)?\s*$")
 
 
 def _text_number_risk(value: str, decimals: int, scale: int) -> str:
@@ -137,6 +146,14 @@ def checks(text: str, sheet_name: str) -> tuple[str | None, list]:
         if not args or not args[0].strip():
             continue
         value = "(" + _qualified(args[0], sheet_name) + ")"
+        if name in REGRESSIONS:
+            found += _regression_checks(name, args, sheet_name)
+            continue
+        if name == "SWITCH":
+            compared = args[1:len(args) - (len(args) - 1) % 2:2]
+            if compared:
+                found.append(_switch_check([value] + ["(" + _qualified(a, sheet_name) + ")" for a in compared]))
+            continue
         if name == "TEXT":
             if len(args) < 2:
                 continue
@@ -176,6 +193,58 @@ def checks(text: str, sheet_name: str) -> tuple[str | None, list]:
                                 f"{name} of a time with a fraction of a second: Excel rounds the time to the nearest "
                                 "second, the headless calculator's core truncates it"))
     return None, found
+
+
+def _regression_checks(name: str, args: list, sheet_name: str) -> list:
+    """The checks of a LINEST, LOGEST, TREND or GROWTH call.
+
+    * A known y's or x's given as a range that holds a blank or a text: Excel's answer is
+      #VALUE! (``LINEST(C2:C13, B2:B13^{1,2})`` over a blank C2:C13, pycel-stats.xlsx),
+      IronCalc takes a blank as 0 (it gave 0).  Kept when the range's count of numbers is
+      short of its size and IronCalc's answer is not an error.
+    * LINEST/LOGEST with statistics over a perfect fit: Excel's residual sum of squares is 0
+      and its F statistic #NUM! (pycel-stats.xlsx: y = 1, 2, 3 over x = 2, 3, 4); IronCalc's
+      residual comes out as rounding noise and F as 4.8e29.  Kept when the residual sum of
+      squares is at most 1e-12 of the regression sum of squares and ``stats`` is TRUE.
+    """
+    from ._core_ironcalc import _Check, _qualified
+
+    found = []
+    ranges = [_qualified(args[k].strip(), sheet_name) for k in (0, 1) if k < len(args) and _PLAIN_RANGE.match(args[k])]
+    if ranges:  # (where IronCalc's own answer is an error, the cell shows it: not silent)
+        call = f"{name}(" + ",".join(_qualified(a, sheet_name) for a in args) + ")"
+        short = ",".join(f"COUNT({r})<ROWS({r})*COLUMNS({r})" for r in ranges)
+        found.append(_Check("true", f"IFERROR(AND(NOT(ISERROR(INDEX({call},1,1))),OR({short})),FALSE)",
+                            f"{name} over {' and '.join(args[k].strip() for k in (0, 1) if k < len(args) and _PLAIN_RANGE.match(args[k]))}"
+                            ", which holds a blank or a text: Excel's answer is #VALUE!, the headless calculator's "
+                            "core takes a blank as 0"))
+    stats = args[3].strip().upper() if len(args) > 3 else ""
+    if REGRESSIONS[name] and stats not in ("", "0", "FALSE"):
+        call = f"{name}(" + ",".join(_qualified(a, sheet_name) for a in args[:3]) + ",TRUE)"
+        found.append(_Check("true", f"IFERROR(AND({_qualified(args[3], sheet_name)},"
+                                    f"INDEX({call},5,2)<=1E-12*INDEX({call},5,1)),FALSE)",
+                            f"{name} with statistics over a perfect fit: Excel's residual sum of squares is 0 and its "
+                            "F statistic #NUM!, the headless calculator's core leaves rounding noise (F near 1e29)"))
+    return found
+
+
+def _switch_check(operands: list):
+    """The check of ``SWITCH(e, v1, r1, v2, r2, ..., [default])`` (``operands``: ``e``, ``v1``,
+    ``v2`` ...): Excel compares a blank cell as the number 0 (``SWITCH(blank, 0, "m")`` matches,
+    ``SWITCH(FALSE, blank, "m")`` and ``SWITCH(blank, "", "m")`` do not, pycel-logical.xlsx),
+    IronCalc also matches a blank to FALSE and to "".  Kept when a blank ``e`` meets a FALSE or
+    "" among the ``v``, or a blank ``v`` meets a FALSE or "" ``e``."""
+    from ._core_ironcalc import _Check
+
+    def false_or_empty(x: str) -> str:
+        return f"OR(AND(ISLOGICAL({x}),{x}=FALSE),AND(ISTEXT({x}),LEN({x})=0))"
+
+    e, values = operands[0], operands[1:]
+    terms = [f"AND(ISBLANK({e}),OR(" + ",".join(false_or_empty(v) for v in values) + "))"]
+    terms += [f"AND(ISBLANK({v}),{false_or_empty(e)})" for v in values]
+    return _Check("true", "IFERROR(OR(" + ",".join(terms) + "),FALSE)",
+                  "SWITCH compares a blank cell with FALSE or an empty text: Excel takes a blank as 0 there (no "
+                  "match), the headless calculator's core matches it")
 
 
 # Approximate lookups ---------------------------------------------------------------------
