@@ -16,6 +16,7 @@ cell keeps Excel's cached value (xlmvar/workbook/_divergences.py).
 from __future__ import annotations
 
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -134,16 +135,42 @@ def test_text_rounding_ties_keep_excels_value(tmp_path):
                                       "C7": "not a number", "C9": "rounding", "C10": "renders otherwise"})
 
 
-def test_dates_before_march_1900_keep_excels_value(tmp_path):
+def test_dates_before_march_1900(tmp_path):
     # Excel's serial 60 is 29 February 1900, serial 0 "0 January 1900"; from 61 (1 March 1900) on
-    # both calendars agree. Serial 100 is 9 April 1900; 1 January 1900 (serial 1) a Sunday in Excel.
-    data = {"A1": 0, "A2": 30, "A3": 60, "A4": 100, "A5": 1}
+    # both calendars agree. Serial 100 is 9 April 1900; 1 January 1900 (serial 1) a Sunday in
+    # Excel. A blank, FALSE and TRUE are serials 0, 0 and 1 (pycel-date-time.xlsx). Computed
+    # for a cell or a number; a text read as such a date keeps Excel's value.
+    data = {"A1": 0, "A2": 30, "A3": 60, "A4": 100, "A5": 1, "A6": "15", "A7": True, "A8": False}
     formulas = {
         "B1": ("DAY(A1)", 0), "B2": ("DAY(A2)", 30), "B3": ("MONTH(A3)", 2), "B4": ("DAY(A3)", 29),
-        "B5": ("YEAR(A1)", 1900), "B6": ("WEEKDAY(A5)", 1),
-        "B7": ("DAY(A4)", 9), "B8": ("MONTH(A4)", 4), "B9": ("YEAR(A4)", 1900), "B10": ("WEEKDAY(A4)", 2),
+        "B5": ("YEAR(A1)", 1900), "B6": ("WEEKDAY(A5)", 1), "B7": ("WEEKDAY(A1)", 7), "B8": ("MONTH(A2)", 1),
+        "B9": ("DAY(A4)", 9), "B10": ("MONTH(A4)", 4), "B11": ("YEAR(A4)", 1900), "B12": ("WEEKDAY(A4)", 2),
+        "B13": ("DAY(A9)", 0), "B14": ("DAY(A7)", 1), "B15": ("YEAR(A8)", 1900), "B16": ("DAY(59.5)", 28),
+        "B17": ("DAY(A6)", 15), "B18": ("WEEKDAY(A5,2)", 7),
     }
-    _check(tmp_path, formulas, data, {c: "serial below 61" for c in ("B1", "B2", "B3", "B4", "B5", "B6")})
+    _check(tmp_path, formulas, data, {"B17": "text read as a date", "B18": "serial below 61"})
+
+
+def _excel_1900(d: int) -> tuple[int, int, int, int]:
+    """(day, month, year, weekday) of Excel's serial ``d`` < 61 by its documented rule: the
+    Gregorian calendar from 1 January 1900 (serial 1), with a 29 February 1900 inserted
+    (serial 60) and a day 0; weekdays run on from 1 March 1900 (serial 61), a Thursday."""
+    weekday = (date(1900, 3, 1) - timedelta(days=61 - d)).isoweekday() % 7 + 1  # Sunday 1
+    if d == 0:
+        return 0, 1, 1900, weekday
+    if d == 60:
+        return 29, 2, 1900, weekday
+    day = date(1900, 1, 1) + timedelta(days=d - 1)
+    return day.day, day.month, day.year, weekday
+
+
+def test_every_serial_before_march_1900(tmp_path):
+    data = {f"A{d + 1}": d for d in range(61)}
+    formulas = {}
+    for d in range(61):
+        for col, (name, value) in zip("BCDE", zip(("DAY", "MONTH", "YEAR", "WEEKDAY"), _excel_1900(d))):
+            formulas[f"{col}{d + 1}"] = (f"{name}(A{d + 1})", value)
+    _check(tmp_path, formulas, data)
 
 
 def test_time_parts_round_to_the_second(tmp_path):

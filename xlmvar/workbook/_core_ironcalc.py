@@ -1228,8 +1228,9 @@ def plan(book, xlmvar_names) -> Plan:
                 source = _implicit_intersection(source, fc, resolver)
             scalar = one and (legacy or source != fc.text or (any_name is not None and any_name.search(text)))
             why = _kept_for_arrays(source, fc, resolver, scalar, xlmvar)
-            why, extra = (why, []) if why or quirks is None or not quirks.search(text) else \
-                _divergences.checks(source, book.sheets[fc.target.sheet].name)
+            extra = []
+            if not why and quirks is not None and quirks.search(text):
+                source, extra = _divergences.checks(source, book.sheets[fc.target.sheet].name)
             if why:
                 out.kept[i] = why
                 continue
@@ -1265,8 +1266,9 @@ def plan(book, xlmvar_names) -> Plan:
             rewritten = _implicit_intersection(rewritten, fc, resolver)
         clipped = rewritten if native else _clipped_text(rewritten, fc.target.sheet, resolver, book)
         why = _kept_for_arrays(clipped, fc, resolver, one, xlmvar)
-        why, extra = (why, []) if why or quirks is None or not quirks.search(text) else \
-            _divergences.checks(clipped, book.sheets[fc.target.sheet].name)
+        extra = []
+        if not why and quirks is not None and quirks.search(text):
+            clipped, extra = _divergences.checks(clipped, book.sheets[fc.target.sheet].name)
         if why:
             out.kept[i] = why
             continue

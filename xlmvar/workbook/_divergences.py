@@ -29,7 +29,9 @@ whose value IronCalc would get wrong without a word, for four families of functi
   a cell or an expression is checked on its computed value.
 * **DAY, MONTH, YEAR, WEEKDAY of a serial in [0, 61)**: Excel counts 29 February 1900 (serial
   60, Lotus's leap-year bug) and serial 0 is "0 January 1900"; IronCalc's calendar does not
-  (``DAY(0)`` #NUM!, ``DAY(30)`` 29 where Excel says 30).  Kept for such serials.
+  (``DAY(0)`` #NUM!, ``DAY(30)`` 29 where Excel says 30).  Of a cell or a number (WEEKDAY
+  with return type 1), the call is written to compute Excel's answer below 61
+  (:func:`_date_part`); otherwise, and for a text read as such a date, Excel's value is kept.
 * **LINEST, LOGEST, TREND, GROWTH** over a range holding a blank (Excel #VALUE!, IronCalc
   takes 0), and LINEST/LOGEST statistics over a perfect fit (Excel's F is #NUM!, IronCalc's
   4.8e29 from rounding noise).  Kept.
@@ -77,6 +79,7 @@ NAMES = DATE_PARTS | frozenset(TIME_PARTS) | frozenset(REGRESSIONS) | {"TEXT", "
 CALL = re.compile(r"(?<![A-Za-z0-9_.\\])(?:_xlfn\.)?(" + "|".join(sorted(NAMES)) + r")\s*\(", re.I)
 _STRING_LITERAL = re.compile(r'^\s*"((?:[^"]|"")*)"\s*$')
 _SIMPLE_TEXT = re.compile(r"^[A-Za-z0-9 ]*$")
+_PLAIN_CELL = re.compile(r"^\s*(?:(?:(?:'(?:[^']|'')+'|[\w.]+)!)?\$?[A-Za-z]{1,3}\$?[0-9]+|[0-9]+(?:\.[0-9]*)?)\s*$")
 _PLAIN_RANGE = re.compile(r"^\s*(?:(?:'(?:[^']|'')+'|[\w.]+)!)?\$?[A-Za-z]{1,3}\$?[0-9]+(?::\$?[A-Za-z]{1,3}\$?[0-9]+)?\s*$")
 
 
@@ -115,27 +118,28 @@ def _closing(text: str, i: int) -> int:
     return _closing(text, i)
 
 
-def checks(text: str, sheet_name: str) -> tuple[str | None, list]:
-    """The checks of a formula's TEXT, date-part and time-part calls.
+def checks(text: str, sheet_name: str) -> tuple[str, list]:
+    """The formula IronCalc evaluates, and the checks of its TEXT, SWITCH, regression,
+    date-part and time-part calls.
 
     Parameters
     ----------
     text : str
-        The formula as IronCalc will evaluate it (without ``=``).
+        The formula as IronCalc would evaluate it (without ``=``).
     sheet_name : str
         Its sheet: the probes qualify the formula's references with it.
 
     Returns
     -------
-    (reason, checks)
-        ``reason``: why the formula keeps Excel's value outright (none so far: always
-        None); ``checks``: the probes
-        (``_Check`` of kind ``"true"``: Excel's value is kept when one shows TRUE or an
-        error).
+    (text, checks)
+        ``text``: the formula with each DAY, MONTH, YEAR and WEEKDAY of a cell or a number
+        written to give Excel's answer below serial 61 too (:func:`_date_part`);
+        ``checks``: the probes (``_Check`` of kind ``"true"``: Excel's value is kept when one
+        shows TRUE or an error).
     """
     from ._core_ironcalc import _Check, _masked, _qualified, split_arguments
 
-    masked, found = _masked(text), []
+    masked, found, splices = _masked(text), [], []
     for m in CALL.finditer(masked):
         name = m.group(1).upper()
         try:
@@ -181,6 +185,13 @@ def checks(text: str, sheet_name: str) -> tuple[str | None, list]:
                           "or the value is not a number")
             # an error value passes through TEXT unchanged, in Excel and in IronCalc alike
             found.append(_Check("true", f"IF(ISERROR({value}),FALSE,IFERROR({risk},TRUE))", reason))
+        elif name in DATE_PARTS and _PLAIN_CELL.match(args[0]) and (name != "WEEKDAY" or len(args) == 1
+                                                                    or args[1].strip() in ("", "1")):
+            splices.append((m.start(), close + 1, _date_part(name, args[0].strip(), text[m.start():close + 1])))
+            probe = f"IFERROR(AND(ISTEXT({value}),{value}*1>=0,{value}*1<61),FALSE)"
+            found.append(_Check("true", probe,
+                                f"{name} of a text read as a date before 1 March 1900: Excel counts 29 February 1900 "
+                                "and a day 0, the headless calculator's core does not"))
         elif name in DATE_PARTS:
             probe = f"IFERROR(AND({value}*1>=0,{value}*1<61),FALSE)"
             found.append(_Check("true", probe,
@@ -192,7 +203,25 @@ def checks(text: str, sheet_name: str) -> tuple[str | None, list]:
             found.append(_Check("true", probe,
                                 f"{name} of a time with a fraction of a second: Excel rounds the time to the nearest "
                                 "second, the headless calculator's core truncates it"))
-    return None, found
+    for start, end, replacement in reversed(splices):
+        text = text[:start] + replacement + text[end:]
+    return text, found
+
+
+#: Excel's date parts of a serial in [0, 61), from its day ``d = INT(serial)``: day 0 is
+#: "0 January 1900", days 1-31 January, 32-60 February (29 February 1900 is day 60), and day
+#: 1 a Sunday (WEEKDAY 1); from day 61 on Excel's calendar is the Gregorian one.
+_EARLY = {"DAY": "IF({d}<32,{d},{d}-31)", "MONTH": "IF({d}<32,1,2)", "YEAR": "1900", "WEEKDAY": "MOD({d}-1,7)+1"}
+
+
+def _date_part(name: str, cell: str, call: str) -> str:
+    """``call`` (``DAY(cell)``, ...) written to give Excel's answer for a serial below 61 as
+    well: ``IF(AND(OR(ISNUMBER(c),ISBLANK(c),ISLOGICAL(c)),N(c)>=0,N(c)<61), <Excel's part>,
+    call)`` (a blank cell is serial 0, FALSE 0 and TRUE 1, as Excel reads them:
+    pycel-date-time.xlsx).  Exact by Excel's documented 1900 leap-year rule; a text, an error
+    or a later serial still goes to ``call``."""
+    early = _EARLY[name].format(d=f"INT(N({cell}))")
+    return f"IF(AND(OR(ISNUMBER({cell}),ISBLANK({cell}),ISLOGICAL({cell})),N({cell})>=0,N({cell})<61),{early},{call})"
 
 
 def _regression_checks(name: str, args: list, sheet_name: str) -> list:
