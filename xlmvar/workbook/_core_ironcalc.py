@@ -2649,6 +2649,7 @@ def _here(text: str, row: int, col: int) -> str:
 def _diverging(model: _Model, probes: list, formulas, index: list, skip: set) -> dict:
     """The formulas whose probe says IronCalc's value is not Excel's: formula -> reason."""
     out = {}
+    _divergences.new_round(model)
     for i, check, sheet, row in probes:
         if i in skip or i in out:
             continue

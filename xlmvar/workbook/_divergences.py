@@ -51,6 +51,7 @@ in Python on the vector's values (:func:`lookup_diverges`).
 
 from __future__ import annotations
 
+import bisect
 import re
 
 #: Number formats whose TEXT IronCalc renders as Excel does, away from the cases the probe
@@ -122,6 +123,25 @@ def _text_format_risk(fmt: str, value: str) -> str | None:
     return None
 
 
+_NUMBER_OR_CELL = re.compile(r"^\s*(?:\$?[A-Za-z]{1,3}\$?[0-9]+(?::\$?[A-Za-z]{1,3}\$?[0-9]+)?|[0-9]+(?:\.[0-9]*)?"
+                             r'|"(?:[^"]|"")*"|TRUE|FALSE)\s*$', re.I)
+
+
+def _qualified(text: str, sheet_name: str) -> str:
+    """``text`` with its references qualified with ``sheet_name`` (a probe stands on the
+    formula's sheet but far from it: relative references are meant on the formula's sheet).
+    A cell, a range, a number, a string or a logical alone is done without the tokenizer."""
+    from ._core_ironcalc import _qualified as qualified
+
+    m = _NUMBER_OR_CELL.match(text)
+    if m is None:
+        return qualified(text, sheet_name)
+    text = text.strip()
+    if text.upper() in ("TRUE", "FALSE") or not (text[:1].isalpha() or text[:1] == "$"):
+        return text  # a number, a string, a logical
+    return "'" + sheet_name.replace("'", "''") + "'!" + text
+
+
 def _closing(text: str, i: int) -> int:
     from ._core_ironcalc import _closing
 
@@ -147,7 +167,7 @@ def checks(text: str, sheet_name: str) -> tuple[str, list]:
         ``checks``: the probes (``_Check`` of kind ``"true"``: Excel's value is kept when one
         shows TRUE or an error).
     """
-    from ._core_ironcalc import _Check, _masked, _qualified, split_arguments
+    from ._core_ironcalc import _Check, _masked, split_arguments
 
     masked, found, splices = _masked(text), [], []
     for m in CALL.finditer(masked):
@@ -246,7 +266,7 @@ def _regression_checks(name: str, args: list, sheet_name: str) -> list:
       residual comes out as rounding noise and F as 4.8e29.  Kept when the residual sum of
       squares is at most 1e-12 of the regression sum of squares and ``stats`` is TRUE.
     """
-    from ._core_ironcalc import _Check, _qualified
+    from ._core_ironcalc import _Check
 
     found = []
     ranges = [_qualified(args[k].strip(), sheet_name) for k in (0, 1) if k < len(args) and _PLAIN_RANGE.match(args[k])]
@@ -299,6 +319,54 @@ def _kind(value) -> str | None:
     return None
 
 
+class _Vector:
+    """What an approximate lookup needs to know of the vector it searches, computed once
+    per vector (and evaluation): the kind of its non-blank cells (None when they mix kinds,
+    ``"empty"`` when there are none), whether they are sorted as required, and their keys
+    (texts lower-cased) in ascending order for bisection."""
+
+    def __init__(self, values, descending: bool):
+        cells = [v for v in values if v is not None]
+        kinds = {_kind(v) for v in cells}
+        self.kind = "empty" if not cells else (kinds.pop() if len(kinds) == 1 else None)
+        if self.kind == "text":
+            if not all(_SIMPLE_TEXT.match(v) for v in cells):
+                self.kind = None
+            cells = [v.lower() for v in cells]
+        if self.kind not in (None, "empty"):
+            pairs = zip(cells, cells[1:])
+            if not all((a >= b) if descending else (a <= b) for a, b in pairs):
+                self.kind = None
+        self.keys = cells[::-1] if descending else cells
+        self.descending = descending
+
+    def diverges(self, x) -> bool:
+        """Whether the lookup of ``x`` may differ between Excel and IronCalc (see
+        :func:`lookup_diverges`)."""
+        if x is None:
+            x = 0.0
+        kind = _kind(x)
+        if kind is None or self.kind == "empty":
+            return False  # an error looked up (both return it); nothing to find (#N/A in both)
+        if kind != self.kind:
+            return True
+        if kind == "text":
+            if not _SIMPLE_TEXT.match(x):
+                return True
+            x = x.lower()
+        keys = self.keys  # ascending
+        if self.descending:  # the last value >= x: the first, in ascending order, >= x
+            at = bisect.bisect_left(keys, x)
+            if at == len(keys):
+                return False  # #N/A in both
+        else:  # the last value <= x
+            at = bisect.bisect_right(keys, x) - 1
+            if at < 0:
+                return False
+        landed = keys[at]
+        return bisect.bisect_right(keys, landed) - bisect.bisect_left(keys, landed) > 1
+
+
 def lookup_diverges(values, x, descending: bool) -> bool:
     """Whether an approximate lookup of ``x`` in ``values`` may differ between Excel and
     IronCalc.
@@ -321,28 +389,14 @@ def lookup_diverges(values, x, descending: bool) -> bool:
         required (texts compared case-blind, and made of ASCII letters, digits and spaces),
         and the value the lookup lands on occurs once: then Excel's bisection, any bisection,
         gives the documented answer, and so does IronCalc.  Also False when ``x`` is an error
-        (both return it).  True otherwise: Excel's value is kept.
+        (both return it) or nothing can be found.  True otherwise: Excel's value is kept.
     """
-    if x is None:
-        x = 0.0
-    kind = _kind(x)
-    if kind is None:
-        return False  # an error value: the lookup returns it, in Excel and in IronCalc
-    cells = [v for v in values if v is not None]
-    if any(_kind(v) != kind for v in cells):
-        return True
-    if kind == "text":
-        if not _SIMPLE_TEXT.match(x) or not all(_SIMPLE_TEXT.match(v) for v in cells):
-            return True
-        x, cells = x.lower(), [v.lower() for v in cells]
-    pairs = zip(cells, cells[1:])
-    if not all((a >= b) if descending else (a <= b) for a, b in pairs):
-        return True
-    hits = [v for v in cells if (v >= x if descending else v <= x)]
-    if not hits:
-        return False  # #N/A in both
-    landed = hits[-1]
-    return cells.count(landed) > 1
+    return _Vector(values, descending).diverges(x)
+
+
+def new_round(model) -> None:
+    """Forget the vectors read from ``model`` (its values are about to be read afresh)."""
+    model.__dict__.pop("_lookup_vectors", None)
 
 
 def lookup_check(name: str, rect, value: str, sheet_name: str, descending: bool, where: str):
@@ -363,7 +417,11 @@ def lookup_check(name: str, rect, value: str, sheet_name: str, descending: bool,
         sheet = model.sheets.get(rect.sheet.lower())
         if sheet is None:
             return True
-        return lookup_diverges(model.read(sheet, r0, c0, r1, c1).ravel().tolist(), x, descending)
+        vectors = model.__dict__.setdefault("_lookup_vectors", {})  # (emptied by new_round)
+        key = (sheet, r0, c0, r1, c1, descending)
+        if key not in vectors:
+            vectors[key] = _Vector(model.read(sheet, r0, c0, r1, c1).ravel().tolist(), descending)
+        return vectors[key].diverges(x)
 
     order = "descending" if descending else "ascending"
     return _Check("decide", "{0}", f"{name} searches {where} by approximate match, which is not {order} values of the "
