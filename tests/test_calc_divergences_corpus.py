@@ -180,6 +180,21 @@ def test_text_of_verified_formats_is_excels(tmp_path):
     assert len(kept) < 0.45 * len(formulas)  # a third of the values are below 1: kept, as ties are
 
 
+def test_text_of_iso_dates_is_the_calendars(tmp_path):
+    # from serial 61 (1 March 1900) Excel's serial d is the day 30 December 1899 + d
+    rng = np.random.default_rng(5)
+    serials = [float(v) for v in rng.uniform(61, 2958465, 150)] + [61.0, 60.5, 0.0, 2958466.0, -1.0]
+    data = {f"A{i}": v for i, v in enumerate(serials, start=1)}
+    # Excel: day 0 and 29 February 1900 shown as such; past 9999 and below 0 #VALUE! (as in
+    # pycel-text.xlsx TextDates!C15 and C21)
+    expected = {61.0: "1900-03-01", 60.5: "1900-02-29", 0.0: "1900-01-00", 2958466.0: "#VALUE!", -1.0: "#VALUE!"}
+    formulas = {f"B{i}": ('TEXT(A{0},"yyyy-mm-dd")'.format(i),
+                          expected.get(v) or (date(1899, 12, 30) + timedelta(days=int(v))).isoformat())
+                for i, v in enumerate(serials, start=1)}
+    n = len(serials)
+    _check(tmp_path, formulas, data, {f"B{k}": "yyyy-mm-dd" for k in range(n - 3, n + 1)})
+
+
 def test_dates_before_march_1900(tmp_path):
     # Excel's serial 60 is 29 February 1900, serial 0 "0 January 1900"; from 61 (1 March 1900) on
     # both calendars agree. Serial 100 is 9 April 1900; 1 January 1900 (serial 1) a Sunday in
