@@ -181,7 +181,7 @@ def checks(text: str, sheet_name: str) -> tuple[str, list]:
             continue
         value = "(" + _qualified(args[0], sheet_name) + ")"
         if name in REGRESSIONS:
-            found += _regression_checks(name, args, sheet_name)
+            found += _regression_checks(name, args, sheet_name, _f_statistic_read(text, masked, m.start()))
             continue
         if name == "SWITCH":
             compared = args[1:len(args) - (len(args) - 1) % 2:2]
@@ -254,7 +254,29 @@ def _date_part(name: str, cell: str, call: str) -> str:
     return f"IF(AND(OR(ISNUMBER({cell}),ISBLANK({cell}),ISLOGICAL({cell})),N({cell})>=0,N({cell})<61),{early},{call})"
 
 
-def _regression_checks(name: str, args: list, sheet_name: str) -> list:
+_INDEX_BEFORE = re.compile(r"(?<![A-Za-z0-9_.\\])INDEX\s*\(\s*$", re.I)
+
+
+def _f_statistic_read(text: str, masked: str, start: int) -> bool:
+    """Whether the regression call at ``start`` may show its F statistic (row 4, column 1
+    of LINEST's statistics): False only when it is INDEX's array with a literal row and
+    column other than (4, 1), as in ``INDEX(LINEST(y, x, TRUE, TRUE), 3, 1)`` (R squared)."""
+    from ._core_ironcalc import split_arguments
+
+    m = _INDEX_BEFORE.search(masked[:start])
+    if m is None:
+        return True
+    try:
+        close = _closing(masked, m.end() - 1)
+    except ValueError:
+        return True
+    args = [a.strip() for a in split_arguments(text[m.end():close])]
+    if len(args) != 3 or not all(a.isdigit() for a in args[1:]):
+        return True
+    return (int(args[1]), int(args[2])) == (4, 1)
+
+
+def _regression_checks(name: str, args: list, sheet_name: str, f_statistic: bool = True) -> list:
     """The checks of a LINEST, LOGEST, TREND or GROWTH call.
 
     * A known y's or x's given as a range that holds a blank or a text: Excel's answer is
@@ -264,7 +286,10 @@ def _regression_checks(name: str, args: list, sheet_name: str) -> list:
     * LINEST/LOGEST with statistics over a perfect fit: Excel's residual sum of squares is 0
       and its F statistic #NUM! (pycel-stats.xlsx: y = 1, 2, 3 over x = 2, 3, 4); IronCalc's
       residual comes out as rounding noise and F as 4.8e29.  Kept when the residual sum of
-      squares is at most 1e-12 of the regression sum of squares and ``stats`` is TRUE.
+      squares is at most 1e-12 of the regression sum of squares and ``stats`` is TRUE, unless
+      the call is INDEX's array with a literal cell other than the F statistic's
+      (``f_statistic`` False: R squared and the coefficients are Excel's to rounding, the
+      standard errors 0 against rounding noise).
     """
     from ._core_ironcalc import _Check
 
@@ -278,7 +303,7 @@ def _regression_checks(name: str, args: list, sheet_name: str) -> list:
                             ", which holds a blank or a text: Excel's answer is #VALUE!, the headless calculator's "
                             "core takes a blank as 0"))
     stats = args[3].strip().upper() if len(args) > 3 else ""
-    if REGRESSIONS[name] and stats not in ("", "0", "FALSE"):
+    if REGRESSIONS[name] and stats not in ("", "0", "FALSE") and f_statistic:
         call = f"{name}(" + ",".join(_qualified(a, sheet_name) for a in args[:3]) + ",TRUE)"
         found.append(_Check("true", f"IFERROR(AND({_qualified(args[3], sheet_name)},"
                                     f"INDEX({call},5,2)<=1E-12*INDEX({call},5,1)),FALSE)",
