@@ -1156,7 +1156,10 @@ def plan(book, xlmvar_names) -> Plan:
       (``SUMPRODUCT(--ISBLANK(A1:A10))``) keeps Excel's value (:func:`_unlifted`);
     * lookups that may meet a blank cell, and formulas whose value may depend on the blank
       rows of a clipped whole column, get checks (``Plan.checks``) that are evaluated with
-      the book and keep Excel's value where IronCalc's differs (:func:`_prepare_checks`).
+      the book and keep Excel's value where IronCalc's differs (:func:`_prepare_checks`);
+    * approximate lookups, TEXT, SWITCH, LINEST/LOGEST/TREND/GROWTH, date and time parts get
+      the checks of :mod:`._divergences` (DAY, MONTH, YEAR, WEEKDAY of a cell are rewritten
+      to give Excel's answer before March 1900).
 
     The text of every formula is scanned once; only formulas with a bracket, a colon or a
     function IronCalc lacks are tokenized.
@@ -2361,7 +2364,9 @@ class _Check:
 
     ``kind``: ``"true"`` keeps it when the probe shows TRUE (or an error); ``"same"`` when the
     probe's value differs from the formula's; ``"astral"`` when the probe's text holds a
-    character beyond U+FFFF; ``"blank"`` (no probe) when ``rect`` holds a blank cell.  A
+    character beyond U+FFFF; ``"decide"`` when ``decide(model, probe's value)`` says so
+    (:mod:`._divergences`: approximate lookups); ``"blank"`` (no probe) when ``rect`` holds
+    a blank cell.  A
     ``"true"`` check with a ``rect`` is made only when ``rect`` holds a blank cell
     (``rect`` ``None``: a range computed by a formula, which may).
     """
