@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _divergences
 from ._evaluator import col_index, col_letters, overflow_reason
 from ._xlsx import read_xml, sheet_parts
 
@@ -1155,7 +1156,10 @@ def plan(book, xlmvar_names) -> Plan:
       (``SUMPRODUCT(--ISBLANK(A1:A10))``) keeps Excel's value (:func:`_unlifted`);
     * lookups that may meet a blank cell, and formulas whose value may depend on the blank
       rows of a clipped whole column, get checks (``Plan.checks``) that are evaluated with
-      the book and keep Excel's value where IronCalc's differs (:func:`_prepare_checks`).
+      the book and keep Excel's value where IronCalc's differs (:func:`_prepare_checks`);
+    * approximate lookups, TEXT, SWITCH, LINEST/LOGEST/TREND/GROWTH, date and time parts get
+      the checks of :mod:`._divergences` (DAY, MONTH, YEAR, WEEKDAY of a cell are rewritten
+      to give Excel's answer before March 1900).
 
     The text of every formula is scanned once; only formulas with a bracket, a colon or a
     function IronCalc lacks are tokenized.
@@ -1190,6 +1194,7 @@ def plan(book, xlmvar_names) -> Plan:
     any_name = re.compile(r"(?<![A-Za-z0-9_.!$'])(?:" + "|".join(map(re.escape, sorted({n for _, n in book.names}))) + r")(?![A-Za-z0-9_.(!])", re.I) \
         if book.names else None
     lookups = _LOOKUP_CALL if {"MATCH", "XMATCH", "VLOOKUP", "HLOOKUP", "XLOOKUP", "LOOKUP"} & names else None
+    quirks = _divergences.CALL if _divergences.NAMES & names else None  # TEXT, DAY, SECOND...
     for i, (fc, text) in enumerate(zip(book.formulas, texts)):
         if len(text) > MAX_NESTING and _nesting(text) > MAX_NESTING:
             out.failures[i] = ("#NAME?", f"nested {_nesting(text):,} levels deep (the calculator reads up to {MAX_NESTING:,}; "
@@ -1226,6 +1231,9 @@ def plan(book, xlmvar_names) -> Plan:
                 source = _implicit_intersection(source, fc, resolver)
             scalar = one and (legacy or source != fc.text or (any_name is not None and any_name.search(text)))
             why = _kept_for_arrays(source, fc, resolver, scalar, xlmvar)
+            extra = []
+            if not why and quirks is not None and quirks.search(text):
+                source, extra = _divergences.checks(source, book.sheets[fc.target.sheet].name)
             if why:
                 out.kept[i] = why
                 continue
@@ -1233,6 +1241,8 @@ def plan(book, xlmvar_names) -> Plan:
                 out.rewrites[i] = source
             if lookups is not None and lookups.search(text):
                 out.checks[i] = _lookup_checks(source, fc.target.sheet, resolver, book)
+            if extra:
+                out.checks.setdefault(i, []).extend(extra)
             continue
         tokens = _tokens(source)
         ranges = [t for t in tokens if t.type == "OPERAND" and t.subtype == "RANGE"]
@@ -1259,12 +1269,16 @@ def plan(book, xlmvar_names) -> Plan:
             rewritten = _implicit_intersection(rewritten, fc, resolver)
         clipped = rewritten if native else _clipped_text(rewritten, fc.target.sheet, resolver, book)
         why = _kept_for_arrays(clipped, fc, resolver, one, xlmvar)
+        extra = []
+        if not why and quirks is not None and quirks.search(text):
+            clipped, extra = _divergences.checks(clipped, book.sheets[fc.target.sheet].name)
         if why:
             out.kept[i] = why
             continue
         if clipped != fc.text:
             out.rewrites[i] = clipped
         checks = _lookup_checks(clipped, fc.target.sheet, resolver, book) if lookups is not None and lookups.search(text) else []
+        checks += extra
         where = None if native else _blank_rows_matter(tokens, clipped_values)
         if where:  # the formula again with one more (blank) row or column: does its value change?
             shadow = _clipped_text(rewritten, fc.target.sheet, resolver, book, extra=1)
@@ -2350,7 +2364,9 @@ class _Check:
 
     ``kind``: ``"true"`` keeps it when the probe shows TRUE (or an error); ``"same"`` when the
     probe's value differs from the formula's; ``"astral"`` when the probe's text holds a
-    character beyond U+FFFF; ``"blank"`` (no probe) when ``rect`` holds a blank cell.  A
+    character beyond U+FFFF; ``"decide"`` when ``decide(model, probe's value)`` says so
+    (:mod:`._divergences`: approximate lookups); ``"blank"`` (no probe) when ``rect`` holds
+    a blank cell.  A
     ``"true"`` check with a ``rect`` is made only when ``rect`` holds a blank cell
     (``rect`` ``None``: a range computed by a formula, which may).
     """
@@ -2362,6 +2378,7 @@ class _Check:
     computed: bool = False  # rect is unknown: a range computed by a formula
     value: str = ""
     sheet: str = ""
+    decide: object = None  # kind "decide": decide(model, probe's value) -> keeps Excel's value
 
     @property
     def text(self) -> str:
@@ -2432,6 +2449,9 @@ def _lookup_checks(text: str, sheet: str, resolver, book) -> list:
             exact = exact and search not in ("2", "-2")
         where = args[searched]
         value, sheet_name = args[0] or "0", resolver.book.sheets[sheet].name
+        if not exact and rect is not None and name not in ("XMATCH", "XLOOKUP"):  # Excel's bisection
+            descending = name == "MATCH" and mode is not None and mode.lstrip("+").startswith("-")
+            checks += filter(None, [_divergences.lookup_check(name, rect, value, sheet_name, descending, where)])
         if exact:
             checks.append(_Check("true", "IFERROR(OR(({0})=0,({0})=FALSE),FALSE)",
                                  f"{name} looks up 0, FALSE or a blank in {where}, which holds a blank cell: Excel's exact "
@@ -2634,6 +2654,7 @@ def _here(text: str, row: int, col: int) -> str:
 def _diverging(model: _Model, probes: list, formulas, index: list, skip: set) -> dict:
     """The formulas whose probe says IronCalc's value is not Excel's: formula -> reason."""
     out = {}
+    _divergences.new_round(model)
     for i, check, sheet, row in probes:
         if i in skip or i in out:
             continue
@@ -2651,6 +2672,8 @@ def _diverging(model: _Model, probes: list, formulas, index: list, skip: set) ->
             v = model.cell(sheet, row, _PROBE_COLUMN)
             if check.kind == "true":
                 differs = v is True or type(v) is ErrorValue
+            elif check.kind == "decide":
+                differs = check.decide(model, v)
             else:
                 differs = isinstance(v, str) and any(ord(ch) > 0xFFFF for ch in v)
         if differs:
