@@ -63,8 +63,11 @@ def _inside(ref: str, cell: str) -> bool:
 KNOWN = {"pycel-stats.xlsx": {("Stats", "N22"), ("Stats", "O22")}}
 
 
+# pycel-excelcompiler: its table's totals row is written SUBTOTAL(109,[col3]) (a column of the
+# cell's own table), which was read as another workbook and kept, so SUM(Table1[#Totals]) read
+# a blank once the scorer stripped the cached values
 @pytest.mark.parametrize("name", ["pycel-lookup.xlsx", "pycel-text.xlsx", "pycel-date-time.xlsx", "pycel-logical.xlsx",
-                                  "pycel-stats.xlsx"])
+                                  "pycel-stats.xlsx", "pycel-excelcompiler.xlsx"])
 def test_no_silent_difference_from_excel(name, tmp_path):
     source = CORPUS / name
     if not source.exists():

@@ -1261,7 +1261,7 @@ def plan(book, xlmvar_names) -> Plan:
             out.kept[i] = str(exc)
             continue
         try:
-            rewritten = _rewrite_structured(source, book, fc.target.r0) if "[" in text else source
+            rewritten = _rewrite_structured(source, book, fc.target.r0, (fc.target.sheet, fc.target.c0)) if "[" in text else source
         except ValueError as exc:
             out.failures[i] = ("#NAME?", str(exc))  # as the table's unknown name would be in Excel
             continue
@@ -1564,8 +1564,10 @@ def _implicit_intersection(text: str, fc, resolver) -> str:
 
 
 def _is_structured(token: str) -> bool:
+    """A table reference: ``Table1[col]``, or ``[col]`` in the table's own cells (a bracket
+    before a sheet, ``[1]Data!A1``, is another workbook)."""
     name, bracket, _ = token.partition("[")
-    return bool(bracket and name and not name.startswith("'"))
+    return bool(bracket and (name and not name.startswith("'") or not name and "!" not in token))
 
 
 def _clipped_text(text: str, sheet: str, resolver, book, extra: int = 0) -> str:

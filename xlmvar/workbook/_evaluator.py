@@ -928,8 +928,23 @@ def _structured(token: str, book: Workbook, row: int) -> str | None:
     return f"'{sheet_name}'!{first}:{last}"  # D2:D2, not D2: a table's part is a range (INDEX needs one)
 
 
-def _rewrite_structured(text: str, book: Workbook, row: int) -> str:
-    """``text`` with every structured reference replaced by its A1 reference."""
+def _table_at(book: Workbook, sheet: str, row: int, col: int) -> Table | None:
+    """The table whose range holds the cell, if any."""
+    for table in book.tables.values():
+        r = table.rect
+        if r.sheet == sheet and r.r0 <= row <= r.r1 and r.c0 <= col <= r.c1:
+            return table
+    return None
+
+
+def _rewrite_structured(text: str, book: Workbook, row: int, at: tuple | None = None) -> str:
+    """``text`` with every structured reference replaced by its A1 reference.
+
+    ``at``, the formula's ``(sheet, column)``: a reference without its table's name
+    (``[col3]``, ``[@Qty]``, as Excel writes a table's totals row, ``SUBTOTAL(109,[col3])``)
+    means the table the cell stands in.  (A bracket before a sheet, ``[1]Data!A1``, is a
+    link to another workbook, left to the rules for those.)
+    """
     if "[" not in text:
         return text
     tokens = _tokens(text)
@@ -938,8 +953,16 @@ def _rewrite_structured(text: str, book: Workbook, row: int) -> str:
     out = []
     for token in tokens:
         value = token.value
-        if token.type == "OPERAND" and token.subtype == "RANGE" and "[" in value and not value.startswith("["):
-            a1 = _structured(value, book, row)
+        if token.type == "OPERAND" and token.subtype == "RANGE" and "[" in value:
+            if not value.startswith("["):
+                a1 = _structured(value, book, row)
+            elif at is not None and "!" not in value:
+                table = _table_at(book, at[0], row, at[1])
+                if table is None:
+                    raise ValueError(f"structured reference {value}: the cell is in no table")
+                a1 = _structured(table.name + value, book, row)
+            else:
+                a1 = None
             if a1 is not None:
                 value = a1
         out.append(value)
@@ -1162,7 +1185,7 @@ def _compiler(book: Workbook, make_error, rewrite):
         fc = book.formulas[i]
         sheet = fc.target.sheet
         text = _names_written_out(fc, book, resolver, mentions)  # may raise Unsupported
-        text = _rewrite_structured(text, book, fc.target.r0)
+        text = _rewrite_structured(text, book, fc.target.r0, (sheet, fc.target.c0))
         tokens = _tokens(text)
         lacking, unknown = _unsupported_functions(tokens, table)
         if unknown:
