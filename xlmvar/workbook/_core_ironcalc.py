@@ -70,8 +70,17 @@ _REFERENCE_TOKEN = re.compile(r"(?:'(?:[^']|'')+'|[\w.]+)!\$?[A-Za-z]{1,3}\$?[0-
                               r"|\$?[A-Za-z]{1,3}\$?[0-9]+(?::\$?[A-Za-z]{1,3}\$?[0-9]+)?|[^\W\d][\w.]*")
 
 
+#: Whole columns or rows (``A:C``, ``'Data'!$2:$5``), perhaps of another sheet.
+_LINE_TOKEN = re.compile(r"(?<![\w.$:!'])(?:(?:'(?:[^']|'')+'|[\w.]+)!)?(?:\$?[A-Za-z]{1,3}:\$?[A-Za-z]{1,3}|\$?[0-9]+:\$?[0-9]+)(?![\w.(!])")
+_LINE = re.compile(r"^(?:(?P<sheet>'(?:[^']|'')+'|[\w.]+)!)?(?:\$?(?P<c0>[A-Za-z]{1,3}):\$?(?P<c1>[A-Za-z]{1,3})"
+                   r"|\$?(?P<r0>[0-9]+):\$?(?P<r1>[0-9]+))$")
+#: A function of a reference's address or size, not of its cells' values (``ROWS(A1:A9)``): no
+#: dependency on them.
+_ADDRESS_ONLY = re.compile(r"(?<![\w.])(?:ROWS?|COLUMNS?|AREAS|ISREF)\s*\([^()]*\)", re.I)
 #: Functions whose reference is computed: a dependency may hide behind them.
 _COMPUTED = re.compile(r"(?<![\w.])(?:INDIRECT|OFFSET)\s*\(", re.I)
+#: The reason of a formula on a circular reference (then the circle, ``S!A5 -> S!B1 -> S!A5``).
+_CIRCLE, _NO_ITERATION = "circular reference ", "; xlmvar does not iterate"
 #: Rounds of xlmvar calls before the results still changing are a circle that never
 #: settles (Excel's default for iterative calculation is 100 iterations).
 MAX_ROUNDS = 100
@@ -457,7 +466,7 @@ def _bridge_range(arr: np.ndarray):
     numbers = True
     for index, v in np.ndenumerate(arr):
         if isinstance(v, ErrorValue):
-            v = v.code  # as xlwings hands an error cell over (err_to_str): the adapter names it
+            v = _excel_code(v)  # as xlwings hands an error cell over (err_to_str): the adapter names it
         out[index] = v
         numbers = numbers and isinstance(v, float)
     if numbers and out.size:
@@ -471,7 +480,13 @@ def _bridge_scalar(arr: np.ndarray, name: str):
     if arr.size != 1:
         raise ValueError(f"{name}: expected a single cell, got a range of {arr.size} cells")
     v = arr.reshape(-1)[0]
-    return v.code if isinstance(v, ErrorValue) else v
+    return _excel_code(v) if isinstance(v, ErrorValue) else v
+
+
+def _excel_code(error: ErrorValue) -> str:
+    """Excel's code of an error IronCalc shows (its ``#CIRC!`` is Excel's ``#REF!`` here, its
+    ``#ERROR!`` ``#NAME?``), as an xlmvar function is handed it."""
+    return {CIRCULAR: "#REF!", UNPARSED: "#NAME?"}.get(error.code, error.code)
 
 
 def _literal(text: str):
@@ -547,15 +562,16 @@ def _covering(boxes: dict, rng, first: bool = False) -> np.ndarray:
     return hits[:1] if first else hits
 
 
-def _cycles_of(needs: list[set]) -> list[list[int]]:
-    """The cycles of a graph given as ``needs[k]`` = the nodes ``k`` reads: each strongly
-    connected group of two or more nodes, and each node that reads itself, as a sorted list
-    (Tarjan's algorithm, without recursion)."""
+def _cycles_of(roots, reads) -> list[list]:
+    """The cycles of a graph reached from ``roots``, where ``reads(node)`` lists the nodes
+    ``node`` reads: each strongly connected group of two or more nodes, and each node that
+    reads itself (Tarjan's algorithm, without recursion; ``reads`` is asked once per node
+    reached, a node never reached is never asked)."""
     index, low, on_stack, stack, groups = {}, {}, set(), [], []
-    for root in range(len(needs)):
+    for root in roots:
         if root in index:
             continue
-        work = [(root, iter(sorted(needs[root])))]
+        work = [(root, iter(reads(root)))]
         index[root] = low[root] = len(index)
         stack.append(root)
         on_stack.add(root)
@@ -566,7 +582,7 @@ def _cycles_of(needs: list[set]) -> list[list[int]]:
                     index[child] = low[child] = len(index)
                     stack.append(child)
                     on_stack.add(child)
-                    work.append((child, iter(sorted(needs[child]))))
+                    work.append((child, iter(reads(child))))
                     break
                 if child in on_stack:
                     low[node] = min(low[node], index[child])
@@ -582,9 +598,107 @@ def _cycles_of(needs: list[set]) -> list[list[int]]:
                         group.append(member)
                         if member == node:
                             break
-                    if len(group) > 1 or node in needs[node]:
-                        groups.append(sorted(group))
+                    if len(group) > 1 or node in reads(node):
+                        groups.append(group)
     return groups
+
+
+def _circle(start, group: set, reads) -> list:
+    """The nodes of a shortest circle from ``start`` back to it inside ``group`` (breadth
+    first), ``start`` first."""
+    parent, frontier = {}, [start]
+    while frontier:
+        following = []
+        for node in frontier:
+            for child in reads(node):
+                if child == start:
+                    path = [node]
+                    while path[-1] != start:
+                        path.append(parent[path[-1]])
+                    return path[::-1]
+                if child in group and child not in parent:
+                    parent[child] = node
+                    following.append(child)
+        frontier = following
+    return [start]  # not reached: every node of a strongly connected group lies on a circle
+
+
+class _Positions:
+    """Which formula cells a range covers, asked once per distinct range a formula reads.
+
+    ``cells[k] = (sheet, row, col, shape or None)`` is formula ``k``.  A range of at most
+    :attr:`SMALL` cells looks its cells up in a dictionary of the one-cell formulas; a larger
+    one uses the one-cell formulas of its sheet sorted by column, then row: the ones it
+    covers are a run of positions in each of its columns, and each run is handed back as
+    at most ``2 log2(n)`` nodes ``(sheet, v)`` of a segment tree over the positions (node
+    ``v`` covers its children ``2v`` and ``2v + 1``; leaf ``size + p`` is position ``p``;
+    :meth:`children`).  Overlapping ranges share nodes, so a column of running totals
+    (``SUM($B$1:B9)`` filled down) adds ``O(log n)`` edges per formula, not ``O(n)``.  Array
+    formulas (boxes of several cells, few) are tested box by box (:func:`_covering`).
+    """
+
+    SMALL = 64
+
+    def __init__(self, cells):
+        self.single: dict = {}
+        multi = []
+        for k, (sheet, row, col, shape) in enumerate(cells):
+            if shape is None or shape == (1, 1):
+                self.single[(sheet, row, col)] = k
+            else:
+                multi.append(k)
+        self.multi = _boxes([cells[k] for k in multi])
+        self.multi_ids = np.array(multi, dtype=np.int64)
+        self._trees: dict | None = None  # sheet -> (keys, columns, size, formulas), on the first large range
+
+    def _tree(self, sheet: int):
+        if self._trees is None:
+            by_sheet: dict = {}
+            for (s, row, col), k in self.single.items():
+                by_sheet.setdefault(s, []).append(((col << 21) | row, k))
+            self._trees = {}
+            for s, pairs in by_sheet.items():
+                pairs.sort()
+                keys = np.array([key for key, _ in pairs], dtype=np.int64)
+                size = 1 << max(0, (len(pairs) - 1).bit_length())
+                self._trees[s] = (keys, np.unique(keys >> 21), size, [k for _, k in pairs])
+        return self._trees.get(sheet)
+
+    def covered(self, rng) -> list:
+        """The formulas (and segment nodes standing for runs of them) that meet ``rng``."""
+        sheet, r0, c0, r1, c1 = rng
+        out = []
+        if (r1 - r0 + 1) * (c1 - c0 + 1) <= self.SMALL:
+            get = self.single.get
+            for r in range(r0, r1 + 1):
+                for c in range(c0, c1 + 1):
+                    k = get((sheet, r, c))
+                    if k is not None:
+                        out.append(k)
+        elif (tree := self._tree(sheet)) is not None:
+            keys, columns, size, formulas = tree
+            i0, i1 = np.searchsorted(columns, [c0, c1 + 1])
+            starts = np.searchsorted(keys, (columns[i0:i1] << 21) | r0)
+            ends = np.searchsorted(keys, (columns[i0:i1] << 21) | r1, side="right")
+            for lo, hi in zip(starts.tolist(), ends.tolist()):
+                lo, hi = lo + size, hi + size
+                while lo < hi:  # the canonical nodes of the run, bottom up
+                    if lo & 1:
+                        out.append(formulas[lo - size] if lo >= size else (sheet, lo))
+                        lo += 1
+                    if hi & 1:
+                        hi -= 1
+                        out.append(formulas[hi - size] if hi >= size else (sheet, hi))
+                    lo, hi = lo >> 1, hi >> 1
+        if sheet in self.multi:
+            out.extend(self.multi_ids[_covering(self.multi, rng)].tolist())
+        return out
+
+    def children(self, node: tuple) -> list:
+        """The two halves of a segment node: formulas (leaves) or segment nodes."""
+        sheet, v = node
+        size, formulas = self._trees[sheet][2], self._trees[sheet][3]
+        return [formulas[c - size] if c >= size else (sheet, c) for c in (2 * v, 2 * v + 1)]
 
 
 class _Run:
@@ -610,6 +724,7 @@ class _Run:
         self.dynamic: set = set()  # (sheet index, row, col) of the dynamic array formulas
         self.volatile: dict = {}  # (text, sheet, cell) -> value of a volatile expression argument
         self.extents: dict = {}  # sheet index -> (last row, last column) of the file's own cells
+        self.native_cycles: dict = {}  # (sheet index, row, col, shape) of a native formula on a circle -> reason
 
     def _has_formulas(self, rng) -> bool:
         if rng[0] not in self.boxes:  # a block or scratch sheet: its values change
@@ -662,49 +777,91 @@ class _Run:
     def _refs(self, cell: _Cell) -> list[tuple[int, int, int, int, int]]:
         """The ranges a cell's formula names (references and defined names), in its calls'
         arguments and in the native part around them (``=IFERROR(PORTVAR(...)/A9,1)``)."""
+        return [rng for text in self._texts(cell) for rng in self._ranges(text, cell.sheet)]
+
+    def _ranges(self, text: str, sheet: int) -> list[tuple[int, int, int, int, int]]:
+        """``(sheet, r0, c0, r1, c1)`` of each range a formula text on ``sheet`` names: its
+        references, its defined names that are references, its whole columns and rows
+        (``A:A``, ``Data!1:3``, or a name defined as one)."""
+        text = _ADDRESS_ONLY.sub("0", _without_strings(_PLACEHOLDER.sub(" ", text)))
         out = []
-        for text in self._texts(cell):
-            for token in _REFERENCE_TOKEN.findall(_without_strings(_PLACEHOLDER.sub(" ", text))):
-                found = self.model.resolve(token, cell.sheet)
-                if found:
-                    out.append(found)
+        for m in _REFERENCE_TOKEN.finditer(text):
+            token = m.group(0)
+            if text.startswith("(", m.end()):  # a function (LOG10, ATAN2), not a cell
+                continue
+            if (cell := _CELL.fullmatch(token)) is not None:  # the common case (no name looks like a cell)
+                row, col = _row_col(cell.group(1) + cell.group(2))
+                out.append((sheet, row, col, row, col))
+            elif found := self.model.resolve(token, sheet) or self._line(self._definition(token, sheet), sheet):
+                out.append(found)
+        if ":" in text:
+            out.extend(found for m in _LINE_TOKEN.finditer(text) if (found := self._line(m.group(0), sheet)))
         return out
 
+    def _definition(self, token: str, sheet: int) -> str:
+        """The text a defined name stands for on ``sheet`` (``""`` for anything else)."""
+        owner, bang, name = token.rpartition("!")
+        if bang:
+            owner = owner[1:-1].replace("''", "'") if owner.startswith("'") else owner
+            sheet = self.model.sheets.get(owner.lower(), -1)
+        for scope in ((sheet,) if bang else (sheet, None)):
+            if (name.lower(), scope) in self.model.names:
+                return self.model.names[(name.lower(), scope)]
+        return ""
+
+    def _line(self, text: str, sheet: int):
+        """``(sheet, r0, c0, r1, c1)`` of whole columns or rows (``A:C``, ``'S'!$2:$5``), or None."""
+        m = _LINE.match(text.strip())
+        if not m:
+            return None
+        if m.group("sheet"):
+            name = m.group("sheet")
+            sheet = self.model.sheets.get((name[1:-1].replace("''", "'") if name.startswith("'") else name).lower())
+            if sheet is None:
+                return None
+        if m.group("c0"):
+            c0, c1 = sorted((col_index(m.group("c0").upper()), col_index(m.group("c1").upper())))
+            return sheet, 1, c0, 1_048_576, c1
+        r0, r1 = sorted((int(m.group("r0")), int(m.group("r1"))))
+        return sheet, r0, 1, r1, 16_384
+
+    def _native_reads(self, anchor) -> list[tuple[int, int, int, int, int]]:
+        """The ranges the native formula at ``anchor`` (as IronCalc holds it now) names."""
+        sheet, row, col, _ = anchor
+        return self._ranges(self.model.m.get_cell_formula(sheet, row, col) or "", sheet)
+
     def order(self, anchors) -> tuple[list[list[_Cell]], dict, bool]:
-        """Cells in levels of dependency order (direct references); the cells on a cycle of direct
-        references (cell index -> the cycle, as text); and whether the references cover
+        """Cells in levels of dependency order (direct references); the cells on a circular
+        reference (cell index -> the circle, as text); and whether the references cover
         native formula cells (then indirect dependencies are possible: rounds repeat).
 
         Cells are placed level by level, in sheet order within a level: first those that
         read no other xlmvar cell, then those whose cells read are all placed, and so on
-        (Kahn's algorithm).  A cell on a cycle (a strongly connected group of cells, or a
-        cell that reads itself) is an error, as Excel's circular references are here, and
-        counts as placed for the cells after it.  Each distinct range is tested once against
-        the boxes of all formula cells on its sheet (vectorised): 4,000 cells took 20 s when
-        every pair was compared in Python.
+        (Kahn's algorithm).  A cell on a circular reference is an error, as Excel's circular
+        references are here (see :meth:`_circles`), and counts as placed for the cells after
+        it.  Each distinct range is tested once against the boxes of all formula cells on
+        its sheet (vectorised): 4,000 cells took 20 s when every pair was compared in Python.
         """
         xl_boxes = _boxes([(c.sheet, c.row, c.col, c.shape) for c in self.cells])
         xl = {(c.sheet, c.row, c.col) for c in self.cells}
-        native_boxes = _boxes([(self.model.sheets[s.lower()], r, c, shape) for s, r, c, shape in anchors
-                               if (self.model.sheets[s.lower()], r, c) not in xl])
+        natives = [(self.model.sheets[s.lower()], r, c, shape) for s, r, c, shape in anchors
+                   if (self.model.sheets[s.lower()], r, c) not in xl]
+        native_boxes = _boxes(natives)
         covered: dict = {}  # range -> indices of the xlmvar cells it covers
-        indirect = False
-        needs = []
-        for cell in self.cells:
+        computed = reads_natives = False
+        needs, refs = [], [self._refs(cell) for cell in self.cells]
+        for cell, ranges in zip(self.cells, refs):
             # a reference computed from text or an offset (INDIRECT, OFFSET) may reach any
             # cell, another xlmvar result through native formulas too: rounds repeat
-            indirect = indirect or any(_COMPUTED.search(_without_strings(text)) for text in self._texts(cell))
+            computed = computed or any(_COMPUTED.search(_without_strings(text)) for text in self._texts(cell))
             mine = set()
-            for rng in self._refs(cell):
+            for rng in ranges:
                 if rng not in covered:
                     covered[rng] = _covering(xl_boxes, rng)
-                    indirect = indirect or _covering(native_boxes, rng, first=True).size > 0
+                    reads_natives = reads_natives or _covering(native_boxes, rng, first=True).size > 0
                 mine.update(covered[rng].tolist())
             needs.append(mine)
-        cycles = {}
-        for group in _cycles_of(needs):
-            where = " -> ".join(self._where(self.cells[k]) for k in group + group[:1])
-            cycles.update({k: f"circular reference {where}" for k in group})
+        cycles = self._circles(needs, refs, natives if reads_natives else [])
         waiting = [len(mine - cycles.keys()) for mine in needs]
         dependents: list[list[int]] = [[] for _ in self.cells]
         for k, mine in enumerate(needs):
@@ -721,7 +878,76 @@ class _Run:
                     if waiting[d] == 0 and d not in cycles:
                         following.append(d)
             level = sorted(following)
-        return levels, {id(self.cells[k]): reason for k, reason in cycles.items()}, indirect
+        return levels, {id(self.cells[k]): reason for k, reason in cycles.items()}, computed or reads_natives
+
+    #: Circles named one by one in a strongly connected group; its other cells are named with it.
+    MAX_CIRCLES = 50
+
+    def _circles(self, needs: list[set], refs: list, natives: list) -> dict:
+        """The xlmvar cells on a circular reference (index -> reason), with each native
+        formula on one in :attr:`native_cycles` (anchor -> reason).
+
+        Excel calls a formula that refers to its own cell, directly or through other
+        formulas, a circular reference, whatever the values (``IF(ISNUMBER(A5),7,7)`` in B1
+        with A5 ``=PORTVOL(B1:B2,...)``); with iterative calculation off it does not settle
+        it.  The graph has a node per formula and an edge for each formula cell a range
+        names (:meth:`_ranges`: references, names, whole columns; not those computed by
+        INDIRECT or OFFSET).  Without ``natives`` (no xlmvar argument covers a native
+        formula) it is the xlmvar cells and ``needs``; else the native formulas reachable
+        from the xlmvar cells' ranges are added as they are reached (:class:`_Positions`
+        finds the formulas a range covers), and only their formulas are read.  Each
+        strongly connected group holding an xlmvar cell is one: its cells are named by a
+        shortest circle through them (``S!A5 -> S!B1 -> S!A5``: A5 reads B1, which reads A5).
+        A group of native formulas alone is IronCalc's (its ``#CIRC!``).
+        """
+        self.native_cycles = {}
+        x = len(self.cells)
+        if natives:
+            positions = _Positions([(c.sheet, c.row, c.col, c.shape) for c in self.cells] + natives)
+            covered, memo = {}, {}
+
+            def reads(node) -> list:
+                if node in memo:
+                    return memo[node]
+                if type(node) is tuple:
+                    found = positions.children(node)
+                else:
+                    found = []
+                    for rng in refs[node] if node < x else self._native_reads(natives[node - x]):
+                        if rng not in covered:
+                            covered[rng] = positions.covered(rng)
+                        found.extend(covered[rng])
+                memo[node] = found
+                return found
+        else:
+            def reads(node) -> list:
+                return sorted(needs[node])
+
+        def where(node: int) -> str:
+            sheet, row, col = (self.cells[node].sheet, self.cells[node].row, self.cells[node].col) if node < x \
+                else natives[node - x][:3]
+            return f"{self._name(sheet)}!{col_letters(col)}{row}"
+
+        reasons: dict = {}
+        for group in _cycles_of(range(x), reads):
+            cells = sorted(node for node in group if type(node) is not tuple)
+            if cells[0] >= x:  # native formulas only: IronCalc's
+                continue
+            members, first = set(group), None
+            for k, start in enumerate(cells):
+                if start in reasons:
+                    continue
+                if k >= self.MAX_CIRCLES:
+                    reasons[start] = (f"circular reference: {where(start)} is one of {len(cells)} cells that refer "
+                                      f"to one another, among them {first}")
+                    continue
+                circle = [node for node in _circle(start, members, reads) if type(node) is not tuple]
+                text = " -> ".join(map(where, circle + circle[:1]))
+                first = first or text
+                for node in circle:
+                    reasons.setdefault(node, f"{_CIRCLE}{text}{_NO_ITERATION}")
+        self.native_cycles = {natives[k - x]: why for k, why in reasons.items() if k >= x}
+        return {k: why for k, why in reasons.items() if k < x}
 
     def _where(self, cell: _Cell) -> str:
         return f"{self._name(cell.sheet)}!{col_letters(cell.col)}{cell.row}"
@@ -920,13 +1146,18 @@ class _Run:
 
     def fail(self, cell: _Cell, error: ErrorValue) -> None:
         """Show ``error`` (with its reason) in every cell of ``cell``'s range."""
-        h, w = cell.shape or (1, 1)
-        if cell.shape:
-            self.model.m.range_clear_contents(cell.sheet, cell.row, cell.col, cell.row + h - 1, cell.col + w - 1)
+        self._fail_at(cell.sheet, cell.row, cell.col, cell.shape, error)
+
+    def _fail_at(self, sheet: int, row: int, col: int, shape, error: ErrorValue) -> None:
+        """Show ``error`` (with its reason) in every cell of the formula at ``(row, col)``,
+        in place of the formula."""
+        h, w = shape or (1, 1)
+        if shape:
+            self.model.m.range_clear_contents(sheet, row, col, row + h - 1, col + w - 1)
         for i in range(h):
             for j in range(w):
-                self.model.put(cell.sheet, cell.row + i, cell.col + j, error)
-                self.reasons[(cell.sheet, cell.row + i, cell.col + j)] = error
+                self.model.put(sheet, row + i, col + j, error)
+                self.reasons[(sheet, row + i, col + j)] = error
 
     def freeze_volatile(self, anchors) -> None:
         """Set each native formula calling RAND, RANDBETWEEN, RANDARRAY, NOW or TODAY to the
@@ -975,6 +1206,8 @@ class _Run:
         for cell in self.cells:
             if id(cell) in cycles:
                 self.fail(cell, ErrorValue("#REF!", cycles[id(cell)]))
+        for (sheet, row, col, shape), reason in self.native_cycles.items():
+            self._fail_at(sheet, row, col, shape, ErrorValue("#REF!", reason))
         limit = max_rounds or min(len(self.calls) + 2, MAX_ROUNDS)
         rounds = 0
         while True:
@@ -2186,6 +2419,8 @@ def _trace_failures(run: _Run, book, values: dict, index: list) -> None:
             for (s, r, c), err in list(failed.items()):
                 if err.code == code and any(rect.sheet == sheets[s].upper() and rect.r0 <= r <= rect.r1 and rect.c0 <= c <= rect.c1
                                             for rect in rects):
+                    if not err.function and err.reason.startswith(_CIRCLE):  # behind a circle, not on it
+                        err = ErrorValue(err.code, "depends on a " + err.reason.removesuffix(_NO_ITERATION))
                     failed[(index[i], t.r0, t.c0)] = err
                     found.add(i)
                     break

@@ -1,0 +1,199 @@
+"""Gaps of `xlmvar calc` that gave a number where Excel gives none, against outside answers.
+
+- A circular reference through native formulas between xlmvar cells settled to a number.
+  Excel (iterative calculation off, its default) calls any formula that refers to its own
+  cell, directly or through other formulas, a circular reference, and does not settle it;
+  here such cells are ``#REF!`` naming the circle.  The cells in error are checked against
+  LibreOffice recalculating the same book with each xlmvar call replaced by a native
+  formula over the same ranges (its Err:522, saved as ``#VALUE!``), where the native links
+  pass errors along; links that swallow an error (``IF(ISNUMBER(A5),7,7)``, ``COUNT``) follow
+  Excel's definition, which looks at references, not values.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import openpyxl
+import pytest
+import xlsxwriter
+
+import _workbooks
+from xlmvar.workbook._core_ironcalc import _Positions
+from xlmvar.workbook.calc import recalculate
+
+COV = [[0.04, 0.01], [0.01, 0.09]]
+#: The xlmvar call of the books, and the native formula over the same ranges LibreOffice gets.
+PORTVOL, NATIVE = "PORTVOL({x},{c})", "SUMPRODUCT({x},{x})+SUM({c})"
+
+
+def _vol(x, cov=COV) -> float:
+    x = np.asarray(x, dtype=float)
+    return float(np.sqrt(x @ np.asarray(cov) @ x))
+
+
+def _circles_book(path, call: str):
+    """Circles through native formulas, each closed by one call ``call``; and cells outside them."""
+    wb = xlsxwriter.Workbook(str(path))
+    ws, data = wb.add_worksheet("S"), wb.add_worksheet("Data")
+    for i, row in enumerate(COV):
+        ws.write_row(i, 2, row)  # C1:D2
+    ws.write("B2", 3)
+
+    def f(x, c="C1:D2"):
+        return "=" + call.format(x=x, c=c)
+
+    # xlmvar -> native -> native -> native -> xlmvar, and two cells behind the circle
+    ws.write_formula("A5", f("B1:B2"), None, 0)
+    ws.write_formula("B1", "=E1*0+7", None, 0)
+    ws.write_formula("E1", "=E2+1", None, 0)
+    ws.write_formula("E2", "=A5", None, 0)
+    ws.write_formula("F1", "=A5*2", None, 0)
+    ws.write_formula("F2", "=SUM(A1:A200)", None, 0)  # a range of more than 64 cells
+    # across sheets
+    ws.write_formula("H1", f("Data!B1:B2"), None, 0)
+    data.write_formula("B1", "=S!H1*0+100", None, 0)
+    data.write("B2", 5)
+    # through a defined name
+    wb.define_name("Total", "=S!$H$5")
+    ws.write_formula("H5", f("H6:H7"), None, 0)
+    ws.write_formula("H6", "=Total*0+1", None, 0)
+    ws.write("H7", 2)
+    # through a range that holds the cell, and through an array formula
+    ws.write_formula("K1", f("K2:K3"), None, 0)
+    ws.write_formula("K2", "=SUM(K1:K10)*0+1", None, 0)
+    ws.write_array_formula("P1:Q1", "{=P5*0+{7,8}}", None, 0)
+    ws.write_formula("P5", f("P1:Q1", "C1:C1"), None, 0)
+    # no circle: native between two calls, one way
+    ws.write_formula("S1", "=T1*2", None, 0)
+    ws.write("T1", 4)
+    ws.write("S2", 1)
+    ws.write_formula("S5", f("S1:S2"), None, 0)
+    ws.write_formula("S6", "=S5+1", None, 0)
+    ws.write_formula("S7", f("S6", "0.04"), None, 0)
+    wb.close()
+    return path
+
+
+def test_a_circle_through_native_formulas_is_an_error_on_every_cell(tmp_path):
+    soffice = _workbooks.soffice()  # fails instead of skipping in CI (XLMVAR_REQUIRE_LIBREOFFICE)
+    if soffice is None:
+        pytest.skip("LibreOffice is not installed (.ci/run installs libreoffice-calc-nogui)")
+    native = _circles_book(tmp_path / "native.xlsx", NATIVE)
+    libre = openpyxl.load_workbook(_workbooks.libreoffice_recalculate(native, tmp_path), data_only=True)
+    expected = {(ws.title, c.coordinate) for ws in libre for row in ws.iter_rows() for c in row
+                if isinstance(c.value, str) and c.value.startswith("#")}
+    assert ("S", "A5") in expected and ("S", "S5") not in expected  # LibreOffice saw the circles
+
+    r = recalculate(_circles_book(tmp_path / "xlmvar.xlsx", PORTVOL))
+    got = {(e.sheet, e.cell) for e in r.errors} | {("S", "Q1")}  # P1:Q1 is listed once, by its anchor
+    assert str(r.value("S", "Q1")) == "#REF!"
+    assert got == expected
+    reasons = {(e.sheet, e.cell): e.reason for e in r.errors}
+    # each circle named in the order the cells read one another (A5 reads B1, which reads E1, ...)
+    on = {("S", c): "S!A5 -> S!B1 -> S!E1 -> S!E2 -> S!A5" for c in ("A5", "B1", "E1", "E2")}
+    on.update({("S", "H1"): "S!H1 -> Data!B1 -> S!H1", ("Data", "B1"): "S!H1 -> Data!B1 -> S!H1",
+               ("S", "H5"): "S!H5 -> S!H6 -> S!H5", ("S", "H6"): "S!H5 -> S!H6 -> S!H5",
+               ("S", "K1"): "S!K1 -> S!K2 -> S!K1", ("S", "K2"): "S!K1 -> S!K2 -> S!K1",
+               ("S", "P5"): "S!P5 -> S!P1 -> S!P5", ("S", "P1"): "S!P5 -> S!P1 -> S!P5"})
+    for cell, circle in on.items():
+        assert reasons[cell] == f"circular reference {circle}; xlmvar does not iterate"
+    for cell in (("S", "F1"), ("S", "F2")):
+        assert reasons[cell] == "depends on a circular reference S!A5 -> S!B1 -> S!E1 -> S!E2 -> S!A5"
+    s5 = _vol([8.0, 1.0])
+    assert [r.value("S", c) for c in ("S5", "S6", "S7")] == pytest.approx([s5, s5 + 1, 0.2 * (s5 + 1)], rel=1e-12)
+
+
+def test_a_circle_is_one_whatever_the_values(tmp_path):
+    # Excel: a formula that refers to its own cell through others is a circular reference,
+    # even where the value could not change (IF(ISNUMBER(A5),7,7)) or an error is counted out
+    # (COUNT over a column that holds the call); both settled to a number
+    def build(wb, ws):
+        for i, row in enumerate(COV):
+            ws.write_row(i, 2, row)
+        ws.write("B2", 3)
+        ws.write_formula("A5", "=PORTVOL(B1:B2,C1:D2)")
+        ws.write_formula("B1", "=IF(ISNUMBER(A5),7,7)")
+        ws.write_formula("M1", "=COUNT(M:M)*0+1")
+        ws.write("M2", 2)
+        ws.write_formula("M5", "=PORTVOL(M1:M2,C1:D2)")
+        ws.write_formula("N1", "=ROWS(N1:N9)")  # its size, not its cells: no circle
+        ws.write_formula("N5", "=PORTVOL(N1,0.04)")
+
+    wb = xlsxwriter.Workbook(str(tmp_path / "values.xlsx"))
+    build(wb, wb.add_worksheet("S"))
+    wb.close()
+    r = recalculate(tmp_path / "values.xlsx")
+    reasons = {e.cell: (e.error, e.reason) for e in r.errors}
+    for cells, circle in ((("A5", "B1"), "S!A5 -> S!B1 -> S!A5"), (("M5", "M1"), "S!M5 -> S!M1 -> S!M5")):
+        for cell in cells:
+            assert reasons[cell] == ("#REF!", f"circular reference {circle}; xlmvar does not iterate")
+    assert r.value("S", "N5") == pytest.approx(9 * 0.2, rel=1e-12)
+    assert "N1" not in reasons and "N5" not in reasons
+
+
+def test_a_circle_of_native_formulas_alone_stays_the_native_one(tmp_path):
+    # B5 and B6 read each other; the call only reads them: it is behind the circle, not on it,
+    # and is handed the error Excel shows there (IronCalc's own #CIRC! was read as a text)
+    wb = xlsxwriter.Workbook(str(tmp_path / "native.xlsx"))
+    ws = wb.add_worksheet("S")
+    ws.write_formula("B5", "=B6+1")
+    ws.write_formula("B6", "=B5")
+    ws.write_formula("A1", "=PORTVOL(B5:B6,C1:D2)")
+    wb.close()
+    r = recalculate(tmp_path / "native.xlsx")
+    reasons = {e.cell: (e.error, e.reason) for e in r.errors}
+    assert reasons["B5"] == reasons["B6"] == ("#REF!", "circular reference S!B5 -> S!B6 -> S!B5; xlmvar does not iterate")
+    assert reasons["A1"] == ("#REF!", "PORTVOL: positions: row 1, column 1 holds the error #REF!")  # not #CIRC!
+
+
+def _expand(positions: _Positions, nodes: list) -> set:
+    out, todo = set(), list(nodes)
+    while todo:
+        node = todo.pop()
+        if type(node) is tuple:
+            todo.extend(positions.children(node))
+        else:
+            out.add(node)
+    return out
+
+
+def test_the_formulas_a_range_covers_are_found_in_few_nodes():
+    # brute force: every formula box tested against every range
+    rng = np.random.default_rng(7)
+    cells = [(int(rng.integers(2)), int(rng.integers(1, 400)), int(rng.integers(1, 9)), None) for _ in range(900)]
+    cells = list(dict.fromkeys(cells))  # one formula per cell
+    cells += [(0, 500, 2, (3, 2)), (1, 10, 9, (1, 4))]  # array formulas
+    positions = _Positions(cells)
+    for _ in range(300):
+        sheet = int(rng.integers(2))
+        r0, r1 = sorted(rng.integers(1, 520, 2).tolist())
+        c0, c1 = sorted(rng.integers(1, 14, 2).tolist())
+        want = {k for k, (s, r, c, shape) in enumerate(cells)
+                if s == sheet and r <= r1 and r + (shape or (1, 1))[0] - 1 >= r0
+                and c <= c1 and c + (shape or (1, 1))[1] - 1 >= c0}
+        assert _expand(positions, positions.covered((sheet, r0, c0, r1, c1))) == want
+    # running totals SUM($A$1:A(k-1)) down 4,096 rows: 2 log2(n) nodes a range at most, not k
+    n = 4096
+    positions = _Positions([(0, r, 1, None) for r in range(1, n + 1)])
+    sizes = [len(positions.covered((0, 1, 1, k - 1, 1))) for k in range(66, n + 1)]
+    assert max(sizes) <= 2 * math.log2(n)
+    assert _expand(positions, positions.covered((0, 1, 1, 3000, 1))) == set(range(3000))
+
+
+def test_a_long_circle_of_running_totals_is_named(tmp_path):
+    # A1 reads J400; J1 reads A1; Jk sums J1..J(k-1): every cell lies on a circle
+    n = 400
+    wb = xlsxwriter.Workbook(str(tmp_path / "totals.xlsx"))
+    ws = wb.add_worksheet("S")
+    ws.write_formula("A1", f"=PORTVOL(J{n},1)")
+    ws.write_formula("J1", "=A1*0+1")
+    for k in range(2, n + 1):
+        ws.write_formula(f"J{k}", f"=SUM($J$1:J{k - 1})")
+    wb.close()
+    r = recalculate(tmp_path / "totals.xlsx")
+    reasons = {e.cell: e.reason for e in r.errors}
+    assert len(reasons) == n + 1 and {e.error for e in r.errors} == {"#REF!"}
+    assert reasons["A1"] == f"circular reference S!A1 -> S!J{n} -> S!J1 -> S!A1; xlmvar does not iterate"
+    assert reasons["J2"] == f"circular reference S!J2 -> S!J1 -> S!A1 -> S!J{n} -> S!J2; xlmvar does not iterate"
