@@ -197,3 +197,63 @@ def test_a_long_circle_of_running_totals_is_named(tmp_path):
     assert len(reasons) == n + 1 and {e.error for e in r.errors} == {"#REF!"}
     assert reasons["A1"] == f"circular reference S!A1 -> S!J{n} -> S!J1 -> S!A1; xlmvar does not iterate"
     assert reasons["J2"] == f"circular reference S!J2 -> S!J1 -> S!A1 -> S!J{n} -> S!J2; xlmvar does not iterate"
+
+
+# --------------------------------------------------------------------------------------
+# The sheet of intermediate results, and chart sheets, as SHEET/SHEETS/INFO/INDIRECT see them
+# --------------------------------------------------------------------------------------
+#: SHEET/SHEETS forms on sheet B of a book A, Chart1 (a chart sheet), B; Excel numbers every
+#: sheet, chart sheets included (its SHEET and SHEETS pages: "all worksheets (visible, hidden,
+#: or very hidden) in addition to all other sheet types (macro, chart, or dialog sheets)").
+SHEET_FORMULAS = ["=SHEETS()", "=SHEET()", '=SHEET("B")', "=SHEET(B!A1)", '=SHEET("a")', '=SHEETS()+SHEET("Chart1")']
+
+
+def _sheets_book(path, call: str):
+    wb = xlsxwriter.Workbook(str(path), {"use_future_functions": True})
+    a = wb.add_worksheet("A")
+    chart = wb.add_chart({"type": "line"})
+    chart.add_series({"values": "=A!$B$1:$B$3"})
+    wb.add_chartsheet("Chart1").set_chart(chart)
+    b = wb.add_worksheet("B")
+    a.write_column("B1", [1, 2, 3])
+    for i, f in enumerate(SHEET_FORMULAS):
+        b.write_formula(i, 0, f, None, 0)
+    b.write_formula("C1", f"=IFERROR({call},0)+1", None, 0)  # a call inside a formula: a sheet of results
+    b.write_formula("D1", '=SHEET("Nope")', None, 0)
+    b.write_formula("D2", '=INDIRECT("_xlmvar!A1")', None, 0)
+    b.write_formula("D3", '=INFO("numfile")', None, 7)
+    wb.close()
+    return path
+
+
+def test_sheet_numbers_count_every_sheet_of_the_book_and_no_other(tmp_path):
+    # SHEETS() counted the sheet of intermediate results (4 here) and no chart sheet;
+    # SHEET(B!A1) was #VALUE!
+    soffice = _workbooks.soffice()
+    if soffice is None:
+        pytest.skip("LibreOffice is not installed (.ci/run installs libreoffice-calc-nogui)")
+    native = _sheets_book(tmp_path / "native.xlsx", "SUM(A!B3)")
+    libre = openpyxl.load_workbook(_workbooks.libreoffice_recalculate(native, tmp_path), data_only=True)["B"]
+    expected = [libre.cell(i + 1, 1).value for i in range(len(SHEET_FORMULAS))]
+    assert expected == [3, 3, 3, 3, 1, 5]
+
+    r = recalculate(_sheets_book(tmp_path / "xlmvar.xlsx", "PORTVOL(A!B3,0.04)"))
+    assert [r.value("B", f"A{i + 1}") for i in range(len(SHEET_FORMULAS))] == expected
+    assert r.value("B", "C1") == pytest.approx(1 + 3 * 0.2, rel=1e-12)  # the call was made
+    # Excel: SHEET of a name that is no sheet is #N/A, INDIRECT to a sheet that does not exist #REF!
+    assert [str(r.value("B", c)) for c in ("D1", "D2")] == ["#N/A", "#REF!"]
+    kept = {k.cell: k.reason for k in r.kept}
+    assert r.value("B", "D3") == 7 and "INFO" in kept["D3"]  # the Excel session's, not the book's
+
+
+def test_sheets_without_chart_sheets_ignore_the_sheet_of_results(tmp_path):
+    wb = xlsxwriter.Workbook(str(tmp_path / "plain.xlsx"), {"use_future_functions": True})
+    ws = wb.add_worksheet("S")
+    ws.write("B1", 100)
+    ws.write_formula("A1", "=IFERROR(PORTVOL(B1,0.04),0)")  # inside a formula: a sheet of results
+    ws.write_formula("A2", "=SHEETS()")
+    ws.write_formula("A3", "=PORTVOL(B1,0.04)*SHEETS()")  # in an xlmvar cell's native part
+    ws.write_formula("A4", "=PORTVOL(B1*SHEETS(),0.04)")  # in an argument
+    wb.close()
+    r = recalculate(tmp_path / "plain.xlsx")
+    assert [r.value("S", c) for c in ("A1", "A2", "A3", "A4")] == pytest.approx([20.0, 1.0, 20.0, 20.0], rel=1e-12)

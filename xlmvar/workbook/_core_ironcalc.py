@@ -743,8 +743,12 @@ class _Run:
         names = "|".join(map(re.escape, self.functions))
         return re.compile(r"\b(?:_xludf\.)?(?:" + names + r")\s*\(", re.I)
 
-    def plan(self, anchors, sheets: set) -> None:
-        """Take apart every formula calling an xlmvar function (only on ``sheets``)."""
+    def plan(self, anchors, sheets: set, mentioned=None) -> None:
+        """Take apart every formula calling an xlmvar function (only on ``sheets``).
+
+        The sheet of results (:data:`BLOCK_PREFIX`, with ``_`` added until it names no sheet
+        and, with ``mentioned(name)``, until the book's formulas and names do not mention it:
+        ``INDIRECT("_xlmvar!A1")`` is ``#REF!`` in Excel, and must not find it)."""
         m = self.model.m
         names = list(self.functions)
         pattern = self.pattern()
@@ -764,7 +768,7 @@ class _Run:
         self.referenced = {k for c in self.cells for k in (c.calls[:-1] if c.direct else c.calls)}
         if self.referenced:
             name = BLOCK_PREFIX
-            while name.lower() in self.model.sheets:
+            while name.lower() in self.model.sheets or (mentioned is not None and mentioned(name)):
                 name += "_"
             m.add_sheet(name)
             self.model.sheets[name.lower()] = len(self.model.sheets)
@@ -2183,6 +2187,8 @@ def _evaluate_book(path, book, make_error, functions: dict | None = None, progre
         return functions
 
     steps = plan(book, lambda: list(table()))
+    if steps.functions & {"SHEET", "SHEETS", "INFO"}:
+        _sheet_numbers(book, _every_sheet(path, book), steps)
     run = _load(path, table() if steps.functions - supported_functions(steps.functions) else {})
     model, formulas = run.model, book.formulas
     sheet_index = {name: model.sheets[name.lower()] for name in {fc.sheet for fc in formulas}}
@@ -2221,7 +2227,7 @@ def _evaluate_book(path, book, make_error, functions: dict | None = None, progre
     anchors = _Anchors(formulas, skip)
     sheets = _xlmvar_sheets(book, run.pattern()) if steps.functions & set(run.functions) else set()
     if sheets:  # (a book without xlmvar calls has nothing to plan, nor to index: only they read it)
-        run.plan(_Anchors(formulas, skip, sheets), sheets)
+        run.plan(_Anchors(formulas, skip, sheets), sheets, lambda name: _mentioned(name, book))
     if run.cells:
         run.index_formulas(anchors)
         run.dynamic = {(index[i], formulas[i].target.r0, formulas[i].target.c0) for i in dynamics}
@@ -2276,6 +2282,97 @@ def _evaluate_book(path, book, make_error, functions: dict | None = None, progre
             if why:
                 overflows[i] = why
     return Evaluation(out, failures, kept, overflows)
+
+
+def _every_sheet(path, book) -> list[str]:
+    """The names of every sheet of the workbook in its order, chart sheets too (``book.order``
+    has the worksheets only, IronCalc loads the worksheets only)."""
+    from ._xlsx import Archive
+
+    with Archive(path, book.limits) as archive:
+        root = archive.xml(archive.workbook_part())
+        return [node.get("name", "") for node in root.iter(f"{_NS}sheet")] or list(book.order)
+
+
+def _mentioned(name: str, book) -> bool:
+    """Whether a formula or a defined name of ``book`` holds ``name`` (any case)."""
+    low = name.lower()
+    return any(low in fc.text.lower() for fc in book.formulas) or any(low in d.lower() for d in book.names.values())
+
+
+_SHEET_FUNCTIONS = ("SHEET", "SHEETS", "INFO", "_XLFN.SHEET", "_XLFN.SHEETS")
+#: INFO types IronCalc 0.9 does not implement (measured): its #N/IMPL! keeps Excel's value.
+#: It answers the others from its own session ("numfile": its sheets, "system": "linux",
+#: "release": "unknown", "recalc": "Automatic").
+_INFO_NOT_IMPLEMENTED = frozenset({"directory", "origin", "osversion"})
+
+
+def _sheet_numbers(book, every: list[str], steps: Plan) -> None:
+    """Give ``SHEET`` and ``SHEETS`` Excel's numbers, keep ``INFO``'s value (in ``steps``).
+
+    Excel numbers and counts every sheet of the workbook, hidden ones and chart sheets
+    included (``every``); IronCalc knows the worksheets only, and the sheet of intermediate
+    results (:meth:`_Run.plan`) once it is added.  So ``SHEETS()`` is written as the count of
+    ``every``, ``SHEET()`` as the position of the formula's sheet in it, ``SHEET("Risk")`` and
+    ``SHEET(Risk!A1)`` (a reference or a name of one; IronCalc gave ``#VALUE!`` or did not
+    implement it) as the position of that sheet, ``#N/A`` for a name that is no sheet, as
+    Excel.  ``SHEET`` of a computed value keeps Excel's value.  ``INFO`` describes the Excel
+    session that saved the book (``"numfile"``: the worksheets of every open workbook,
+    ``"release"``, ``"system"``...): a formula calling it keeps Excel's value (the types
+    IronCalc does not implement already do).  ``SHEETS(reference)`` is IronCalc's (not
+    implemented there: kept).
+    """
+    from ._evaluator import Unsupported, _Resolver
+
+    position = {name.upper(): k for k, name in enumerate(every, start=1)}
+    resolver = _Resolver(book)
+    for i, fc in enumerate(book.formulas):
+        if i in steps.kept or i in steps.failures:
+            continue
+        source = steps.rewrites.get(i, fc.text)
+        calls = find_calls(source, _SHEET_FUNCTIONS)
+        if not calls:
+            continue
+        why, out, end = None, [], 0
+        for start, stop, name in calls:
+            if start < end:  # inside a call already written out (SHEET(INDIRECT(...)) is kept)
+                continue
+            name = _bare(name)
+            inner = source[start:stop]
+            args = split_arguments(inner[inner.index("(") + 1:-1])
+            arg = args[0].strip() if args else ""
+            if name == "INFO":
+                if arg.strip('"').lower() in _INFO_NOT_IMPLEMENTED and arg.startswith('"'):
+                    continue  # IronCalc's #N/IMPL!: kept already, with that reason
+                why = (f"calls INFO({arg}), which describes the Excel session that saved the workbook "
+                       "(its open workbooks, version, system)")
+                break
+            if name == "SHEETS":
+                if arg:
+                    continue  # SHEETS(reference): IronCalc's
+                value = str(len(every))
+            elif not arg:
+                value = str(position[fc.target.sheet.upper()])
+            elif len(arg) >= 2 and arg[0] == arg[-1] == '"' and '"' not in arg[1:-1].replace('""', ""):
+                found = position.get(arg[1:-1].replace('""', '"').upper())
+                value = "NA()" if found is None else str(found)
+            else:
+                try:
+                    rect = resolver.resolve(arg, fc.target.sheet)
+                except Unsupported:
+                    rect = None
+                if rect is None:
+                    why = f"calls SHEET of a computed value ({arg}), which the headless calculator does not number as Excel does"
+                    break
+                value = str(position[rect.sheet.upper()])
+            out.append(source[end:start] + value)
+            end = stop
+        if why:
+            steps.kept[i] = why
+            steps.rewrites.pop(i, None)
+            steps.checks.pop(i, None)
+        elif out:
+            steps.rewrites[i] = "".join(out) + source[end:]
 
 
 _SPILL_PROBE = 100_000  # cells past a dynamic array's stored range walked for a larger result
