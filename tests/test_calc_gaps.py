@@ -257,3 +257,73 @@ def test_sheets_without_chart_sheets_ignore_the_sheet_of_results(tmp_path):
     wb.close()
     r = recalculate(tmp_path / "plain.xlsx")
     assert [r.value("S", c) for c in ("A1", "A2", "A3", "A4")] == pytest.approx([20.0, 1.0, 20.0, 20.0], rel=1e-12)
+
+
+# --------------------------------------------------------------------------------------
+# Lookups: INDEX past a clipped whole column, wildcards
+# --------------------------------------------------------------------------------------
+#: (formula, the value Excel caches): INDEX of a whole column past the sheet's filled rows
+#: reads a blank cell, 0 in a formula's cell (Excel's INDEX page: the reference of the cell
+#: at that row); past row 1,048,576 it is #REF! in Excel too.
+INDEX_FORMULAS = [("=INDEX(A:A,50)", 0), ("=INDEX(A:A,1048576)", 0), ("=INDEX(3:3,1,300)", 0),
+                  ("=INDEX(3:3,300)", 0), ("=INDEX(B:B,3)", 12), ("=INDEX(B:B,COUNTA(B:B)+1)", 0),
+                  ("=INDEX(A:B,ROW()+100,2)", 0)]
+
+
+def _index_book(path, extra=()):
+    wb = xlsxwriter.Workbook(str(path), {"use_future_functions": True})
+    ws = wb.add_worksheet("S")
+    for i, v in enumerate(["apple", "banana", "cherry", "a?c", 5, "date"]):
+        ws.write(i, 0, v)
+        ws.write(i, 1, i + 10)
+    for i, (f, cached) in enumerate(INDEX_FORMULAS):
+        ws.write_formula(i, 3, f, None, cached)
+        ws.write_formula(i, 4, f"=D{i + 1}+1", None, cached + 1)  # computed from D
+    for i, f in enumerate(extra):
+        ws.write_formula(i, 6, f, None, 0)
+    wb.close()
+    return path
+
+
+#: Wildcard lookups (IronCalc 0.9.1 was said to give #N/A; measured equal to Excel's rules):
+#: "*" and "?" match text only, "~" escapes, XLOOKUP matches wildcards only in mode 2.
+WILDCARDS = ['=MATCH("b*",A1:A6,0)', '=VLOOKUP("c*",A1:B6,2,FALSE)', '=MATCH("*",A1:A6,0)', '=MATCH("a~?c",A1:A6,0)', '=MATCH("?ate",A:A,0)']
+
+
+def test_index_past_a_clipped_whole_column_keeps_excels_value(tmp_path):
+    # INDEX(A:A, 50) on a sheet filled to row 7 was #REF!: the column is clipped to A1:A7
+    r = recalculate(_index_book(tmp_path / "index.xlsx"))
+    kept = {k.cell: k.reason for k in r.kept}
+    assert sorted(kept) == ["D1", "D2", "D3", "D4", "D7"], kept
+    assert kept["D1"].startswith("INDEX reads A:A past A1:A7, where the headless calculator clips it")
+    values = [r.value("S", f"D{i + 1}") for i in range(len(INDEX_FORMULAS))]
+    assert values == [cached for _, cached in INDEX_FORMULAS]  # Excel's, kept or computed
+    assert [r.value("S", f"E{i + 1}") for i in range(len(INDEX_FORMULAS))] == [v + 1 for v in values]
+    assert not r.errors
+
+
+def test_wildcard_lookups_agree_with_libreoffice(tmp_path):
+    soffice = _workbooks.soffice()
+    if soffice is None:
+        pytest.skip("LibreOffice is not installed (.ci/run installs libreoffice-calc-nogui)")
+    book = _index_book(tmp_path / "wild.xlsx", WILDCARDS)
+    libre = openpyxl.load_workbook(_workbooks.libreoffice_recalculate(book, tmp_path), data_only=True)["S"]
+    expected = [libre.cell(i + 1, 7).value for i in range(len(WILDCARDS))]
+    assert expected == [2, 12, 1, 4, 6]  # Excel's wildcard rules, by hand
+    # the INDEX cells as LibreOffice computes them: the values kept above are Excel's
+    assert [libre.cell(i + 1, 4).value for i in range(len(INDEX_FORMULAS))] == [c for _, c in INDEX_FORMULAS]
+    r = recalculate(book)
+    got = [r.value("S", f"G{i + 1}") for i in range(len(WILDCARDS))]
+    assert got == expected
+    # Excel's rules where this LibreOffice differs: wildcards match text only ("5*" does not
+    # find the number 5; LibreOffice's does), XLOOKUP (not in it) uses them in mode 2 only
+    wb = xlsxwriter.Workbook(str(tmp_path / "excel.xlsx"), {"use_future_functions": True})
+    ws = wb.add_worksheet("S")
+    ws.write_column("A1", ["x", 5, "50", "date"])
+    ws.write_column("B1", [10, 11, 12, 13])
+    for cell, f in (("C1", '=MATCH("5*",A1:A2,0)'), ("C2", '=MATCH("5*",A1:A3,0)'),
+                    ("C3", '=XLOOKUP("d*",A1:A4,B1:B4,"none")'), ("C4", '=XLOOKUP("d*",A1:A4,B1:B4,"none",2)')):
+        ws.write_formula(cell, f, None, 0)
+    wb.close()
+    r = recalculate(tmp_path / "excel.xlsx")
+    assert [str(r.value("S", "C1")), r.value("S", "C2"), r.value("S", "C3"), r.value("S", "C4")] == ["#N/A", 3, "none", 13]

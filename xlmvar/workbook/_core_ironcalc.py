@@ -1502,6 +1502,8 @@ def plan(book, xlmvar_names) -> Plan:
         if clipped != fc.text:
             out.rewrites[i] = clipped
         checks = _lookup_checks(clipped, fc.target.sheet, resolver, book) if lookups is not None and lookups.search(text) else []
+        if not native and "INDEX" in names:
+            checks.extend(_index_checks(rewritten, clipped, fc.target.sheet, resolver, book))
         where = None if native else _blank_rows_matter(tokens, clipped_values)
         if where:  # the formula again with one more (blank) row or column: does its value change?
             shadow = _clipped_text(rewritten, fc.target.sheet, resolver, book, extra=1)
@@ -2781,6 +2783,68 @@ def _lookup_checks(text: str, sheet: str, resolver, book) -> list:
                                               "which the headless calculator's core compares as 0 (Excel passes over it)",
                                  rect, rect is None))
     return checks
+
+
+def _index_checks(text: str, clipped: str, sheet: str, resolver, book) -> list:
+    """A check for every ``INDEX`` of ``text`` whose range the calculator clips.
+
+    ``INDEX(A:A, k)`` reads row ``k`` of the whole column; clipped to the sheet's last filled
+    row ``R`` (``A1:AR``), IronCalc gives ``#REF!`` for ``k > R`` where Excel reads the blank
+    cell there (0 in a cell).  A probe evaluates the row (and column) index as the formula
+    does (``clipped``: the same calls, ranges clipped) and the formula keeps Excel's value
+    when one points past the clipped range but inside the whole one.  For a single row
+    (``INDEX(5:5, k)``) a lone index is the column, as in Excel.
+    """
+    from ._evaluator import Unsupported, _clip
+
+    checks = []
+    pairs = zip(find_calls(text, ("INDEX", "_XLFN.INDEX")), find_calls(clipped, ("INDEX", "_XLFN.INDEX")))
+    sheet_name = resolver.book.sheets[sheet].name
+    for (start, end, _), (start2, end2, _) in pairs:
+        inner, inner2 = text[start:end], clipped[start2:end2]
+        args = split_arguments(inner[inner.index("(") + 1:-1])
+        args2 = split_arguments(inner2[inner2.index("(") + 1:-1])
+        if len(args) < 2 or len(args) > 3 or len(args2) != len(args):
+            continue
+        try:
+            rect = resolver.resolve(args[0], sheet)
+        except Unsupported:
+            continue
+        if rect is None or (cut := _clip(rect, book)) == rect:
+            continue
+        single_row = rect.r0 == rect.r1 and len(args) == 2
+        row = None if single_row else args2[1].strip()
+        col = args2[2].strip() if len(args) == 3 else args2[1].strip() if single_row else None
+        past = [f"AND(({index})>{cut_n},({index})<={whole_n})" for index, cut_n, whole_n in (
+            (row, cut.r1 - cut.r0 + 1, rect.r1 - rect.r0 + 1), (col, cut.c1 - cut.c0 + 1, rect.c1 - rect.c0 + 1))
+            if index and cut_n < whole_n and _index_bound(index, sheet, resolver) > cut_n]
+        if past:
+            checks.append(_Check("true", "IFERROR({0},FALSE)",
+                                 f"INDEX reads {args[0]} past {cut.ref}, where the headless calculator clips it to the "
+                                 "sheet's filled cells (Excel reads the blank cell there)",
+                                 value=f"OR({','.join(past)})", sheet=sheet_name))
+    return checks
+
+
+def _index_bound(index: str, sheet: str, resolver) -> float:
+    """The most an index argument of INDEX can be, when its text says (else infinity): a
+    number, or ``MATCH``/``XMATCH`` over a vector (at most its length; its clipped length as
+    the calculator evaluates it, which is Excel's answer when the match is not in the blank
+    rows past the sheet's filled cells, where the lookup checks look)."""
+    from ._evaluator import Unsupported
+
+    if _NUMBER.match(index):
+        return float(index.rstrip("%"))
+    calls = find_calls(index, ("MATCH", "XMATCH", "_XLFN.XMATCH"))
+    if len(calls) == 1 and calls[0][0] == 0 and calls[0][1] == len(index):
+        args = split_arguments(index[index.index("(") + 1:-1])
+        try:
+            rect = resolver.resolve(args[1], sheet) if len(args) > 1 else None
+        except Unsupported:
+            rect = None
+        if rect is not None:
+            return max(rect.r1 - rect.r0, rect.c1 - rect.c0) + 1
+    return math.inf
 
 
 #: Functions (and, for some, the argument) that ignore blank cells of a range given to them
