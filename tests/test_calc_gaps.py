@@ -1,4 +1,5 @@
-"""Gaps of `xlmvar calc` that gave a number where Excel gives none, against outside answers.
+"""Gaps of `xlmvar calc` that gave a number (or an error) where Excel gives another, against
+outside answers.
 
 - A circular reference through native formulas between xlmvar cells settled to a number.
   Excel (iterative calculation off, its default) calls any formula that refers to its own
@@ -8,6 +9,11 @@
   formula over the same ranges (its Err:522, saved as ``#VALUE!``), where the native links
   pass errors along; links that swallow an error (``IF(ISNUMBER(A5),7,7)``, ``COUNT``) follow
   Excel's definition, which looks at references, not values.
+- ``SHEETS()`` counted the sheet of intermediate results; Excel numbers every sheet of the
+  book, chart sheets too (LibreOffice agrees), and ``SHEET("Nope")`` is #N/A (Excel's page).
+- ``INDEX(A:A, k)`` past the sheet's filled rows was #REF! (Excel: the blank cell, 0 in a
+  cell; LibreOffice agrees): it keeps Excel's value.  Wildcard lookups, said to be #N/A,
+  agree with LibreOffice and with Excel's rules where LibreOffice's differ.
 """
 
 from __future__ import annotations
@@ -76,12 +82,21 @@ def _circles_book(path, call: str):
     return path
 
 
-def test_a_circle_through_native_formulas_is_an_error_on_every_cell(tmp_path):
-    soffice = _workbooks.soffice()  # fails instead of skipping in CI (XLMVAR_REQUIRE_LIBREOFFICE)
-    if soffice is None:
+@pytest.fixture(scope="module")
+def libre(tmp_path_factory):
+    """LibreOffice's recalculation of the native books of this module, in one run:
+    ``libre(name)`` is the workbook (values only)."""
+    if _workbooks.soffice() is None:  # fails instead of skipping in CI (XLMVAR_REQUIRE_LIBREOFFICE)
         pytest.skip("LibreOffice is not installed (.ci/run installs libreoffice-calc-nogui)")
-    native = _circles_book(tmp_path / "native.xlsx", NATIVE)
-    libre = openpyxl.load_workbook(_workbooks.libreoffice_recalculate(native, tmp_path), data_only=True)
+    folder = tmp_path_factory.mktemp("libre")
+    books = [_circles_book(folder / "circles.xlsx", NATIVE), _sheets_book(folder / "sheets.xlsx", "SUM(A!B3)"),
+             _index_book(folder / "wild.xlsx", WILDCARDS)]
+    out = _workbooks.libreoffice_convert(books, folder, "xlsx", _workbooks.RECALC_ALWAYS)
+    return lambda name: openpyxl.load_workbook(out / name, data_only=True)
+
+
+def test_a_circle_through_native_formulas_is_an_error_on_every_cell(tmp_path, libre):
+    libre = libre("circles.xlsx")
     expected = {(ws.title, c.coordinate) for ws in libre for row in ws.iter_rows() for c in row
                 if isinstance(c.value, str) and c.value.startswith("#")}
     assert ("S", "A5") in expected and ("S", "S5") not in expected  # LibreOffice saw the circles
@@ -226,14 +241,10 @@ def _sheets_book(path, call: str):
     return path
 
 
-def test_sheet_numbers_count_every_sheet_of_the_book_and_no_other(tmp_path):
+def test_sheet_numbers_count_every_sheet_of_the_book_and_no_other(tmp_path, libre):
     # SHEETS() counted the sheet of intermediate results (4 here) and no chart sheet;
     # SHEET(B!A1) was #VALUE!
-    soffice = _workbooks.soffice()
-    if soffice is None:
-        pytest.skip("LibreOffice is not installed (.ci/run installs libreoffice-calc-nogui)")
-    native = _sheets_book(tmp_path / "native.xlsx", "SUM(A!B3)")
-    libre = openpyxl.load_workbook(_workbooks.libreoffice_recalculate(native, tmp_path), data_only=True)["B"]
+    libre = libre("sheets.xlsx")["B"]
     expected = [libre.cell(i + 1, 1).value for i in range(len(SHEET_FORMULAS))]
     assert expected == [3, 3, 3, 3, 1, 5]
 
@@ -302,12 +313,9 @@ def test_index_past_a_clipped_whole_column_keeps_excels_value(tmp_path):
     assert not r.errors
 
 
-def test_wildcard_lookups_agree_with_libreoffice(tmp_path):
-    soffice = _workbooks.soffice()
-    if soffice is None:
-        pytest.skip("LibreOffice is not installed (.ci/run installs libreoffice-calc-nogui)")
+def test_wildcard_lookups_agree_with_libreoffice(tmp_path, libre):
     book = _index_book(tmp_path / "wild.xlsx", WILDCARDS)
-    libre = openpyxl.load_workbook(_workbooks.libreoffice_recalculate(book, tmp_path), data_only=True)["S"]
+    libre = libre("wild.xlsx")["S"]
     expected = [libre.cell(i + 1, 7).value for i in range(len(WILDCARDS))]
     assert expected == [2, 12, 1, 4, 6]  # Excel's wildcard rules, by hand
     # the INDEX cells as LibreOffice computes them: the values kept above are Excel's
