@@ -70,6 +70,8 @@ _REFERENCE_TOKEN = re.compile(r"(?:'(?:[^']|'')+'|[\w.]+)!\$?[A-Za-z]{1,3}\$?[0-
                               r"|\$?[A-Za-z]{1,3}\$?[0-9]+(?::\$?[A-Za-z]{1,3}\$?[0-9]+)?|[^\W\d][\w.]*")
 
 
+#: A cell or a range of this sheet (``B2``, ``$A$1:$C$3``): the groups are its corners.
+_A1_AREA = re.compile(r"\$?([A-Za-z]{1,3})\$?([0-9]+)(?::\$?([A-Za-z]{1,3})\$?([0-9]+))?")
 #: Whole columns or rows (``A:C``, ``'Data'!$2:$5``), perhaps of another sheet.
 _LINE_TOKEN = re.compile(r"(?<![\w.$:!'])(?:(?:'(?:[^']|'')+'|[\w.]+)!)?(?:\$?[A-Za-z]{1,3}:\$?[A-Za-z]{1,3}|\$?[0-9]+:\$?[0-9]+)(?![\w.(!])")
 _LINE = re.compile(r"^(?:(?P<sheet>'(?:[^']|'')+'|[\w.]+)!)?(?:\$?(?P<c0>[A-Za-z]{1,3}):\$?(?P<c1>[A-Za-z]{1,3})"
@@ -725,6 +727,7 @@ class _Run:
         self.volatile: dict = {}  # (text, sheet, cell) -> value of a volatile expression argument
         self.extents: dict = {}  # sheet index -> (last row, last column) of the file's own cells
         self.native_cycles: dict = {}  # (sheet index, row, col, shape) of a native formula on a circle -> reason
+        self._known_ranges: dict = {}  # (formula text, sheet index) -> the ranges it names (see _ranges)
 
     def _has_formulas(self, rng) -> bool:
         if rng[0] not in self.boxes:  # a block or scratch sheet: its values change
@@ -786,20 +789,28 @@ class _Run:
     def _ranges(self, text: str, sheet: int) -> list[tuple[int, int, int, int, int]]:
         """``(sheet, r0, c0, r1, c1)`` of each range a formula text on ``sheet`` names: its
         references, its defined names that are references, its whole columns and rows
-        (``A:A``, ``Data!1:3``, or a name defined as one)."""
-        text = _ADDRESS_ONLY.sub("0", _without_strings(_PLACEHOLDER.sub(" ", text)))
+        (``A:A``, ``Data!1:3``, or a name defined as one).  Remembered by text and sheet (a
+        covariance range that every cell names is read once)."""
+        key = (text, sheet)
+        if key in self._known_ranges:
+            return self._known_ranges[key]
+        text = _without_strings(_PLACEHOLDER.sub(" ", text))
+        if "(" in text:
+            text = _ADDRESS_ONLY.sub("0", text)
         out = []
         for m in _REFERENCE_TOKEN.finditer(text):
             token = m.group(0)
             if text.startswith("(", m.end()):  # a function (LOG10, ATAN2), not a cell
                 continue
-            if (cell := _CELL.fullmatch(token)) is not None:  # the common case (no name looks like a cell)
-                row, col = _row_col(cell.group(1) + cell.group(2))
-                out.append((sheet, row, col, row, col))
+            if (area := _A1_AREA.fullmatch(token)) is not None:  # the common case (no name looks like a cell)
+                r0, c0 = _row_col(area.group(1) + area.group(2))
+                r1, c1 = _row_col(area.group(3) + area.group(4)) if area.group(3) else (r0, c0)
+                out.append((sheet, min(r0, r1), min(c0, c1), max(r0, r1), max(c0, c1)))
             elif found := self.model.resolve(token, sheet) or self._line(self._definition(token, sheet), sheet):
                 out.append(found)
         if ":" in text:
             out.extend(found for m in _LINE_TOKEN.finditer(text) if (found := self._line(m.group(0), sheet)))
+        self._known_ranges[key] = out
         return out
 
     def _definition(self, token: str, sheet: int) -> str:
@@ -866,6 +877,7 @@ class _Run:
                 mine.update(covered[rng].tolist())
             needs.append(mine)
         cycles = self._circles(needs, refs, natives if reads_natives else [])
+        self._known_ranges = {}  # (not needed past the order)
         waiting = [len(mine - cycles.keys()) for mine in needs]
         dependents: list[list[int]] = [[] for _ in self.cells]
         for k, mine in enumerate(needs):
@@ -935,7 +947,7 @@ class _Run:
         reasons: dict = {}
         for group in _cycles_of(range(x), reads):
             cells = sorted(node for node in group if type(node) is not tuple)
-            if cells[0] >= x:  # native formulas only: IronCalc's
+            if not cells or cells[0] >= x:  # native formulas only: IronCalc's
                 continue
             members, first = set(group), None
             for k, start in enumerate(cells):
