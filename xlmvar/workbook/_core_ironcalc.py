@@ -2366,7 +2366,7 @@ def _sheet_numbers(book, every: list[str], steps: Plan) -> None:
                     continue  # SHEETS(reference): IronCalc's
                 value = str(len(every))
             elif not arg:
-                value = str(position[fc.target.sheet.upper()])
+                value = str(position.get(fc.target.sheet.upper(), "NA()"))
             elif len(arg) >= 2 and arg[0] == arg[-1] == '"' and '"' not in arg[1:-1].replace('""', ""):
                 found = position.get(arg[1:-1].replace('""', '"').upper())
                 value = "NA()" if found is None else str(found)
@@ -2378,7 +2378,7 @@ def _sheet_numbers(book, every: list[str], steps: Plan) -> None:
                 if rect is None:
                     why = f"calls SHEET of a computed value ({arg}), which the headless calculator does not number as Excel does"
                     break
-                value = str(position[rect.sheet.upper()])
+                value = str(position.get(rect.sheet.upper(), "NA()"))
             out.append(source[end:start] + value)
             end = stop
         if why:
