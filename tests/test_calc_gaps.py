@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import math
 
+import _workbooks
 import numpy as np
 import openpyxl
 import pytest
 import xlsxwriter
 
-import _workbooks
 from xlmvar.workbook._core_ironcalc import _Positions
 from xlmvar.workbook.calc import recalculate
 
