@@ -2315,6 +2315,7 @@ def _mentioned(name: str, book) -> bool:
 
 
 _SHEET_FUNCTIONS = ("SHEET", "SHEETS", "INFO", "_XLFN.SHEET", "_XLFN.SHEETS")
+_SHEET_CALL = re.compile(r"(?<![\w.])(?:_xlfn\.)?(?:SHEETS?|INFO)\s*\(", re.IGNORECASE)
 #: INFO types IronCalc 0.9 does not implement (measured): its #N/IMPL! keeps Excel's value.
 #: It answers the others from its own session ("numfile": its sheets, "system": "linux",
 #: "release": "unknown", "recalc": "Automatic").
@@ -2344,6 +2345,8 @@ def _sheet_numbers(book, every: list[str], steps: Plan) -> None:
         if i in steps.kept or i in steps.failures:
             continue
         source = steps.rewrites.get(i, fc.text)
+        if not _SHEET_CALL.search(source):  # (a regular expression first: find_calls walks each character)
+            continue
         calls = find_calls(source, _SHEET_FUNCTIONS)
         if not calls:
             continue
