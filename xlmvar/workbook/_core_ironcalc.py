@@ -1514,7 +1514,7 @@ def plan(book, xlmvar_names) -> Plan:
         if clipped != fc.text:
             out.rewrites[i] = clipped
         checks = _lookup_checks(clipped, fc.target.sheet, resolver, book) if lookups is not None and lookups.search(text) else []
-        if not native and "INDEX" in names:
+        if not native and "INDEX" in names and "INDEX" in text.upper():
             checks.extend(_index_checks(rewritten, clipped, fc.target.sheet, resolver, book))
         where = None if native else _blank_rows_matter(tokens, clipped_values)
         if where:  # the formula again with one more (blank) row or column: does its value change?
