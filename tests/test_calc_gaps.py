@@ -7,7 +7,7 @@ outside answers.
   here such cells are ``#REF!`` naming the circle.  The cells in error are checked against
   LibreOffice recalculating the same book with each xlmvar call replaced by a native
   formula over the same ranges (its Err:522, saved as ``#VALUE!``), where the native links
-  pass errors along; links that swallow an error (``IF(ISNUMBER(A5),7,7)``, ``COUNT``) follow
+  pass errors along (references written out, through names, ranges, INDIRECT, OFFSET); links that swallow an error (``IF(ISNUMBER(A5),7,7)``, ``COUNT``) follow
   Excel's definition, which looks at references, not values.
 - ``SHEETS()`` counted the sheet of intermediate results; Excel numbers every sheet of the
   book, chart sheets too (LibreOffice agrees), and ``SHEET("Nope")`` is #N/A (Excel's page).
@@ -71,6 +71,16 @@ def _circles_book(path, call: str):
     ws.write_formula("K2", "=SUM(K1:K10)*0+1", None, 0)
     ws.write_array_formula("P1:Q1", "{=P5*0+{7,8}}", None, 0)
     ws.write_formula("P5", f("P1:Q1", "C1:C1"), None, 0)
+    # through a reference computed by INDIRECT, by OFFSET; and one that makes no circle
+    ws.write_formula("V5", f("V1:V2"), None, 0)
+    ws.write_formula("V1", '=INDIRECT("V5")*0+7', None, 0)
+    ws.write("V2", 1)
+    ws.write_formula("X5", f("X1:X2"), None, 0)
+    ws.write_formula("X1", "=OFFSET(X2,3,0)*0+5", None, 0)
+    ws.write("X2", 1)
+    ws.write_formula("Z5", f("Z1:Z2"), None, 0)
+    ws.write_formula("Z1", '=INDIRECT("T1")*2', None, 0)
+    ws.write("Z2", 1)
     # no circle: native between two calls, one way
     ws.write_formula("S1", "=T1*2", None, 0)
     ws.write("T1", 4)
@@ -111,13 +121,15 @@ def test_a_circle_through_native_formulas_is_an_error_on_every_cell(tmp_path, li
     on.update({("S", "H1"): "S!H1 -> Data!B1 -> S!H1", ("Data", "B1"): "S!H1 -> Data!B1 -> S!H1",
                ("S", "H5"): "S!H5 -> S!H6 -> S!H5", ("S", "H6"): "S!H5 -> S!H6 -> S!H5",
                ("S", "K1"): "S!K1 -> S!K2 -> S!K1", ("S", "K2"): "S!K1 -> S!K2 -> S!K1",
-               ("S", "P5"): "S!P5 -> S!P1 -> S!P5", ("S", "P1"): "S!P5 -> S!P1 -> S!P5"})
+               ("S", "P5"): "S!P5 -> S!P1 -> S!P5", ("S", "P1"): "S!P5 -> S!P1 -> S!P5",
+               ("S", "V5"): "S!V5 -> S!V1 -> S!V5", ("S", "V1"): "S!V5 -> S!V1 -> S!V5",
+               ("S", "X5"): "S!X5 -> S!X1 -> S!X5", ("S", "X1"): "S!X5 -> S!X1 -> S!X5"})
     for cell, circle in on.items():
         assert reasons[cell] == f"circular reference {circle}; xlmvar does not iterate"
     for cell in (("S", "F1"), ("S", "F2")):
         assert reasons[cell] == "depends on a circular reference S!A5 -> S!B1 -> S!E1 -> S!E2 -> S!A5"
     s5 = _vol([8.0, 1.0])
-    assert [r.value("S", c) for c in ("S5", "S6", "S7")] == pytest.approx([s5, s5 + 1, 0.2 * (s5 + 1)], rel=1e-12)
+    assert [r.value("S", c) for c in ("S5", "S6", "S7", "Z5")] == pytest.approx([s5, s5 + 1, 0.2 * (s5 + 1), s5], rel=1e-12)
 
 
 def test_a_circle_is_one_whatever_the_values(tmp_path):

@@ -727,6 +727,7 @@ class _Run:
         self.volatile: dict = {}  # (text, sheet, cell) -> value of a volatile expression argument
         self.extents: dict = {}  # sheet index -> (last row, last column) of the file's own cells
         self.native_cycles: dict = {}  # (sheet index, row, col, shape) of a native formula on a circle -> reason
+        self._graph = None  # the graph of formulas _circles walked, for _computed_circles
         self._known_ranges: dict = {}  # (formula text, sheet index) -> the ranges it names (see _ranges)
 
     def _has_formulas(self, rng) -> bool:
@@ -840,10 +841,14 @@ class _Run:
         r0, r1 = sorted((int(m.group("r0")), int(m.group("r1"))))
         return sheet, r0, 1, r1, 16_384
 
-    def _native_reads(self, anchor) -> list[tuple[int, int, int, int, int]]:
-        """The ranges the native formula at ``anchor`` (as IronCalc holds it now) names."""
+    def _native_text(self, anchor) -> str:
+        """The text of the native formula at ``anchor``, as IronCalc holds it now."""
         sheet, row, col, _ = anchor
-        return self._ranges(self.model.m.get_cell_formula(sheet, row, col) or "", sheet)
+        return self.model.m.get_cell_formula(sheet, row, col) or ""
+
+    def _native_reads(self, anchor) -> list[tuple[int, int, int, int, int]]:
+        """The ranges the native formula at ``anchor`` names."""
+        return self._ranges(self._native_text(anchor), anchor[0])
 
     def order(self, anchors) -> tuple[list[list[_Cell]], dict, bool]:
         """Cells in levels of dependency order (direct references); the cells on a circular
@@ -876,7 +881,7 @@ class _Run:
                     reads_natives = reads_natives or _covering(native_boxes, rng, first=True).size > 0
                 mine.update(covered[rng].tolist())
             needs.append(mine)
-        cycles = self._circles(needs, refs, natives if reads_natives else [])
+        cycles = self._circles(needs, refs, natives, reads_natives or computed)
         self._known_ranges = {}  # (not needed past the order)
         waiting = [len(mine - cycles.keys()) for mine in needs]
         dependents: list[list[int]] = [[] for _ in self.cells]
@@ -899,7 +904,7 @@ class _Run:
     #: Circles named one by one in a strongly connected group; its other cells are named with it.
     MAX_CIRCLES = 50
 
-    def _circles(self, needs: list[set], refs: list, natives: list) -> dict:
+    def _circles(self, needs: list[set], refs: list, natives: list, graph: bool) -> dict:
         """The xlmvar cells on a circular reference (index -> reason), with each native
         formula on one in :attr:`native_cycles` (anchor -> reason).
 
@@ -907,20 +912,20 @@ class _Run:
         formulas, a circular reference, whatever the values (``IF(ISNUMBER(A5),7,7)`` in B1
         with A5 ``=PORTVOL(B1:B2,...)``); with iterative calculation off it does not settle
         it.  The graph has a node per formula and an edge for each formula cell a range
-        names (:meth:`_ranges`: references, names, whole columns; not those computed by
-        INDIRECT or OFFSET).  Without ``natives`` (no xlmvar argument covers a native
-        formula) it is the xlmvar cells and ``needs``; else the native formulas reachable
-        from the xlmvar cells' ranges are added as they are reached (:class:`_Positions`
-        finds the formulas a range covers), and only their formulas are read.  Each
-        strongly connected group holding an xlmvar cell is one: its cells are named by a
-        shortest circle through them (``S!A5 -> S!B1 -> S!A5``: A5 reads B1, which reads A5).
-        A group of native formulas alone is IronCalc's (its ``#CIRC!``).
+        names (:meth:`_ranges`: references, names, whole columns).  Without ``graph`` (no
+        xlmvar argument covers a native formula or computes a reference) it is the xlmvar
+        cells and ``needs``; else the native formulas reachable from the xlmvar cells'
+        ranges are added as they are reached (:class:`_Positions` finds the formulas a range
+        covers), and only their formulas are read; the formulas reached that compute a
+        reference (``INDIRECT``, ``OFFSET``) are remembered for :meth:`_computed_circles`.
+        Each strongly connected group holding an xlmvar cell is one (:meth:`_named`).  A
+        group of native formulas alone is IronCalc's (its ``#CIRC!``).
         """
-        self.native_cycles = {}
+        self.native_cycles, self._graph = {}, None
         x = len(self.cells)
-        if natives:
+        if graph:
             positions = _Positions([(c.sheet, c.row, c.col, c.shape) for c in self.cells] + natives)
-            covered, memo = {}, {}
+            covered, memo, opaque = {}, {}, []
 
             def reads(node) -> list:
                 if node in memo:
@@ -929,6 +934,9 @@ class _Run:
                     found = positions.children(node)
                 else:
                     found = []
+                    texts = self._texts(self.cells[node]) if node < x else [self._native_text(natives[node - x])]
+                    if any(_COMPUTED.search(_without_strings(text)) for text in texts):
+                        opaque.append(node)
                     for rng in refs[node] if node < x else self._native_reads(natives[node - x]):
                         if rng not in covered:
                             covered[rng] = positions.covered(rng)
@@ -939,19 +947,32 @@ class _Run:
             def reads(node) -> list:
                 return sorted(needs[node])
 
+        reasons = self._named(_cycles_of(range(x), reads), reads, natives)
+        if graph:
+            self._graph = (reads, positions, natives, opaque)
+        self.native_cycles = {natives[k - x]: why for k, why in reasons.items() if k >= x}
+        return {k: why for k, why in reasons.items() if k < x}
+
+    def _named(self, groups: list, reads, natives: list, known=()) -> dict:
+        """Formula (node) -> reason, for the strongly connected ``groups`` holding an xlmvar
+        cell: each cell is named by a shortest circle through it (``S!A5 -> S!B1 -> S!A5``:
+        A5 reads B1, which reads A5); past :attr:`MAX_CIRCLES` circles in a group, its other
+        cells by the group.  Nodes in ``known`` have their reason already."""
+        x = len(self.cells)
+
         def where(node: int) -> str:
             sheet, row, col = (self.cells[node].sheet, self.cells[node].row, self.cells[node].col) if node < x \
                 else natives[node - x][:3]
             return f"{self._name(sheet)}!{col_letters(col)}{row}"
 
         reasons: dict = {}
-        for group in _cycles_of(range(x), reads):
+        for group in groups:
             cells = sorted(node for node in group if type(node) is not tuple)
             if not cells or cells[0] >= x:  # native formulas only: IronCalc's
                 continue
             members, first = set(group), None
             for k, start in enumerate(cells):
-                if start in reasons:
+                if start in reasons or start in known:
                     continue
                 if k >= self.MAX_CIRCLES:
                     reasons[start] = (f"circular reference: {where(start)} is one of {len(cells)} cells that refer "
@@ -961,9 +982,82 @@ class _Run:
                 text = " -> ".join(map(where, circle + circle[:1]))
                 first = first or text
                 for node in circle:
-                    reasons.setdefault(node, f"{_CIRCLE}{text}{_NO_ITERATION}")
-        self.native_cycles = {natives[k - x]: why for k, why in reasons.items() if k >= x}
-        return {k: why for k, why in reasons.items() if k < x}
+                    if node not in known:
+                        reasons.setdefault(node, f"{_CIRCLE}{text}{_NO_ITERATION}")
+        return reasons
+
+    def _computed_circles(self, cycles: dict) -> dict:
+        """The circles that pass through a reference computed by ``INDIRECT`` or ``OFFSET``
+        (``A5: =PORTVOL(B1:B2,...)``, ``B1: =INDIRECT("A5")*0+7``), found once the book is
+        evaluated: each such call of a formula the graph reached is evaluated where its
+        formula is (``ROW``, ``COLUMN``, ``ROWS``, ``COLUMNS`` and ``CELL("filename")`` of
+        it, all in one evaluation), the range it gives becomes an edge, and the groups are
+        found again.  The reference is the one the book's values give before any xlmvar call
+        is computed (a reference that an xlmvar result moves is not followed).  Returns the
+        xlmvar cells newly on a circle (``id`` -> reason); native ones join
+        :attr:`native_cycles`."""
+        if self._graph is None or not self._graph[3]:
+            return {}
+        reads, positions, natives, opaque = self._graph
+        x = len(self.cells)
+        probes = []  # (node, sheet, text of the probe)
+        for node in dict.fromkeys(opaque):
+            if node < x:
+                cell = self.cells[node]
+                sheet, at, texts = cell.sheet, (cell.row, cell.col), self._texts(cell)
+            else:
+                sheet, row, col, _ = natives[node - x]
+                at, texts = (row, col), [self._native_text(natives[node - x])]
+            for text in texts:
+                for start, end, _ in find_calls(text, ("INDIRECT", "OFFSET")):
+                    call = text[start:end]
+                    if _PLACEHOLDER.search(call):
+                        continue  # reads an xlmvar result: not known yet
+                    call = _here(self._names_written_out(call, sheet), *at)
+                    probes.append((node, sheet, f'=IFERROR(ROW({call})&","&COLUMN({call})&","&ROWS({call})&","&'
+                                                f'COLUMNS({call})&","&CELL("filename",{call}),"")'))
+        m = self.model.m
+        places, free = [], {}
+        for node, sheet, probe in probes:  # past the sheet's cells and every range a probe reads
+            if sheet not in free:
+                _, last_row, _, last_col = m.get_sheet_dimensions(sheet)
+                if last_col > 16_384 - _PROBE_COLUMNS:  # the checks' probes: the sheet's own cells end before
+                    last_col = self.extents.get(sheet, (last_row, 0))[1]
+                free[sheet] = [last_row + 2, last_col + 2]
+            for rng in self._ranges(probe, sheet):
+                if rng[0] == sheet:
+                    free[sheet][1] = max(free[sheet][1], rng[4] + 2)
+        for node, sheet, probe in probes:
+            row, col = free[sheet]
+            if row <= 1_048_576 and col <= 16_384:
+                m.set_user_input(sheet, row, col, probe)
+                places.append((node, sheet, row, col))
+                free[sheet][0] += 1
+        if not places:
+            return {}
+        m.evaluate()
+        extra: dict = {}
+        for node, sheet, row, col in places:
+            value = m.get_cell_value(sheet, row, col)
+            m.range_clear_all(sheet, row, col, row, col)
+            parts = value.split(",", 4) if isinstance(value, str) else []
+            if len(parts) == 5 and all(_NUMBER.match(p) for p in parts[:4]):
+                target = self.model.sheets.get(parts[4].rpartition("]")[2].lower())
+                r0, c0, h, w = (int(float(p)) for p in parts[:4])
+                if target is not None and h > 0 and w > 0:
+                    extra.setdefault(node, []).extend(positions.covered((target, r0, c0, r0 + h - 1, c0 + w - 1)))
+        self.model.dirty = True
+        if not extra:
+            return {}
+
+        def more(node) -> list:
+            return reads(node) + extra.get(node, []) if type(node) is not tuple else reads(node)
+
+        known = {k for k, cell in enumerate(self.cells) if id(cell) in cycles} | \
+            {x + k for k, anchor in enumerate(natives) if anchor in self.native_cycles}
+        reasons = self._named(_cycles_of(range(x), more), more, natives, known)
+        self.native_cycles.update({natives[k - x]: why for k, why in reasons.items() if k >= x})
+        return {id(self.cells[k]): why for k, why in reasons.items() if k < x}
 
     def _where(self, cell: _Cell) -> str:
         return f"{self._name(cell.sheet)}!{col_letters(cell.col)}{cell.row}"
@@ -1215,6 +1309,10 @@ class _Run:
         argument reads native formulas (which may depend on a result)."""
         levels, cycles, indirect = self.order(anchors)
         self.model.evaluate()  # native results (and their spills) as they are before any call
+        more = self._computed_circles(cycles)
+        if more:  # (a level without them is still in order: they count as placed)
+            cycles.update(more)
+            levels = [kept for level in levels if (kept := [c for c in level if id(c) not in cycles])]
         if indirect:
             self.freeze_volatile(anchors)
         for cell in self.cells:
