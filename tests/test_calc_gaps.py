@@ -73,7 +73,7 @@ def _circles_book(path, call: str):
     ws.write_formula("P5", f("P1:Q1", "C1:C1"), None, 0)
     # through a reference computed by INDIRECT, by OFFSET; and one that makes no circle
     ws.write_formula("V5", f("V1:V2"), None, 0)
-    ws.write_formula("V1", '=INDIRECT("V5")*0+7', None, 0)
+    ws.write_formula("V1", '=SUM(INDIRECT("V4:V6"))*0+7', None, 0)
     ws.write("V2", 1)
     ws.write_formula("X5", f("X1:X2"), None, 0)
     ws.write_formula("X1", "=OFFSET(X2,3,0)*0+5", None, 0)

@@ -1014,7 +1014,7 @@ class _Run:
                     if _PLACEHOLDER.search(call):
                         continue  # reads an xlmvar result: not known yet
                     call = _here(self._names_written_out(call, sheet), *at)
-                    probes.append((node, sheet, f'=IFERROR(ROW({call})&","&COLUMN({call})&","&ROWS({call})&","&'
+                    probes.append((node, sheet, f'=IFERROR(MIN(ROW({call}))&","&MIN(COLUMN({call}))&","&ROWS({call})&","&'
                                                 f'COLUMNS({call})&","&CELL("filename",{call}),"")'))
         m = self.model.m
         places, free = [], {}
