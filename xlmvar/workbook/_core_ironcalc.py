@@ -846,10 +846,6 @@ class _Run:
         sheet, row, col, _ = anchor
         return self.model.m.get_cell_formula(sheet, row, col) or ""
 
-    def _native_reads(self, anchor) -> list[tuple[int, int, int, int, int]]:
-        """The ranges the native formula at ``anchor`` names."""
-        return self._ranges(self._native_text(anchor), anchor[0])
-
     def order(self, anchors) -> tuple[list[list[_Cell]], dict, bool]:
         """Cells in levels of dependency order (direct references); the cells on a circular
         reference (cell index -> the circle, as text); and whether the references cover
@@ -935,9 +931,9 @@ class _Run:
                 else:
                     found = []
                     texts = self._texts(self.cells[node]) if node < x else [self._native_text(natives[node - x])]
-                    if any(_COMPUTED.search(_without_strings(text)) for text in texts):
+                    if any("(" in text and _COMPUTED.search(_without_strings(text)) for text in texts):
                         opaque.append(node)
-                    for rng in refs[node] if node < x else self._native_reads(natives[node - x]):
+                    for rng in refs[node] if node < x else self._ranges(texts[0], natives[node - x][0]):
                         if rng not in covered:
                             covered[rng] = positions.covered(rng)
                         found.extend(covered[rng])
