@@ -71,8 +71,19 @@ _REFERENCE_TOKEN = re.compile(r"(?:'(?:[^']|'')+'|[\w.]+)!\$?[A-Za-z]{1,3}\$?[0-
                               r"|\$?[A-Za-z]{1,3}\$?[0-9]+(?::\$?[A-Za-z]{1,3}\$?[0-9]+)?|[^\W\d][\w.]*")
 
 
+#: A cell or a range of this sheet (``B2``, ``$A$1:$C$3``): the groups are its corners.
+_A1_AREA = re.compile(r"\$?([A-Za-z]{1,3})\$?([0-9]+)(?::\$?([A-Za-z]{1,3})\$?([0-9]+))?")
+#: Whole columns or rows (``A:C``, ``'Data'!$2:$5``), perhaps of another sheet.
+_LINE_TOKEN = re.compile(r"(?<![\w.$:!'])(?:(?:'(?:[^']|'')+'|[\w.]+)!)?(?:\$?[A-Za-z]{1,3}:\$?[A-Za-z]{1,3}|\$?[0-9]+:\$?[0-9]+)(?![\w.(!])")
+_LINE = re.compile(r"^(?:(?P<sheet>'(?:[^']|'')+'|[\w.]+)!)?(?:\$?(?P<c0>[A-Za-z]{1,3}):\$?(?P<c1>[A-Za-z]{1,3})"
+                   r"|\$?(?P<r0>[0-9]+):\$?(?P<r1>[0-9]+))$")
+#: A function of a reference's address or size, not of its cells' values (``ROWS(A1:A9)``): no
+#: dependency on them.
+_ADDRESS_ONLY = re.compile(r"(?<![\w.])(?:ROWS?|COLUMNS?|AREAS|ISREF)\s*\([^()]*\)", re.I)
 #: Functions whose reference is computed: a dependency may hide behind them.
 _COMPUTED = re.compile(r"(?<![\w.])(?:INDIRECT|OFFSET)\s*\(", re.I)
+#: The reason of a formula on a circular reference (then the circle, ``S!A5 -> S!B1 -> S!A5``).
+_CIRCLE, _NO_ITERATION = "circular reference ", "; xlmvar does not iterate"
 #: Rounds of xlmvar calls before the results still changing are a circle that never
 #: settles (Excel's default for iterative calculation is 100 iterations).
 MAX_ROUNDS = 100
@@ -458,7 +469,7 @@ def _bridge_range(arr: np.ndarray):
     numbers = True
     for index, v in np.ndenumerate(arr):
         if isinstance(v, ErrorValue):
-            v = v.code  # as xlwings hands an error cell over (err_to_str): the adapter names it
+            v = _excel_code(v)  # as xlwings hands an error cell over (err_to_str): the adapter names it
         out[index] = v
         numbers = numbers and isinstance(v, float)
     if numbers and out.size:
@@ -472,7 +483,13 @@ def _bridge_scalar(arr: np.ndarray, name: str):
     if arr.size != 1:
         raise ValueError(f"{name}: expected a single cell, got a range of {arr.size} cells")
     v = arr.reshape(-1)[0]
-    return v.code if isinstance(v, ErrorValue) else v
+    return _excel_code(v) if isinstance(v, ErrorValue) else v
+
+
+def _excel_code(error: ErrorValue) -> str:
+    """Excel's code of an error IronCalc shows (its ``#CIRC!`` is Excel's ``#REF!`` here, its
+    ``#ERROR!`` ``#NAME?``), as an xlmvar function is handed it."""
+    return {CIRCULAR: "#REF!", UNPARSED: "#NAME?"}.get(error.code, error.code)
 
 
 def _literal(text: str):
@@ -548,15 +565,16 @@ def _covering(boxes: dict, rng, first: bool = False) -> np.ndarray:
     return hits[:1] if first else hits
 
 
-def _cycles_of(needs: list[set]) -> list[list[int]]:
-    """The cycles of a graph given as ``needs[k]`` = the nodes ``k`` reads: each strongly
-    connected group of two or more nodes, and each node that reads itself, as a sorted list
-    (Tarjan's algorithm, without recursion)."""
+def _cycles_of(roots, reads) -> list[list]:
+    """The cycles of a graph reached from ``roots``, where ``reads(node)`` lists the nodes
+    ``node`` reads: each strongly connected group of two or more nodes, and each node that
+    reads itself (Tarjan's algorithm, without recursion; ``reads`` is asked once per node
+    reached, a node never reached is never asked)."""
     index, low, on_stack, stack, groups = {}, {}, set(), [], []
-    for root in range(len(needs)):
+    for root in roots:
         if root in index:
             continue
-        work = [(root, iter(sorted(needs[root])))]
+        work = [(root, iter(reads(root)))]
         index[root] = low[root] = len(index)
         stack.append(root)
         on_stack.add(root)
@@ -567,7 +585,7 @@ def _cycles_of(needs: list[set]) -> list[list[int]]:
                     index[child] = low[child] = len(index)
                     stack.append(child)
                     on_stack.add(child)
-                    work.append((child, iter(sorted(needs[child]))))
+                    work.append((child, iter(reads(child))))
                     break
                 if child in on_stack:
                     low[node] = min(low[node], index[child])
@@ -583,9 +601,107 @@ def _cycles_of(needs: list[set]) -> list[list[int]]:
                         group.append(member)
                         if member == node:
                             break
-                    if len(group) > 1 or node in needs[node]:
-                        groups.append(sorted(group))
+                    if len(group) > 1 or node in reads(node):
+                        groups.append(group)
     return groups
+
+
+def _circle(start, group: set, reads) -> list:
+    """The nodes of a shortest circle from ``start`` back to it inside ``group`` (breadth
+    first), ``start`` first."""
+    parent, frontier = {}, [start]
+    while frontier:
+        following = []
+        for node in frontier:
+            for child in reads(node):
+                if child == start:
+                    path = [node]
+                    while path[-1] != start:
+                        path.append(parent[path[-1]])
+                    return path[::-1]
+                if child in group and child not in parent:
+                    parent[child] = node
+                    following.append(child)
+        frontier = following
+    return [start]  # not reached: every node of a strongly connected group lies on a circle
+
+
+class _Positions:
+    """Which formula cells a range covers, asked once per distinct range a formula reads.
+
+    ``cells[k] = (sheet, row, col, shape or None)`` is formula ``k``.  A range of at most
+    :attr:`SMALL` cells looks its cells up in a dictionary of the one-cell formulas; a larger
+    one uses the one-cell formulas of its sheet sorted by column, then row: the ones it
+    covers are a run of positions in each of its columns, and each run is handed back as
+    at most ``2 log2(n)`` nodes ``(sheet, v)`` of a segment tree over the positions (node
+    ``v`` covers its children ``2v`` and ``2v + 1``; leaf ``size + p`` is position ``p``;
+    :meth:`children`).  Overlapping ranges share nodes, so a column of running totals
+    (``SUM($B$1:B9)`` filled down) adds ``O(log n)`` edges per formula, not ``O(n)``.  Array
+    formulas (boxes of several cells, few) are tested box by box (:func:`_covering`).
+    """
+
+    SMALL = 64
+
+    def __init__(self, cells):
+        self.single: dict = {}
+        multi = []
+        for k, (sheet, row, col, shape) in enumerate(cells):
+            if shape is None or shape == (1, 1):
+                self.single[(sheet, row, col)] = k
+            else:
+                multi.append(k)
+        self.multi = _boxes([cells[k] for k in multi])
+        self.multi_ids = np.array(multi, dtype=np.int64)
+        self._trees: dict | None = None  # sheet -> (keys, columns, size, formulas), on the first large range
+
+    def _tree(self, sheet: int):
+        if self._trees is None:
+            by_sheet: dict = {}
+            for (s, row, col), k in self.single.items():
+                by_sheet.setdefault(s, []).append(((col << 21) | row, k))
+            self._trees = {}
+            for s, pairs in by_sheet.items():
+                pairs.sort()
+                keys = np.array([key for key, _ in pairs], dtype=np.int64)
+                size = 1 << max(0, (len(pairs) - 1).bit_length())
+                self._trees[s] = (keys, np.unique(keys >> 21), size, [k for _, k in pairs])
+        return self._trees.get(sheet)
+
+    def covered(self, rng) -> list:
+        """The formulas (and segment nodes standing for runs of them) that meet ``rng``."""
+        sheet, r0, c0, r1, c1 = rng
+        out = []
+        if (r1 - r0 + 1) * (c1 - c0 + 1) <= self.SMALL:
+            get = self.single.get
+            for r in range(r0, r1 + 1):
+                for c in range(c0, c1 + 1):
+                    k = get((sheet, r, c))
+                    if k is not None:
+                        out.append(k)
+        elif (tree := self._tree(sheet)) is not None:
+            keys, columns, size, formulas = tree
+            i0, i1 = np.searchsorted(columns, [c0, c1 + 1])
+            starts = np.searchsorted(keys, (columns[i0:i1] << 21) | r0)
+            ends = np.searchsorted(keys, (columns[i0:i1] << 21) | r1, side="right")
+            for lo, hi in zip(starts.tolist(), ends.tolist()):
+                lo, hi = lo + size, hi + size
+                while lo < hi:  # the canonical nodes of the run, bottom up
+                    if lo & 1:
+                        out.append(formulas[lo - size] if lo >= size else (sheet, lo))
+                        lo += 1
+                    if hi & 1:
+                        hi -= 1
+                        out.append(formulas[hi - size] if hi >= size else (sheet, hi))
+                    lo, hi = lo >> 1, hi >> 1
+        if sheet in self.multi:
+            out.extend(self.multi_ids[_covering(self.multi, rng)].tolist())
+        return out
+
+    def children(self, node: tuple) -> list:
+        """The two halves of a segment node: formulas (leaves) or segment nodes."""
+        sheet, v = node
+        size, formulas = self._trees[sheet][2], self._trees[sheet][3]
+        return [formulas[c - size] if c >= size else (sheet, c) for c in (2 * v, 2 * v + 1)]
 
 
 class _Run:
@@ -611,6 +727,9 @@ class _Run:
         self.dynamic: set = set()  # (sheet index, row, col) of the dynamic array formulas
         self.volatile: dict = {}  # (text, sheet, cell) -> value of a volatile expression argument
         self.extents: dict = {}  # sheet index -> (last row, last column) of the file's own cells
+        self.native_cycles: dict = {}  # (sheet index, row, col, shape) of a native formula on a circle -> reason
+        self._graph = None  # the graph of formulas _circles walked, for _computed_circles
+        self._known_ranges: dict = {}  # (formula text, sheet index) -> the ranges it names (see _ranges)
 
     def _has_formulas(self, rng) -> bool:
         if rng[0] not in self.boxes:  # a block or scratch sheet: its values change
@@ -629,8 +748,12 @@ class _Run:
         names = "|".join(map(re.escape, self.functions))
         return re.compile(r"\b(?:_xludf\.)?(?:" + names + r")\s*\(", re.I)
 
-    def plan(self, anchors, sheets: set) -> None:
-        """Take apart every formula calling an xlmvar function (only on ``sheets``)."""
+    def plan(self, anchors, sheets: set, mentioned=None) -> None:
+        """Take apart every formula calling an xlmvar function (only on ``sheets``).
+
+        The sheet of results (:data:`BLOCK_PREFIX`, with ``_`` added until it names no sheet
+        and, with ``mentioned(name)``, until the book's formulas and names do not mention it:
+        ``INDIRECT("_xlmvar!A1")`` is ``#REF!`` in Excel, and must not find it)."""
         m = self.model.m
         names = list(self.functions)
         pattern = self.pattern()
@@ -650,7 +773,7 @@ class _Run:
         self.referenced = {k for c in self.cells for k in (c.calls[:-1] if c.direct else c.calls)}
         if self.referenced:
             name = BLOCK_PREFIX
-            while name.lower() in self.model.sheets:
+            while name.lower() in self.model.sheets or (mentioned is not None and mentioned(name)):
                 name += "_"
             m.add_sheet(name)
             self.model.sheets[name.lower()] = len(self.model.sheets)
@@ -663,49 +786,100 @@ class _Run:
     def _refs(self, cell: _Cell) -> list[tuple[int, int, int, int, int]]:
         """The ranges a cell's formula names (references and defined names), in its calls'
         arguments and in the native part around them (``=IFERROR(PORTVAR(...)/A9,1)``)."""
+        return [rng for text in self._texts(cell) for rng in self._ranges(text, cell.sheet)]
+
+    def _ranges(self, text: str, sheet: int) -> list[tuple[int, int, int, int, int]]:
+        """``(sheet, r0, c0, r1, c1)`` of each range a formula text on ``sheet`` names: its
+        references, its defined names that are references, its whole columns and rows
+        (``A:A``, ``Data!1:3``, or a name defined as one).  Remembered by text and sheet (a
+        covariance range that every cell names is read once)."""
+        key = (text, sheet)
+        if key in self._known_ranges:
+            return self._known_ranges[key]
+        text = _without_strings(_PLACEHOLDER.sub(" ", text))
+        if "(" in text:
+            text = _ADDRESS_ONLY.sub("0", text)
         out = []
-        for text in self._texts(cell):
-            for token in _REFERENCE_TOKEN.findall(_without_strings(_PLACEHOLDER.sub(" ", text))):
-                found = self.model.resolve(token, cell.sheet)
-                if found:
-                    out.append(found)
+        for m in _REFERENCE_TOKEN.finditer(text):
+            token = m.group(0)
+            if text.startswith("(", m.end()):  # a function (LOG10, ATAN2), not a cell
+                continue
+            if (area := _A1_AREA.fullmatch(token)) is not None:  # the common case (no name looks like a cell)
+                r0, c0 = _row_col(area.group(1) + area.group(2))
+                r1, c1 = _row_col(area.group(3) + area.group(4)) if area.group(3) else (r0, c0)
+                out.append((sheet, min(r0, r1), min(c0, c1), max(r0, r1), max(c0, c1)))
+            elif found := self.model.resolve(token, sheet) or self._line(self._definition(token, sheet), sheet):
+                out.append(found)
+        if ":" in text:
+            out.extend(found for m in _LINE_TOKEN.finditer(text) if (found := self._line(m.group(0), sheet)))
+        self._known_ranges[key] = out
         return out
 
+    def _definition(self, token: str, sheet: int) -> str:
+        """The text a defined name stands for on ``sheet`` (``""`` for anything else)."""
+        owner, bang, name = token.rpartition("!")
+        if bang:
+            owner = owner[1:-1].replace("''", "'") if owner.startswith("'") else owner
+            sheet = self.model.sheets.get(owner.lower(), -1)
+        for scope in ((sheet,) if bang else (sheet, None)):
+            if (name.lower(), scope) in self.model.names:
+                return self.model.names[(name.lower(), scope)]
+        return ""
+
+    def _line(self, text: str, sheet: int):
+        """``(sheet, r0, c0, r1, c1)`` of whole columns or rows (``A:C``, ``'S'!$2:$5``), or None."""
+        m = _LINE.match(text.strip())
+        if not m:
+            return None
+        if m.group("sheet"):
+            name = m.group("sheet")
+            sheet = self.model.sheets.get((name[1:-1].replace("''", "'") if name.startswith("'") else name).lower())
+            if sheet is None:
+                return None
+        if m.group("c0"):
+            c0, c1 = sorted((col_index(m.group("c0").upper()), col_index(m.group("c1").upper())))
+            return sheet, 1, c0, 1_048_576, c1
+        r0, r1 = sorted((int(m.group("r0")), int(m.group("r1"))))
+        return sheet, r0, 1, r1, 16_384
+
+    def _native_text(self, anchor) -> str:
+        """The text of the native formula at ``anchor``, as IronCalc holds it now."""
+        sheet, row, col, _ = anchor
+        return self.model.m.get_cell_formula(sheet, row, col) or ""
+
     def order(self, anchors) -> tuple[list[list[_Cell]], dict, bool]:
-        """Cells in levels of dependency order (direct references); the cells on a cycle of direct
-        references (cell index -> the cycle, as text); and whether the references cover
+        """Cells in levels of dependency order (direct references); the cells on a circular
+        reference (cell index -> the circle, as text); and whether the references cover
         native formula cells (then indirect dependencies are possible: rounds repeat).
 
         Cells are placed level by level, in sheet order within a level: first those that
         read no other xlmvar cell, then those whose cells read are all placed, and so on
-        (Kahn's algorithm).  A cell on a cycle (a strongly connected group of cells, or a
-        cell that reads itself) is an error, as Excel's circular references are here, and
-        counts as placed for the cells after it.  Each distinct range is tested once against
-        the boxes of all formula cells on its sheet (vectorised): 4,000 cells took 20 s when
-        every pair was compared in Python.
+        (Kahn's algorithm).  A cell on a circular reference is an error, as Excel's circular
+        references are here (see :meth:`_circles`), and counts as placed for the cells after
+        it.  Each distinct range is tested once against the boxes of all formula cells on
+        its sheet (vectorised): 4,000 cells took 20 s when every pair was compared in Python.
         """
         xl_boxes = _boxes([(c.sheet, c.row, c.col, c.shape) for c in self.cells])
         xl = {(c.sheet, c.row, c.col) for c in self.cells}
-        native_boxes = _boxes([(self.model.sheets[s.lower()], r, c, shape) for s, r, c, shape in anchors
-                               if (self.model.sheets[s.lower()], r, c) not in xl])
+        natives = [(self.model.sheets[s.lower()], r, c, shape) for s, r, c, shape in anchors
+                   if (self.model.sheets[s.lower()], r, c) not in xl]
+        native_boxes = _boxes(natives)
         covered: dict = {}  # range -> indices of the xlmvar cells it covers
-        indirect = False
-        needs = []
-        for cell in self.cells:
+        computed = reads_natives = False
+        needs, refs = [], [self._refs(cell) for cell in self.cells]
+        for cell, ranges in zip(self.cells, refs):
             # a reference computed from text or an offset (INDIRECT, OFFSET) may reach any
             # cell, another xlmvar result through native formulas too: rounds repeat
-            indirect = indirect or any(_COMPUTED.search(_without_strings(text)) for text in self._texts(cell))
+            computed = computed or any(_COMPUTED.search(_without_strings(text)) for text in self._texts(cell))
             mine = set()
-            for rng in self._refs(cell):
+            for rng in ranges:
                 if rng not in covered:
                     covered[rng] = _covering(xl_boxes, rng)
-                    indirect = indirect or _covering(native_boxes, rng, first=True).size > 0
+                    reads_natives = reads_natives or _covering(native_boxes, rng, first=True).size > 0
                 mine.update(covered[rng].tolist())
             needs.append(mine)
-        cycles = {}
-        for group in _cycles_of(needs):
-            where = " -> ".join(self._where(self.cells[k]) for k in group + group[:1])
-            cycles.update({k: f"circular reference {where}" for k in group})
+        cycles = self._circles(needs, refs, natives, reads_natives or computed)
+        self._known_ranges = {}  # (not needed past the order)
         waiting = [len(mine - cycles.keys()) for mine in needs]
         dependents: list[list[int]] = [[] for _ in self.cells]
         for k, mine in enumerate(needs):
@@ -722,7 +896,165 @@ class _Run:
                     if waiting[d] == 0 and d not in cycles:
                         following.append(d)
             level = sorted(following)
-        return levels, {id(self.cells[k]): reason for k, reason in cycles.items()}, indirect
+        return levels, {id(self.cells[k]): reason for k, reason in cycles.items()}, computed or reads_natives
+
+    #: Circles named one by one in a strongly connected group; its other cells are named with it.
+    MAX_CIRCLES = 50
+
+    def _circles(self, needs: list[set], refs: list, natives: list, graph: bool) -> dict:
+        """The xlmvar cells on a circular reference (index -> reason), with each native
+        formula on one in :attr:`native_cycles` (anchor -> reason).
+
+        Excel calls a formula that refers to its own cell, directly or through other
+        formulas, a circular reference, whatever the values (``IF(ISNUMBER(A5),7,7)`` in B1
+        with A5 ``=PORTVOL(B1:B2,...)``); with iterative calculation off it does not settle
+        it.  The graph has a node per formula and an edge for each formula cell a range
+        names (:meth:`_ranges`: references, names, whole columns).  Without ``graph`` (no
+        xlmvar argument covers a native formula or computes a reference) it is the xlmvar
+        cells and ``needs``; else the native formulas reachable from the xlmvar cells'
+        ranges are added as they are reached (:class:`_Positions` finds the formulas a range
+        covers), and only their formulas are read; the formulas reached that compute a
+        reference (``INDIRECT``, ``OFFSET``) are remembered for :meth:`_computed_circles`.
+        Each strongly connected group holding an xlmvar cell is one (:meth:`_named`).  A
+        group of native formulas alone is IronCalc's (its ``#CIRC!``).
+        """
+        self.native_cycles, self._graph = {}, None
+        x = len(self.cells)
+        if graph:
+            positions = _Positions([(c.sheet, c.row, c.col, c.shape) for c in self.cells] + natives)
+            covered, memo, opaque = {}, {}, []
+
+            def reads(node) -> list:
+                if node in memo:
+                    return memo[node]
+                if type(node) is tuple:
+                    found = positions.children(node)
+                else:
+                    found = []
+                    texts = self._texts(self.cells[node]) if node < x else [self._native_text(natives[node - x])]
+                    if any("(" in text and _COMPUTED.search(_without_strings(text)) for text in texts):
+                        opaque.append(node)
+                    for rng in refs[node] if node < x else self._ranges(texts[0], natives[node - x][0]):
+                        if rng not in covered:
+                            covered[rng] = positions.covered(rng)
+                        found.extend(covered[rng])
+                memo[node] = found
+                return found
+        else:
+            def reads(node) -> list:
+                return sorted(needs[node])
+
+        reasons = self._named(_cycles_of(range(x), reads), reads, natives)
+        if graph:
+            self._graph = (reads, positions, natives, opaque)
+        self.native_cycles = {natives[k - x]: why for k, why in reasons.items() if k >= x}
+        return {k: why for k, why in reasons.items() if k < x}
+
+    def _named(self, groups: list, reads, natives: list, known=()) -> dict:
+        """Formula (node) -> reason, for the strongly connected ``groups`` holding an xlmvar
+        cell: each cell is named by a shortest circle through it (``S!A5 -> S!B1 -> S!A5``:
+        A5 reads B1, which reads A5); past :attr:`MAX_CIRCLES` circles in a group, its other
+        cells by the group.  Nodes in ``known`` have their reason already."""
+        x = len(self.cells)
+
+        def where(node: int) -> str:
+            sheet, row, col = (self.cells[node].sheet, self.cells[node].row, self.cells[node].col) if node < x \
+                else natives[node - x][:3]
+            return f"{self._name(sheet)}!{col_letters(col)}{row}"
+
+        reasons: dict = {}
+        for group in groups:
+            cells = sorted(node for node in group if type(node) is not tuple)
+            if not cells or cells[0] >= x:  # native formulas only: IronCalc's
+                continue
+            members, first = set(group), None
+            for k, start in enumerate(cells):
+                if start in reasons or start in known:
+                    continue
+                if k >= self.MAX_CIRCLES:
+                    reasons[start] = (f"circular reference: {where(start)} is one of {len(cells)} cells that refer "
+                                      f"to one another, among them {first}")
+                    continue
+                circle = [node for node in _circle(start, members, reads) if type(node) is not tuple]
+                text = " -> ".join(map(where, circle + circle[:1]))
+                first = first or text
+                for node in circle:
+                    if node not in known:
+                        reasons.setdefault(node, f"{_CIRCLE}{text}{_NO_ITERATION}")
+        return reasons
+
+    def _computed_circles(self, cycles: dict) -> dict:
+        """The circles that pass through a reference computed by ``INDIRECT`` or ``OFFSET``
+        (``A5: =PORTVOL(B1:B2,...)``, ``B1: =INDIRECT("A5")*0+7``), found once the book is
+        evaluated: each such call of a formula the graph reached is evaluated where its
+        formula is (``ROW``, ``COLUMN``, ``ROWS``, ``COLUMNS`` and ``CELL("filename")`` of
+        it, all in one evaluation), the range it gives becomes an edge, and the groups are
+        found again.  The reference is the one the book's values give before any xlmvar call
+        is computed (a reference that an xlmvar result moves is not followed).  Returns the
+        xlmvar cells newly on a circle (``id`` -> reason); native ones join
+        :attr:`native_cycles`."""
+        if self._graph is None or not self._graph[3]:
+            return {}
+        reads, positions, natives, opaque = self._graph
+        x = len(self.cells)
+        probes = []  # (node, sheet, text of the probe)
+        for node in dict.fromkeys(opaque):
+            if node < x:
+                cell = self.cells[node]
+                sheet, at, texts = cell.sheet, (cell.row, cell.col), self._texts(cell)
+            else:
+                sheet, row, col, _ = natives[node - x]
+                at, texts = (row, col), [self._native_text(natives[node - x])]
+            for text in texts:
+                for start, end, _ in find_calls(text, ("INDIRECT", "OFFSET")):
+                    call = text[start:end]
+                    if _PLACEHOLDER.search(call):
+                        continue  # reads an xlmvar result: not known yet
+                    call = _here(self._names_written_out(call, sheet), *at)
+                    probes.append((node, sheet, f'=IFERROR(MIN(ROW({call}))&","&MIN(COLUMN({call}))&","&ROWS({call})&","&'
+                                                f'COLUMNS({call})&","&CELL("filename",{call}),"")'))
+        m = self.model.m
+        places, free = [], {}
+        for node, sheet, probe in probes:  # past the sheet's cells and every range a probe reads
+            if sheet not in free:
+                _, last_row, _, last_col = m.get_sheet_dimensions(sheet)
+                if last_col > 16_384 - _PROBE_COLUMNS:  # the checks' probes: the sheet's own cells end before
+                    last_col = self.extents.get(sheet, (last_row, 0))[1]
+                free[sheet] = [last_row + 2, last_col + 2]
+            for rng in self._ranges(probe, sheet):
+                if rng[0] == sheet:
+                    free[sheet][1] = max(free[sheet][1], rng[4] + 2)
+        for node, sheet, probe in probes:
+            row, col = free[sheet]
+            if row <= 1_048_576 and col <= 16_384:
+                m.set_user_input(sheet, row, col, probe)
+                places.append((node, sheet, row, col))
+                free[sheet][0] += 1
+        if not places:
+            return {}
+        m.evaluate()
+        extra: dict = {}
+        for node, sheet, row, col in places:
+            value = m.get_cell_value(sheet, row, col)
+            m.range_clear_all(sheet, row, col, row, col)
+            parts = value.split(",", 4) if isinstance(value, str) else []
+            if len(parts) == 5 and all(_NUMBER.match(p) for p in parts[:4]):
+                target = self.model.sheets.get(parts[4].rpartition("]")[2].lower())
+                r0, c0, h, w = (int(float(p)) for p in parts[:4])
+                if target is not None and h > 0 and w > 0:
+                    extra.setdefault(node, []).extend(positions.covered((target, r0, c0, r0 + h - 1, c0 + w - 1)))
+        self.model.dirty = True
+        if not extra:
+            return {}
+
+        def more(node) -> list:
+            return reads(node) + extra.get(node, []) if type(node) is not tuple else reads(node)
+
+        known = {k for k, cell in enumerate(self.cells) if id(cell) in cycles} | \
+            {x + k for k, anchor in enumerate(natives) if anchor in self.native_cycles}
+        reasons = self._named(_cycles_of(range(x), more), more, natives, known)
+        self.native_cycles.update({natives[k - x]: why for k, why in reasons.items() if k >= x})
+        return {id(self.cells[k]): why for k, why in reasons.items() if k < x}
 
     def _where(self, cell: _Cell) -> str:
         return f"{self._name(cell.sheet)}!{col_letters(cell.col)}{cell.row}"
@@ -921,13 +1253,18 @@ class _Run:
 
     def fail(self, cell: _Cell, error: ErrorValue) -> None:
         """Show ``error`` (with its reason) in every cell of ``cell``'s range."""
-        h, w = cell.shape or (1, 1)
-        if cell.shape:
-            self.model.m.range_clear_contents(cell.sheet, cell.row, cell.col, cell.row + h - 1, cell.col + w - 1)
+        self._fail_at(cell.sheet, cell.row, cell.col, cell.shape, error)
+
+    def _fail_at(self, sheet: int, row: int, col: int, shape, error: ErrorValue) -> None:
+        """Show ``error`` (with its reason) in every cell of the formula at ``(row, col)``,
+        in place of the formula."""
+        h, w = shape or (1, 1)
+        if shape:
+            self.model.m.range_clear_contents(sheet, row, col, row + h - 1, col + w - 1)
         for i in range(h):
             for j in range(w):
-                self.model.put(cell.sheet, cell.row + i, cell.col + j, error)
-                self.reasons[(cell.sheet, cell.row + i, cell.col + j)] = error
+                self.model.put(sheet, row + i, col + j, error)
+                self.reasons[(sheet, row + i, col + j)] = error
 
     def freeze_volatile(self, anchors) -> None:
         """Set each native formula calling RAND, RANDBETWEEN, RANDARRAY, NOW or TODAY to the
@@ -969,6 +1306,10 @@ class _Run:
         argument reads native formulas (which may depend on a result)."""
         levels, cycles, indirect = self.order(anchors)
         self.model.evaluate()  # native results (and their spills) as they are before any call
+        more = self._computed_circles(cycles)
+        if more:  # (a level without them is still in order: they count as placed)
+            cycles.update(more)
+            levels = [kept for level in levels if (kept := [c for c in level if id(c) not in cycles])]
         if indirect:
             self.freeze_volatile(anchors)
         for cell in self.cells:
@@ -976,6 +1317,8 @@ class _Run:
         for cell in self.cells:
             if id(cell) in cycles:
                 self.fail(cell, ErrorValue("#REF!", cycles[id(cell)]))
+        for (sheet, row, col, shape), reason in self.native_cycles.items():
+            self._fail_at(sheet, row, col, shape, ErrorValue("#REF!", reason))
         limit = max_rounds or min(len(self.calls) + 2, MAX_ROUNDS)
         rounds = 0
         while True:
@@ -1279,6 +1622,8 @@ def plan(book, xlmvar_names) -> Plan:
             out.rewrites[i] = clipped
         checks = _lookup_checks(clipped, fc.target.sheet, resolver, book) if lookups is not None and lookups.search(text) else []
         checks += extra
+        if not native and "INDEX" in names and "INDEX" in text.upper():
+            checks.extend(_index_checks(rewritten, clipped, fc.target.sheet, resolver, book))
         where = None if native else _blank_rows_matter(tokens, clipped_values)
         if where:  # the formula again with one more (blank) row or column: does its value change?
             shadow = _clipped_text(rewritten, fc.target.sheet, resolver, book, extra=1)
@@ -1966,6 +2311,8 @@ def _evaluate_book(path, book, make_error, functions: dict | None = None, progre
         return functions
 
     steps = plan(book, lambda: list(table()))
+    if steps.functions & {"SHEET", "SHEETS", "INFO"}:
+        _sheet_numbers(book, _every_sheet(path, book), steps)
     run = _load(path, table() if steps.functions - supported_functions(steps.functions) else {})
     model, formulas = run.model, book.formulas
     sheet_index = {name: model.sheets[name.lower()] for name in {fc.sheet for fc in formulas}}
@@ -2004,7 +2351,7 @@ def _evaluate_book(path, book, make_error, functions: dict | None = None, progre
     anchors = _Anchors(formulas, skip)
     sheets = _xlmvar_sheets(book, run.pattern()) if steps.functions & set(run.functions) else set()
     if sheets:  # (a book without xlmvar calls has nothing to plan, nor to index: only they read it)
-        run.plan(_Anchors(formulas, skip, sheets), sheets)
+        run.plan(_Anchors(formulas, skip, sheets), sheets, lambda name: _mentioned(name, book))
     if run.cells:
         run.index_formulas(anchors)
         run.dynamic = {(index[i], formulas[i].target.r0, formulas[i].target.c0) for i in dynamics}
@@ -2059,6 +2406,100 @@ def _evaluate_book(path, book, make_error, functions: dict | None = None, progre
             if why:
                 overflows[i] = why
     return Evaluation(out, failures, kept, overflows)
+
+
+def _every_sheet(path, book) -> list[str]:
+    """The names of every sheet of the workbook in its order, chart sheets too (``book.order``
+    has the worksheets only, IronCalc loads the worksheets only)."""
+    from ._xlsx import Archive
+
+    with Archive(path, book.limits) as archive:
+        root = archive.xml(archive.workbook_part())
+        return [node.get("name", "") for node in root.iter(f"{_NS}sheet")] or list(book.order)
+
+
+def _mentioned(name: str, book) -> bool:
+    """Whether a formula or a defined name of ``book`` holds ``name`` (any case)."""
+    low = name.lower()
+    return any(low in fc.text.lower() for fc in book.formulas) or any(low in d.lower() for d in book.names.values())
+
+
+_SHEET_FUNCTIONS = ("SHEET", "SHEETS", "INFO", "_XLFN.SHEET", "_XLFN.SHEETS")
+_SHEET_CALL = re.compile(r"(?<![\w.])(?:_xlfn\.)?(?:SHEETS?|INFO)\s*\(", re.IGNORECASE)
+#: INFO types IronCalc 0.9 does not implement (measured): its #N/IMPL! keeps Excel's value.
+#: It answers the others from its own session ("numfile": its sheets, "system": "linux",
+#: "release": "unknown", "recalc": "Automatic").
+_INFO_NOT_IMPLEMENTED = frozenset({"directory", "origin", "osversion"})
+
+
+def _sheet_numbers(book, every: list[str], steps: Plan) -> None:
+    """Give ``SHEET`` and ``SHEETS`` Excel's numbers, keep ``INFO``'s value (in ``steps``).
+
+    Excel numbers and counts every sheet of the workbook, hidden ones and chart sheets
+    included (``every``); IronCalc knows the worksheets only, and the sheet of intermediate
+    results (:meth:`_Run.plan`) once it is added.  So ``SHEETS()`` is written as the count of
+    ``every``, ``SHEET()`` as the position of the formula's sheet in it, ``SHEET("Risk")`` and
+    ``SHEET(Risk!A1)`` (a reference or a name of one; IronCalc gave ``#VALUE!`` or did not
+    implement it) as the position of that sheet, ``#N/A`` for a name that is no sheet, as
+    Excel.  ``SHEET`` of a computed value keeps Excel's value.  ``INFO`` describes the Excel
+    session that saved the book (``"numfile"``: the worksheets of every open workbook,
+    ``"release"``, ``"system"``...): a formula calling it keeps Excel's value (the types
+    IronCalc does not implement already do).  ``SHEETS(reference)`` is IronCalc's (not
+    implemented there: kept).
+    """
+    from ._evaluator import Unsupported, _Resolver
+
+    position = {name.upper(): k for k, name in enumerate(every, start=1)}
+    resolver = _Resolver(book)
+    for i, fc in enumerate(book.formulas):
+        if i in steps.kept or i in steps.failures:
+            continue
+        source = steps.rewrites.get(i, fc.text)
+        if not _SHEET_CALL.search(source):  # (a regular expression first: find_calls walks each character)
+            continue
+        calls = find_calls(source, _SHEET_FUNCTIONS)
+        if not calls:
+            continue
+        why, out, end = None, [], 0
+        for start, stop, name in calls:
+            if start < end:  # inside a call already written out (SHEET(INDIRECT(...)) is kept)
+                continue
+            name = _bare(name)
+            inner = source[start:stop]
+            args = split_arguments(inner[inner.index("(") + 1:-1])
+            arg = args[0].strip() if args else ""
+            if name == "INFO":
+                if arg.strip('"').lower() in _INFO_NOT_IMPLEMENTED and arg.startswith('"'):
+                    continue  # IronCalc's #N/IMPL!: kept already, with that reason
+                why = (f"calls INFO({arg}), which describes the Excel session that saved the workbook "
+                       "(its open workbooks, version, system)")
+                break
+            if name == "SHEETS":
+                if arg:
+                    continue  # SHEETS(reference): IronCalc's
+                value = str(len(every))
+            elif not arg:
+                value = str(position.get(fc.target.sheet.upper(), "NA()"))
+            elif len(arg) >= 2 and arg[0] == arg[-1] == '"' and '"' not in arg[1:-1].replace('""', ""):
+                found = position.get(arg[1:-1].replace('""', '"').upper())
+                value = "NA()" if found is None else str(found)
+            else:
+                try:
+                    rect = resolver.resolve(arg, fc.target.sheet)
+                except Unsupported:
+                    rect = None
+                if rect is None:
+                    why = f"calls SHEET of a computed value ({arg}), which the headless calculator does not number as Excel does"
+                    break
+                value = str(position.get(rect.sheet.upper(), "NA()"))
+            out.append(source[end:start] + value)
+            end = stop
+        if why:
+            steps.kept[i] = why
+            steps.rewrites.pop(i, None)
+            steps.checks.pop(i, None)
+        elif out:
+            steps.rewrites[i] = "".join(out) + source[end:]
 
 
 _SPILL_PROBE = 100_000  # cells past a dynamic array's stored range walked for a larger result
@@ -2202,6 +2643,8 @@ def _trace_failures(run: _Run, book, values: dict, index: list) -> None:
             for (s, r, c), err in list(failed.items()):
                 if err.code == code and any(rect.sheet == sheets[s].upper() and rect.r0 <= r <= rect.r1 and rect.c0 <= c <= rect.c1
                                             for rect in rects):
+                    if not err.function and err.reason.startswith(_CIRCLE):  # behind a circle, not on it
+                        err = ErrorValue(err.code, "depends on a " + err.reason.removesuffix(_NO_ITERATION))
                     failed[(index[i], t.r0, t.c0)] = err
                     found.add(i)
                     break
@@ -2471,6 +2914,68 @@ def _lookup_checks(text: str, sheet: str, resolver, book) -> list:
                                               "which the headless calculator's core compares as 0 (Excel passes over it)",
                                  rect, rect is None))
     return checks
+
+
+def _index_checks(text: str, clipped: str, sheet: str, resolver, book) -> list:
+    """A check for every ``INDEX`` of ``text`` whose range the calculator clips.
+
+    ``INDEX(A:A, k)`` reads row ``k`` of the whole column; clipped to the sheet's last filled
+    row ``R`` (``A1:AR``), IronCalc gives ``#REF!`` for ``k > R`` where Excel reads the blank
+    cell there (0 in a cell).  A probe evaluates the row (and column) index as the formula
+    does (``clipped``: the same calls, ranges clipped) and the formula keeps Excel's value
+    when one points past the clipped range but inside the whole one.  For a single row
+    (``INDEX(5:5, k)``) a lone index is the column, as in Excel.
+    """
+    from ._evaluator import Unsupported, _clip
+
+    checks = []
+    pairs = zip(find_calls(text, ("INDEX", "_XLFN.INDEX")), find_calls(clipped, ("INDEX", "_XLFN.INDEX")))
+    sheet_name = resolver.book.sheets[sheet].name
+    for (start, end, _), (start2, end2, _) in pairs:
+        inner, inner2 = text[start:end], clipped[start2:end2]
+        args = split_arguments(inner[inner.index("(") + 1:-1])
+        args2 = split_arguments(inner2[inner2.index("(") + 1:-1])
+        if len(args) < 2 or len(args) > 3 or len(args2) != len(args):
+            continue
+        try:
+            rect = resolver.resolve(args[0], sheet)
+        except Unsupported:
+            continue
+        if rect is None or (cut := _clip(rect, book)) == rect:
+            continue
+        single_row = rect.r0 == rect.r1 and len(args) == 2
+        row = None if single_row else args2[1].strip()
+        col = args2[2].strip() if len(args) == 3 else args2[1].strip() if single_row else None
+        past = [f"AND(({index})>{cut_n},({index})<={whole_n})" for index, cut_n, whole_n in (
+            (row, cut.r1 - cut.r0 + 1, rect.r1 - rect.r0 + 1), (col, cut.c1 - cut.c0 + 1, rect.c1 - rect.c0 + 1))
+            if index and cut_n < whole_n and _index_bound(index, sheet, resolver) > cut_n]
+        if past:
+            checks.append(_Check("true", "IFERROR({0},FALSE)",
+                                 f"INDEX reads {args[0]} past {cut.ref}, where the headless calculator clips it to the "
+                                 "sheet's filled cells (Excel reads the blank cell there)",
+                                 value=f"OR({','.join(past)})", sheet=sheet_name))
+    return checks
+
+
+def _index_bound(index: str, sheet: str, resolver) -> float:
+    """The most an index argument of INDEX can be, when its text says (else infinity): a
+    number, or ``MATCH``/``XMATCH`` over a vector (at most its length; its clipped length as
+    the calculator evaluates it, which is Excel's answer when the match is not in the blank
+    rows past the sheet's filled cells, where the lookup checks look)."""
+    from ._evaluator import Unsupported
+
+    if _NUMBER.match(index):
+        return float(index.rstrip("%"))
+    calls = find_calls(index, ("MATCH", "XMATCH", "_XLFN.XMATCH"))
+    if len(calls) == 1 and calls[0][0] == 0 and calls[0][1] == len(index):
+        args = split_arguments(index[index.index("(") + 1:-1])
+        try:
+            rect = resolver.resolve(args[1], sheet) if len(args) > 1 else None
+        except Unsupported:
+            rect = None
+        if rect is not None:
+            return max(rect.r1 - rect.r0, rect.c1 - rect.c0) + 1
+    return math.inf
 
 
 #: Functions (and, for some, the argument) that ignore blank cells of a range given to them
