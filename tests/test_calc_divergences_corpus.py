@@ -57,10 +57,12 @@ def _inside(ref: str, cell: str) -> bool:
     return r0 <= row <= r1 and c0 <= col <= c1
 
 
-#: Silent differences left, and why (README "Remaining differences"): =Q10 and =R10 read cells of
-#: a dynamic array's stored range P10:R10 whose LINEST IronCalc cannot evaluate (#REF!, shown
-#: in P10 and reported): the rest of the range is written blank, so they read 0.
-KNOWN = {"pycel-stats.xlsx": {("Stats", "N22"), ("Stats", "O22")}}
+#: Cells that read a kept cell: in the stripped copy the kept cell has no cached value, so they
+#: read a blank (on the file itself they read Excel's value: test below).  pycel-stats: the
+#: dynamic array P10:R10 = LINEST(J3:N3,J4:N5,TRUE,FALSE), data in rows, which IronCalc
+#: cannot evaluate (#REF!), is kept; M22:O22 read it and O24 reads them.
+READ_KEPT = {"pycel-stats.xlsx": {("Stats", "M22"), ("Stats", "N22"), ("Stats", "O22"), ("Stats", "O24")}}
+KNOWN = READ_KEPT
 
 
 # pycel-excelcompiler: its table's totals row is written SUBTOTAL(109,[col3]) (a column of the
@@ -91,6 +93,21 @@ def test_no_silent_difference_from_excel(name, tmp_path):
             silent.append((sheet, cell, text, excel.values[(sheet, cell)], got))
     assert computed > 100
     assert {(sheet, cell) for sheet, cell, *_ in silent} == KNOWN.get(name, set()), silent
+
+
+def test_cells_that_read_a_kept_array_read_excels_values():
+    # on the file as Excel saved it (cached values present) the kept LINEST keeps Excel's
+    # values and the cells that read it are computed from them: Excel's values again
+    source = CORPUS / "pycel-stats.xlsx"
+    if not source.exists():
+        pytest.skip(f"{source} not present")
+    excel = read_book(source)
+    r = recalculate(source)
+    assert ("stats", "P10:R10") in {(s.lower(), ref) for s, ref in r.kept_targets}
+    kept_cells = {(k.sheet, k.cell) for k in r.kept}
+    for sheet, cell in READ_KEPT["pycel-stats.xlsx"]:
+        assert (sheet, cell) not in kept_cells
+        assert same(excel.values[(sheet, cell)], _as_value(r.value(sheet, cell))), (sheet, cell)
 
 
 def _check(tmp_path, formulas, data, kept_words=None):

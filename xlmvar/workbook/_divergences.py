@@ -283,6 +283,10 @@ def _regression_checks(name: str, args: list, sheet_name: str, f_statistic: bool
       #VALUE! (``LINEST(C2:C13, B2:B13^{1,2})`` over a blank C2:C13, pycel-stats.xlsx),
       IronCalc takes a blank as 0 (it gave 0).  Kept when the range's count of numbers is
       short of its size and IronCalc's answer is not an error.
+    * IronCalc's answer is an error: it does not evaluate every form Excel does (data in
+      rows, ``LINEST(J3:N3, J4:N5, TRUE, FALSE)``, is #REF! there); Excel's value is kept,
+      so the cells that read the array's range read Excel's values, not its blanks
+      (pycel-stats.xlsx: ``=Q10`` read 0).
     * LINEST/LOGEST with statistics over a perfect fit: Excel's residual sum of squares is 0
       and its F statistic #NUM! (pycel-stats.xlsx: y = 1, 2, 3 over x = 2, 3, 4); IronCalc's
       residual comes out as rounding noise and F as 4.8e29.  Kept when the residual sum of
@@ -302,6 +306,10 @@ def _regression_checks(name: str, args: list, sheet_name: str, f_statistic: bool
                             f"{name} over {' and '.join(args[k].strip() for k in (0, 1) if k < len(args) and _PLAIN_RANGE.match(args[k]))}"
                             ", which holds a blank or a text: Excel's answer is #VALUE!, the headless calculator's "
                             "core takes a blank as 0"))
+    call = f"{name}(" + ",".join(_qualified(a, sheet_name) for a in args) + ")"
+    found.append(_Check("true", f"ISERROR(INDEX({call},1,1))",
+                        f"{name} ends in an error in the headless calculator's core, which does not evaluate every "
+                        "form Excel does (data in rows: LINEST(J3:N3,J4:N5,...) is #REF! there)"))
     stats = args[3].strip().upper() if len(args) > 3 else ""
     if REGRESSIONS[name] and stats not in ("", "0", "FALSE") and f_statistic:
         call = f"{name}(" + ",".join(_qualified(a, sheet_name) for a in args[:3]) + ",TRUE)"
