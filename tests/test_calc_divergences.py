@@ -234,8 +234,9 @@ def test_ordinary_whole_column_formulas_need_no_check(tmp_path):
 
 
 def test_checks_on_a_sheet_whose_name_has_a_quote_and_braces(tmp_path):
-    """Sorted 1, 2, blank, 4, 5: MATCH(4.5) is 4 (computed), MATCH(1.5) is 1 (IronCalc lands
-    on the blank: kept), VLOOKUP(0, ..., FALSE) is #N/A (kept)."""
+    """Sorted 1, 2, blank, 4, 5: MATCH(4.5) and MATCH(1.5) are 4 and 1 (kept: IronCalc reads
+    the blank as 0, which leaves the numbers out of order, so its search can land elsewhere
+    than Excel's), VLOOKUP(0, ..., FALSE) is #N/A (kept)."""
 
     def build(wb):
         s = wb.add_worksheet("Bob's {x}")
@@ -248,7 +249,7 @@ def test_checks_on_a_sheet_whose_name_has_a_quote_and_braces(tmp_path):
 
     r = recalculate(book(tmp_path / "q.xlsx", build))
     assert [r.value("T", c) for c in ("A1", "A2")] == [4, 1] and str(r.value("T", "A3")) == "#N/A"
-    assert {k.cell for k in r.kept} == {"A2", "A3"}
+    assert {k.cell for k in r.kept} == {"A1", "A2", "A3"}
 
 
 @pytest.mark.parametrize("text", [f"<t>a{EMOJI}</t>", "<t>a&#x1F600;</t>", "<t>a&#128512;</t>", f"<r><t>a</t></r><r><t>{EMOJI}</t></r>"],
@@ -262,3 +263,23 @@ def test_an_emoji_in_an_inline_string_or_a_character_reference_is_seen(tmp_path,
     r = recalculate(with_sheet(tmp_path, cells))
     assert {k.cell: k.reason for k in r.kept}["B1"].startswith("LEN measures text holding a character beyond U+FFFF")
     assert r.value("S", "B1") == 3  # Excel's cached value, kept
+
+
+def test_a_table_column_in_a_one_cell_formula_meets_the_formulas_row(tmp_path):
+    # Excel reads a multi-cell structured reference outside any function of a plain (legacy)
+    # one-cell formula as the cell in the formula's row, as it does B3:B5 (implicit
+    # intersection): Qty is B3:B5 = 1, 2, 3, so in row 4 each reads B4 = 2.  They read the
+    # column's first cell (2, 2, 1), silently; found by an adversarial review.
+    def build(wb):
+        s = wb.add_worksheet("S")
+        s.add_table("B2:D5", {"name": "TabA", "columns": [{"header": "Qty"}, {"header": "Price"}, {"header": "Amt"}],
+                              "data": [[1, 10], [2, 20], [3, 30]]})
+        s.write_formula("F4", "=TabA[Qty]*2", None, -1)
+        s.write_formula("G4", "=B3:B5*2", None, -1)
+        s.write_formula("H4", "=TabA[Qty]", None, -1)
+        s.write_formula("D4", "=[Qty]*2", None, -1)  # inside the table: its own column
+        s.write_formula("I4", "=SUM(TabA[Qty])", None, -1)  # inside a function: the whole column
+
+    r = recalculate(book(tmp_path / "t.xlsx", build))
+    assert {c: r.value("S", c) for c in ("F4", "G4", "H4", "D4", "I4")} == {"F4": 4, "G4": 4, "H4": 2, "D4": 4, "I4": 6}
+    assert not r.kept and not r.errors

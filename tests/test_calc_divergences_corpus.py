@@ -354,7 +354,11 @@ def test_approximate_lookups_computed_give_the_documented_answer(tmp_path):
 
 @pytest.mark.parametrize("values, x, descending, diverges", [
     ([1, 2, 3, 4], 2.5, False, False),  # sorted, one type, 2 landed on once
-    ([1, None, 3, 4], 2.5, False, False),  # a blank is passed over (its own check keeps it)
+    ([1, None, 3, 4], 2.5, False, True),  # a blank among the values: IronCalc reads it as 0 on its way
+    ([-5, -4, None, -3, -2], -2.5, False, True),  # IronCalc landed on -4 (2), Excel and LibreOffice 4
+    ([5, 4, None, 3, 2], 2.5, True, True),  # descending: IronCalc 2, LibreOffice 4
+    ([1, 2, 3, None], 2.5, False, False),  # blanks after the values: landing on one is the blank check's
+    ([-2, -1, None, 1, 2], 1.5, False, False),  # sorted with the blank as 0: IronCalc searches as Excel
     ([1, 3, 2, 4], 2.5, False, True),  # not sorted
     ([1, 2, 2, 3], 2, False, True),  # lands on a repeated value
     ([1, 2, 2, 3], 3.5, False, False),  # lands on 3, once

@@ -1568,7 +1568,7 @@ def plan(book, xlmvar_names) -> Plan:
             continue
         t = fc.target
         one = t.r0 == t.r1 and t.c0 == t.c1 and not fc.array
-        legacy = one and (":" in text or (any_name is not None and any_name.search(text)))
+        legacy = one and (":" in text or "[" in text or (any_name is not None and any_name.search(text)))
         if "[" not in text and not named and (":" not in text or not _may_be_large(text)):
             if legacy:  # a one-cell formula as Excel saved it before dynamic arrays: ranges meet its cell
                 source = _implicit_intersection(source, fc, resolver)

@@ -359,9 +359,18 @@ class _Vector:
     (texts lower-cased) in ascending order for bisection."""
 
     def __init__(self, values, descending: bool):
+        values = list(values)
         cells = [v for v in values if v is not None]
         kinds = {_kind(v) for v in cells}
         self.kind = "empty" if not cells else (kinds.pop() if len(kinds) == 1 else None)
+        # a blank among the values: IronCalc reads it as 0 on its way (-5, -4, blank, -3:
+        # MATCH(-2.5, .., 1) gave 2, Excel 4); unless the numbers stay sorted with it read as
+        # 0, where IronCalc's search goes as Excel's (landing on the blank: its own check)
+        last = max((k for k, v in enumerate(values) if v is not None), default=-1)
+        if any(v is None for v in values[:last]):
+            zeros = [0.0 if v is None else v for v in values[: last + 1]]
+            if self.kind != "number" or not all((a >= b) if descending else (a <= b) for a, b in zip(zeros, zeros[1:])):
+                self.kind = None
         if self.kind == "text":
             if not all(_SIMPLE_TEXT.match(v) for v in cells):
                 self.kind = None
