@@ -375,3 +375,21 @@ def test_approximate_lookups_computed_give_the_documented_answer(tmp_path):
 ])
 def test_lookup_diverges(values, x, descending, diverges):
     assert lookup_diverges(values, x, descending) is diverges
+
+
+def test_date_parts_over_a_range_with_one_early_serial_keep_excels_value(tmp_path):
+    # {=SUM(DAY(A2:A3))} over 200 and 30: Excel 18 + 30 = 48 (DAY(30) is 30 January 1900);
+    # the check asked AND(range >= 0, range < 61) of the whole range, FALSE as soon as one
+    # element is 61 or more, and the cell was computed as 47 (found by an adversarial review)
+    def build(wb):
+        s = wb.add_worksheet("S")
+        s.write_number("A2", 200)
+        s.write_number("A3", 30)
+        s.write_array_formula("B2:B2", "{=SUM(DAY(A2:A3))}", None, 48)
+        s.write_array_formula("B3:B3", "{=SUM(MONTH(A2:A3))}", None, 8)  # July (200) + January
+        s.write_formula("B4", "=SUMPRODUCT(DAY(A2:A3))", None, 48)
+
+    r = recalculate(book(tmp_path / "d.xlsx", build))
+    assert {k.cell for k in r.kept} == {"B2", "B3", "B4"}
+    assert [r.value("S", c) for c in ("B2", "B3", "B4")] == [48, 8, 48]
+    assert date(1900, 1, 1) + timedelta(days=200 - 2) == date(1900, 7, 18)  # serial 200: 18 July (Excel's extra day)

@@ -223,13 +223,14 @@ def checks(text: str, sheet_name: str) -> tuple[str, list]:
                                 f"{name} of a text read as a date before 1 March 1900: Excel counts 29 February 1900 "
                                 "and a day 0, the headless calculator's core does not"))
         elif name in DATE_PARTS:
-            probe = f"IFERROR(AND({value}*1>=0,{value}*1<61),FALSE)"
+            # OR of the product, not AND: over a range or an array, any element below 61 counts
+            probe = f"IFERROR(OR((({value})*1>=0)*(({value})*1<61)),FALSE)"
             found.append(_Check("true", probe,
                                 f"{name} of a serial below 61 (before 1 March 1900): Excel counts 29 February 1900 "
                                 "and a day 0, the headless calculator's core does not"))
         else:
             excel = TIME_PARTS[name].format(value)
-            probe = f"IFERROR({name}({value})<>{excel},FALSE)"
+            probe = f"IFERROR(OR({name}({value})<>{excel}),FALSE)"  # any element of a range
             found.append(_Check("true", probe,
                                 f"{name} of a time with a fraction of a second: Excel rounds the time to the nearest "
                                 "second, the headless calculator's core truncates it"))
