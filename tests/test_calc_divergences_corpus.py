@@ -393,3 +393,23 @@ def test_date_parts_over_a_range_with_one_early_serial_keep_excels_value(tmp_pat
     assert {k.cell for k in r.kept} == {"B2", "B3", "B4"}
     assert [r.value("S", c) for c in ("B2", "B3", "B4")] == [48, 8, 48]
     assert date(1900, 1, 1) + timedelta(days=200 - 2) == date(1900, 7, 18)  # serial 200: 18 July (Excel's extra day)
+
+
+def test_other_date_functions_before_march_1900_keep_excels_value(tmp_path):
+    # IronCalc's day 1 is 31 December 1899 and it has no 29 February 1900: DATE(1900,1,15)
+    # gave 16 (Excel 15), EOMONTH(10,0) 32 (Excel 31, the last day of January 1900),
+    # YEARFRAC(30,100) 0.19444 (Excel's 30/360 basis: 69/360), and DATE of a blank cell's parts
+    # gave 1 (Excel 0) - found by an adversarial review.  From 1 March 1900 (serial 61) the
+    # calendars agree: computed.  WEEKDAY(x,) is return type 0 in Excel (#NUM!), not type 1:
+    # kept, never rewritten as type 1.
+    data = {"A2": 30}
+    formulas = {
+        "B1": ("DATE(1900,1,15)", 15), "B2": ("EOMONTH(10,0)", 31), "B3": ("YEARFRAC(30,100)", 69 / 360),
+        "B4": ("DATE(YEAR(A1),MONTH(A1),DAY(A1))", 0), "B5": ("DATE(1900,3,1)", 61),
+        "B6": ("DATE(2024,2,29)", (date(2024, 2, 29) - date(1899, 12, 30)).days),
+        "B7": ("EOMONTH(45000,1)", (date(2023, 4, 30) - date(1899, 12, 30)).days),
+        "B8": ("WEEKDAY(A2,)", "#NUM!"),
+    }
+    _check(tmp_path, formulas, data, {"B1": "before 1 March 1900", "B2": "before 1 March 1900",
+                                      "B3": "before 1 March 1900", "B4": "before 1 March 1900",
+                                      "B8": "serial below 61"})

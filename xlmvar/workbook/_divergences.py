@@ -79,7 +79,14 @@ TIME_PARTS = {
 #: Regressions over known y's and x's (arguments 0 and 1), and whether the function takes
 #: the ``stats`` argument (4th): LINEST and LOGEST.
 REGRESSIONS = {"LINEST": True, "LOGEST": True, "TREND": False, "GROWTH": False}
-NAMES = DATE_PARTS | frozenset(TIME_PARTS) | frozenset(REGRESSIONS) | {"TEXT", "SWITCH"}
+#: Other functions of date serials: IronCalc's day 1 is 31 December 1899 and it has no 29
+#: February 1900, so below serial 61 its answer is a day off (``DATE(1900,1,15)`` 16, Excel
+#: 15; ``EOMONTH(10,0)`` 32, Excel 31; ``YEARFRAC(30,100)``).  Kept when one of the serials
+#: listed (``"r"`` the result, a number an argument) is in [0, 61).
+SERIAL_CALLS = {"DATE": ("r",), "DATEVALUE": ("r",), "EDATE": (0, "r"), "EOMONTH": (0, "r"), "WORKDAY": (0, "r"),
+                "WORKDAY.INTL": (0, "r"), "YEARFRAC": (0, 1), "DAYS360": (0, 1), "DAYS": (0, 1), "NETWORKDAYS": (0, 1),
+                "NETWORKDAYS.INTL": (0, 1), "DATEDIF": (0, 1), "WEEKNUM": (0,), "ISOWEEKNUM": (0,)}
+NAMES = DATE_PARTS | frozenset(TIME_PARTS) | frozenset(REGRESSIONS) | frozenset(SERIAL_CALLS) | {"TEXT", "SWITCH"}
 CALL = re.compile(r"(?<![A-Za-z0-9_.\\])(?:_xlfn\.)?(" + "|".join(sorted(NAMES)) + r")\s*\(", re.I)
 _STRING_LITERAL = re.compile(r'^\s*"((?:[^"]|"")*)"\s*$')
 _SIMPLE_TEXT = re.compile(r"^[A-Za-z0-9 ]*$")
@@ -183,6 +190,8 @@ def checks(text: str, sheet_name: str) -> tuple[str, list]:
         if name in REGRESSIONS:
             found += _regression_checks(name, args, sheet_name, _f_statistic_read(text, masked, m.start()))
             continue
+        if name in SERIAL_CALLS:  # probed on the formula as rewritten (below)
+            continue
         if name == "SWITCH":
             compared = args[1:len(args) - (len(args) - 1) % 2:2]
             if compared:
@@ -216,7 +225,7 @@ def checks(text: str, sheet_name: str) -> tuple[str, list]:
             # an error value passes through TEXT unchanged, in Excel and in IronCalc alike
             found.append(_Check("true", f"IF(ISERROR({value}),FALSE,IFERROR({risk},TRUE))", reason))
         elif name in DATE_PARTS and _PLAIN_CELL.match(args[0]) and (name != "WEEKDAY" or len(args) == 1
-                                                                    or args[1].strip() in ("", "1")):
+                                                                    or args[1].strip() == "1"):
             splices.append((m.start(), close + 1, _date_part(name, args[0].strip(), text[m.start():close + 1])))
             probe = f"IFERROR(AND(ISTEXT({value}),{value}*1>=0,{value}*1<61),FALSE)"
             found.append(_Check("true", probe,
@@ -236,7 +245,35 @@ def checks(text: str, sheet_name: str) -> tuple[str, list]:
                                 "second, the headless calculator's core truncates it"))
     for start, end, replacement in reversed(splices):
         text = text[:start] + replacement + text[end:]
-    return text, found
+    return text, found + _serial_checks(text, sheet_name)
+
+
+def _serial_checks(text: str, sheet_name: str) -> list:
+    """The checks of the :data:`SERIAL_CALLS` of ``text`` (the formula with its date parts
+    already rewritten, which their arguments may call: ``DATE(YEAR(A1),MONTH(A1),DAY(A1))`` of
+    a blank is ``DATE(1900,1,0)``, Excel 0, IronCalc 1): Excel's value is kept when one of the
+    call's serials (its result, or its date arguments) is in [0, 61)."""
+    from ._core_ironcalc import _Check, _masked, split_arguments
+
+    masked, found = _masked(text), []
+    for m in CALL.finditer(masked):
+        name = m.group(1).upper()
+        if name not in SERIAL_CALLS:
+            continue
+        try:
+            close = _closing(masked, m.end() - 1)
+        except ValueError:
+            continue
+        args = split_arguments(text[m.end():close])
+        spelled = text[m.start():m.end()].rstrip("( ")  # with its _xlfn. prefix, if any
+        call = f"{spelled}(" + ",".join(_qualified(a, sheet_name) if a.strip() else "" for a in args) + ")"
+        serials = [call if k == "r" else "(" + _qualified(args[k], sheet_name) + ")"
+                   for k in SERIAL_CALLS[name] if k == "r" or k < len(args) and args[k].strip()]
+        early = ",".join(f"OR((({x})*1>=0)*(({x})*1<61))" for x in serials)
+        found.append(_Check("true", f"IFERROR(OR({early}),FALSE)",
+                            f"{name} of a date before 1 March 1900: Excel counts 29 February 1900 and a day 0, "
+                            "the headless calculator's core does not"))
+    return found
 
 
 #: Excel's date parts of a serial in [0, 61), from its day ``d = INT(serial)``: day 0 is
