@@ -283,3 +283,24 @@ def test_a_table_column_in_a_one_cell_formula_meets_the_formulas_row(tmp_path):
     r = recalculate(book(tmp_path / "t.xlsx", build))
     assert {c: r.value("S", c) for c in ("F4", "G4", "H4", "D4", "I4")} == {"F4": 4, "G4": 4, "H4": 2, "D4": 4, "I4": 6}
     assert not r.kept and not r.errors
+
+
+def test_iferror_ifna_choose_of_a_range_at_the_top_of_a_one_cell_formula_keep_excels_value(tmp_path):
+    # Excel reads a multi-cell range handed to IFERROR, IFNA or CHOOSE at the top of a plain
+    # one-cell formula as the cell in the formula's row (implicit intersection); IronCalc read
+    # the range's first cell (=IFERROR(ColA,0) in row 7 gave 1, Excel and LibreOffice 7) - found
+    # by an adversarial review.  Inside a function that takes the range whole the range passes.
+    def build(wb):
+        s = wb.add_worksheet("S")
+        for r in range(1, 11):
+            s.write_number(f"A{r}", r)
+        wb.define_name("ColA", "=S!$A$1:$A$10")
+        s.write_formula("C7", "=IFERROR(ColA,0)", None, 7)
+        s.write_formula("C8", "=_xlfn.IFNA(ColA,0)", None, 8)
+        s.write_formula("C9", "=CHOOSE(1,ColA)", None, 9)
+        s.write_formula("C4", "=SUM(IFERROR(ColA,0))", None, 55)  # SUM takes it whole: computed
+
+    r = recalculate(book(tmp_path / "i.xlsx", build))
+    assert {k.cell for k in r.kept} == {"C7", "C8", "C9"}
+    assert all("implicit intersection" in k.reason for k in r.kept)
+    assert [r.value("S", c) for c in ("C7", "C8", "C9", "C4")] == [7, 8, 9, 55]

@@ -1797,6 +1797,13 @@ TAKE DROP CHOOSEROWS CHOOSECOLS DCOUNT DCOUNTA DSUM DAVERAGE DMAX DMIN DGET DPRO
 DVAR DVARP PROB FTEST TTEST T.TEST F.TEST CHITEST CHISQ.TEST ZTEST Z.TEST""".split())
 
 
+#: Functions that hand a range argument on as it is (a reference): inside a function that
+#: takes ranges whole they pass the whole range (``SUM(IFERROR(A1:A9,0))``), but at the top
+#: of a legacy one-cell formula Excel reads one cell of it (``=IFERROR(Prices,0)`` in row 5:
+#: the cell of row 5), where IronCalc read the range's first cell.
+_PASSING = frozenset({"IFERROR", "IFNA", "CHOOSE"})
+
+
 def _scalar_use(source: str, fc, resolver, names_only: bool, xlmvar_names) -> str | None:
     """The function, if any, in which a legacy formula reads a multi-cell range as one value
     (``=ABS(Prices)``): IronCalc reads the range's first cell there, Excel the cell in the
@@ -1805,7 +1812,7 @@ def _scalar_use(source: str, fc, resolver, names_only: bool, xlmvar_names) -> st
     from ._evaluator import Unsupported, _tokens
 
     called = {_bare(n) for n in _FUNCTION_CALL.findall(_without_strings(source))}
-    if not called - _RANGE_FUNCTIONS - set(xlmvar_names):  # only functions that take ranges whole
+    if not called - (_RANGE_FUNCTIONS - _PASSING) - set(xlmvar_names):  # only functions that take ranges whole
         return None
     stack = []
     for token in _tokens(source):
@@ -1816,7 +1823,10 @@ def _scalar_use(source: str, fc, resolver, names_only: bool, xlmvar_names) -> st
                 stack.pop()
         elif token.type == "OPERAND" and token.subtype == "RANGE" and stack and not _is_structured(token.value):
             name = stack[-1]
-            if name in _RANGE_FUNCTIONS or name in xlmvar_names or (names_only and _A1.match(token.value.rpartition("!")[2])):
+            if name in _PASSING and not any(f in _RANGE_FUNCTIONS and f not in _PASSING or f in xlmvar_names
+                                            for f in stack[:-1]):
+                pass  # IFERROR(Prices, 0) with no function around that takes the range: one value
+            elif name in _RANGE_FUNCTIONS or name in xlmvar_names or (names_only and _A1.match(token.value.rpartition("!")[2])):
                 continue
             try:
                 rect = resolver.resolve(token.value, fc.target.sheet)
