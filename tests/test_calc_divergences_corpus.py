@@ -110,10 +110,9 @@ def test_cells_that_read_a_kept_array_read_excels_values():
         assert same(excel.values[(sheet, cell)], _as_value(r.value(sheet, cell))), (sheet, cell)
 
 
-def _check(tmp_path, formulas, data, kept_words=None):
-    """A sheet S holding ``data`` (cell -> value) and ``formulas`` (cell -> (text, Excel's
-    value)); each formula's value must be Excel's, and the cells of ``kept_words`` must be
-    kept with a reason holding the words (the others computed)."""
+def _recalculated(tmp_path, data, formulas):
+    """``xlmvar calc`` of a sheet S holding ``data`` (cell -> value) and ``formulas`` (cell ->
+    (text, Excel's value), the value cached)."""
 
     def build(wb):
         s = wb.add_worksheet("S")
@@ -122,7 +121,15 @@ def _check(tmp_path, formulas, data, kept_words=None):
         for cell, (text, value) in formulas.items():
             s.write_formula(cell, text, None, value)
 
-    r = recalculate(book(tmp_path / "b.xlsx", build))
+    return recalculate(book(tmp_path / "b.xlsx", build))
+
+
+def _check(tmp_path, formulas, data, kept_words=None):
+    """A sheet S holding ``data`` (cell -> value) and ``formulas`` (cell -> (text, Excel's
+    value)); each formula's value must be Excel's, and the cells of ``kept_words`` must be
+    kept with a reason holding the words (the others computed)."""
+
+    r = _recalculated(tmp_path, data, formulas)
     reasons = {k.cell: k.reason for k in r.kept}
     for cell, (text, value) in formulas.items():
         got = r.value("S", cell)
@@ -185,14 +192,7 @@ def _text_grid():
 def test_text_of_verified_formats_is_excels(tmp_path):
     data, formulas = _text_grid()
 
-    def build(wb):
-        s = wb.add_worksheet("S")
-        for cell, v in data.items():
-            s.write(cell, v)
-        for cell, (text, value) in formulas.items():
-            s.write_formula(cell, text, None, value)
-
-    r = recalculate(book(tmp_path / "b.xlsx", build))
+    r = _recalculated(tmp_path, data, formulas)
     kept = {k.cell for k in r.kept}
     wrong = [(cell, text, r.value("S", cell), value) for cell, (text, value) in formulas.items()
              if cell not in kept and r.value("S", cell) != value]
@@ -336,14 +336,7 @@ def test_approximate_lookups_computed_give_the_documented_answer(tmp_path):
             expected = hits[-1] if hits else "#N/A"
             formulas[cell] = (f"MATCH({text},{col}1:{col}{n},{-1 if descending else 1})", expected)
 
-    def build(wb):
-        s = wb.add_worksheet("S")
-        for cell, v in data.items():
-            s.write(cell, v)
-        for cell, (text, value) in formulas.items():
-            s.write_formula(cell, text, None, value)
-
-    r = recalculate(book(tmp_path / "b.xlsx", build))
+    r = _recalculated(tmp_path, data, formulas)
     reasons = {k.cell: k.reason for k in r.kept}
     computed = [cell for cell in formulas if cell not in reasons]
     wrong = [(cell, formulas[cell], r.value("S", cell)) for cell in computed

@@ -1573,10 +1573,7 @@ def plan(book, xlmvar_names) -> Plan:
             if legacy:  # a one-cell formula as Excel saved it before dynamic arrays: ranges meet its cell
                 source = _implicit_intersection(source, fc, resolver)
             scalar = one and (legacy or source != fc.text or (any_name is not None and any_name.search(text)))
-            why = _kept_for_arrays(source, fc, resolver, scalar, xlmvar)
-            extra = []
-            if not why and quirks is not None and quirks.search(text):
-                source, extra = _divergences.checks(source, book.sheets[fc.target.sheet].name)
+            why, source, extra = _kept_or_checked(source, fc, resolver, scalar, xlmvar, quirks and quirks.search(text), book)
             if why:
                 out.kept[i] = why
                 continue
@@ -1611,10 +1608,7 @@ def plan(book, xlmvar_names) -> Plan:
         if legacy:  # before clipping: S!3:3 in row 5 is S!E3... wherever the sheet's cells end
             rewritten = _implicit_intersection(rewritten, fc, resolver)
         clipped = rewritten if native else _clipped_text(rewritten, fc.target.sheet, resolver, book)
-        why = _kept_for_arrays(clipped, fc, resolver, one, xlmvar)
-        extra = []
-        if not why and quirks is not None and quirks.search(text):
-            clipped, extra = _divergences.checks(clipped, book.sheets[fc.target.sheet].name)
+        why, clipped, extra = _kept_or_checked(clipped, fc, resolver, one, xlmvar, quirks and quirks.search(text), book)
         if why:
             out.kept[i] = why
             continue
@@ -1835,6 +1829,18 @@ def _scalar_use(source: str, fc, resolver, names_only: bool, xlmvar_names) -> st
             if rect is not None and rect.area > 1:
                 return name
     return None
+
+
+def _kept_or_checked(text: str, fc, resolver, scalar: bool, xlmvar_names, quirky, book):
+    """``(why, text, checks)`` for formula ``fc`` given to IronCalc as ``text``: why it keeps
+    Excel's value (:func:`_kept_for_arrays`), else None with the text the divergence rules
+    rewrite and their checks (:func:`._divergences.checks`, when ``quirky``: the formula
+    calls one of their functions)."""
+    why = _kept_for_arrays(text, fc, resolver, scalar, xlmvar_names)
+    if why or not quirky:
+        return why, text, []
+    text, extra = _divergences.checks(text, book.sheets[fc.target.sheet].name)
+    return None, text, extra
 
 
 def _kept_for_arrays(text: str, fc, resolver, scalar: bool, xlmvar_names) -> str | None:
