@@ -9,6 +9,8 @@ step of the simulation scales by a power of two exactly).
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from statistics import NormalDist
 
 import numpy as np
@@ -42,7 +44,7 @@ def _normal_es(x, s):
 def _stored_arrays():
     for cache in _cache._CACHES:
         for bucket in cache._data.values():
-            for stored, value, _ in bucket:
+            for stored, value, *_ in bucket:
                 yield from stored
                 yield from (v for v in vars(value).values() if isinstance(v, np.ndarray)) if hasattr(value, "__dict__") else ()
                 if isinstance(value, np.ndarray):
@@ -176,14 +178,19 @@ def _normal_var(x, s, z=Z95):
     return z * math.sqrt(float(x @ s @ x))
 
 
-@pytest.fixture(params=["memcmp", "numpy"])
+@pytest.fixture(params=["digest", "memcmp", "numpy"])
 def small_blocks(request, monkeypatch):
-    """Blocks of 16 rows at N = 250 (so a matrix has 16 of them), compared by C's memcmp
-    or, as where ctypes cannot load it (Pyodide), by numpy."""
+    """Blocks of 16 rows at N = 250 (so a matrix has 16 of them), checked against the stored
+    blocks' XXH3-128 digests (the default), or, without the xxhash package, compared by C's
+    memcmp or, as where ctypes cannot load it either, by numpy."""
     monkeypatch.setattr(_cache, "BLOCK_BYTES", 16 * N_CACHED * 8)
+    if request.param == "digest":
+        assert _cache._xxh3_128 is not None  # a dependency: installed wherever the tests run
+    else:
+        monkeypatch.setattr(_cache, "_xxh3_128", None)
     if request.param == "numpy":
         monkeypatch.setattr(_cache, "_MEMCMP", [None])
-    else:
+    elif request.param == "memcmp":
         assert _cache._memcmp() is not None  # every platform the tests run on has one
     return request.param
 
@@ -275,16 +282,45 @@ def test_fused_comparison_matches_a_whole_comparison_on_every_layout(small_block
     stored = np.array(s, order="C", copy=True)
     v = np.linspace(-1.0, 1.0, n)
     expected = _cache.product(stored, v)
+    digests = _cache.block_digests(stored)
+    assert (digests is None) == (small_blocks != "digest")
     for given in (s.copy(), np.asfortranarray(s), np.vstack([s, s])[:n], s.copy()[::1, ::1]):
-        np.testing.assert_array_equal(_cache.same_content_product(stored, given, v), expected)
+        np.testing.assert_array_equal(_cache.same_content_product(stored, given, v, digests), expected)
     for i in (0, n // 2, n - 1):
         for j in (0, n - 1):
-            t = s.copy()
-            t[i, j] = np.nextafter(t[i, j], -np.inf)
-            assert _cache.same_content_product(stored, t, v) is None
-            assert _cache.same_content_product(stored, np.asfortranarray(t), v) is None
-    assert _cache.same_content_product(stored, s.astype(np.float32), v) is None
-    assert _cache.same_content_product(stored, s[:-1, :-1], v[:-1]) is None
+            for change in (lambda a: np.nextafter(a, -np.inf), lambda a: -a):  # 1 ulp, the sign
+                t = s.copy()
+                t[i, j] = change(t[i, j])
+                assert _cache.same_content_product(stored, t, v, digests) is None
+                assert _cache.same_content_product(stored, np.asfortranarray(t), v, digests) is None
+    zero = stored.copy()
+    zero[n // 2, 3] = 0.0
+    for sign in (-0.0, 0.0):  # -0.0 == 0.0 as numbers, but not as content
+        t = zero.copy()
+        t[n // 2, 3] = sign
+        got = _cache.same_content_product(zero, t, v, _cache.block_digests(zero))
+        assert (got is None) == bool(np.signbit(sign))
+    assert _cache.same_content_product(stored, s.astype(np.float32), v, digests) is None
+    assert _cache.same_content_product(stored, s[:-1, :-1], v[:-1], digests) is None
+
+
+def test_block_digests_are_seeded_per_process_and_change_with_any_bit():
+    s = _cov(N_CACHED, 12)
+    first = _cache.block_digests(s)
+    assert first is not None and all(len(d) == 16 for d in first)  # 128 bits each
+    assert _cache.block_digests(s.copy()) == first
+    flipped = s.copy()
+    for k in range(0, 64, 7):  # any one of the 64 bits of one element
+        flipped.view(np.uint64)[N_CACHED - 1, 0] = s.view(np.uint64)[N_CACHED - 1, 0] ^ np.uint64(1 << k)
+        assert _cache.block_digests(flipped)[-1] != first[-1]
+        assert _cache.block_digests(flipped)[:-1] == first[:-1]
+    # a fresh process draws another seed: the digests are never the same across processes
+    code = (
+        "import numpy as np; from xlmvar.engine import _cache; "
+        "print(_cache.block_digests(np.arange(62500.0).reshape(250, 250))[0].hex())"
+    )
+    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout for _ in range(2)}
+    assert len(runs) == 2
 
 
 def test_a_cached_covariance_is_kept_once():

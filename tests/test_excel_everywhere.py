@@ -151,9 +151,10 @@ def test_every_required_dependency_is_in_pyodide(pyodide_lock):
 
 def test_the_workbook_layer_and_xlwings_are_extras():
     # what Pyodide lacks, and what Lite brings itself, is not required by the wheel
-    # (threadpoolctl is pure Python and in Pyodide: the test above checks every requirement)
+    # (threadpoolctl is pure Python, xxhash is built for Pyodide: the test above checks every
+    # requirement against pyodide-lock.json)
     names = {canonicalize_name(r.name) for r in _required()}
-    assert names == {"numpy", "scipy", "threadpoolctl"}
+    assert names == {"numpy", "scipy", "threadpoolctl", "xxhash"}
     extras = _project()["optional-dependencies"]
     assert {canonicalize_name(Requirement(r).name) for r in extras["workbook"]} >= {"openpyxl", "formulas", "lxml", "xlsxwriter"}
     assert [canonicalize_name(Requirement(r).name) for r in extras["excel"]] == ["xlwings"]

@@ -28,7 +28,7 @@ ALLOWED = {
 
 #: third-party modules each layer may import
 THIRD_PARTY = {
-    "engine": {"numpy", "scipy", "threadpoolctl"},  # threadpoolctl: optional, imported lazily
+    "engine": {"numpy", "scipy", "threadpoolctl", "xxhash"},  # threadpoolctl lazily; xxhash optional at import
     "excel": {"numpy", "scipy", "xlwings"},
     "workbook": {"numpy", "scipy", "formulas", "schedula", "openpyxl", "xlsxwriter", "lxml", "defusedxml", "ironcalc"},
     "batch": {"numpy", "scipy", "pandas", "pyarrow", "dask", "distributed"},

@@ -93,6 +93,9 @@ def test_a_what_if_call_compares_and_multiplies_in_one_pass(counts, monkeypatch)
     monkeypatch.setattr(_cache.ContentCache, "lookup", lambda *a, **k: pytest.fail("compared whole"))
     monkeypatch.setattr(_validation, "product", lambda *a, **k: pytest.fail("multiplied in a second pass"))
     monkeypatch.setattr(_validation, "as_matrix", lambda *a, **k: pytest.fail("the covariance converted again"))
+    # the fresh array is checked against the stored blocks' digests: the stored copy is not read
+    monkeypatch.setattr(_cache, "_memcmp", lambda: pytest.fail("compared with the stored copy"))
+    monkeypatch.setattr(_cache, "same_content", lambda *a: pytest.fail("compared with the stored copy"))
     rng = np.random.default_rng(5)
     for _ in range(4):
         x = rng.standard_normal(N) * 1e6

@@ -6,6 +6,9 @@ pinned here against a brute-force loop or a second implementation:
 * the finiteness screen (BLAS row sums of a table, numpy's sum of anything else) never lets a
   NaN or an infinity through, in any layout, and sends finite values whose sums overflow to
   the exact test;
+* a history-based call screens its table with the P&L it needs anyway (``finite_product``):
+  no NaN or infinity gets through, in any layout, whatever the positions (zeros included,
+  even with a BLAS that skips products by zero), and the cell is named as before;
 * the level check (percentages, prices) reads the table's least value and the columns that
   start above 1, and refuses exactly what the rule says, naming the same cell;
 * the empirical quantile from one partition equals ``numpy.quantile`` to the last bit.
@@ -17,7 +20,7 @@ import numpy as np
 import pytest
 
 from xlmvar.engine import historical
-from xlmvar.engine._validation import as_matrix, as_vector, check_return_levels
+from xlmvar.engine._validation import as_matrix, as_vector, check_return_levels, finite_product
 
 RNG = np.random.default_rng(20261128)
 
@@ -60,6 +63,64 @@ def test_finiteness_screen_lets_no_nan_or_infinity_through(shape, bad):
         for arr in _layouts(table).values():
             with pytest.raises(ValueError, match=rf"^returns: row {row}, column {column} holds an? "):
                 as_matrix(arr, "returns")
+
+
+class _SkippingBlas(np.ndarray):
+    """A table whose ``@`` skips the columns whose weight is 0, as the reference BLAS's
+    ``dgemv`` does (``IF (X(JX).NE.ZERO)``): NaN x 0 never happens there."""
+
+    def __matmul__(self, vector):
+        used = np.asarray(vector) != 0.0
+        return np.asarray(self)[:, used] @ np.asarray(vector)[used]
+
+
+def _positions(size, zeros):
+    x = RNG.standard_normal(size) * 1e6
+    x[RNG.permutation(size)[:zeros]] = 0.0
+    return x
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 4), (40, 1), (2500, 7), (2500, 100)])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_the_pnl_screen_lets_no_nan_or_infinity_through(shape, bad):
+    for trial in range(6):
+        table = RNG.standard_normal(shape) * 0.01
+        x = _positions(shape[1], zeros=[0, 1, shape[1]][trial % 3])
+        cell = tuple(int(RNG.integers(n)) for n in shape)
+        if trial >= 3 and (x == 0).any():  # the bad value where the position is 0
+            cell = (cell[0], int(np.flatnonzero(x == 0)[0]))
+        table[cell] = bad
+        row, column = _first_bad_cell(table)
+        for arr in [*_layouts(table).values(), table.view(_SkippingBlas)]:
+            with pytest.raises(ValueError, match=rf"^returns: row {row}, column {column} holds an? "):
+                finite_product(arr, x, "returns")
+
+
+def test_the_pnl_screen_returns_the_product_and_leaves_an_overflow_to_the_caller():
+    table = RNG.standard_normal((300, 5)) * 0.01
+    x = _positions(5, zeros=2)
+    for arr in _layouts(table).values():
+        np.testing.assert_array_equal(finite_product(arr, x, "returns"), arr @ x)
+    table[7] = 1e300  # finite values, a product that overflows: not the table's fault
+    out = finite_product(table, np.full(5, 1e10), "returns")
+    assert np.isinf(out[7]) and np.isfinite(np.delete(out, 7)).all()
+
+
+@pytest.mark.parametrize("method", ["historical", "cornish-fisher"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_history_with_a_bad_cell_is_refused_by_name_through_the_public_api(method, bad):
+    import xlmvar
+
+    table = RNG.standard_normal((600, 500)) * 0.01  # past the BLAS screen's size
+    x = _positions(500, zeros=1)
+    zero = int(np.flatnonzero(x == 0)[0])
+    for cell in [(599, 499), (123, zero)]:
+        bad_table = table.copy()
+        bad_table[cell] = bad
+        with pytest.raises(ValueError, match=rf"^returns: row {cell[0] + 1}, column {cell[1] + 1} holds an? "):
+            xlmvar.decompose(x, bad_table, method=method)
+        with pytest.raises(ValueError, match=rf"^returns: row {cell[0] + 1}, column {cell[1] + 1} holds an? "):
+            xlmvar.standalone(x, bad_table, method=method)
 
 
 def test_finite_values_whose_sums_overflow_pass_the_exact_test():
@@ -119,6 +180,20 @@ def test_minus_one_exactly_is_refused_and_just_above_passes():
         check_return_levels(table)
     table[2, 1] = np.nextafter(-1.0, 0.0)
     check_return_levels(table)
+
+
+@pytest.mark.parametrize("size", [2, 3, 20, 100, 2500])
+def test_empirical_quantiles_place_signed_zeros_as_numpy_does(size):
+    # 0.0 and -0.0 are equal to a partition: which one lands at a quantile's index depends on
+    # the partition points, so they must be numpy's own (the ends included)
+    rng = np.random.default_rng(size)
+    for _ in range(40):
+        values = np.round(rng.standard_normal(size) * 1e-3)  # 0.0 and -0.0 in random order
+        values[rng.random(size) < 0.05] = 1e-3
+        for probs in (np.array([0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0]), 0.05, 0.01):
+            got = np.asarray(historical.empirical_quantiles(values, probs))
+            want = np.asarray(np.quantile(values, probs))
+            np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 10, 19, 20, 21, 100, 250, 2500, 2501])

@@ -16,12 +16,22 @@ once, at memory speed (about 20x the speed of a cryptographic hash), never more 
 the computation itself reads, and it is exact: no two different inputs share a result.
 
 A what-if call - the same covariance content in a fresh array, new positions - needs the
-product of the matrix with the positions as well: :func:`same_content_product` compares
+product of the matrix with the positions as well: :func:`same_content_product` checks
 and multiplies the matrix in row blocks that stay in the CPU cache (block k of the given
-array against block k of the stored copy, then block k times the vector), so that a hit
-reads each array once instead of comparing in one pass and multiplying in another.  The
-comparison uses C's ``memcmp`` (loaded with ctypes, checked on first use) where the
-platform has one, else numpy; both are exact.
+array checked, then block k times the vector), so that a hit reads the given array once.
+A cache made with ``digests=True`` (the validated covariances) checks each block against
+the 128-bit digest of the stored block (XXH3-128, with a seed drawn at random for each
+process and never written anywhere), so a what-if call reads no more bytes than its
+product does: the only identity that meets issue 13's 5x goal, since an exact comparison
+must also read the stored copy, 8 MB at N = 1000, usually no longer in the CPU cache
+(``benchmarks/bench_whatif.py`` prints both).  The figures of the call are still computed
+from the given array: the only thing a digest decides is that the matrix was validated
+(symmetric, positive semi-definite) before.  Two different matrices of one shape share all
+their block digests with a probability of about 2**-128 per block; a matrix built to do so
+would have to be built against a seed that never leaves the process.  Without the
+``xxhash`` package (a dependency, in Pyodide too), and for every other cache, the
+comparison is exact: C's ``memcmp`` (loaded with ctypes, checked on first use) where the
+platform has one, else numpy.
 
 Only what pays is cached: a method whose hit would not be at least 10x faster than its miss
 (one pass over a returns history, a product with a covariance) does not cache at all;
@@ -41,11 +51,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import pickle
 import threading
 from collections import OrderedDict
 
 import numpy as np
+
+try:
+    from xxhash import xxh3_128_digest as _xxh3_128
+except ImportError:  # a declared dependency; without it every check is exact
+    _xxh3_128 = None
 
 __all__ = [
     "ContentCache",
@@ -56,6 +72,7 @@ __all__ = [
     "cache_info",
     "same_content",
     "same_content_product",
+    "block_digests",
     "product",
 ]
 
@@ -163,8 +180,25 @@ def _memcmp():
     return _MEMCMP[0]
 
 
-def same_content_product(stored: np.ndarray, given: np.ndarray, vector: np.ndarray):
-    """``given @ vector`` if ``given`` has exactly the content of ``stored``, else ``None``.
+#: The seed of the block digests: drawn once per process, never written anywhere.
+_SEED = int.from_bytes(os.urandom(8), "little")
+
+
+def block_digests(matrix: np.ndarray):
+    """The 128-bit digests of the row blocks of ``matrix`` (C-contiguous, 2-D), or ``None``.
+
+    XXH3-128 with the process's random seed, block by block (:func:`product`'s blocks), as
+    :func:`same_content_product` checks them; ``None`` without the ``xxhash`` package or
+    for an array that is not a C-contiguous table.
+    """
+    if _xxh3_128 is None or matrix.ndim != 2 or not matrix.flags.c_contiguous:
+        return None
+    step = _block_rows(matrix)
+    return tuple(_xxh3_128(matrix[start : start + step], _SEED) for start in range(0, matrix.shape[0], step))
+
+
+def same_content_product(stored: np.ndarray, given: np.ndarray, vector: np.ndarray, digests=None):
+    """``given @ vector`` if ``given`` has the content of ``stored``, else ``None``.
 
     Parameters
     ----------
@@ -173,13 +207,18 @@ def same_content_product(stored: np.ndarray, given: np.ndarray, vector: np.ndarr
     given : ndarray
         The array of the call (any layout; a different dtype or shape is a miss).
     vector : ndarray, shape (n,), float64
+    digests : tuple of bytes, optional
+        :func:`block_digests` of ``stored``: the blocks of ``given`` are then checked
+        against them instead of against ``stored`` itself.
 
-    One pass over each array: for each row block ``k`` (:func:`product`'s blocks), block
-    ``k`` of ``given`` is compared with block ``k`` of ``stored``, bit for bit (so -0.0 is
-    not 0.0), and then multiplied by ``vector`` while it is still in the CPU cache.  The
-    first block that differs ends the pass: a miss.  The product equals
-    ``product(stored, vector)`` to the last bit.  A ``given`` that is not C-contiguous is
-    compared whole (:func:`same_content`) and then multiplied.
+    One pass over ``given``: for each row block ``k`` (:func:`product`'s blocks), block
+    ``k`` is checked - its digest against ``digests[k]`` (reading ``given`` only), or
+    compared bit for bit with block ``k`` of ``stored`` (so -0.0 is not 0.0) - and then
+    multiplied by ``vector`` while it is still in the CPU cache.  The first block that
+    differs ends the pass: a miss.  The product is computed from the blocks of ``given``,
+    so it equals ``product(stored, vector)`` to the last bit when the contents are equal.
+    A ``given`` that is not C-contiguous is compared whole, exactly (:func:`same_content`),
+    and the stored copy multiplied.
     """
     if stored.dtype != given.dtype or stored.shape != given.shape:
         return None
@@ -188,12 +227,16 @@ def same_content_product(stored: np.ndarray, given: np.ndarray, vector: np.ndarr
     out = np.empty(stored.shape[0], np.result_type(stored.dtype, vector.dtype))
     step = _block_rows(stored)
     row_bytes = stored.itemsize * stored.shape[1]
-    memcmp = _memcmp()
+    digest = _xxh3_128 if digests is not None else None
+    memcmp = _memcmp() if digest is None else None
     if memcmp is not None:
         here, there = stored.ctypes.data, given.ctypes.data  # both arrays are referenced below
-    for start in range(0, stored.shape[0], step):
+    for k, start in enumerate(range(0, stored.shape[0], step)):
         block = given[start : start + step]
-        if memcmp is not None:
+        if digest is not None:
+            if digest(block, _SEED) != digests[k]:
+                return None
+        elif memcmp is not None:
             if memcmp(here + start * row_bytes, there + start * row_bytes, block.nbytes) != 0:
                 return None
         elif not same_content(stored[start : start + step], block):
@@ -283,13 +326,17 @@ class ContentCache:
 
     Each entry holds read-only C-contiguous copies of the argument arrays, to verify a hit
     exactly (:func:`same_content`), and the read-only result (which may hold one of those
-    copies, see :func:`_freeze`); its size is the bytes of both.
+    copies, see :func:`_freeze`); its size is the bytes of both.  With ``digests=True``
+    an entry of one table also keeps its :func:`block_digests`, against which
+    :meth:`lookup_product` checks a what-if call's array.
     """
 
-    def __init__(self, name: str, max_bytes: int = 256 << 20):
+    def __init__(self, name: str, max_bytes: int = 256 << 20, digests: bool = False):
         self.name = name
         self.max_bytes = max_bytes
-        self._data: OrderedDict[bytes, list] = OrderedDict()  # key -> [(arrays, value, size)]
+        self.digests = digests
+        # key -> [(arrays, value, size, block digests of the one array or None)]
+        self._data: OrderedDict[bytes, list] = OrderedDict()
         self._bytes = 0
         self.hits = 0
         self.misses = 0
@@ -309,7 +356,7 @@ class ContentCache:
 
     def lookup(self, key: bytes, arrays):
         """The cached value for these arrays under ``key``, or ``_MISS``."""
-        for stored, value, _ in self._bucket(key):
+        for stored, value, _, _ in self._bucket(key):
             if all(same_content(s, a) for s, a in zip(stored, arrays)):
                 self._hit()
                 return value
@@ -317,10 +364,11 @@ class ContentCache:
 
     def lookup_product(self, key: bytes, given: np.ndarray, vector: np.ndarray):
         """``(value, given @ vector)`` if ``given``, the one array of ``key``, was stored;
-        else ``(_MISS, None)``.  The comparison and the product are one pass over each
-        array (:func:`same_content_product`)."""
-        for stored, value, _ in self._bucket(key):
-            result = same_content_product(stored[0], given, vector) if len(stored) == 1 else None
+        else ``(_MISS, None)``.  The check (against the stored block digests if the cache
+        keeps them, else the stored copy) and the product are one pass over ``given``
+        (:func:`same_content_product`)."""
+        for stored, value, _, digests in self._bucket(key):
+            result = same_content_product(stored[0], given, vector, digests) if len(stored) == 1 else None
             if result is not None:
                 self._hit()
                 return value, result
@@ -331,7 +379,7 @@ class ContentCache:
         out, so its content is the one verified when it was stored), or ``None``."""
         with self._lock:
             for key, bucket in reversed(self._data.items()):
-                for _, value, _ in bucket:
+                for _, value, _, _ in bucket:
                     if getattr(value, field, None) is arr:
                         self._data.move_to_end(key)
                         self.hits += 1
@@ -345,11 +393,12 @@ class ContentCache:
             copy.flags.writeable = False
         value, size = _freeze(value, arrays, stored)
         size += sum(s.nbytes for s in stored)
+        digests = block_digests(stored[0]) if self.digests and len(stored) == 1 else None
         with self._lock:
             self.misses += 1
             if size > self.max_bytes:
                 return value
-            self._data.setdefault(key, []).append((stored, value, size))
+            self._data.setdefault(key, []).append((stored, value, size, digests))
             self._data.move_to_end(key)
             self._bytes += size
             while self._bytes > self.max_bytes and self._data:
@@ -383,9 +432,9 @@ class ContentCache:
 _MISS = object()
 
 
-def named_cache(name: str, max_bytes: int = 256 << 20) -> ContentCache:
+def named_cache(name: str, max_bytes: int = 256 << 20, digests: bool = False) -> ContentCache:
     """A :class:`ContentCache` that :func:`clear_caches` and :func:`cache_info` know about."""
-    cache = ContentCache(name, max_bytes)
+    cache = ContentCache(name, max_bytes, digests)
     _CACHES.append(cache)
     return cache
 

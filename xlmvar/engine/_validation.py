@@ -24,6 +24,7 @@ __all__ = [
     "check_finite_result",
     "as_vector",
     "as_matrix",
+    "finite_product",
     "check_confidence",
     "check_horizon",
     "check_covariance",
@@ -134,6 +135,10 @@ _is_number_array = np.vectorize(_is_number, otypes=[bool])
 _BLAS_SCREEN_SIZE = int(TINY_WORK // 2)
 
 
+#: Up to this many values (a book, a small table) the screen is the exact test itself.
+_EXACT_SCREEN_SIZE = 4096
+
+
 def _surely_finite(arr: np.ndarray) -> bool:
     """True if the float array ``arr`` certainly holds no NaN or infinity.
 
@@ -144,6 +149,8 @@ def _surely_finite(arr: np.ndarray) -> bool:
     or a strided or unaligned one (which BLAS would copy) is summed by numpy.  A ``False`` (a non-finite value, or finite values
     so large that a sum overflows) only sends the caller to the exact element-wise test.
     """
+    if arr.size <= _EXACT_SCREEN_SIZE:  # the exact test, cheaper than a context of errstate
+        return bool(np.isfinite(arr).all())
     with np.errstate(over="ignore", invalid="ignore"):
         flags = arr.flags
         if arr.ndim == 2 and arr.size >= _BLAS_SCREEN_SIZE and flags.aligned and (flags.c_contiguous or flags.f_contiguous):
@@ -153,8 +160,10 @@ def _surely_finite(arr: np.ndarray) -> bool:
         return bool(np.isfinite(np.add.reduce(arr, axis=None)))
 
 
-def _to_float_array(values, name: str) -> np.ndarray:
-    """Convert to a float array, naming the first cell that is not a finite number."""
+def _to_float_array(values, name: str, finite: bool = True) -> np.ndarray:
+    """Convert to a float array, naming the first cell that is not a number (and, with
+    ``finite``, the first that is not finite: left to the caller otherwise, see
+    :func:`finite_product`)."""
     arr = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
     if arr.dtype.kind not in "fiu":
         arr = np.asarray(arr, dtype=object)
@@ -165,11 +174,38 @@ def _to_float_array(values, name: str) -> np.ndarray:
                 f"{name}: {_where(index, arr.ndim)} holds {describe(arr[index])}; expected a number"
             )
     arr = arr.astype(float, copy=False)
-    if not _surely_finite(arr) and not np.all(np.isfinite(arr)):
-        index = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+    if finite and not _surely_finite(arr):
+        _require_finite(arr, name)
+    return arr
+
+
+def _require_finite(arr: np.ndarray, name: str) -> None:
+    """Raise naming the first cell of the float array ``arr`` that is NaN or infinite."""
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
         kind = "an error or NaN" if math.isnan(arr[index]) else "an infinite value"
         raise ValueError(f"{name}: {_where(index, arr.ndim)} holds {kind}; expected a finite number")
-    return arr
+
+
+def finite_product(mat: np.ndarray, vector: np.ndarray, name: str) -> np.ndarray:
+    """``mat @ vector``, refusing a ``mat`` that holds NaN or an infinity (naming the cell).
+
+    For a float table not yet screened (``check_returns(..., finite=False)``) and a finite
+    vector: the product the caller needs is also the screen, so a history is read once for
+    both.  A NaN or an infinity in row ``t``, column ``j`` with ``x_j != 0`` makes
+    ``r_tj x_j`` NaN or infinite, and sums keep it in any order (IEEE 754), so ``p_t`` is not
+    finite; the columns with ``x_j = 0`` (whose products some BLAS skip) are screened on
+    their own, as :func:`_surely_finite` screens a table.  A product that is not finite
+    sends to the exact element-wise test; a finite table whose product overflowed
+    (``1e200 x 1e109``) is returned as it is, for the caller to refuse with its own message.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = mat @ vector
+    zero = vector == 0.0
+    if not np.isfinite(out).all() or (zero.any() and not _surely_finite(mat[:, zero])):
+        _require_finite(mat, name)
+    return out
 
 
 def _where(index, ndim: int) -> str:
@@ -209,8 +245,11 @@ def as_vector(values, name: str, size: int | None = None) -> np.ndarray:
     return out
 
 
-def as_matrix(values, name: str) -> np.ndarray:
-    """Return ``values`` as a 2-D float array (a 1-D input becomes one column)."""
+def as_matrix(values, name: str, finite: bool = True) -> np.ndarray:
+    """Return ``values`` as a 2-D float array (a 1-D input becomes one column).
+
+    With ``finite=False`` NaN and infinities are left for the caller to refuse
+    (:func:`finite_product`); every other cell must be a number."""
     arr = np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) else values
     if arr.ndim == 0:
         arr = arr.reshape(1, 1)
@@ -220,7 +259,7 @@ def as_matrix(values, name: str) -> np.ndarray:
         raise ValueError(f"{name}: expected a table, got a {arr.ndim}-dimensional array")
     if arr.size == 0:
         raise ValueError(f"{name}: is empty")
-    return _to_float_array(arr, name)
+    return _to_float_array(arr, name, finite)
 
 
 #: Lowest confidence accepted: below 50% the VaR quantile lies on the gain side of the median.
@@ -362,14 +401,17 @@ def _check_psd(mat: np.ndarray, name: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class CheckedCovariance:
-    """A validated covariance matrix (read-only) and its Cholesky factor, if it is definite."""
+    """A validated covariance matrix (read-only), its Cholesky factor if it is definite, and
+    its standard deviations ``sqrt(diag)`` (read with the matrix, kept contiguous)."""
 
     matrix: np.ndarray
     cholesky: np.ndarray | None
+    sd: np.ndarray
 
 
 #: Validated covariances by content: symmetry and PSD are checked once per distinct matrix.
-_COVARIANCES = named_cache("xlmvar.engine._validation.check_covariance")
+#: A what-if call's fresh array is checked against the block digests of the stored copy.
+_COVARIANCES = named_cache("xlmvar.engine._validation.check_covariance", digests=True)
 
 #: Below this size a covariance is validated every time: there a cache hit (building the key,
 #: comparing the matrix) is not 10x faster than the validation itself (measured by
@@ -425,16 +467,16 @@ def _validated_covariance(cov, split, size, name, sized_by) -> CheckedCovariance
             "variances cannot be negative"
         )
     factor = _psd_factor(mat, name)
-    result = CheckedCovariance(mat, factor)
+    result = CheckedCovariance(mat, factor, np.sqrt(diag))
     if split is None:  # not cached (small, or not a numeric array): never freeze the caller's
         matrix = mat if mat is not cov and mat.base is None else mat.copy()
         matrix.flags.writeable = False
-        return CheckedCovariance(matrix, factor)
+        return CheckedCovariance(matrix, factor, result.sd)
     return _COVARIANCES.store(split[1], split[0], result)
 
 
 def covariance_product(cov, vector: np.ndarray, name: str = "cov", sized_by: str | None = None):
-    """A validated covariance and its product with ``vector``: ``(matrix, cov @ vector)``.
+    """A validated covariance and its product with ``vector``: ``(checked, cov @ vector)``.
 
     Parameters
     ----------
@@ -445,32 +487,34 @@ def covariance_product(cov, vector: np.ndarray, name: str = "cov", sized_by: str
 
     Returns
     -------
-    matrix : ndarray, shape (n, n)
-        The read-only validated matrix (never the caller's array).
+    checked : CheckedCovariance
+        The read-only validated matrix (never the caller's array), its factor and its
+        standard deviations.
     product : ndarray, shape (n,)
         ``matrix @ vector`` (:func:`~._cache.product`: the same bits on every path).
 
     A what-if call - a fresh float64 array with the content of a cached matrix, new
-    positions - costs one pass over the given array and one over the cached copy: each row
-    block is compared bit for bit and multiplied while it is in the CPU cache
-    (:func:`~._cache.same_content_product`).  Any other call is validated as by
+    positions - costs one pass over the given array: each row block is checked against the
+    digest of the cached copy's block and multiplied while it is in the CPU cache
+    (:func:`~._cache.same_content_product`; bit for bit against the copy itself where the
+    ``xxhash`` package is missing).  The product is always the given array's.  Any other call is validated as by
     :func:`checked_covariance` (once per distinct matrix) and then multiplied.
     """
     n = vector.shape[0]
     if isinstance(cov, np.ndarray) and not cov.flags.writeable:  # perhaps one this module returned
         hit = _COVARIANCES.lookup_identity(cov)
         if hit is not None and hit.matrix.shape == (n, n):
-            return hit.matrix, product(hit.matrix, vector)
+            return hit, product(hit.matrix, vector)
     fused = isinstance(cov, np.ndarray) and cov.dtype == np.float64 and cov.shape == (n, n) and n >= COV_CACHE_MIN_SIZE
     if not fused:
-        matrix = checked_covariance(cov, n, name, sized_by).matrix
-        return matrix, product(matrix, vector)
+        checked = checked_covariance(cov, n, name, sized_by)
+        return checked, product(checked.matrix, vector)
     arrays, key = key_of(cov)
     hit, result = _COVARIANCES.lookup_product(key, cov, vector)
     if hit is _MISS:
         hit = _validated_covariance(cov, (arrays, key), n, name, sized_by)
         result = product(hit.matrix, vector)
-    return hit.matrix, result
+    return hit, result
 
 
 def check_covariance(cov, size: int | None = None, name: str = "cov", sized_by: str | None = None) -> np.ndarray:
@@ -526,9 +570,14 @@ def check_correlation(corr, size: int | None = None, name: str = "corr", psd: bo
     return mat
 
 
-def check_returns(returns, size: int | None = None, name: str = "returns", min_rows: int = 2) -> np.ndarray:
-    """Return a validated returns table (rows = periods, columns = assets)."""
-    mat = as_matrix(returns, name)
+def check_returns(
+    returns, size: int | None = None, name: str = "returns", min_rows: int = 2, finite: bool = True
+) -> np.ndarray:
+    """Return a validated returns table (rows = periods, columns = assets).
+
+    ``finite=False`` leaves NaN and infinities to the caller, which must screen the table
+    with :func:`finite_product` before reading it in any other way."""
+    mat = as_matrix(returns, name, finite)
     if size is not None and mat.shape[1] != size:
         if mat.shape[0] == size and mat.shape[1] != size:
             hint = "; the table looks transposed (expected rows = periods, columns = assets)"

@@ -84,7 +84,7 @@ def marginal_var_new_asset(positions, cov_book, cov_with_book, var_new, confiden
             "check that each |cov| <= the product of the volatilities"
         ) from None
     variance = float(x @ s @ x)
-    if parametric._is_zero_risk(variance, x, s):
+    if parametric._is_zero_risk(variance, x, np.sqrt(np.diag(s))):
         return 0.0
     return float(k * (c @ x) / math.sqrt(variance))
 

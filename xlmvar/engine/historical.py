@@ -81,6 +81,7 @@ from ._validation import (
     check_options,
     check_return_levels,
     check_returns,
+    finite_product,
 )
 from .parametric import check_measure
 
@@ -194,16 +195,20 @@ def check_rows(returns: np.ndarray, needed: int, what: str) -> None:
 def check_history(positions, returns, measure, confidence, horizon, method="historical"):
     """Validate the arguments every history-based method shares.
 
-    Returns ``(x, r, measure, confidence, horizon)`` as float vector, float table, ``"var"``
-    or ``"es"``, float and int.  A covariance matrix given where the returns history belongs
-    (the model argument of the Excel functions takes either) is refused, naming ``method``;
-    so are percentages and prices (:func:`xlmvar.engine._validation.check_return_levels`).
+    Returns ``(x, r, pnl, measure, confidence, horizon)`` as float vector, float table, the
+    book's P&L ``r @ x`` (not yet checked finite: it overflows for huge positions), ``"var"``
+    or ``"es"``, float and int.  The P&L is the screen of the table for NaN and infinities
+    (:func:`xlmvar.engine._validation.finite_product`), so a history is read once for both.
+    A covariance matrix given where the returns history belongs (the model argument of the
+    Excel functions takes either) is refused, naming ``method``; so are percentages and
+    prices (:func:`xlmvar.engine._validation.check_return_levels`).
     """
     x = as_vector(positions, "positions")
-    r = check_returns(returns, x.size, min_rows=1)
+    r = check_returns(returns, x.size, min_rows=1, finite=False)
+    pnl = finite_product(r, x, "returns")
     _refuse_covariance(r, method)
     check_return_levels(r)
-    return x, r, check_measure(measure), check_confidence(confidence), check_horizon(horizon)
+    return x, r, pnl, check_measure(measure), check_confidence(confidence), check_horizon(horizon)
 
 
 def _refuse_covariance(r: np.ndarray, method: str) -> None:
@@ -296,18 +301,29 @@ def empirical_quantiles(values: np.ndarray, probs, quantile_method: str = "linea
     is numpy's.
     """
     probs = np.asarray(probs, dtype=float)
-    if not np.all((probs >= 0.0) & (probs <= 1.0)):
-        raise ValueError("quantiles must be in the range [0, 1]")
     if quantile_method != "linear" or values.size == 1:  # numpy keeps -0.0 of a single value
+        if not np.all((probs >= 0.0) & (probs <= 1.0)):
+            raise ValueError("quantiles must be in the range [0, 1]")
         return np.asarray(np.quantile(values, probs, method=quantile_method))
-    virtual = (values.size - 1) * probs
-    floor = np.floor(virtual)
-    low = floor.astype(np.intp)
-    high = np.minimum(low + 1, values.size - 1)
-    ordered = np.partition(values, np.concatenate((low.ravel(), high.ravel())))
-    a, b = ordered[low], ordered[high]
-    g, step = virtual - floor, b - a
-    return np.where(g >= 0.5, b - step * (1.0 - g), a + step * g)
+    # numpy's arithmetic, in Python floats (the same IEEE doubles) for the few probabilities
+    # a call has: its virtual index, its order statistics (both -1 at the top) and its weight
+    last = values.size - 1
+    brackets = []
+    for p in probs.ravel().tolist():
+        if not 0.0 <= p <= 1.0:  # NaN too
+            raise ValueError("quantiles must be in the range [0, 1]")
+        virtual = last * p
+        low = -1 if virtual >= last else math.floor(virtual)
+        brackets.append((low, -1 if low == -1 else low + 1, virtual - low))
+    # numpy's own partition points (the ends included): equal values (0.0 and -0.0) then
+    # land where numpy's land
+    ordered = np.partition(values, sorted({0, -1, *(i for low, high, _ in brackets for i in (low, high))}))
+    out = []
+    for low, high, g in brackets:
+        a, b = float(ordered[low]), float(ordered[high])
+        step = b - a
+        out.append(b - step * (1.0 - g) if g >= 0.5 else a + step * g)
+    return np.array(out).reshape(probs.shape)
 
 
 def silverman_bandwidth(pnl: np.ndarray) -> float:
@@ -315,7 +331,8 @@ def silverman_bandwidth(pnl: np.ndarray) -> float:
 
     ``sd`` has divisor ``T - 1``; when the interquartile range is 0 the ``sd`` alone is used.
     """
-    sd = float(np.std(pnl, ddof=1))
+    deviation = pnl - np.add.reduce(pnl) / pnl.size  # np.std's own steps, without its overhead
+    sd = math.sqrt(np.add.reduce(deviation * deviation) / (pnl.size - 1))
     q25, q75 = empirical_quantiles(pnl, (0.25, 0.75))
     spread = min(sd, float(q75 - q25) / 1.34) if q75 > q25 else sd
     return 0.9 * spread * pnl.size ** -0.2
@@ -415,21 +432,21 @@ def decompose(
         Naming the argument: bad positions/returns, confidence, horizon, measure, smoothing,
         quantile_method, an unknown option, or fewer rows than the measure needs.
     """
-    x, r, measure, confidence, h = check_history(positions, returns, measure, confidence, horizon)
+    x, r, pnl, measure, confidence, h = check_history(positions, returns, measure, confidence, horizon)
     return decompose_scenarios(
-        x, r, measure, confidence, h, smoothing=smoothing, quantile_method=quantile_method, **options
+        x, r, measure, confidence, h, smoothing=smoothing, quantile_method=quantile_method, pnl=pnl, **options
     )
 
 
 def decompose_scenarios(
-    x, r, measure, confidence, horizon, *, smoothing="kernel", quantile_method="linear", **options
+    x, r, measure, confidence, horizon, *, smoothing="kernel", quantile_method="linear", pnl=None, **options
 ) -> Decomposition:
     """:func:`decompose` on an already validated book and scenario table.
 
     For scenario tables built by the engine (Monte Carlo draws), whose values are not
     subject to the checks on a returns history (:func:`check_history`): a normal draw can
     fall below -100%.  ``x`` and ``r`` are float arrays, ``measure``, ``confidence`` and
-    ``horizon`` validated values.
+    ``horizon`` validated values; ``pnl``, if given, is ``r @ x`` (computed otherwise).
     """
     h = horizon
     smoothing = check_smoothing(smoothing)
@@ -438,8 +455,9 @@ def decompose_scenarios(
     tail, scale = tail_probability(confidence), math.sqrt(h)
     _check_history_rows(r, measure, confidence)
 
-    with np.errstate(over="ignore", invalid="ignore"):  # refused just below, not warned
-        pnl = r @ x
+    if pnl is None:
+        with np.errstate(over="ignore", invalid="ignore"):  # refused just below, not warned
+            pnl = r @ x
     # finite returns and positions can still overflow in their product (1e200 x 1e109):
     # a P&L of inf or NaN is refused here, before any quantile or flat-book test reads it
     check_finite_result("positions", "the P&L of these positions in some period", pnl)
@@ -476,7 +494,7 @@ def standalone(
     ``-Q_a(x_i r_i) sqrt(h)`` for VaR, ``-mean{x_i r_ti < Q_a} sqrt(h)`` for ES (a position of
     0 has 0).  ``smoothing`` is accepted for symmetry with :func:`decompose` and unused.
     """
-    x, r, measure, confidence, h = check_history(positions, returns, measure, confidence, horizon)
+    x, r, _, measure, confidence, h = check_history(positions, returns, measure, confidence, horizon)
     return standalone_scenarios(
         x, r, measure, confidence, h, smoothing=smoothing, quantile_method=quantile_method, **options
     )

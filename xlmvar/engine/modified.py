@@ -320,11 +320,11 @@ def pnl_moments(pnl, ddof: int = 1):
 
 
 def _prepare(positions, returns, measure, confidence, horizon, ddof, operational, options):
-    x, r, measure, confidence, h = check_history(positions, returns, measure, confidence, horizon, "cornish-fisher")
+    x, r, pnl, measure, confidence, h = check_history(positions, returns, measure, confidence, horizon, "cornish-fisher")
     ddof, operational = check_ddof(ddof), _check_operational(operational)
     check_options(options, "cornish-fisher", _OPTIONS)
     check_rows(r, MIN_ROWS, "the Cornish-Fisher expansion (third and fourth moments)")
-    return x, r, measure, tail_probability(confidence), math.sqrt(h), ddof, operational
+    return x, r, pnl, measure, tail_probability(confidence), math.sqrt(h), ddof, operational
 
 
 # --- public interface ------------------------------------------------------------------------
@@ -370,11 +370,10 @@ def decompose(
         ``total`` (a positive loss), ``marginal`` (dTotal/dx, exact) and ``component``
         (``x * marginal``, summing to ``total``).
     """
-    x, r, measure, tail, scale, ddof, operational = _prepare(
+    x, r, pnl, measure, tail, scale, ddof, operational = _prepare(
         positions, returns, measure, confidence, horizon, ddof, operational, options
     )
     size = r.shape[0]
-    pnl = r @ x
     mean = pnl.mean()  # x . mu
     p = pnl - mean
     gross = gross_exposure(x, r)
@@ -410,7 +409,7 @@ def standalone(
     ``sqrt(horizon)``; a short position flips the skewness.  With ``ddof=0`` a unit position
     reproduces PerformanceAnalytics' single-asset ``VaR(R, method="modified")``.
     """
-    x, r, measure, tail, scale, ddof, operational = _prepare(
+    x, r, _, measure, tail, scale, ddof, operational = _prepare(
         positions, returns, measure, confidence, horizon, ddof, operational, options
     )
     mean, m2, m3, m4 = pnl_moments(r, ddof)

@@ -114,9 +114,9 @@ def _unit(x: np.ndarray) -> tuple[np.ndarray, float]:
     return (x / scale if scale > 0 else x), scale
 
 
-def _is_zero_risk(variance: float, x: np.ndarray, s: np.ndarray) -> bool:
+def _is_zero_risk(variance: float, x: np.ndarray, sd: np.ndarray) -> bool:
     # sigma_p is zero up to rounding relative to the undiversified scale of the book
-    scale = float(np.abs(x) @ np.sqrt(np.diag(s)))
+    scale = float(np.abs(x) @ sd)
     return bool(np.sqrt(max(variance, 0.0)) <= 1e-12 * scale)  # no overflow in squaring
 
 
@@ -151,12 +151,12 @@ def decompose(positions, cov, measure="var", confidence=0.95, horizon=1, mean=No
     # figure k S u / sqrt(u'Su) is homogeneous of degree 0 in x, the total of degree 1.
     # S u comes with the validation: a what-if call (a cached matrix) is one pass over S
     u, scale = _unit(x)
-    s, su = covariance_product(cov, u)
+    s, su = covariance_product(cov, u)  # s: the validated matrix and its sd
     h = check_horizon(horizon)
     mu = check_mean(mean, x.size)
     k = tail_multiplier(confidence, measure) * np.sqrt(h)
     variance = float(u @ su)
-    if scale == 0 or _is_zero_risk(variance, u, s):
+    if scale == 0 or _is_zero_risk(variance, u, s.sd):
         total, marginal = 0.0, np.zeros_like(x)
     else:
         sigma_u = np.sqrt(variance)

@@ -305,7 +305,7 @@ def _prepare(positions, cov, measure, confidence, horizon, mean, draws, seed, do
     d = check_draws(draws, c)
     mu = check_mean(mean, x.size)
     table = _scenarios(s, d, check_seed(seed), check_dof(dof), mu, h)
-    risky = not _is_zero_risk(float(x @ s @ x), x, s)
+    risky = not _is_zero_risk(float(x @ s @ x), x, np.sqrt(np.diag(s)))
     return x, name, c, table, risky, (np.zeros_like(x) if mu is None else mu * h)
 
 
