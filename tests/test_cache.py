@@ -333,3 +333,24 @@ def test_a_cached_covariance_is_kept_once():
     assert not np.shares_memory(checked.matrix, s) and not checked.matrix.flags.writeable
     s[0, 0] = 99.0  # the caller's array is still its own
     assert checked.matrix[0, 0] != 99.0
+
+
+@pytest.mark.parametrize("method", ["montecarlo", "normal"])
+def test_a_true_cell_is_refused_even_after_the_same_numbers_were_cached(method):
+    # numpy.asarray([True, 1.0]) is [1.0, 1.0]: a list used to be keyed and compared as that
+    # array, so TRUE got the cached figure of 1.0 (an adversarial review found it)
+    n = N_CACHED
+    s = _cov(n, 13)
+    s[4, 4] = 1.0  # a larger variance: still a covariance, and a TRUE there reads as 1.0
+    cov = s.tolist()
+    ones = [1.0] * n
+    flagged = [True] + [1.0] * (n - 1)
+    with pytest.raises(ValueError, match=r"^positions: item 1 holds TRUE"):
+        xlmvar.decompose(flagged, cov, method=method, **({"draws": 2000} if method == "montecarlo" else {}))
+    xlmvar.decompose(ones, cov, method=method, **({"draws": 2000} if method == "montecarlo" else {}))
+    with pytest.raises(ValueError, match=r"^positions: item 1 holds TRUE"):
+        xlmvar.decompose(flagged, cov, method=method, **({"draws": 2000} if method == "montecarlo" else {}))
+    bad = [row[:] for row in cov]
+    bad[4][4] = True  # a TRUE on the diagonal of the covariance just used, as lists
+    with pytest.raises(ValueError, match=r"^cov: row 5, column 5 holds TRUE"):
+        xlmvar.decompose(ones, bad, method=method, **({"draws": 2000} if method == "montecarlo" else {}))

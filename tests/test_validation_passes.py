@@ -278,3 +278,35 @@ def test_one_huge_return_is_refused_not_a_flat_book():
     r[0, 0] = 1e308
     with pytest.raises(ValueError, match=r"^positions: .* too large or too small"):
         xlmvar.decompose(np.array([1e6, -2e6, 3e6]), r, method="historical")
+
+
+@pytest.mark.parametrize("method", ["historical", "cornish-fisher"])
+def test_a_book_whose_spread_overflows_is_never_called_flat(method):
+    # P&L of +-9e307 (finite), but its range and the gross exposure overflow to inf, and
+    # inf <= inf called the book flat: a VaR of 0 (an adversarial review found it); the
+    # 5% quantile of ten +9e307 and ten -9e307 is -9e307, so the VaR is 9e307
+    import xlmvar
+
+    r = np.tile([[0.9], [-0.9]], (10, 1))
+    try:
+        got = xlmvar.decompose([1e308], r, method=method)
+    except ValueError as error:
+        assert str(error).startswith("positions: ") and "too large or too small" in str(error)
+    else:
+        assert got.total == pytest.approx(9e307, rel=1e-12)
+    # a finite spread with an overflowing gross exposure is not flat either
+    r2 = np.column_stack([np.linspace(0.5, 0.9, 20), np.linspace(0.4, 0.8, 20)])
+    with pytest.raises(ValueError, match=r"^positions: .* too large or too small"):
+        xlmvar.decompose([1.5e308, -1.5e308], r2, method=method)
+    assert not historical.is_flat(np.inf, np.inf) and not historical.is_flat(1.0, np.inf)
+    assert historical.is_flat(0.0, 1.0) and not historical.is_flat(np.nan, 1.0)
+
+
+def test_an_integer_too_large_for_a_float_is_refused_by_name():
+    import xlmvar
+
+    returns = [[0.01, 0.02], [0.02, 10**400], [0.0, 0.01], [0.01, 0.02], [0.0, -0.01]]
+    with pytest.raises(ValueError, match=r"^returns: row 2, column 2 holds a number too large"):
+        xlmvar.decompose([1, 1], returns, method="historical")
+    with pytest.raises(ValueError, match=r"^positions: item 3 holds a number too large"):
+        as_vector([1, 2, -(10**309)], "positions")

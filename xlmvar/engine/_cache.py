@@ -7,13 +7,13 @@ covariance, or one table of simulated scenarios.
 
 Identity, priced to the computation
 -----------------------------------
-No digest of the whole input is computed.  The lookup key is cheap: the dtype and shape of
-each array argument, a sample of at most 64 of its elements (a fixed grid of rows and
-columns) and the pickle of every other argument.  A key that matches is then *verified*
-by comparing each stored array with the given one, element for element (the bit patterns,
-so -0.0 differs from 0.0).  A verified hit therefore reads each input
-once, at memory speed (about 20x the speed of a cryptographic hash), never more bytes than
-the computation itself reads, and it is exact: no two different inputs share a result.
+The lookup key is cheap: the dtype and shape of each array argument, a sample of at most 64
+of its elements (a fixed grid of rows and columns) and the pickle of every other argument.
+A key that matches is then *verified* by comparing each stored array with the given one,
+element for element (the bit patterns, so -0.0 differs from 0.0).  A verified hit
+therefore reads each input once, at memory speed (about 20x the speed of a cryptographic
+hash), never more bytes than the computation itself reads, and it is exact: no two
+different inputs share a result.  The one exception is the what-if check below.
 
 A what-if call - the same covariance content in a fresh array, new positions - needs the
 product of the matrix with the positions as well: :func:`same_content_product` checks
@@ -24,10 +24,11 @@ the 128-bit digest of the stored block (XXH3-128, with a seed drawn at random fo
 process and never written anywhere), so a what-if call reads no more bytes than its
 product does: the only identity that meets issue 13's 5x goal, since an exact comparison
 must also read the stored copy, 8 MB at N = 1000, usually no longer in the CPU cache
-(``benchmarks/bench_whatif.py`` prints both).  The figures of the call are still computed
-from the given array: the only thing a digest decides is that the matrix was validated
-(symmetric, positive semi-definite) before.  Two different matrices of one shape share all
-their block digests with a probability of about 2**-128 per block; a matrix built to do so
+(``benchmarks/bench_whatif.py`` prints both).  The product is still computed from the
+given array; what the call takes from the cache is that the matrix was validated
+(symmetric, positive semi-definite) and its volatilities ``sqrt(diag)``.  A matrix that
+differs passes only if every block that differs has the digest of the stored block: a
+chance of about 2**-128 for a block of accidental content, and a matrix built to collide
 would have to be built against a seed that never leaves the process.  Without the
 ``xxhash`` package (a dependency, in Pyodide too), and for every other cache, the
 comparison is exact: C's ``memcmp`` (loaded with ctypes, checked on first use) where the
@@ -94,15 +95,15 @@ def _sample(arr: np.ndarray) -> bytes:
 
 
 def _as_key_array(value):
-    """``value`` as a numeric ndarray if it is one (or a list/tuple of numbers), else ``None``."""
+    """``value`` if it is a numeric ndarray, else ``None``.
+
+    A list or tuple is not converted: ``numpy.asarray([True, 1.0])`` is ``[1.0, 1.0]``, so
+    a cell that validation refuses (TRUE) would share the key and the content of a valid
+    book and get its cached result.  It goes into the key as it is, pickled, types and bits
+    included (see :func:`_split`).
+    """
     if isinstance(value, np.ndarray):
         return value if value.dtype.kind in "biuf" else None
-    if isinstance(value, (list, tuple)) and value:
-        try:
-            arr = np.asarray(value)
-        except (ValueError, TypeError):
-            return None
-        return arr if arr.dtype.kind in "biuf" else None
     return None
 
 
@@ -248,8 +249,11 @@ def same_content_product(stored: np.ndarray, given: np.ndarray, vector: np.ndarr
 def _split(args, kwargs):
     """Arrays of the call (to verify) and the pickle of everything else (part of the key).
 
-    Returns ``None`` if an argument cannot be keyed (an object array: text, blanks), in
-    which case the call is not cached: such input is refused by validation anyway.
+    Numeric ndarrays are verified element for element; anything else, lists of numbers
+    included, is part of the key itself, pickled (exact: a float's bits, ``True`` is not
+    ``1.0``).  Returns ``None`` if an argument cannot be keyed (an object array: text,
+    blanks), in which case the call is not cached: such input is refused by validation
+    anyway.
     """
     arrays, rest = [], []
     for name, value in (*((None, v) for v in args), *sorted(kwargs.items())):

@@ -173,10 +173,25 @@ def _to_float_array(values, name: str, finite: bool = True) -> np.ndarray:
             raise ValueError(
                 f"{name}: {_where(index, arr.ndim)} holds {describe(arr[index])}; expected a number"
             )
-    arr = arr.astype(float, copy=False)
+    try:
+        arr = arr.astype(float, copy=False)
+    except OverflowError:  # a Python int past 1.8e308
+        index = next(i for i in np.ndindex(arr.shape) if not _fits_float(arr[i]))
+        raise ValueError(
+            f"{name}: {_where(index, arr.ndim)} holds a number too large for a floating-point "
+            "value (the largest is about 1.8e308); expected a finite number"
+        ) from None
     if finite and not _surely_finite(arr):
         _require_finite(arr, name)
     return arr
+
+
+def _fits_float(item) -> bool:
+    try:
+        float(item)
+    except OverflowError:
+        return False
+    return True
 
 
 def _require_finite(arr: np.ndarray, name: str) -> None:
@@ -426,7 +441,7 @@ def _cached_covariance(cov):
         if hit is not None:
             return hit, None
     split = key_of(cov)
-    if split is None or split[0][0].ndim != 2 or split[0][0].shape[0] < COV_CACHE_MIN_SIZE:
+    if split is None or not split[0] or split[0][0].ndim != 2 or split[0][0].shape[0] < COV_CACHE_MIN_SIZE:
         return None, None
     hit = _COVARIANCES.lookup(split[1], split[0])
     return (None if hit is _MISS else hit), split

@@ -244,8 +244,14 @@ def gross_exposure(x: np.ndarray, r: np.ndarray, per_asset: bool = False):
 
 
 def is_flat(spread, gross):
-    """True where a P&L range ``spread`` is rounding noise relative to ``gross``."""
-    return np.asarray(spread) <= FLAT_TOLERANCE * np.asarray(gross)
+    """True where a P&L range ``spread`` is rounding noise relative to ``gross``.
+
+    Never where either overflowed to infinity: ``inf <= inf`` would call a book of
+    ``1e308`` flat (a VaR of 0); such a book is computed and its overflowing figures
+    refused instead.
+    """
+    spread, gross = np.asarray(spread), np.asarray(gross)
+    return np.isfinite(spread) & np.isfinite(gross) & (spread <= FLAT_TOLERANCE * gross)
 
 
 def flat_level(level: float, gross: float) -> float:
@@ -291,7 +297,8 @@ def empirical_quantiles(values: np.ndarray, probs, quantile_method: str = "linea
     """``numpy.quantile(values, probs, method=quantile_method)`` of a finite 1-D sample.
 
     ``values`` is a finite float64 vector (the engine's P&L, checked finite) and ``probs``
-    probabilities in [0, 1] (refused otherwise, as numpy does).
+    probabilities in [0, 1] (refused otherwise, as numpy does), read as float64 (numpy
+    computes the index of a float32 probability in float32).
 
     For ``"linear"`` (R's type 7, the default) computed from one partition: with
     ``v = (T - 1) p``, ``k = floor(v)`` and ``g = v - k``, ``Q = p_(k) + g (p_(k+1) - p_(k))``
