@@ -354,3 +354,12 @@ def test_a_true_cell_is_refused_even_after_the_same_numbers_were_cached(method):
     bad[4][4] = True  # a TRUE on the diagonal of the covariance just used, as lists
     with pytest.raises(ValueError, match=r"^cov: row 5, column 5 holds TRUE"):
         xlmvar.decompose(ones, bad, method=method, **({"draws": 2000} if method == "montecarlo" else {}))
+
+
+def test_a_list_s_content_counts_in_the_cache_budget():
+    # a list is part of its key (pickled): the key's bytes count against the budget, or a
+    # cache of lists would grow past it unseen
+    s = _cov(N_CACHED, 14)
+    xlmvar.clear_caches()
+    xlmvar.decompose(np.ones(N_CACHED), s.tolist(), method="montecarlo", draws=2000)
+    assert risk.decompose.cache.info()["bytes"] >= s.nbytes  # 8 bytes a float, as pickled

@@ -330,7 +330,7 @@ class ContentCache:
 
     Each entry holds read-only C-contiguous copies of the argument arrays, to verify a hit
     exactly (:func:`same_content`), and the read-only result (which may hold one of those
-    copies, see :func:`_freeze`); its size is the bytes of both.  With ``digests=True``
+    copies, see :func:`_freeze`); its size is the bytes of both and of the key.  With ``digests=True``
     an entry of one table also keeps its :func:`block_digests`, against which
     :meth:`lookup_product` checks a what-if call's array.
     """
@@ -396,7 +396,7 @@ class ContentCache:
         for copy in stored:
             copy.flags.writeable = False
         value, size = _freeze(value, arrays, stored)
-        size += sum(s.nbytes for s in stored)
+        size += sum(s.nbytes for s in stored) + len(key)  # a list's content is in its key
         digests = block_digests(stored[0]) if self.digests and len(stored) == 1 else None
         with self._lock:
             self.misses += 1
