@@ -294,12 +294,54 @@ def test_a_book_whose_spread_overflows_is_never_called_flat(method):
         assert str(error).startswith("positions: ") and "too large or too small" in str(error)
     else:
         assert got.total == pytest.approx(9e307, rel=1e-12)
-    # a finite spread with an overflowing gross exposure is not flat either
+    # a gross exposure past the largest float: a P&L of 1.5e308 x (a_t - b_t) = 1.5e307 in
+    # every period, a sure gain, so the VaR is -1.5e307 (or the figure is refused)
     r2 = np.column_stack([np.linspace(0.5, 0.9, 20), np.linspace(0.4, 0.8, 20)])
-    with pytest.raises(ValueError, match=r"^positions: .* too large or too small"):
-        xlmvar.decompose([1.5e308, -1.5e308], r2, method=method)
+    try:
+        got = xlmvar.decompose([1.5e308, -1.5e308], r2, method=method)
+    except ValueError as error:
+        assert str(error).startswith("positions: ") and "too large or too small" in str(error)
+    else:
+        assert got.total == pytest.approx(-1.5e307, rel=1e-9)
     assert not historical.is_flat(np.inf, np.inf) and not historical.is_flat(1.0, np.inf)
     assert historical.is_flat(0.0, 1.0) and not historical.is_flat(np.nan, 1.0)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-300, 1e300, 1e307, 1e308])
+@pytest.mark.parametrize("method", ["historical", "cornish-fisher", "pnl"])
+@pytest.mark.parametrize("measure", ["var", "es"])
+def test_an_exact_hedge_is_flat_at_any_scale(scale, method, measure):
+    # P&L 0 in exact arithmetic at every scale; the gross exposure of 1e308 against -1e308 is
+    # past the largest float, and its rounding noise (FMA in BLAS: 1e290) once became the VaR
+    # with percentages of +-1.6e16 (an adversarial review found it)
+    import xlmvar
+
+    column = np.linspace(-0.95, 0.95, 40)
+    for x, r in (([scale, -scale], np.column_stack([column] * 2)),
+                 ([scale, -0.3 * scale, -0.7 * scale], np.column_stack([column] * 3))):
+        if method == "pnl":
+            x, r = np.ones(len(x)), r * np.array(x)
+        got = xlmvar.decompose(x, r, measure=measure, method=method)
+        assert got.total == 0.0
+        np.testing.assert_array_equal(got.percent, 0.0)
+        # a flat book's figure is -x.mu: its components -x_i mu_i (rounding of mu_i = 0 here)
+        mu = (r / scale).mean(axis=0) * scale if method == "pnl" else r.mean(axis=0)  # no overflow
+        np.testing.assert_allclose(got.component, -np.asarray(x) * mu, rtol=1e-9, atol=1e-15 * scale)
+
+
+def test_cornish_fisher_standalone_is_homogeneous_down_to_tiny_books():
+    # m2 of a position of 1e-160 underflowed to 0 and the column looked flat: a figure of
+    # -x mu only (an adversarial review found it); the figure is x_i times a unit's, and
+    # scales with the returns too
+    import xlmvar
+
+    r = np.random.default_rng(1).standard_t(8, size=(250, 3)) * 0.01
+    x = np.array([1.0, 0.5, -2.0])
+    unit = xlmvar.standalone(x, r, method="cornish-fisher", measure="es")
+    for c in (1e-160, 1e-300, 1e150):
+        np.testing.assert_allclose(xlmvar.standalone(x * c, r, method="cornish-fisher", measure="es"), unit * c, rtol=1e-12)
+        if c < 1.0:  # returns of 1e148 are refused as percentages
+            np.testing.assert_allclose(xlmvar.standalone(x, r * c, method="cornish-fisher", measure="es"), unit * c, rtol=1e-12)
 
 
 def test_an_integer_too_large_for_a_float_is_refused_by_name():
@@ -310,3 +352,38 @@ def test_an_integer_too_large_for_a_float_is_refused_by_name():
         xlmvar.decompose([1, 1], returns, method="historical")
     with pytest.raises(ValueError, match=r"^positions: item 3 holds a number too large"):
         as_vector([1, 2, -(10**309)], "positions")
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [({"confidence": 10**400}, r"^confidence: got a number too large"),
+     ({"horizon": 10**400}, r"^horizon: got a number too large"),
+     ({"method": "montecarlo", "draws": 10**400}, r"^draws: got a number too large"),
+     ({"method": "montecarlo", "dof": -(10**400)}, r"^dof: got -inf")],
+)
+def test_an_argument_past_the_float_range_is_refused_by_name(options, message):
+    # float(10**400) raises OverflowError, which escaped as a crash (an adversarial review)
+    import xlmvar
+
+    with pytest.raises(ValueError, match=message):
+        xlmvar.decompose(np.ones(2), np.eye(2) * 0.01, **options)
+
+
+def test_the_first_bad_cell_in_reading_order_is_named_whatever_its_kind():
+    for values, where, kind in (([np.nan, 1, 10**400], "item 1", "an error or NaN"),
+                                ([1, np.inf, -(10**400)], "item 2", "an infinite value"),
+                                ([1, -(10**400), np.nan], "item 2", "a number too large")):
+        with pytest.raises(ValueError, match=rf"^positions: {where} holds {kind}"):
+            as_vector(values, "positions")
+    with pytest.raises(ValueError, match=r"^returns: row 2, column 1 holds an error or NaN"):
+        as_matrix([[1, 2], [np.nan, 10**400]], "returns")
+
+
+def test_a_list_too_deep_to_pickle_is_not_cached_and_refused_by_validation():
+    import xlmvar
+
+    deep = 1.0
+    for _ in range(3000):
+        deep = [deep]
+    with pytest.raises(ValueError, match=r"^positions: expected a vector"):
+        xlmvar.decompose(deep, [[0.04]], method="montecarlo", draws=1000)

@@ -267,7 +267,7 @@ def _split(args, kwargs):
             rest.append((name, value))
     try:
         return arrays, pickle.dumps(rest, protocol=5)
-    except (pickle.PicklingError, TypeError, AttributeError):
+    except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
         return None
 
 

@@ -17,6 +17,7 @@ from ._cache import _MISS, key_of, named_cache, product
 from ._threads import TINY_WORK, blas_threads
 
 __all__ = [
+    "as_real",
     "describe",
     "check_number",
     "check_flag",
@@ -43,6 +44,16 @@ __all__ = [
 ]
 
 
+def as_real(value) -> float:
+    """``float(value)`` of a real number, with one past the float range (a Python int such as
+    ``10**400``, which ``float`` refuses with an OverflowError) as an infinity of its sign,
+    for the caller to refuse as not finite."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def describe(value) -> str:
     """A value as the cell holding it would be described to a spreadsheet user.
 
@@ -56,11 +67,11 @@ def describe(value) -> str:
     if isinstance(value, (bool, np.bool_)):
         return "TRUE" if value else "FALSE"
     if isinstance(value, numbers.Real):
-        v = float(value)
+        v = as_real(value)
         if math.isnan(v):
             return "an error or NaN"
         if math.isinf(v):
-            return "an infinite value"
+            return "an infinite value" if isinstance(value, (float, np.floating)) else "a number too large for a floating-point value"
         return f"{v:g}"
     return f"{value!r}"
 
@@ -79,7 +90,7 @@ def check_number(value, name: str, expected: str) -> float:
         value = arr.reshape(-1)[0]
         if isinstance(value, np.generic):
             value = value.item()
-    if not _is_number(value) or not math.isfinite(float(value)):
+    if not _is_number(value) or not math.isfinite(as_real(value)):
         raise ValueError(f"{name}: got {describe(value)}; expected {expected}")
     return float(value)
 
@@ -175,23 +186,21 @@ def _to_float_array(values, name: str, finite: bool = True) -> np.ndarray:
             )
     try:
         arr = arr.astype(float, copy=False)
-    except OverflowError:  # a Python int past 1.8e308
-        index = next(i for i in np.ndindex(arr.shape) if not _fits_float(arr[i]))
-        raise ValueError(
-            f"{name}: {_where(index, arr.ndim)} holds a number too large for a floating-point "
-            "value (the largest is about 1.8e308); expected a finite number"
-        ) from None
+    except OverflowError:  # a Python int past 1.8e308: named with the first bad cell
+        index = next(i for i in np.ndindex(arr.shape) if not math.isfinite(as_real(arr[i])))
+        raise _not_finite(name, index, arr.ndim, arr[index]) from None
     if finite and not _surely_finite(arr):
         _require_finite(arr, name)
     return arr
 
 
-def _fits_float(item) -> bool:
-    try:
-        float(item)
-    except OverflowError:
-        return False
-    return True
+def _not_finite(name: str, index, ndim: int, value) -> ValueError:
+    """The error for a cell that is NaN, infinite or past the float range."""
+    if isinstance(value, numbers.Integral):
+        kind = "a number too large for a floating-point value (the largest is about 1.8e308)"
+    else:
+        kind = "an error or NaN" if math.isnan(value) else "an infinite value"
+    return ValueError(f"{name}: {_where(index, ndim)} holds {kind}; expected a finite number")
 
 
 def _require_finite(arr: np.ndarray, name: str) -> None:
@@ -199,8 +208,7 @@ def _require_finite(arr: np.ndarray, name: str) -> None:
     bad = ~np.isfinite(arr)
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
-        kind = "an error or NaN" if math.isnan(arr[index]) else "an infinite value"
-        raise ValueError(f"{name}: {_where(index, arr.ndim)} holds {kind}; expected a finite number")
+        raise _not_finite(name, index, arr.ndim, float(arr[index]))
 
 
 def finite_product(mat: np.ndarray, vector: np.ndarray, name: str) -> np.ndarray:
@@ -302,10 +310,10 @@ def check_confidence(confidence) -> float:
         raise ValueError(
             f"confidence: got {describe(confidence)}; expected a probability such as 95% or 0.95"
         )
-    c = float(confidence)
+    c = as_real(confidence)
     if not math.isfinite(c):
         raise ValueError(
-            f"confidence: got {describe(c)}; expected a probability such as 95% or 0.95"
+            f"confidence: got {describe(confidence)}; expected a probability such as 95% or 0.95"
         )
     if 1.0 < c < 100.0 and MIN_CONFIDENCE <= c / 100.0 < 1.0:
         raise ValueError(
@@ -333,10 +341,10 @@ def check_horizon(horizon) -> int:
         raise ValueError(
             f"horizon: got {describe(horizon)}; expected a whole number of periods such as 1 or 10"
         )
-    h = float(horizon)
+    h = as_real(horizon)
     if not math.isfinite(h) or h <= 0 or h != round(h):
         raise ValueError(
-            f"horizon: got {describe(h)}; expected a positive whole number of periods such as 1 or 10"
+            f"horizon: got {describe(horizon if math.isinf(h) else h)}; expected a positive whole number of periods such as 1 or 10"
         )
     if h > _LARGEST_WHOLE:  # past 2**53 a float no longer holds every whole number
         raise ValueError(
@@ -440,6 +448,8 @@ def _cached_covariance(cov):
         hit = _COVARIANCES.lookup_identity(cov)  # a matrix this module returned, read-only
         if hit is not None:
             return hit, None
+    if not isinstance(cov, np.ndarray):  # a list is keyed by its pickle: not worth it here
+        return None, None
     split = key_of(cov)
     if split is None or not split[0] or split[0][0].ndim != 2 or split[0][0].shape[0] < COV_CACHE_MIN_SIZE:
         return None, None

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import as_vector, check_confidence
+from ._validation import as_real, as_vector, check_confidence
 from .historical import tail_probability
 
 __all__ = [
@@ -161,7 +161,7 @@ def _count(value, name: str, low: int) -> int:
     arr = np.asarray(value)
     if arr.size != 1:
         raise ValueError(f"{name}: got {arr.size} values; expected a single whole number")
-    v = float(arr.reshape(-1)[0])
+    v = as_real(arr.reshape(-1)[0])
     if not math.isfinite(v) or v != round(v) or v < low:
         raise ValueError(f"{name}: got {v:g}; expected a whole number >= {low}")
     return int(round(v))

@@ -32,6 +32,7 @@ from ._validation import (
     check_finite_result,
     check_returns,
 )
+from ._validation import as_real
 from ._validation import describe as _describe
 
 __all__ = [
@@ -161,9 +162,9 @@ def _check_lam(lam) -> float:
         return 0.94
     if isinstance(lam, bool) or not isinstance(lam, numbers.Real):
         raise ValueError(f"lam: got {_describe(lam)}; expected a decay factor between 0 and 1 such as 0.94")
-    value = float(lam)
+    value = as_real(lam)
     if not math.isfinite(value):
-        raise ValueError(f"lam: got {_describe(value)}; expected a decay factor between 0 and 1 such as 0.94")
+        raise ValueError(f"lam: got {_describe(lam)}; expected a decay factor between 0 and 1 such as 0.94")
     if 1.0 < value < 100.0:
         raise ValueError(f"lam: got {value:g}, which looks like a percentage; use {value / 100:g}")
     if not 0.0 < value < 1.0:
@@ -174,9 +175,9 @@ def _check_lam(lam) -> float:
 def _check_whole(value, name: str, minimum: int, example: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name}: got {_describe(value)}; expected a whole number such as {example}")
-    v = float(value)
+    v = as_real(value)
     if not math.isfinite(v) or v != round(v) or v < minimum:
-        raise ValueError(f"{name}: got {_describe(v)}; expected a whole number >= {minimum} such as {example}")
+        raise ValueError(f"{name}: got {_describe(value if math.isinf(v) else v)}; expected a whole number >= {minimum} such as {example}")
     return int(round(v))
 
 
@@ -199,7 +200,7 @@ def _cell_status(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if item is None or (isinstance(item, str) and item.strip() == ""):
             return 1
         if isinstance(item, numbers.Real) and not isinstance(item, bool):
-            v = float(item)
+            v = as_real(item)
             if math.isnan(v):
                 return 1
             return 0 if math.isfinite(v) else 2
@@ -499,9 +500,9 @@ def _psd_part(mat: np.ndarray) -> np.ndarray:
 def _check_tol(tol) -> float:
     if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
         raise ValueError(f"tol: got {_describe(tol)}; expected a small positive number such as 1e-10")
-    value = float(tol)
+    value = as_real(tol)
     if not (math.isfinite(value) and 0.0 < value < 1.0):
-        raise ValueError(f"tol: got {_describe(value)}; expected a small positive number such as 1e-10")
+        raise ValueError(f"tol: got {_describe(tol if math.isinf(value) else value)}; expected a small positive number such as 1e-10")
     return value
 
 

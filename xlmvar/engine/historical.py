@@ -231,38 +231,51 @@ def _refuse_covariance(r: np.ndarray, method: str) -> None:
 # --- flat (zero-risk) books ------------------------------------------------------------------
 
 
-def gross_exposure(x: np.ndarray, r: np.ndarray, per_asset: bool = False):
-    """Typical ``sum_i |x_i r_ti|`` (or each ``|x_i r_ti|``), the scale of P&L rounding noise.
+def noise_floor(x: np.ndarray, r: np.ndarray, per_asset: bool = False):
+    """The size of P&L rounding noise: ``FLAT_TOLERANCE`` times the typical gross exposure
+    ``sum_i |x_i r_ti|`` (or each ``|x_i r_ti|``).
 
     Estimated on 16 evenly spaced periods, so it costs a small fraction of one pass; it only
-    sets the scale of rounding noise, for which an order of magnitude is plenty.
+    sets the scale of rounding noise, for which an order of magnitude is plenty.  Computed on
+    the book and the sample divided by their largest values ``m`` and ``s``, and multiplied
+    by ``FLAT_TOLERANCE m s`` at the end, so that a book whose gross exposure is past the
+    largest float (a hedge of ``1e308`` against ``-1e308``, or a P&L table of such columns)
+    still has a finite floor (about ``1e296``).
     """
     sample = np.abs(r[:: max(1, r.shape[0] // _GROSS_SAMPLE_ROWS)])
+    s = float(sample.max())
+    if s == 0.0:
+        return np.zeros_like(x) if per_asset else 0.0
+    unit = sample / s
     if per_asset:
-        return np.abs(x) * sample.mean(axis=0)
-    return float(np.mean(sample @ np.abs(x)))
+        return np.abs(x) * (FLAT_TOLERANCE * s) * unit.mean(axis=0)
+    m = float(np.abs(x).max())
+    if m == 0.0:
+        return 0.0
+    return (FLAT_TOLERANCE * m) * s * float(np.mean(unit @ (np.abs(x) / m)))
 
 
-def is_flat(spread, gross):
-    """True where a P&L range ``spread`` is rounding noise relative to ``gross``.
+def is_flat(spread, floor):
+    """True where a P&L range ``spread`` is rounding noise: at most :func:`noise_floor`.
 
-    Never where either overflowed to infinity: ``inf <= inf`` would call a book of
-    ``1e308`` flat (a VaR of 0); such a book is computed and its overflowing figures
-    refused instead.
+    Never where either is not finite: a range that overflowed (a book of ``1e308``) is not
+    noise, and a floor that overflowed (returns near the largest float) cannot tell noise
+    from risk; such books are computed, and figures that overflow are refused.
     """
-    spread, gross = np.asarray(spread), np.asarray(gross)
-    return np.isfinite(spread) & np.isfinite(gross) & (spread <= FLAT_TOLERANCE * gross)
+    spread, floor = np.asarray(spread), np.asarray(floor)
+    return np.isfinite(spread) & np.isfinite(floor) & (spread <= floor)
 
 
-def flat_level(level: float, gross: float) -> float:
-    """The P&L of a flat book, with a level that is rounding noise set to exactly 0.
+def flat_level(level: float, floor: float) -> float:
+    """The P&L of a flat book, with a level that is rounding noise (:func:`noise_floor`) set
+    to exactly 0.
 
     A perfect hedge (``x = (1, -1)`` on two equal columns) has a P&L of 0 in exact
     arithmetic but of a few ulps of the gross exposure in floating point; left as it is,
     that noise would be the VaR, and the components divided by it (% of VaR) would be
     arbitrary numbers instead of 0.
     """
-    return 0.0 if abs(level) <= FLAT_TOLERANCE * gross else level
+    return 0.0 if abs(level) <= floor else level
 
 
 # --- pure pieces -----------------------------------------------------------------------------
@@ -468,10 +481,10 @@ def decompose_scenarios(
     # finite returns and positions can still overflow in their product (1e200 x 1e109):
     # a P&L of inf or NaN is refused here, before any quantile or flat-book test reads it
     check_finite_result("positions", "the P&L of these positions in some period", pnl)
-    gross = gross_exposure(x, r)
-    if is_flat(np.ptp(pnl), gross):
+    floor = noise_floor(x, r)
+    if is_flat(np.ptp(pnl), floor):
         rows, weights = slice(None), np.full(pnl.size, 1.0 / pnl.size)  # -x.mu, -mu
-        q = flat_level(float(weights @ pnl), gross)
+        q = flat_level(float(weights @ pnl), floor)
     else:
         q = float(empirical_quantiles(pnl, tail, method))
         if measure == "es":

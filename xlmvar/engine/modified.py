@@ -82,8 +82,8 @@ from .historical import (
     check_options,
     check_rows,
     flat_level,
-    gross_exposure,
     is_flat,
+    noise_floor,
     tail_probability,
 )
 from .parametric import normal_cdf, normal_pdf, normal_quantile
@@ -376,9 +376,9 @@ def decompose(
     size = r.shape[0]
     mean = pnl.mean()  # x . mu
     p = pnl - mean
-    gross = gross_exposure(x, r)
-    if is_flat(np.ptp(p), gross):
-        risk, weights, mean = 0.0, np.zeros(size), flat_level(mean, gross)
+    floor = noise_floor(x, r)
+    if is_flat(np.ptp(p), floor):
+        risk, weights, mean = 0.0, np.zeros(size), flat_level(mean, floor)
     else:
         p2 = p * p
         m2, m3, m4 = p2.sum() / (size - ddof), (p2 * p).mean(), (p2 * p2).mean()
@@ -408,16 +408,22 @@ def standalone(
     For position ``x_i``: ``-x_i mu_i + |x_i| sd_i k(sign(x_i) S_i, K_i)``, times
     ``sqrt(horizon)``; a short position flips the skewness.  With ``ddof=0`` a unit position
     reproduces PerformanceAnalytics' single-asset ``VaR(R, method="modified")``.
+
+    The figure is homogeneous of degree 1 in ``x_i`` and in the column's returns, so the
+    moments are those of each column divided by its largest ``|r_ti|`` (``s_i``) and of a
+    unit position ``sign(x_i)``, then scaled by ``|x_i| s_i``: moments of ``x_i r_ti``
+    would underflow to 0 for a small position or small returns (``1e-160``: ``m2`` is then
+    0 and the column looked flat, a silent 0 dispersion risk) or overflow for large ones.
     """
     x, r, _, measure, tail, scale, ddof, operational = _prepare(
         positions, returns, measure, confidence, horizon, ddof, operational, options
     )
-    mean, m2, m3, m4 = pnl_moments(r, ddof)
-    location = x * mean
-    m2, m3, m4 = x * x * m2, x**3 * m3, x**4 * m4
-    spread = np.abs(x) * np.ptp(r, axis=0)
-    flat = is_flat(spread, gross_exposure(x, r, per_asset=True)) | (m2 <= 0)
+    size = np.abs(r).max(axis=0)
+    unit = r / np.where(size > 0.0, size, 1.0)
+    mean, m2, m3, m4 = pnl_moments(unit, ddof)
+    flat = is_flat(np.ptp(unit, axis=0), noise_floor(np.ones_like(x), unit, per_asset=True)) | (m2 <= 0)
     # flat columns get stand-in moments (unit variance, normal) and no dispersion risk
-    m2, m3, m4 = np.where(flat, 1.0, m2), np.where(flat, 0.0, m3), np.where(flat, 3.0, m4)
+    m2, m3, m4 = np.where(flat, 1.0, m2), np.where(flat, 0.0, np.sign(x) * m3), np.where(flat, 3.0, m4)
     risk = _dispersion_risk(m2, m3, m4, measure, tail, operational, per_position=True)[0]
-    return (np.where(flat, 0.0, risk) - location) * scale + 0.0
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused by the caller
+        return (np.abs(x) * size * np.where(flat, 0.0, risk) - x * size * mean) * scale + 0.0

@@ -46,6 +46,7 @@ from ._validation import (
     check_options,
     covariance_factor,
 )
+from ._validation import as_real
 from ._validation import describe as _describe
 from .parametric import _is_zero_risk, check_measure, normal_pdf
 
@@ -114,9 +115,9 @@ def check_draws(draws, confidence=None) -> int:
         raise ValueError(
             f"draws: got {_describe(draws)}; expected a whole number of scenarios such as 100000"
         )
-    d = float(draws)
+    d = as_real(draws)
     if not math.isfinite(d) or d != round(d) or d < 2:
-        raise ValueError(f"draws: got {_describe(d)}; expected a whole number of scenarios such as 100000")
+        raise ValueError(f"draws: got {_describe(draws if math.isinf(d) else d)}; expected a whole number of scenarios such as 100000")
     d = int(round(d))
     if confidence is not None:
         need = min_draws(confidence)
@@ -165,7 +166,7 @@ def check_dof(dof) -> float | None:
             f"dof: got {_describe(dof)}; expected Student-t degrees of freedom above 2 such as 5, "
             "or leave it blank for normal draws"
         )
-    v = float(dof)
+    v = as_real(dof)
     if not math.isfinite(v) or v <= 2.0:
         got = _describe(v) if math.isnan(v) else f"{v:g}"  # an error cell; "inf" stays "inf"
         raise ValueError(
