@@ -101,7 +101,7 @@ def check_flag(value, name: str, default: bool = False) -> bool:
         return default
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
-    if _is_number(value) and float(value) in (0.0, 1.0):
+    if _is_number(value) and as_real(value) in (0.0, 1.0):
         return bool(value)
     if isinstance(value, str) and value.strip().upper() in ("TRUE", "FALSE", ""):
         return default if value.strip() == "" else value.strip().upper() == "TRUE"
@@ -196,10 +196,13 @@ def _to_float_array(values, name: str, finite: bool = True) -> np.ndarray:
 
 def _not_finite(name: str, index, ndim: int, value) -> ValueError:
     """The error for a cell that is NaN, infinite or past the float range."""
-    if isinstance(value, numbers.Integral):
+    v = as_real(value)
+    if math.isnan(v):
+        kind = "an error or NaN"
+    elif isinstance(value, (float, np.floating)):
+        kind = "an infinite value"
+    else:  # a Python int or fraction past the float range
         kind = "a number too large for a floating-point value (the largest is about 1.8e308)"
-    else:
-        kind = "an error or NaN" if math.isnan(value) else "an infinite value"
     return ValueError(f"{name}: {_where(index, ndim)} holds {kind}; expected a finite number")
 
 

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import as_real, as_vector, check_confidence
+from ._validation import as_real, as_vector, check_confidence, describe
 from .historical import tail_probability
 
 __all__ = [
@@ -157,13 +157,17 @@ def chdtrc(dof, x):
 
 def _count(value, name: str, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.ndarray)):
-        raise ValueError(f"{name}: got {value!r}; expected a whole number >= {low}")
+        raise ValueError(f"{name}: got {describe(value)}; expected a whole number >= {low}")
     arr = np.asarray(value)
     if arr.size != 1:
         raise ValueError(f"{name}: got {arr.size} values; expected a single whole number")
-    v = as_real(arr.reshape(-1)[0])
+    item = arr.reshape(-1)[0]
+    item = item.item() if isinstance(item, np.generic) else item
+    if isinstance(item, bool) or not isinstance(item, numbers.Real):  # text, TRUE, a blank
+        raise ValueError(f"{name}: got {describe(item)}; expected a whole number >= {low}")
+    v = as_real(item)
     if not math.isfinite(v) or v != round(v) or v < low:
-        raise ValueError(f"{name}: got {v:g}; expected a whole number >= {low}")
+        raise ValueError(f"{name}: got {describe(item) if math.isinf(v) else format(v, 'g')}; expected a whole number >= {low}")
     return int(round(v))
 
 

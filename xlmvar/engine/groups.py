@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import risk
-from ._validation import as_vector, describe
+from ._validation import as_real, as_vector, describe
 
 __all__ = ["check_labels", "GroupRisk", "group_risk"]
 
@@ -52,10 +52,12 @@ def check_labels(values, size: int, name: str = "groups", per: str = "position")
             value = value.item()
         if value is None or (isinstance(value, str) and not value.strip()):
             raise ValueError(f"{name}: item {i + 1} is blank; expected a label for every {per}")
-        if isinstance(value, numbers.Real) and not isinstance(value, bool):
-            if not math.isfinite(float(value)):
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            value = int(value)  # any size: a label, never a float
+        elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+            if not math.isfinite(as_real(value)):
                 raise ValueError(f"{name}: item {i + 1} holds {describe(value)}; expected a label")
-            if float(value).is_integer():
+            if as_real(value).is_integer():
                 value = int(value)
         elif not isinstance(value, str):
             raise ValueError(f"{name}: item {i + 1} holds {describe(value)}; expected a label")

@@ -231,18 +231,23 @@ def _refuse_covariance(r: np.ndarray, method: str) -> None:
 # --- flat (zero-risk) books ------------------------------------------------------------------
 
 
-def noise_floor(x: np.ndarray, r: np.ndarray, per_asset: bool = False):
-    """The size of P&L rounding noise: ``FLAT_TOLERANCE`` times the typical gross exposure
+def noise_floor(x: np.ndarray, r: np.ndarray, pnl: np.ndarray | None = None, per_asset: bool = False):
+    """The size of P&L rounding noise: ``FLAT_TOLERANCE`` times the gross exposure
     ``sum_i |x_i r_ti|`` (or each ``|x_i r_ti|``).
 
-    Estimated on 16 evenly spaced periods, so it costs a small fraction of one pass; it only
-    sets the scale of rounding noise, for which an order of magnitude is plenty.  Computed on
-    the book and the sample divided by their largest values ``m`` and ``s``, and multiplied
-    by ``FLAT_TOLERANCE m s`` at the end, so that a book whose gross exposure is past the
+    The larger of its mean over 16 evenly spaced periods (the scale of a level such as the
+    mean P&L) and, given the P&L ``pnl = r @ x``, its value in the periods of the highest
+    and the lowest P&L: the rounding errors of those two set the noise in the P&L's range,
+    whichever periods the sample meets (a bond marked weekly in a daily history can have a
+    sample of zero returns).  A few rows, a small fraction of one pass.  Computed on the
+    book and the rows divided by their largest values ``m`` and ``s``, and multiplied by
+    ``FLAT_TOLERANCE m s`` at the end, so that a book whose gross exposure is past the
     largest float (a hedge of ``1e308`` against ``-1e308``, or a P&L table of such columns)
     still has a finite floor (about ``1e296``).
     """
     sample = np.abs(r[:: max(1, r.shape[0] // _GROSS_SAMPLE_ROWS)])
+    extremes = np.abs(r[[int(np.argmax(pnl)), int(np.argmin(pnl))]]) if pnl is not None else sample[:0]
+    sample = np.concatenate((sample, extremes)) if extremes.size else sample
     s = float(sample.max())
     if s == 0.0:
         return np.zeros_like(x) if per_asset else 0.0
@@ -252,7 +257,9 @@ def noise_floor(x: np.ndarray, r: np.ndarray, per_asset: bool = False):
     m = float(np.abs(x).max())
     if m == 0.0:
         return 0.0
-    return (FLAT_TOLERANCE * m) * s * float(np.mean(unit @ (np.abs(x) / m)))
+    gross = unit @ (np.abs(x) / m)
+    typical = float(np.mean(gross[: gross.size - len(extremes)]))
+    return (FLAT_TOLERANCE * m) * s * max(typical, float(gross.max()) if len(extremes) else 0.0)
 
 
 def is_flat(spread, floor):
@@ -379,6 +386,8 @@ def kernel_weights(pnl: np.ndarray, q: float):
     returned weights ``s w_t + (1 - s) / T`` with ``s = (q - mean(p)) / (w.p - mean(p))``
     keep the mean part exact and make the weighted P&L equal ``q``.
     """
+    c = float(np.abs(pnl).max())  # the weights are scale-free: on the P&L scaled to 1, the
+    pnl, q = pnl / c, q / c  # bandwidth neither overflows (1e154) nor underflows (1e-160)
     u = (pnl - q) / silverman_bandwidth(pnl)
     u2 = u * u
     w = np.exp(-0.5 * (u2 - u2.min()))  # the nearest scenario weighs 1: no underflow
@@ -481,7 +490,7 @@ def decompose_scenarios(
     # finite returns and positions can still overflow in their product (1e200 x 1e109):
     # a P&L of inf or NaN is refused here, before any quantile or flat-book test reads it
     check_finite_result("positions", "the P&L of these positions in some period", pnl)
-    floor = noise_floor(x, r)
+    floor = noise_floor(x, r, pnl)
     if is_flat(np.ptp(pnl), floor):
         rows, weights = slice(None), np.full(pnl.size, 1.0 / pnl.size)  # -x.mu, -mu
         q = flat_level(float(weights @ pnl), floor)

@@ -374,9 +374,15 @@ def decompose(
         positions, returns, measure, confidence, horizon, ddof, operational, options
     )
     size = r.shape[0]
+    # the figure is homogeneous of degree 1 in the book (the marginal of degree 0): computed
+    # for the P&L scaled to at most 1, whose moments neither underflow nor overflow, and
+    # scaled back (c = 1 for a book of zeros, or a P&L that overflowed: refused later)
+    c = float(np.abs(pnl).max())
+    c = c if 0.0 < c < np.inf else 1.0
+    pnl, x_unit = pnl / c, x / c
     mean = pnl.mean()  # x . mu
     p = pnl - mean
-    floor = noise_floor(x, r)
+    floor = noise_floor(x_unit, r, pnl)
     if is_flat(np.ptp(p), floor):
         risk, weights, mean = 0.0, np.zeros(size), flat_level(mean, floor)
     else:
@@ -387,7 +393,7 @@ def decompose(
     # marginal = -mu + c'v, and c'v = R'(v - mean(v)), so one pass over R gives it all
     weights += -1.0 / size - weights.mean()
     marginal = (weights @ r) * scale
-    total = float((risk - mean) * scale) + 0.0
+    total = float((risk - mean) * c * scale) + 0.0
     return Decomposition(total, marginal, x * marginal + 0.0)
 
 
@@ -421,7 +427,7 @@ def standalone(
     size = np.abs(r).max(axis=0)
     unit = r / np.where(size > 0.0, size, 1.0)
     mean, m2, m3, m4 = pnl_moments(unit, ddof)
-    flat = is_flat(np.ptp(unit, axis=0), noise_floor(np.ones_like(x), unit, per_asset=True)) | (m2 <= 0)
+    flat = is_flat(np.ptp(unit, axis=0), noise_floor(np.ones_like(x), unit, per_asset=True)) | (m2 <= 0) | (x == 0)
     # flat columns get stand-in moments (unit variance, normal) and no dispersion risk
     m2, m3, m4 = np.where(flat, 1.0, m2), np.where(flat, 0.0, np.sign(x) * m3), np.where(flat, 3.0, m4)
     risk = _dispersion_risk(m2, m3, m4, measure, tail, operational, per_position=True)[0]

@@ -137,16 +137,25 @@ def decompose(positions, model, measure="var", confidence=0.95, horizon=1, metho
     BLAS thread (:mod:`xlmvar.engine._threads`).
     """
     result = _module(method).decompose(positions, model, measure, confidence, horizon, **options)
-    _check_finite(measure, method, result.total, result.marginal, result.component)
+    _check_finite(measure, method, result.total, result.marginal, result.component, total=result.total)
     return result
 
 
-def _check_finite(measure, method, *values) -> None:
-    """Refuse a result that overflowed or underflowed to inf or NaN: never show it silently."""
-    if all(np.isfinite(v).all() for v in values):  # the method, not np.all: a few us per call
+#: The least normal float: a total below it (and not 0) has lost relative precision.
+_TINY = float(np.finfo(float).tiny)
+
+
+def _check_finite(measure, method, *values, total=None) -> None:
+    """Refuse a result that overflowed or underflowed to inf or NaN, or a total that is a
+    subnormal number (below 2.2e-308, with fewer significant bits than a float: its % of
+    VaR would be imprecise): never show it silently."""
+    subnormal = total is not None and 0.0 < abs(total) < _TINY
+    if all(np.isfinite(v).all() for v in values) and not subnormal:
         return
     what = "ES" if str(measure).strip().lower() == "es" else "VaR"
-    check_finite_result("positions", f"the {check_method(method)} {what} of these positions with this model", *values)
+    # a subnormal total is refused as an underflow, with the same message
+    check_finite_result("positions", f"the {check_method(method)} {what} of these positions with this model",
+                        *values, np.nan if subnormal else 0.0)
 
 
 @memoize(when=_pays_to_cache)

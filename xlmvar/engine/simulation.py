@@ -140,9 +140,9 @@ def check_seed(seed) -> int:
     if isinstance(seed, numbers.Integral):
         s = int(seed)
     else:
-        f = float(seed)
+        f = as_real(seed)
         if not math.isfinite(f) or f != round(f):
-            raise ValueError(f"seed: got {_describe(f)}; expected a whole number >= 0 such as {DEFAULT_SEED}")
+            raise ValueError(f"seed: got {_describe(seed if math.isinf(f) else f)}; expected a whole number >= 0 such as {DEFAULT_SEED}")
         s = int(round(f))
     if s < 0:
         raise ValueError(f"seed: got {s}; expected a whole number >= 0 such as {DEFAULT_SEED}")
@@ -168,7 +168,8 @@ def check_dof(dof) -> float | None:
         )
     v = as_real(dof)
     if not math.isfinite(v) or v <= 2.0:
-        got = _describe(v) if math.isnan(v) else f"{v:g}"  # an error cell; "inf" stays "inf"
+        # an error cell, a number past the float range (10**400) described; "inf" stays "inf"
+        got = _describe(dof) if math.isnan(v) or (math.isinf(v) and not isinstance(dof, (float, np.floating))) else f"{v:g}"
         raise ValueError(
             f"dof: got {got}; expected Student-t degrees of freedom above 2 (the variance is "
             f"infinite at 2 or below), at least {MIN_DOF:g}, such as 5, or leave it blank for "
@@ -306,7 +307,8 @@ def _prepare(positions, cov, measure, confidence, horizon, mean, draws, seed, do
     d = check_draws(draws, c)
     mu = check_mean(mean, x.size)
     table = _scenarios(s, d, check_seed(seed), check_dof(dof), mu, h)
-    risky = not _is_zero_risk(float(x @ s @ x), x, np.sqrt(np.diag(s)))
+    u = x / max(float(np.abs(x).max()), np.finfo(float).tiny)  # x'Sx of 1e-320 positions underflows
+    risky = not _is_zero_risk(float(u @ s @ u), u, np.sqrt(np.diag(s)))
     return x, name, c, table, risky, (np.zeros_like(x) if mu is None else mu * h)
 
 
