@@ -20,9 +20,11 @@ it): ``normal cold`` (a covariance never seen: validation, Cholesky), ``normal w
 time is the median over rounds of the median of 15 calls in a round; each ratio is the
 median over rounds of the per-round ratio (the processes of one round meet the same
 machine).  The goal: no call at N <= 500 slower on 2 threads than on 1 (printed as the
-ratio 2 threads / 1 thread).  At N = 50 both processes run the same code (no product is
-large enough for OpenBLAS to thread, and xlmvar changes nothing below 5e5 operations):
-the spread of that row is the noise of the measurement.
+ratio 2 threads / 1 thread).  The normal calls at N = 50 run the same code in both
+processes (a 50 x 50 product is below OpenBLAS's threading threshold of about 9,000
+elements, and xlmvar changes nothing below 5e5 operations): the spread of those rows is
+the noise of the measurement.  (A historical call at N = 50, a 2,500 x 50 product, is
+below 5e5 operations too, but OpenBLAS threads it.)
 """
 
 from __future__ import annotations
