@@ -22,9 +22,9 @@ median over rounds of the per-round ratio (the processes of one round meet the s
 machine).  The goal: no call at N <= 500 slower on 2 threads than on 1 (printed as the
 ratio 2 threads / 1 thread).  The normal calls at N = 50 run the same code in both
 processes (a 50 x 50 product is below OpenBLAS's threading threshold of about 9,000
-elements, and xlmvar changes nothing below 5e5 operations): the spread of those rows is
+elements, and xlmvar changes nothing below 2e4 operations): the spread of those rows is
 the noise of the measurement.  (A historical call at N = 50, a 2,500 x 50 product, is
-below 5e5 operations too, but OpenBLAS threads it.)
+threaded by OpenBLAS, so xlmvar runs it on one thread.)
 """
 
 from __future__ import annotations

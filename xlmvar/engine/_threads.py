@@ -36,9 +36,12 @@ __all__ = ["SMALL_WORK", "blas_threads", "blas_default_threads", "sized_blas", "
 #: simulation) get BLAS's default threads.
 SMALL_WORK = 1e9
 
-#: Below this many operations nothing is changed: such calls were not seen to stall, and
-#: switching the pool there and back (about 0.1 ms) would cost more than the call.
-TINY_WORK = 5e5
+#: Below this many operations nothing is changed: OpenBLAS itself runs a product of fewer
+#: than 2,304 x 4 = 9,216 elements on one thread, so there is nothing to stall.  Above it a
+#: call is switched to one thread (and back: about 6 us, measured with ``threadpoolctl``),
+#: so that no product OpenBLAS would thread - a 2,500 x 50 history's P&L, 125,000 elements,
+#: is one - runs on a second thread that may wait for a core.
+TINY_WORK = 2e4
 
 _state: dict = {}
 _lock = threading.Lock()

@@ -14,7 +14,7 @@ import numbers
 import numpy as np
 
 from ._cache import _MISS, key_of, named_cache, product
-from ._threads import TINY_WORK, blas_threads
+from ._threads import blas_threads
 
 __all__ = [
     "as_real",
@@ -139,11 +139,9 @@ def _is_number(item) -> bool:
 _is_number_array = np.vectorize(_is_number, otypes=[bool])
 
 
-#: Tables below this many values are screened by numpy's sum: below it a BLAS pass would run
-#: on BLAS's own threads (:data:`~._threads.TINY_WORK`: the thread choice leaves such small
-#: work alone, and OpenBLAS threads a product of a few ten thousand values, which can stall
-#: on a busy machine), and numpy's sum costs little more there.
-_BLAS_SCREEN_SIZE = int(TINY_WORK // 2)
+#: Tables below this many values are screened by numpy's sum, which costs little more than
+#: a BLAS pass there (measured); from it on, by BLAS row sums on one thread.
+_BLAS_SCREEN_SIZE = 250_000
 
 
 #: Up to this many values (a book, a small table) the screen is the exact test itself.
