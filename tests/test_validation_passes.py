@@ -478,3 +478,30 @@ def test_a_total_below_the_least_normal_float_is_refused_not_shown(method):
     assert xlmvar.decompose([1.0, 1.0, 1.0], model, method=method, **options).total > 0.01
     with pytest.raises(ValueError, match=r"^positions: .* too large or too small"):
         xlmvar.decompose([1e-320, 1e-320, 1e-320], model, method=method, **options)
+
+
+@pytest.mark.parametrize("method", ["historical", "cornish-fisher"])
+def test_a_hedged_pair_with_a_bad_tick_does_not_hide_a_small_risky_position(method):
+    # a hedged pair of 1e9 whose bond has a 5,000% tick on the risky asset's worst day: the
+    # noise floor was 1e-12 of that day's gross exposure, 0.1, above the risky range, and the
+    # book was called flat (an adversarial review found it); the pair cancels exactly up to
+    # FMA rounding of 1e-9, so the VaR is the risky position's alone, to 1e-6
+    import xlmvar
+
+    rng = np.random.default_rng(5)
+    bond, risky = rng.normal(0, 0.01, 500), rng.normal(0, 0.01, 500)
+    bond[np.argmax(risky)] = 50.0
+    r = np.column_stack([bond, bond, risky])
+    alone = xlmvar.decompose([0.0, 0.0, 1.0], r, confidence=0.99, method=method).total
+    got = xlmvar.decompose([1e9, -1e9, 1.0], r, confidence=0.99, method=method).total
+    assert alone > 0.01 and got == pytest.approx(alone, rel=1e-6)
+
+
+def test_an_individual_var_below_the_least_normal_float_is_refused():
+    import xlmvar
+
+    r = np.random.default_rng(3).standard_t(6, (250, 3)) * 0.01
+    for method, model in (("normal", np.cov(r.T)), ("historical", r)):
+        with pytest.raises(ValueError, match=r"^positions: .* too large or too small"):
+            xlmvar.standalone([1e-320, -4e-321, 2e-321], model, method=method)
+        assert (xlmvar.standalone([1.0, -0.4, 0.2], model, method=method) > 0).all()

@@ -232,34 +232,43 @@ def _refuse_covariance(r: np.ndarray, method: str) -> None:
 
 
 def noise_floor(x: np.ndarray, r: np.ndarray, pnl: np.ndarray | None = None, per_asset: bool = False):
-    """The size of P&L rounding noise: ``FLAT_TOLERANCE`` times the gross exposure
-    ``sum_i |x_i r_ti|`` (or each ``|x_i r_ti|``).
+    """The size of P&L rounding noise, from the gross exposure ``G_t = sum_i |x_i r_ti|``
+    (or each ``|x_i r_ti|``).
 
-    The larger of its mean over 16 evenly spaced periods (the scale of a level such as the
-    mean P&L) and, given the P&L ``pnl = r @ x``, its value in the periods of the highest
-    and the lowest P&L: the rounding errors of those two set the noise in the P&L's range,
-    whichever periods the sample meets (a bond marked weekly in a daily history can have a
-    sample of zero returns).  A few rows, a small fraction of one pass.  Computed on the
-    book and the rows divided by their largest values ``m`` and ``s``, and multiplied by
-    ``FLAT_TOLERANCE m s`` at the end, so that a book whose gross exposure is past the
-    largest float (a hedge of ``1e308`` against ``-1e308``, or a P&L table of such columns)
-    still has a finite floor (about ``1e296``).
+    The larger of two bounds.  ``FLAT_TOLERANCE`` times the mean of ``G_t`` over 16 evenly
+    spaced periods: the scale of a level such as the mean P&L.  And, given the P&L
+    ``pnl = r @ x``, the rounding error of the two periods that set its range, the highest
+    and the lowest P&L, whichever periods the sample meets (a bond marked weekly in a daily
+    history can have a sample of zero returns): a sum of ``n`` products is within
+    ``n eps G_t`` of its exact value in any order of summation, so ``8 n eps`` times the
+    larger of their ``G_t`` bounds the noise in the range, however large the exposure of a
+    hedged pair that cancels exactly in those periods.  A few rows, a small fraction of one
+    pass.  Computed on the book and the rows divided by their largest values ``m`` and
+    ``s``, and multiplied by ``m s`` after the tolerance, so that a book whose gross
+    exposure is past the largest float (a hedge of ``1e308`` against ``-1e308``, or a P&L
+    table of such columns) still has a finite floor.
     """
     sample = np.abs(r[:: max(1, r.shape[0] // _GROSS_SAMPLE_ROWS)])
     extremes = np.abs(r[[int(np.argmax(pnl)), int(np.argmin(pnl))]]) if pnl is not None else sample[:0]
-    sample = np.concatenate((sample, extremes)) if extremes.size else sample
-    s = float(sample.max())
+    s = max(float(sample.max()), float(extremes.max()) if extremes.size else 0.0)
     if s == 0.0:
         return np.zeros_like(x) if per_asset else 0.0
-    unit = sample / s
     if per_asset:
-        return np.abs(x) * (FLAT_TOLERANCE * s) * unit.mean(axis=0)
+        return np.abs(x) * (FLAT_TOLERANCE * s) * (sample / s).mean(axis=0)
     m = float(np.abs(x).max())
     if m == 0.0:
         return 0.0
-    gross = unit @ (np.abs(x) / m)
-    typical = float(np.mean(gross[: gross.size - len(extremes)]))
-    return (FLAT_TOLERANCE * m) * s * max(typical, float(gross.max()) if len(extremes) else 0.0)
+    unit = np.abs(x) / m
+    bound = FLAT_TOLERANCE * float(np.mean((sample / s) @ unit))
+    if extremes.size:
+        bound = max(bound, _ROUNDING * x.size * float(((extremes / s) @ unit).max()))
+    return (bound * m) * s
+
+
+#: A bound on the relative rounding error of each product and addition, with a margin: a
+#: sum of n products is within n eps of the sum of their absolute values; 8 covers the two
+#: ends of a range and a factor 4 to spare.
+_ROUNDING = 8.0 * float(np.finfo(float).eps)
 
 
 def is_flat(spread, floor):

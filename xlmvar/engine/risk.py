@@ -146,10 +146,11 @@ _TINY = float(np.finfo(float).tiny)
 
 
 def _check_finite(measure, method, *values, total=None) -> None:
-    """Refuse a result that overflowed or underflowed to inf or NaN, or a total that is a
-    subnormal number (below 2.2e-308, with fewer significant bits than a float: its % of
-    VaR would be imprecise): never show it silently."""
-    subnormal = total is not None and 0.0 < abs(total) < _TINY
+    """Refuse a result that overflowed or underflowed to inf or NaN, or a total (a VaR, or
+    each position's VaR) that is a subnormal number (below 2.2e-308, with fewer significant
+    bits than a float: its % of VaR would be imprecise): never show it silently."""
+    size = None if total is None else np.abs(total)
+    subnormal = size is not None and bool(np.any((size > 0.0) & (size < _TINY)))
     if all(np.isfinite(v).all() for v in values) and not subnormal:
         return
     what = "ES" if str(measure).strip().lower() == "es" else "VaR"
@@ -162,7 +163,7 @@ def _check_finite(measure, method, *values, total=None) -> None:
 def standalone(positions, model, measure="var", confidence=0.95, horizon=1, method="normal", **options) -> np.ndarray:
     """Each position's VaR or ES on its own (individual VaR)."""
     result = _module(method).standalone(positions, model, measure, confidence, horizon, **options)
-    _check_finite(measure, method, result)
+    _check_finite(measure, method, result, total=result)
     return result
 
 
