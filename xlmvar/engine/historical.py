@@ -235,18 +235,26 @@ def noise_floor(x: np.ndarray, r: np.ndarray, pnl: np.ndarray | None = None, per
     """The size of P&L rounding noise, from the gross exposure ``G_t = sum_i |x_i r_ti|``
     (or each ``|x_i r_ti|``).
 
-    The larger of two bounds.  ``FLAT_TOLERANCE`` times the mean of ``G_t`` over 16 evenly
-    spaced periods: the scale of a level such as the mean P&L.  And, given the P&L
-    ``pnl = r @ x``, the rounding error of the two periods that set its range, the highest
-    and the lowest P&L, whichever periods the sample meets (a bond marked weekly in a daily
-    history can have a sample of zero returns): a sum of ``n`` products is within
-    ``n eps G_t`` of its exact value in any order of summation, so ``8 n eps`` times the
-    larger of their ``G_t`` bounds the noise in the range, however large the exposure of a
-    hedged pair that cancels exactly in those periods.  A few rows, a small fraction of one
-    pass.  Computed on the book and the rows divided by their largest values ``m`` and
-    ``s``, and multiplied by ``m s`` after the tolerance, so that a book whose gross
-    exposure is past the largest float (a hedge of ``1e308`` against ``-1e308``, or a P&L
-    table of such columns) still has a finite floor.
+    The largest of three bounds:
+
+    * ``FLAT_TOLERANCE`` times the median of ``G_t`` over 16 evenly spaced periods: the
+      scale of a level such as the mean P&L (a median, so that one bad tick of a hedged
+      pair in a sampled period does not make every other position look like noise);
+    * given the P&L ``pnl = r @ x``, the rounding error of the two periods that set its
+      range, the highest and the lowest P&L, whichever periods the sample meets (a bond
+      marked weekly in a daily history can have a sample of zero returns): a sum of ``n``
+      products is within ``n eps G_t`` of its exact value in any order of summation, so
+      ``8 n eps`` times the larger of their ``G_t``, however large the exposure of a hedged
+      pair that cancels exactly there;
+    * ``8 eps sum_i |x_i|``: a return computed from prices (``p1 / p0 - 1``, near 1) carries
+      an absolute rounding error of about ``eps``, so two return columns of one price series
+      computed two ways (in pounds and in pence) differ by that much, and a hedge of them
+      by ``eps sum_i |x_i|`` - noise, not risk.
+
+    A few rows, a small fraction of one pass.  Computed on the book and the rows divided by
+    their largest values ``m`` and ``s``, and multiplied by ``m s`` after the tolerance, so
+    that a book whose gross exposure is past the largest float (a hedge of ``1e308``
+    against ``-1e308``, or a P&L table of such columns) still has a finite floor.
     """
     sample = np.abs(r[:: max(1, r.shape[0] // _GROSS_SAMPLE_ROWS)])
     extremes = np.abs(r[[int(np.argmax(pnl)), int(np.argmin(pnl))]]) if pnl is not None else sample[:0]
@@ -259,10 +267,10 @@ def noise_floor(x: np.ndarray, r: np.ndarray, pnl: np.ndarray | None = None, per
     if m == 0.0:
         return 0.0
     unit = np.abs(x) / m
-    bound = FLAT_TOLERANCE * float(np.mean((sample / s) @ unit))
+    bound = FLAT_TOLERANCE * float(np.median((sample / s) @ unit))
     if extremes.size:
         bound = max(bound, _ROUNDING * x.size * float(((extremes / s) @ unit).max()))
-    return (bound * m) * s
+    return max((bound * m) * s, (_ROUNDING * m) * float(unit.sum()))
 
 
 #: A bound on the relative rounding error of each product and addition, with a margin: a
