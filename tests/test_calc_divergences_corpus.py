@@ -24,30 +24,16 @@ import numpy as np
 import pytest
 
 pytest.importorskip("ironcalc")
+from _corpus import as_value, corpus_book, stripped_copy  # noqa: E402
 from _hostile import book  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from corpus_score import BLANK, VOLATILE, Value, read_book, same, strip_cached_values  # noqa: E402
+from corpus_score import VOLATILE, read_book, same  # noqa: E402
 
 from xlmvar.workbook._core_ironcalc import ErrorValue  # noqa: E402
 from xlmvar.workbook._divergences import TEXT_NUMBER_FORMATS, lookup_diverges  # noqa: E402
 from xlmvar.workbook.calc import recalculate  # noqa: E402
-
-CORPUS = ROOT.parent / "shared" / "data" / "excel-corpus"
-
-
-def _as_value(v) -> Value:
-    if v is None:
-        return BLANK
-    if isinstance(v, bool):
-        return Value("b", v)
-    if isinstance(v, (int, float)) and not isinstance(v, str):
-        return Value("n", float(v))
-    if type(v) is str:
-        return Value("s", v)
-    return Value("e", str(v))  # an error value (its code; a str subclass in some cores)
-
 
 def _inside(ref: str, cell: str) -> bool:
     from openpyxl.utils.cell import coordinate_to_tuple, range_boundaries
@@ -71,23 +57,19 @@ KNOWN = READ_KEPT
 @pytest.mark.parametrize("name", ["pycel-lookup.xlsx", "pycel-text.xlsx", "pycel-date-time.xlsx", "pycel-logical.xlsx",
                                   "pycel-stats.xlsx", "pycel-excelcompiler.xlsx"])
 def test_no_silent_difference_from_excel(name, tmp_path):
-    source = CORPUS / name
-    if not source.exists():
-        pytest.skip(f"{source} not present")
-    stripped = tmp_path / name
-    strip_cached_values(source, stripped)
+    source, stripped = stripped_copy(name, tmp_path)
     excel = read_book(source)
     r = recalculate(stripped)
     kept = [(s.lower(), ref) for s, ref in r.kept_targets]
     # a dynamic array whose result is one error shows it in its anchor (reported) and leaves
     # the rest of its stored range blank, as Excel does: those blanks are not silent values
     kept += [(s.lower(), ref) for (s, ref), v in r.values.items()
-             if ":" in ref and _as_value(r.value(s, ref.split(":")[0])).kind == "e"]
+             if ":" in ref and as_value(r.value(s, ref.split(":")[0])).kind == "e"]
     silent, computed = [], 0
     for (sheet, cell), text in excel.formulas.items():
         if VOLATILE.search(text) or any(s == sheet.lower() and _inside(ref, cell) for s, ref in kept):
             continue
-        got = _as_value(r.value(sheet, cell))
+        got = as_value(r.value(sheet, cell))
         computed += 1
         if got.kind != "e" and not same(excel.values[(sheet, cell)], got):
             silent.append((sheet, cell, text, excel.values[(sheet, cell)], got))
@@ -98,16 +80,14 @@ def test_no_silent_difference_from_excel(name, tmp_path):
 def test_cells_that_read_a_kept_array_read_excels_values():
     # on the file as Excel saved it (cached values present) the kept LINEST keeps Excel's
     # values and the cells that read it are computed from them: Excel's values again
-    source = CORPUS / "pycel-stats.xlsx"
-    if not source.exists():
-        pytest.skip(f"{source} not present")
+    source = corpus_book("pycel-stats.xlsx")
     excel = read_book(source)
     r = recalculate(source)
     assert ("stats", "P10:R10") in {(s.lower(), ref) for s, ref in r.kept_targets}
     kept_cells = {(k.sheet, k.cell) for k in r.kept}
     for sheet, cell in READ_KEPT["pycel-stats.xlsx"]:
         assert (sheet, cell) not in kept_cells
-        assert same(excel.values[(sheet, cell)], _as_value(r.value(sheet, cell))), (sheet, cell)
+        assert same(excel.values[(sheet, cell)], as_value(r.value(sheet, cell))), (sheet, cell)
 
 
 def _recalculated(tmp_path, data, formulas):

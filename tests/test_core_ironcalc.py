@@ -27,37 +27,20 @@ from scipy.stats import norm  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from corpus_score import BLANK, VOLATILE, Value, read_book, same, strip_cached_values  # noqa: E402
+from corpus_score import VOLATILE, read_book, same  # noqa: E402
 
 from xlmvar.workbook._core_ironcalc import ErrorValue, evaluate, find_calls, split_arguments  # noqa: E402
 
 import _workbooks  # noqa: E402  (LibreOffice, required in CI)
+from _corpus import as_value, stripped_copy  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "data" / "excel-corpus"
 MIT_BOOKS = ["ironcalc-MMULT.xlsx", "ironcalc-SUMIFS.xlsx", "ironcalc-NORM_DIST.xlsx",
              "ironcalc-DCOUNT_DCOUNTA_DGET_DPRODUCT.xlsx", "ironcalc-CHAR.xlsx"]
 
 
-def as_value(v) -> Value:
-    """A core value in the scorer's terms."""
-    if isinstance(v, ErrorValue):
-        return Value("e", v.code)
-    if v is None:
-        return BLANK
-    if isinstance(v, bool):
-        return Value("b", v)
-    if isinstance(v, float):
-        return Value("n", v)
-    return Value("s", v)
-
-
 @pytest.mark.parametrize("name", MIT_BOOKS)
 def test_matches_excel_cached_values(name, tmp_path):
-    source = CORPUS / name
-    if not source.exists():
-        pytest.skip(f"{source} not present")
-    stripped = tmp_path / name
-    strip_cached_values(source, stripped)
+    source, stripped = stripped_copy(name, tmp_path)
     excel = read_book(source)
     values = evaluate(stripped).values
     cells = [k for k, text in excel.formulas.items() if not VOLATILE.search(text)]

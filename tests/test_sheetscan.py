@@ -6,6 +6,7 @@ know instead of reading it differently."""
 from pathlib import Path
 
 import pytest
+from _corpus import CORPUS
 from _hostile import with_sheet
 
 from xlmvar.workbook import _evaluator
@@ -13,7 +14,6 @@ from xlmvar.workbook._evaluator import read_workbook
 from xlmvar.workbook._sheetscan import scan
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "data" / "excel-corpus"
 BOOKS = sorted((ROOT / "workbooks").glob("*.xlsx")) + sorted(CORPUS.glob("*.xlsx"))
 
 
