@@ -138,6 +138,29 @@ def test_blas_threads_follow_the_work():
     assert {p.get_num_threads() for p in pools} == {default}
 
 
+def test_blas_threads_are_chosen_from_any_thread():
+    # threadpoolctl's set_num_threads does nothing from a thread other than the first to call
+    # it: a Dask worker or a server's request thread would have run every call on 2 threads
+    import threading
+
+    pools, default = _threads._blas_pools()
+    if default <= 1:
+        pytest.skip("BLAS runs on one thread here: nothing to choose")
+    with _threads.blas_threads(_threads.SMALL_WORK / 10):  # the main thread calls first
+        assert {p.get_num_threads() for p in pools} == {1}
+    seen = {}
+
+    def worker():
+        with _threads.blas_threads(_threads.SMALL_WORK / 10):
+            seen["inside"] = {p.get_num_threads() for p in pools}
+        seen["after"] = {p.get_num_threads() for p in pools}
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen == {"inside": {1}, "after": {default}}
+
+
 def test_import_udfs_loads_neither_scipy_stats_nor_the_workbook_layer():
     code = (
         "import sys, udfs; heavy = [m for m in ('scipy.stats', 'scipy.special', 'scipy.optimize', "

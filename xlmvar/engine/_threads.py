@@ -13,15 +13,21 @@ Every formula of a sheet is small: a decomposition is a few passes over its mode
 (Monte Carlo scenario tables); a covariance's one-off validation (a Cholesky factorisation,
 ``N^3 / 3`` operations) gets the default threads from about N = 1450 on.
 
-Uses ``threadpoolctl`` (a base dependency; it is in Pyodide's package list) if it can be
-imported; without it, or where no BLAS thread pool is found (Pyodide has one thread), the
-blocks run unchanged.  The limit is process-wide while a block runs (BLAS has no per-thread
-setting): calls running concurrently in other threads are limited too, never stalled.
+Uses ``threadpoolctl`` (a base dependency; it is in Pyodide's package list) to find the BLAS
+libraries if it can be imported; without it, or where no BLAS thread pool is found (Pyodide
+has one thread), the blocks run unchanged.  An OpenBLAS built on pthreads (numpy's and
+scipy's wheels) is switched through its own ``openblas_get_num_threads`` /
+``openblas_set_num_threads``: threadpoolctl's ``set_num_threads`` does nothing from any thread
+but the first that called it (a Dask worker, a server's request thread), and costs about
+2 us a call in Python where the C call costs a fraction of that.  The limit is process-wide
+while a block runs (OpenBLAS has no per-thread setting): calls running concurrently in
+other threads are limited too, never stalled.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import threading
 
@@ -38,13 +44,30 @@ SMALL_WORK = 1e9
 
 #: Below this many operations nothing is changed: OpenBLAS itself runs a product of fewer
 #: than 2,304 x 4 = 9,216 elements on one thread, so there is nothing to stall.  Above it a
-#: call is switched to one thread (and back: about 6 us, measured with ``threadpoolctl``),
+#: call is switched to one thread (and back: about 4 us in all, two C calls per pool),
 #: so that no product OpenBLAS would thread - a 2,500 x 50 history's P&L, 125,000 elements,
 #: is one - runs on a second thread that may wait for a core.
 TINY_WORK = 2e4
 
 _state: dict = {}
 _lock = threading.Lock()
+
+
+def _switches(pool):
+    """``(get, set)`` of a BLAS pool's threads: OpenBLAS's own C functions where it runs on
+    pthreads (one C call each, from any thread), else the threadpoolctl controller's methods."""
+    if getattr(pool, "internal_api", None) == "openblas" and getattr(pool, "threading_layer", None) == "pthreads":
+        for prefix in ("", "scipy_"):
+            for suffix in ("", "64_", "_64"):
+                try:  # CDLL[name] is a new function pointer: threadpoolctl's own are left as they are
+                    get = pool.dynlib[f"{prefix}openblas_get_num_threads{suffix}"]
+                    put = pool.dynlib[f"{prefix}openblas_set_num_threads{suffix}"]
+                except (AttributeError, OSError):
+                    continue
+                get.argtypes, get.restype = [], ctypes.c_int
+                put.argtypes, put.restype = [ctypes.c_int], None
+                return get, put
+    return pool.get_num_threads, pool.set_num_threads
 
 
 def _blas_pools():
@@ -56,9 +79,10 @@ def _blas_pools():
 
                 pools = [p for p in ThreadpoolController().lib_controllers if p.user_api == "blas"]
                 default = max((p.num_threads for p in pools), default=1)
+                switches = [_switches(p) for p in pools]
             except Exception:  # not installed, or a platform it does not know
-                pools, default = [], 1
-            _state["pools"], _state["default"] = pools, default
+                pools, default, switches = [], 1, []
+            _state["pools"], _state["default"], _state["switches"] = pools, default, switches
         return _state["pools"], _state["default"]
 
 
@@ -67,17 +91,27 @@ def blas_default_threads() -> int:
     return _blas_pools()[1]
 
 
-@contextlib.contextmanager
-def _threads(pools, wanted: int):
-    before = [p.get_num_threads() for p in pools]
-    changed = [(p, n) for p, n in zip(pools, before) if n != wanted]
-    for p, _ in changed:
-        p.set_num_threads(wanted)
-    try:
-        yield
-    finally:
-        for p, n in changed:
-            p.set_num_threads(n)
+class _Threads:
+    """Context: every BLAS pool on ``wanted`` threads, each restored to its own setting after."""
+
+    __slots__ = ("wanted", "changed")
+
+    def __init__(self, wanted: int):
+        self.wanted = wanted
+
+    def __enter__(self):
+        self.changed = []
+        for get, put in _state["switches"]:
+            before = get()
+            if before != self.wanted:
+                put(self.wanted)
+                self.changed.append((put, before))
+        return self
+
+    def __exit__(self, *exc):
+        for put, before in self.changed:
+            put(before)
+        return False
 
 
 def blas_threads(work: float):
@@ -88,10 +122,10 @@ def blas_threads(work: float):
     after.  Does nothing when BLAS has a single thread anyway or threadpoolctl is missing;
     a block whose setting is already in force costs one query per pool (about a microsecond).
     """
-    pools, default = _blas_pools()
+    default = _blas_pools()[1]
     if default <= 1 or work < TINY_WORK:
         return contextlib.nullcontext()
-    return _threads(pools, 1 if work < SMALL_WORK else default)
+    return _Threads(1 if work < SMALL_WORK else default)
 
 
 def model_work(positions=None, model=None, *args, **kwargs) -> float:
