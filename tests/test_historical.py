@@ -380,3 +380,12 @@ def test_es_needs_enough_rows_for_the_confidence(pa_returns):
     with pytest.raises(ValueError, match=r"^returns: has 1 rows; a 95% historical VaR .* 20 rows"):
         decompose(PA_WEIGHTS, pa_returns[:1])
     assert np.isfinite(decompose(PA_WEIGHTS, pa_returns[:20]).total)
+
+
+@pytest.mark.parametrize("size", [1, 2, 16, 17])
+def test_the_noise_floor_median_is_numpy_s(size):
+    from xlmvar.engine.historical import _median
+
+    rng = np.random.default_rng(size)
+    for values in (rng.standard_normal(size), rng.integers(0, 3, size).astype(float), rng.random(size) * 1e-300):
+        assert _median(values) == float(np.median(values))

@@ -267,10 +267,18 @@ def noise_floor(x: np.ndarray, r: np.ndarray, pnl: np.ndarray | None = None, per
     if m == 0.0:
         return 0.0
     unit = np.abs(x) / m
-    bound = FLAT_TOLERANCE * float(np.median((sample / s) @ unit))
+    bound = FLAT_TOLERANCE * _median((sample / s) @ unit)
     if extremes.size:
         bound = max(bound, _ROUNDING * x.size * float(((extremes / s) @ unit).max()))
     return max((bound * m) * s, (_ROUNDING * m) * float(unit.sum()))
+
+
+def _median(values: np.ndarray) -> float:
+    """``np.median`` of a few finite values, without its overhead (40 us for 17 values): the
+    middle value, or the mean ``(a + b) / 2`` of the two middle values, as numpy computes it."""
+    ordered = sorted(values.tolist())
+    k = len(ordered) // 2
+    return ordered[k] if len(ordered) % 2 else (ordered[k - 1] + ordered[k]) / 2.0
 
 
 #: A bound on the relative rounding error of each product and addition, with a margin: a
