@@ -287,6 +287,13 @@ def _median(values: np.ndarray) -> float:
 _ROUNDING = 8.0 * float(np.finfo(float).eps)
 
 
+def spread(values: np.ndarray, axis=None):
+    """The range ``max - min`` of ``values`` (along ``axis``): ``inf``, without a warning,
+    where it overflows (P&L of +-9e307), which :func:`is_flat` never calls noise."""
+    with np.errstate(over="ignore"):
+        return np.ptp(values, axis=axis)
+
+
 def is_flat(spread, floor):
     """True where a P&L range ``spread`` is rounding noise: at most :func:`noise_floor`.
 
@@ -516,7 +523,7 @@ def decompose_scenarios(
     # a P&L of inf or NaN is refused here, before any quantile or flat-book test reads it
     check_finite_result("positions", "the P&L of these positions in some period", pnl)
     floor = noise_floor(x, r, pnl)
-    if is_flat(np.ptp(pnl), floor):
+    if is_flat(spread(pnl), floor):
         rows, weights = slice(None), np.full(pnl.size, 1.0 / pnl.size)  # -x.mu, -mu
         q = flat_level(float(weights @ pnl), floor)
     else:

@@ -84,6 +84,7 @@ from .historical import (
     flat_level,
     is_flat,
     noise_floor,
+    spread,
     tail_probability,
 )
 from .parametric import normal_cdf, normal_pdf, normal_quantile
@@ -383,7 +384,7 @@ def decompose(
     mean = pnl.mean()  # x . mu
     p = pnl - mean
     floor = noise_floor(x_unit, r, pnl)
-    if is_flat(np.ptp(p), floor):
+    if is_flat(spread(p), floor):
         risk, weights, mean = 0.0, np.zeros(size), flat_level(mean, floor)
     else:
         p2 = p * p
@@ -427,7 +428,7 @@ def standalone(
     size = np.abs(r).max(axis=0)
     unit = r / np.where(size > 0.0, size, 1.0)
     mean, m2, m3, m4 = pnl_moments(unit, ddof)
-    flat = is_flat(np.ptp(unit, axis=0), noise_floor(np.ones_like(x), unit, per_asset=True)) | (m2 <= 0) | (x == 0)
+    flat = is_flat(spread(unit, axis=0), noise_floor(np.ones_like(x), unit, per_asset=True)) | (m2 <= 0) | (x == 0)
     # flat columns get stand-in moments (unit variance, normal) and no dispersion risk
     m2, m3, m4 = np.where(flat, 1.0, m2), np.where(flat, 0.0, np.sign(x) * m3), np.where(flat, 3.0, m4)
     risk = _dispersion_risk(m2, m3, m4, measure, tail, operational, per_position=True)[0]
