@@ -16,9 +16,9 @@ on one BLAS thread, with the CPU clock:
 * ``fresh``   - ``cov @ x`` once on the fresh copy: what any call must do with its array;
 * ``exact``   - the one-pass check and product with an exact check
   (``same_content_product`` without digests): every block compared bit for bit with the
-  cached copy (C's memcmp), then multiplied - what xlmvar does without the xxhash package;
+  cached copy (C's memcmp) right after it is multiplied - what xlmvar does without xxhash;
 * ``digest``  - the same with the cache's block digests (XXH3-128, seeded per process):
-  every block's digest checked, then multiplied, reading the fresh array only - what
+  every block multiplied, then its digest checked, reading the fresh array only - what
   xlmvar does;
 * ``call``    - the whole call, ``xlmvar.decompose`` (validation of the positions, the
   digest check and product, the figures).

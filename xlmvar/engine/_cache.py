@@ -212,11 +212,11 @@ def same_content_product(stored: np.ndarray, given: np.ndarray, vector: np.ndarr
         :func:`block_digests` of ``stored``: the blocks of ``given`` are then checked
         against them instead of against ``stored`` itself.
 
-    One pass over ``given``: for each row block ``k`` (:func:`product`'s blocks), block
-    ``k`` is checked - its digest against ``digests[k]`` (reading ``given`` only), or
-    compared bit for bit with block ``k`` of ``stored`` (so -0.0 is not 0.0) - and then
-    multiplied by ``vector`` while it is still in the CPU cache.  The first block that
-    differs ends the pass: a miss.  The product is computed from the blocks of ``given``,
+    One pass over ``given``: each row block ``k`` (:func:`product`'s blocks) is multiplied
+    by ``vector`` and then, while it is still in the CPU cache, checked - its digest against
+    ``digests[k]`` (reading ``given`` only), or compared bit for bit with block ``k`` of
+    ``stored`` (so -0.0 is not 0.0).  The first block that differs ends the pass: a miss
+    (the products computed so far are discarded).  The product is computed from the blocks of ``given``,
     so it equals ``product(stored, vector)`` to the last bit when the contents are equal.
     A ``given`` that is not C-contiguous is compared whole, exactly (:func:`same_content`),
     and the stored copy multiplied.
@@ -234,6 +234,10 @@ def same_content_product(stored: np.ndarray, given: np.ndarray, vector: np.ndarr
         here, there = stored.ctypes.data, given.ctypes.data  # both arrays are referenced below
     for k, start in enumerate(range(0, stored.shape[0], step)):
         block = given[start : start + step]
+        # multiplied first: BLAS streams the block from memory faster than the hash or the
+        # comparison does, which then read it from the CPU cache (N = 1000: 0.54 ms against
+        # 0.70 ms checked first)
+        np.matmul(block, vector, out=out[start : start + step])
         if digest is not None:
             if digest(block, _SEED) != digests[k]:
                 return None
@@ -242,7 +246,6 @@ def same_content_product(stored: np.ndarray, given: np.ndarray, vector: np.ndarr
                 return None
         elif not same_content(stored[start : start + step], block):
             return None
-        np.matmul(block, vector, out=out[start : start + step])
     return out
 
 

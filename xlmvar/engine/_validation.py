@@ -521,8 +521,8 @@ def covariance_product(cov, vector: np.ndarray, name: str = "cov", sized_by: str
         ``matrix @ vector`` (:func:`~._cache.product`: the same bits on every path).
 
     A what-if call - a fresh float64 array with the content of a cached matrix, new
-    positions - costs one pass over the given array: each row block is checked against the
-    digest of the cached copy's block and multiplied while it is in the CPU cache
+    positions - costs one pass over the given array: each row block is multiplied and
+    checked against the digest of the cached copy's block while it is in the CPU cache
     (:func:`~._cache.same_content_product`; bit for bit against the copy itself where the
     ``xxhash`` package is missing).  The product is always the given array's.  Any other call is validated as by
     :func:`checked_covariance` (once per distinct matrix) and then multiplied.
