@@ -161,6 +161,55 @@ def test_blas_threads_are_chosen_from_any_thread():
     assert seen == {"inside": {1}, "after": {default}}
 
 
+def test_blocks_overlapping_in_threads_stay_limited_and_restore_the_setting():
+    # blocks in two threads that end in any order: the one still running stays on one thread
+    # while it is small, and the setting before the first block comes back after the last
+    # (each block restoring its own "before" left the process on 1 thread, or a small block
+    # on 2, an adversarial review found)
+    import threading
+
+    pools, default = _threads._blas_pools()
+    if default <= 1:
+        pytest.skip("BLAS runs on one thread here: nothing to choose")
+    small, large = _threads.SMALL_WORK / 10, _threads.SMALL_WORK * 10
+    threads_now = lambda: {p.get_num_threads() for p in pools}  # noqa: E731
+
+    def overlap(first, second, first_ends_first):
+        began, end_first, end_second, seen = threading.Event(), threading.Event(), threading.Event(), {}
+
+        def run(work, mine, ends, name):
+            with _threads.blas_threads(work):
+                mine.set()
+                ends.wait(5)
+                seen[name] = threads_now()
+
+        one = threading.Thread(target=run, args=(first, began, end_first, "first"))
+        one.start()
+        began.wait(5)
+        joined = threading.Event()
+        two = threading.Thread(target=run, args=(second, joined, end_second, "second"))
+        two.start()
+        joined.wait(5)
+        seen["both"] = threads_now()
+        (end_first if first_ends_first else end_second).set()
+        (one if first_ends_first else two).join(5)
+        seen["one left"] = threads_now()
+        (end_second if first_ends_first else end_first).set()
+        one.join(5)
+        two.join(5)
+        seen["after"] = threads_now()
+        return seen
+
+    for first_ends_first in (True, False):
+        got = overlap(small, small, first_ends_first)
+        assert got["both"] == got["one left"] == {1} and got["after"] == {default}
+        got = overlap(small, large, first_ends_first)
+        assert got["both"] == {1} and got["after"] == {default}
+        assert got["one left"] == ({default} if first_ends_first else {1})  # the large one alone gets its threads
+        got = overlap(large, large, first_ends_first)
+        assert got["both"] == got["one left"] == {default} and got["after"] == {default}
+
+
 def test_import_udfs_loads_neither_scipy_stats_nor_the_workbook_layer():
     code = (
         "import sys, udfs; heavy = [m for m in ('scipy.stats', 'scipy.special', 'scipy.optimize', "

@@ -15,13 +15,15 @@ Every formula of a sheet is small: a decomposition is a few passes over its mode
 
 Uses ``threadpoolctl`` (a base dependency; it is in Pyodide's package list) to find the BLAS
 libraries if it can be imported; without it, or where no BLAS thread pool is found (Pyodide
-has one thread), the blocks run unchanged.  An OpenBLAS built on pthreads (numpy's and
+has one thread), the blocks run unchanged.  An OpenBLAS not built on OpenMP (numpy's and
 scipy's wheels) is switched through its own ``openblas_get_num_threads`` /
-``openblas_set_num_threads``: threadpoolctl's ``set_num_threads`` does nothing from any thread
-but the first that called it (a Dask worker, a server's request thread), and costs about
-2 us a call in Python where the C call costs a fraction of that.  The limit is process-wide
-while a block runs (OpenBLAS has no per-thread setting): calls running concurrently in
-other threads are limited too, never stalled.
+``openblas_set_num_threads``: from threadpoolctl 3.8 on, threadpoolctl's ``set_num_threads``
+does nothing from any thread but the first that called it (a Dask worker, a server's
+request thread), and it costs about 2 us a call in Python where the C call costs a fraction
+of that.  OpenBLAS's setting is process-wide: blocks running at once in several threads
+share it - one thread while any of them is small, so that none waits for a core - and the
+setting in force before the first of them is restored when the last one ends, whatever
+order they end in.
 """
 
 from __future__ import annotations
@@ -54,9 +56,10 @@ _lock = threading.Lock()
 
 
 def _switches(pool):
-    """``(get, set)`` of a BLAS pool's threads: OpenBLAS's own C functions where it runs on
-    pthreads (one C call each, from any thread), else the threadpoolctl controller's methods."""
-    if getattr(pool, "internal_api", None) == "openblas" and getattr(pool, "threading_layer", None) == "pthreads":
+    """``(get, set)`` of a BLAS pool's threads: OpenBLAS's own C functions unless it runs on
+    OpenMP (one C call each, from any thread), else the threadpoolctl controller's methods
+    (OpenMP's setting is per thread, and threadpoolctl sets it from any thread)."""
+    if getattr(pool, "internal_api", None) == "openblas" and getattr(pool, "threading_layer", None) != "openmp":
         for prefix in ("", "scipy_"):
             for suffix in ("", "64_", "_64"):
                 try:  # CDLL[name] is a new function pointer: threadpoolctl's own are left as they are
@@ -91,41 +94,75 @@ def blas_default_threads() -> int:
     return _blas_pools()[1]
 
 
+#: The blocks running now, by thread: each thread's stack of wishes (``_SMALL`` or ``_LARGE``),
+#: and the setting of each pool before the first of them began.  Guarded by ``_lock``.
+_running: dict = {}
+_saved: list = []
+_SMALL, _LARGE = "small", "large"
+
+
+def _apply() -> None:
+    """Set every pool for the blocks running now (``_lock`` held).
+
+    One thread if any thread's innermost block is small (two calls at once each run on one
+    thread, so neither waits for a core); the setting saved before the first block if every
+    innermost block is large (BLAS's default, or the limit its user set); that saved setting
+    again once no block runs.
+    """
+    small = any(stack[-1] == _SMALL for stack in _running.values())
+    for (get, put), before in zip(_state["switches"], _saved):
+        wanted = 1 if small else before
+        if get() != wanted:
+            put(wanted)
+
+
 class _Threads:
-    """Context: every BLAS pool on ``wanted`` threads, each restored to its own setting after."""
+    """Context: a block of small (one thread) or large (the default threads) BLAS work.
 
-    __slots__ = ("wanted", "changed")
+    Blocks may nest and may overlap in different threads, ending in any order: the setting
+    follows the blocks running (:func:`_apply`), and is restored when the last one ends.
+    """
 
-    def __init__(self, wanted: int):
-        self.wanted = wanted
+    __slots__ = ("wish",)
+
+    def __init__(self, wish: str):
+        self.wish = wish
 
     def __enter__(self):
-        self.changed = []
-        for get, put in _state["switches"]:
-            before = get()
-            if before != self.wanted:
-                put(self.wanted)
-                self.changed.append((put, before))
+        with _lock:
+            if not _running:
+                _saved[:] = [get() for get, _ in _state["switches"]]
+            _running.setdefault(threading.get_ident(), []).append(self.wish)
+            _apply()
         return self
 
     def __exit__(self, *exc):
-        for put, before in self.changed:
-            put(before)
+        with _lock:
+            me = threading.get_ident()
+            stack = _running[me]
+            stack.pop()
+            if not stack:
+                del _running[me]
+            _apply()
+            if not _running:
+                _saved.clear()
         return False
 
 
 def blas_threads(work: float):
     """Context manager: run the block on the BLAS threads ``work`` operations deserve.
 
-    One thread below :data:`SMALL_WORK`, BLAS's default above it (set explicitly, so a large
-    block inside a small one gets its threads back); the setting in force before is restored
-    after.  Does nothing when BLAS has a single thread anyway or threadpoolctl is missing;
-    a block whose setting is already in force costs one query per pool (about a microsecond).
+    One thread below :data:`SMALL_WORK`, the setting in force before the first running block
+    above it (BLAS's default unless the user limited it; so a large block inside a small one
+    gets its threads back); that setting is restored when the last running block ends.
+    While blocks run in several threads at once, one thread if any of them is small.  Does
+    nothing when BLAS has a single thread anyway or threadpoolctl is missing; a switch costs
+    a few microseconds (two C calls per pool).
     """
     default = _blas_pools()[1]
     if default <= 1 or work < TINY_WORK:
         return contextlib.nullcontext()
-    return _Threads(1 if work < SMALL_WORK else default)
+    return _Threads(_SMALL if work < SMALL_WORK else _LARGE)
 
 
 def model_work(positions=None, model=None, *args, **kwargs) -> float:
