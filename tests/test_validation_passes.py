@@ -541,3 +541,26 @@ def test_a_bad_tick_in_a_sampled_period_does_not_hide_a_risky_position(method, r
     alone = xlmvar.decompose([0.0, 0.0, 1.0], r, confidence=0.99, method=method).total
     got = xlmvar.decompose([pair, -pair, 1.0], r, confidence=0.99, method=method).total
     assert alone > 0.01 and got == pytest.approx(alone, rel=1e-5)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("method, positions, table", [
+    ("pnl", [1.0], np.tile([[9e307], [-9e307]], (10, 1))),
+    ("historical", [1e308], np.tile([[0.9], [-0.9]], (10, 1))),
+])
+def test_an_individual_es_whose_tail_sum_overflows_is_the_tail_mean(method, positions, table):
+    # ten tail periods of -9e307 sum past the largest float; their mean is -9e307, as the
+    # book's own ES says (the individual ES refused it, with a RuntimeWarning)
+    import xlmvar
+
+    alone = xlmvar.standalone(positions, table, method=method, measure="es")
+    assert alone[0] == pytest.approx(9e307, rel=1e-15)
+    assert xlmvar.decompose(positions, table, method=method, measure="es").total == pytest.approx(9e307, rel=1e-15)
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_covariance_asymmetric_past_the_float_range_is_refused_without_a_warning():
+    import xlmvar
+
+    with pytest.raises(ValueError, match=r"^cov: is not symmetric: row 1, column 2 holds 1.7e\+308"):
+        xlmvar.decompose([1.0, 1.0], [[1.7e308, 1.7e308], [-1.7e308, 1.0]])

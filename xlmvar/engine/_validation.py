@@ -379,7 +379,8 @@ def _check_square(
 def _check_symmetric(mat: np.ndarray, name: str) -> None:
     """Raise unless ``|S_ij - S_ji| <= 1e-8 max|S|`` everywhere, naming the worst pair."""
     scale = max(float(mat.max()), -float(mat.min()), np.finfo(float).tiny)  # max|S|, no temporary
-    asym = mat - mat.T
+    with np.errstate(over="ignore"):  # +-1.7e308 across the diagonal: inf, refused below
+        asym = mat - mat.T
     np.abs(asym, out=asym)  # one temporary of the matrix's size, not three
     if np.max(asym) > 1e-8 * scale:
         i, j = (int(k) for k in np.unravel_index(np.argmax(asym), asym.shape))

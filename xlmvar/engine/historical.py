@@ -575,9 +575,24 @@ def standalone_scenarios(
     pnl = r * x
     q = np.quantile(pnl, tail_probability(confidence), axis=0, method=method)
     if measure == "es":
-        mask = _tail_mask(pnl, q)
-        q = np.sum(pnl * mask, axis=0) / np.sum(mask, axis=0)
+        q = _tail_means(pnl, _tail_mask(pnl, q))
     return -q * math.sqrt(h) + 0.0
+
+
+def _tail_means(pnl: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Each column's mean P&L over the scenarios of ``mask``.
+
+    A column whose tail sum passes the largest float (P&L of -9e307 in every tail period)
+    has a finite mean: it is summed again on the column divided by its largest ``|P&L|``.
+    """
+    count = np.sum(mask, axis=0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        means = np.sum(pnl * mask, axis=0) / count
+    over = ~np.isfinite(means) & np.isfinite(pnl).all(axis=0)
+    if over.any():
+        size = np.max(np.abs(pnl[:, over]), axis=0)
+        means[over] = size * (np.sum(pnl[:, over] / size * mask[:, over], axis=0) / count[over])
+    return means
 
 
 def _check_history_rows(r, measure, confidence) -> None:
