@@ -15,6 +15,8 @@ component, percent, individual and incremental figures, and the diversification 
 
 from __future__ import annotations
 
+import math
+
 import importlib
 from dataclasses import dataclass
 
@@ -149,9 +151,13 @@ def _check_finite(measure, method, *values, total=None) -> None:
     """Refuse a result that overflowed or underflowed to inf or NaN, or a total (a VaR, or
     each position's VaR) that is a subnormal number (below 2.2e-308, with fewer significant
     bits than a float: its % of VaR would be imprecise): never show it silently."""
-    size = None if total is None else np.abs(total)
-    subnormal = size is not None and bool(np.any((size > 0.0) & (size < _TINY)))
-    if all(np.isfinite(v).all() for v in values) and not subnormal:
+    if isinstance(total, float):  # a decomposition's total: Python's float tests, no numpy call
+        subnormal = 0.0 < abs(total) < _TINY
+    else:
+        size = None if total is None else np.abs(total)
+        subnormal = size is not None and bool(np.any((size > 0.0) & (size < _TINY)))
+    finite = all(math.isfinite(v) if isinstance(v, float) else bool(np.isfinite(v).all()) for v in values)
+    if finite and not subnormal:
         return
     what = "ES" if str(measure).strip().lower() == "es" else "VaR"
     # a subnormal total is refused as an underflow, with the same message
