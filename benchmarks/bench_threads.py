@@ -3,7 +3,7 @@
 Run on demand (not a test)::
 
     python benchmarks/bench_threads.py                 # 5 rounds, an idle machine
-    python benchmarks/bench_threads.py --rounds 25 --n 50 200 500
+    python benchmarks/bench_threads.py --rounds 30 --calls 41 --n 50 100 200 500
     python benchmarks/bench_threads.py --busy          # one core kept busy by another process
 
 Four configurations, each a fresh process started with ``OPENBLAS_NUM_THREADS`` set, run
@@ -22,7 +22,7 @@ Calls, through ``xlmvar.decompose`` on fresh arrays (wall-clock time, as a desk 
 it): ``normal cold`` (a covariance never seen: validation, Cholesky), ``normal what-if``
 (the same covariance content, new positions; below N = 250 a covariance is validated every
 time, so this is a cold call there) and ``historical`` (T = 2500 periods).  Each time is
-the median over rounds of the median of 15 calls in a round; each ratio is the median over
+the median over rounds of the median of ``--calls`` calls (15) in a round; each ratio is the median over
 rounds of the per-round ratio.  The goal: no call at N <= 500 slower on 2 threads than on 1.
 
 Every process gets the same fixed ``malloc`` thresholds (``MALLOC_MMAP_THRESHOLD_``,
@@ -68,9 +68,9 @@ for n in {ns}:
     xlmvar.decompose(x, r, method="historical")
     def timed(f):
         t = time.perf_counter(); f(); return time.perf_counter() - t
-    cold = [timed(lambda c=cov * (1 + 1e-9 * k): xlmvar.decompose(x, c)) for k in range(1, 16)]
-    whatif = [timed(lambda c=cov.copy(), y=rng.standard_normal(n): xlmvar.decompose(y, c)) for _ in range(15)]
-    hist = [timed(lambda c=r.copy(): xlmvar.decompose(x, c, method="historical")) for _ in range(15)]
+    cold = [timed(lambda c=cov * (1 + 1e-9 * k): xlmvar.decompose(x, c)) for k in range(1, {calls} + 1)]
+    whatif = [timed(lambda c=cov.copy(), y=rng.standard_normal(n): xlmvar.decompose(y, c)) for _ in range({calls})]
+    hist = [timed(lambda c=r.copy(): xlmvar.decompose(x, c, method="historical")) for _ in range({calls})]
     out[n] = [statistics.median(cold), statistics.median(whatif), statistics.median(hist)]
 print(json.dumps(out))
 """
@@ -81,9 +81,9 @@ MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str
 CALLS = ("normal cold", "normal what-if", "historical")
 
 
-def run_child(threads: str, no_choice: bool, ns) -> dict:
+def run_child(threads: str, no_choice: bool, ns, calls: int = 15) -> dict:
     env = dict(os.environ, OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, **MALLOC)
-    code = CHILD.format(root=str(ROOT), no_choice=no_choice, ns=list(ns))
+    code = CHILD.format(root=str(ROOT), no_choice=no_choice, ns=list(ns), calls=calls)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return {int(k): v for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
 
@@ -92,6 +92,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="*", default=[50, 100, 200, 500, 1000, 2000])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=15, help="calls of each kind per process (the median is taken)")
     parser.add_argument("--busy", action="store_true", help="keep one core busy with another process")
     args = parser.parse_args(argv)
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
@@ -100,12 +101,12 @@ def main(argv=None) -> int:
         results = {name: [] for name in names}
         for k in range(args.rounds):
             for name in names[k % len(names):] + names[: k % len(names)]:
-                results[name].append(run_child(*CONFIGS[name], args.n))
+                results[name].append(run_child(*CONFIGS[name], args.n, args.calls))
     finally:
         if hog is not None:
             hog.kill()
     print(f"wall-clock ms, {'one core busy' if args.busy else 'idle machine'}, medians of {args.rounds} rounds "
-          f"(each the median of 15 calls); ratio = to 1 thread, the median of the per-round ratios")
+          f"(each the median of {args.calls} calls); ratio = to 1 thread, the median of the per-round ratios")
     print(f"{'call':15} {'N':>5} {'1 thread':>9} {'1 again':>8} {'2 threads':>10} {'ratio':>6} "
           f"{'2, no choice':>13} {'ratio':>6}")
     slower = []

@@ -94,33 +94,36 @@ def blas_default_threads() -> int:
     return _blas_pools()[1]
 
 
-#: The blocks running now, by thread: each thread's stack of wishes (``_SMALL`` or ``_LARGE``),
-#: and the setting of each pool before the first of them began.  Guarded by ``_lock``.
+#: The blocks running now, by thread: each thread's stack of wishes (``_SMALL`` or ``_LARGE``);
+#: how many threads' innermost block is small; the setting of each pool before the first
+#: block began, and the setting made since.  Guarded by ``_lock``.
 _running: dict = {}
+_small_threads = [0]
 _saved: list = []
+_current: list = []
 _SMALL, _LARGE = "small", "large"
 
 
-def _apply() -> None:
-    """Set every pool for the blocks running now (``_lock`` held).
-
-    One thread if any thread's innermost block is small (two calls at once each run on one
-    thread, so neither waits for a core); the setting saved before the first block if every
-    innermost block is large (BLAS's default, or the limit its user set); that saved setting
-    again once no block runs.
-    """
-    small = any(stack[-1] == _SMALL for stack in _running.values())
-    for (get, put), before in zip(_state["switches"], _saved):
-        wanted = 1 if small else before
-        if get() != wanted:
-            put(wanted)
+def _set() -> None:
+    """Set every pool for the blocks running now (``_lock`` held): one thread if any thread's
+    innermost block is small (two calls at once each run on one thread, so neither waits for
+    a core), else the setting saved before the first block (BLAS's default, or the limit
+    its user set).  A pool is set only when that changes its setting (a C call)."""
+    small = _small_threads[0] > 0
+    for i, switch in enumerate(_state["switches"]):
+        wanted = 1 if small else _saved[i]
+        if _current[i] != wanted:
+            switch[1](wanted)
+            _current[i] = wanted
 
 
 class _Threads:
     """Context: a block of small (one thread) or large (the default threads) BLAS work.
 
     Blocks may nest and may overlap in different threads, ending in any order: the setting
-    follows the blocks running (:func:`_apply`), and is restored when the last one ends.
+    follows the blocks running (:func:`_set`), and the one saved before the first block is
+    restored when the last one ends.  A block nested in one of the same kind in its thread
+    changes nothing and makes no C call.
     """
 
     __slots__ = ("wish",)
@@ -129,23 +132,47 @@ class _Threads:
         self.wish = wish
 
     def __enter__(self):
+        wish, me = self.wish, threading.get_ident()
         with _lock:
-            if not _running:
-                _saved[:] = [get() for get, _ in _state["switches"]]
-            _running.setdefault(threading.get_ident(), []).append(self.wish)
-            _apply()
+            stack = _running.get(me)
+            if stack is None:
+                if not _running:  # the first block: the setting to come back to
+                    _saved[:] = [switch[0]() for switch in _state["switches"]]
+                    _current[:] = _saved
+                _running[me] = [wish]
+                if wish is _SMALL:
+                    _small_threads[0] += 1
+            else:
+                top = stack[-1]
+                stack.append(wish)
+                if top is wish:  # nested in a block of its kind: nothing changes
+                    return self
+                _small_threads[0] += 1 if wish is _SMALL else -1
+            _set()
         return self
 
     def __exit__(self, *exc):
+        me = threading.get_ident()
         with _lock:
-            me = threading.get_ident()
             stack = _running[me]
-            stack.pop()
-            if not stack:
+            wish = stack.pop()
+            if stack:
+                top = stack[-1]
+                if top is wish:  # back in a block of its kind: nothing changes
+                    return False
+                _small_threads[0] += 1 if top is _SMALL else -1
+            else:
                 del _running[me]
-            _apply()
-            if not _running:
-                _saved.clear()
+                if wish is _SMALL:
+                    _small_threads[0] -= 1
+                if not _running:  # the last block: the setting before the first one
+                    for i, switch in enumerate(_state["switches"]):
+                        if _current[i] != _saved[i]:
+                            switch[1](_saved[i])
+                    _saved.clear()
+                    _current.clear()
+                    return False
+            _set()
         return False
 
 
@@ -159,7 +186,9 @@ def blas_threads(work: float):
     nothing when BLAS has a single thread anyway or threadpoolctl is missing; a switch costs
     a few microseconds (two C calls per pool).
     """
-    default = _blas_pools()[1]
+    default = _state.get("default")
+    if default is None:  # the libraries not looked for yet
+        default = _blas_pools()[1]
     if default <= 1 or work < TINY_WORK:
         return contextlib.nullcontext()
     return _Threads(_SMALL if work < SMALL_WORK else _LARGE)
