@@ -210,6 +210,85 @@ def test_blocks_overlapping_in_threads_stay_limited_and_restore_the_setting():
         assert got["both"] == got["one left"] == {default} and got["after"] == {default}
 
 
+def _two_threads_or_skip():
+    pools, default = _threads._blas_pools()
+    if default <= 1:
+        pytest.skip("BLAS runs on one thread here: nothing to choose")
+    return pools, default
+
+
+def test_an_interrupt_inside_the_bookkeeping_leaves_it_consistent():
+    # Ctrl-C inside a switch left a stale entry: BLAS stuck on one thread, or every later
+    # call raising IndexError (an adversarial review found it)
+    pools, default = _two_threads_or_skip()
+    get, put = _threads._state["switches"][0]
+    calls = []
+
+    def interrupted(n):  # the first switch is made, then Ctrl-C strikes
+        calls.append(n)
+        put(n)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    switches = _threads._state["switches"]
+    switches[0] = (get, interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with _threads.blas_threads(_threads.SMALL_WORK / 10):
+                pass
+    finally:
+        switches[0] = (get, put)
+    assert calls[0] == 1  # the interrupt struck the switch to one thread
+    assert not _threads._running and {p.get_num_threads() for p in pools} == {default}
+    with _threads.blas_threads(_threads.SMALL_WORK / 10):
+        assert {p.get_num_threads() for p in pools} == {1}
+    assert {p.get_num_threads() for p in pools} == {default}
+
+
+def test_a_block_whose_exit_was_skipped_is_dropped():
+    pools, default = _two_threads_or_skip()
+    block = _threads.blas_threads(_threads.SMALL_WORK / 10)
+    block.__enter__()  # as if Ctrl-C had struck before its exit ran
+    assert {p.get_num_threads() for p in pools} == {1}
+    del block
+    with _threads.blas_threads(_threads.SMALL_WORK * 10):  # a large block: the dead small one is gone
+        assert {p.get_num_threads() for p in pools} == {default}
+    assert not _threads._running and {p.get_num_threads() for p in pools} == {default}
+
+
+def test_a_forked_child_keeps_only_the_forking_thread_s_blocks():
+    import threading
+
+    pools, default = _two_threads_or_skip()
+    inside, leave = threading.Event(), threading.Event()
+
+    def other():
+        with _threads.blas_threads(_threads.SMALL_WORK / 10):
+            inside.set()
+            leave.wait(5)
+
+    worker = threading.Thread(target=other)
+    worker.start()
+    inside.wait(5)
+    try:
+        assert {p.get_num_threads() for p in pools} == {1}
+        _threads._after_fork()  # what the child runs: the other thread does not exist there
+        assert not _threads._running and {p.get_num_threads() for p in pools} == {default}
+    finally:
+        leave.set()
+        worker.join(5)
+    assert not _threads._running and {p.get_num_threads() for p in pools} == {default}
+
+
+def test_an_openblas_on_openmp_is_left_to_its_threads():
+    # its limit is each thread's own: a process-wide bookkeeping would leave threads stuck
+    from types import SimpleNamespace
+
+    assert not _threads._process_wide(SimpleNamespace(internal_api="openblas", threading_layer="openmp"))
+    assert _threads._process_wide(SimpleNamespace(internal_api="openblas", threading_layer="pthreads"))
+    assert _threads._process_wide(SimpleNamespace(internal_api="mkl", threading_layer="intel"))
+
+
 def test_import_udfs_loads_neither_scipy_stats_nor_the_workbook_layer():
     code = (
         "import sys, udfs; heavy = [m for m in ('scipy.stats', 'scipy.special', 'scipy.optimize', "

@@ -23,7 +23,15 @@ request thread), and it costs about 2 us a call in Python where the C call costs
 of that.  OpenBLAS's setting is process-wide: blocks running at once in several threads
 share it - one thread while any of them is small, so that none waits for a core - and the
 setting in force before the first of them is restored when the last one ends, whatever
-order they end in.
+order they end in, after an interrupt (Ctrl-C) inside the bookkeeping too, and in a forked
+child.  An OpenBLAS built on OpenMP (a limit per thread) is left alone.
+
+Limits: a large block's threads (a Cholesky factorisation from N ~ 1450) depend on whether
+another thread is in a small block at the time, and a factorisation on one thread and on
+two can differ in the last bits (1e-15 relative).  The libraries are looked for at the first
+block: if that block runs under the user's own one-thread limit, the choice is off for the
+process; a user's ``threadpool_limits`` that overlaps a block in another thread can be
+undone when that block ends.
 """
 
 from __future__ import annotations
@@ -31,7 +39,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import os
 import threading
+import weakref
 
 import numpy as np
 
@@ -55,11 +65,17 @@ _state: dict = {}
 _lock = threading.Lock()
 
 
+def _process_wide(pool) -> bool:
+    """True if the pool's setting is the process's: not an OpenBLAS built on OpenMP, whose
+    limit is each thread's own (a process-wide bookkeeping of it would leave one thread on
+    one BLAS thread for good and another unlimited)."""
+    return not (getattr(pool, "internal_api", None) == "openblas" and getattr(pool, "threading_layer", None) == "openmp")
+
+
 def _switches(pool):
-    """``(get, set)`` of a BLAS pool's threads: OpenBLAS's own C functions unless it runs on
-    OpenMP (one C call each, from any thread), else the threadpoolctl controller's methods
-    (OpenMP's setting is per thread, and threadpoolctl sets it from any thread)."""
-    if getattr(pool, "internal_api", None) == "openblas" and getattr(pool, "threading_layer", None) != "openmp":
+    """``(get, set)`` of a BLAS pool's threads: OpenBLAS's own C functions (one C call each,
+    from any thread), else the threadpoolctl controller's methods (MKL, BLIS, FlexiBLAS)."""
+    if getattr(pool, "internal_api", None) == "openblas":
         for prefix in ("", "scipy_"):
             for suffix in ("", "64_", "_64"):
                 try:  # CDLL[name] is a new function pointer: threadpoolctl's own are left as they are
@@ -74,13 +90,14 @@ def _switches(pool):
 
 
 def _blas_pools():
-    """``(BLAS thread pools, their default threads)``; ``([], 1)`` without threadpoolctl."""
+    """``(BLAS thread pools, their default threads)``: the pools whose setting is the
+    process's; ``([], 1)`` without threadpoolctl or without such a pool."""
     with _lock:
         if "pools" not in _state:
             try:
                 from threadpoolctl import ThreadpoolController
 
-                pools = [p for p in ThreadpoolController().lib_controllers if p.user_api == "blas"]
+                pools = [p for p in ThreadpoolController().lib_controllers if p.user_api == "blas" and _process_wide(p)]
                 default = max((p.num_threads for p in pools), default=1)
                 switches = [_switches(p) for p in pools]
             except Exception:  # not installed, or a platform it does not know
@@ -94,27 +111,55 @@ def blas_default_threads() -> int:
     return _blas_pools()[1]
 
 
-#: The blocks running now, by thread: each thread's stack of wishes (``_SMALL`` or ``_LARGE``);
-#: how many threads' innermost block is small; the setting of each pool before the first
-#: block began, and the setting made since.  Guarded by ``_lock``.
+#: The blocks running now, by thread: each thread's stack of ``(wish, weak reference to the
+#: block)``, a wish being ``_SMALL`` or ``_LARGE``; the setting of each pool before the first
+#: block began, and the setting made since.  Guarded by ``_lock``.  An entry whose block is
+#: gone was left by an interrupt (Ctrl-C) inside the bookkeeping, and is dropped.
 _running: dict = {}
-_small_threads = [0]
 _saved: list = []
 _current: list = []
 _SMALL, _LARGE = "small", "large"
 
 
-def _set() -> None:
+def _innermost(stack):
+    """The wish of the innermost live block of a thread's stack (dropping the dead ones on
+    top), or ``None``."""
+    while stack and stack[-1][1]() is None:
+        stack.pop()
+    return stack[-1][0] if stack else None
+
+
+def _prune() -> None:
+    """Drop the threads with no live block (``_lock`` held); with none left, restore the
+    setting saved before the first block."""
+    for me in [me for me, stack in _running.items() if _innermost(stack) is None]:
+        del _running[me]
+    if not _running and _saved:
+        for (get, put), before in zip(_state["switches"], _saved):
+            if get() != before:
+                put(before)
+        _saved.clear()
+        _current.clear()
+
+
+def _set(force: bool = False, prune: bool = True) -> None:
     """Set every pool for the blocks running now (``_lock`` held): one thread if any thread's
     innermost block is small (two calls at once each run on one thread, so neither waits for
     a core), else the setting saved before the first block (BLAS's default, or the limit
-    its user set).  A pool is set only when that changes its setting (a C call)."""
-    small = _small_threads[0] > 0
-    for i, switch in enumerate(_state["switches"]):
+    its user set); with no block left, that setting again (:func:`_prune`).  A pool is set
+    only when that changes its setting (a C call); ``force`` reads each setting first."""
+    if prune:
+        _prune()
+        if not _running:
+            return
+    small = any(stack[-1][0] == _SMALL for stack in _running.values())
+    for i, (get, put) in enumerate(_state["switches"]):
         wanted = 1 if small else _saved[i]
+        if force:
+            _current[i] = get()
         if _current[i] != wanted:
-            switch[1](wanted)
             _current[i] = wanted
+            put(wanted)
 
 
 class _Threads:
@@ -123,57 +168,73 @@ class _Threads:
     Blocks may nest and may overlap in different threads, ending in any order: the setting
     follows the blocks running (:func:`_set`), and the one saved before the first block is
     restored when the last one ends.  A block nested in one of the same kind in its thread
-    changes nothing and makes no C call.
+    changes nothing and makes no C call.  An exception inside the bookkeeping itself (Ctrl-C)
+    leaves it consistent: the block is dropped and the setting read back and set again; a
+    block whose exit it skipped is dropped when it is found dead.
     """
 
-    __slots__ = ("wish",)
+    __slots__ = ("wish", "__weakref__")
 
     def __init__(self, wish: str):
         self.wish = wish
 
     def __enter__(self):
-        wish, me = self.wish, threading.get_ident()
+        me = threading.get_ident()
         with _lock:
-            stack = _running.get(me)
-            if stack is None:
+            try:
+                if _running:
+                    _prune()
                 if not _running:  # the first block: the setting to come back to
-                    _saved[:] = [switch[0]() for switch in _state["switches"]]
+                    _saved[:] = [get() for get, _ in _state["switches"]]
                     _current[:] = _saved
-                _running[me] = [wish]
-                if wish is _SMALL:
-                    _small_threads[0] += 1
-            else:
-                top = stack[-1]
-                stack.append(wish)
-                if top is wish:  # nested in a block of its kind: nothing changes
-                    return self
-                _small_threads[0] += 1 if wish is _SMALL else -1
-            _set()
+                stack = _running.setdefault(me, [])
+                top = stack[-1][0] if stack else None
+                stack.append((self.wish, weakref.ref(self)))
+                if top != self.wish:  # else nested in a block of its kind: nothing changes
+                    _set(prune=False)
+            except BaseException:
+                _heal(me, self)
+                raise
         return self
 
     def __exit__(self, *exc):
         me = threading.get_ident()
         with _lock:
-            stack = _running[me]
-            wish = stack.pop()
-            if stack:
-                top = stack[-1]
-                if top is wish:  # back in a block of its kind: nothing changes
-                    return False
-                _small_threads[0] += 1 if top is _SMALL else -1
-            else:
-                del _running[me]
-                if wish is _SMALL:
-                    _small_threads[0] -= 1
-                if not _running:  # the last block: the setting before the first one
-                    for i, switch in enumerate(_state["switches"]):
-                        if _current[i] != _saved[i]:
-                            switch[1](_saved[i])
-                    _saved.clear()
-                    _current.clear()
-                    return False
-            _set()
+            try:
+                stack = _running.get(me, [])
+                _innermost(stack)  # dead blocks above this one (their exits skipped)
+                if stack and stack[-1][1]() is self:
+                    stack.pop()
+                if _innermost(stack) != self.wish:  # else back in a block of its kind
+                    _set()
+            except BaseException:
+                _heal(me, self)
+                raise
         return False
+
+
+def _heal(me, block) -> None:
+    """After an exception inside the bookkeeping (``_lock`` held): drop ``block``'s entry, and
+    read back and set every pool for the blocks left."""
+    if me in _running:
+        _running[me] = [entry for entry in _running[me] if entry[1]() is not block]
+    _set(force=True)
+
+
+def _after_fork() -> None:
+    """In a forked child: a new lock (another thread may have held it), and only the forking
+    thread's blocks, which go on in the child; the others' threads do not exist there."""
+    global _lock
+    _lock = threading.Lock()
+    me = threading.get_ident()
+    for other in [t for t in _running if t != me]:
+        del _running[other]
+    if "switches" in _state:
+        _set(force=True)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def blas_threads(work: float):
