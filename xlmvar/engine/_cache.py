@@ -216,8 +216,9 @@ def same_content_product(stored: np.ndarray, given: np.ndarray, vector: np.ndarr
     by ``vector`` and then, while it is still in the CPU cache, checked - its digest against
     ``digests[k]`` (reading ``given`` only), or compared bit for bit with block ``k`` of
     ``stored`` (so -0.0 is not 0.0).  The first block that differs ends the pass: a miss
-    (the products computed so far are discarded).  The product is computed from the blocks of ``given``,
-    so it equals ``product(stored, vector)`` to the last bit when the contents are equal.
+    (the products computed so far are discarded).  The product is computed from the blocks
+    of ``given``, so it equals ``product(stored, vector)`` to the last bit when the contents
+    are equal.
     A ``given`` that is not C-contiguous is compared whole, exactly (:func:`same_content`),
     and the stored copy multiplied.
     """
