@@ -138,6 +138,28 @@ def test_blas_threads_follow_the_work():
     assert {p.get_num_threads() for p in pools} == {default}
 
 
+def test_a_block_nested_in_one_of_its_kind_costs_no_bookkeeping():
+    # a call's blocks nest (the method's decompose, the covariance's validation): the inner
+    # one of the same kind changes nothing, so it neither takes the lock nor keeps an entry
+    import threading
+
+    pools, default = _threads._blas_pools()
+    if default <= 1:
+        pytest.skip("BLAS runs on one thread here: nothing to choose")
+    me = threading.get_ident()
+    small, large = _threads.SMALL_WORK / 10, _threads.SMALL_WORK * 10
+    with _threads.blas_threads(small):
+        with _threads.blas_threads(small):
+            assert len(_threads._running[me]) == 1 and {p.get_num_threads() for p in pools} == {1}
+            with _threads.blas_threads(large):  # another kind: an entry, and the threads back
+                assert len(_threads._running[me]) == 2 and {p.get_num_threads() for p in pools} == {default}
+                with _threads.blas_threads(small):
+                    assert len(_threads._running[me]) == 3 and {p.get_num_threads() for p in pools} == {1}
+                assert {p.get_num_threads() for p in pools} == {default}
+        assert len(_threads._running[me]) == 1 and {p.get_num_threads() for p in pools} == {1}
+    assert not _threads._running and {p.get_num_threads() for p in pools} == {default}
+
+
 def test_blas_threads_are_chosen_from_any_thread():
     # threadpoolctl's set_num_threads does nothing from a thread other than the first to call
     # it: a Dask worker or a server's request thread would have run every call on 2 threads

@@ -56,7 +56,7 @@ SMALL_WORK = 1e9
 
 #: Below this many operations nothing is changed: OpenBLAS itself runs a product of fewer
 #: than 2,304 x 4 = 9,216 elements on one thread, so there is nothing to stall.  Above it a
-#: call is switched to one thread (and back: about 4 us in all, two C calls per pool),
+#: call is switched to one thread (and back: about 4-5 us in all, two C calls per pool),
 #: so that no product OpenBLAS would thread - a 2,500 x 50 history's P&L, 125,000 elements,
 #: is one - runs on a second thread that may wait for a core.
 TINY_WORK = 2e4
@@ -135,11 +135,17 @@ def _prune() -> None:
     for me in [me for me, stack in _running.items() if _innermost(stack) is None]:
         del _running[me]
     if not _running and _saved:
-        for (get, put), before in zip(_state["switches"], _saved):
-            if get() != before:
-                put(before)
-        _saved.clear()
-        _current.clear()
+        _restore()
+
+
+def _restore() -> None:
+    """Set every pool back to the setting saved before the first block (``_lock`` held, no
+    block running)."""
+    for (get, put), before in zip(_state["switches"], _saved):
+        if get() != before:
+            put(before)
+    _saved.clear()
+    _current.clear()
 
 
 def _set(force: bool = False, prune: bool = True) -> None:
@@ -152,7 +158,11 @@ def _set(force: bool = False, prune: bool = True) -> None:
         _prune()
         if not _running:
             return
-    small = any(stack[-1][0] == _SMALL for stack in _running.values())
+    small = False
+    for stack in _running.values():
+        if stack[-1][0] is _SMALL:
+            small = True
+            break
     for i, (get, put) in enumerate(_state["switches"]):
         wanted = 1 if small else _saved[i]
         if force:
@@ -167,8 +177,9 @@ class _Threads:
 
     Blocks may nest and may overlap in different threads, ending in any order: the setting
     follows the blocks running (:func:`_set`), and the one saved before the first block is
-    restored when the last one ends.  A block nested in one of the same kind in its thread
-    changes nothing and makes no C call.  An exception inside the bookkeeping itself (Ctrl-C)
+    restored when the last one ends.  A block nested in a live one of the same kind in its
+    thread is not one of these (:func:`blas_threads` hands out a null context: it would change
+    nothing).  An exception inside the bookkeeping itself (Ctrl-C)
     leaves it consistent: the block is dropped and the setting read back and set again; a
     block whose exit it skipped is dropped when it is found dead.
     """
@@ -185,8 +196,10 @@ class _Threads:
                 if _running:
                     _prune()
                 if not _running:  # the first block: the setting to come back to
-                    _saved[:] = [get() for get, _ in _state["switches"]]
-                    _current[:] = _saved
+                    _saved[:] = _current[:] = [get() for get, _ in _state["switches"]]
+                    _running[me] = [(self.wish, weakref.ref(self))]
+                    _set(prune=False)
+                    return self
                 stack = _running.setdefault(me, [])
                 top = stack[-1][0] if stack else None
                 stack.append((self.wish, weakref.ref(self)))
@@ -205,7 +218,10 @@ class _Threads:
                 _innermost(stack)  # dead blocks above this one (their exits skipped)
                 if stack and stack[-1][1]() is self:
                     stack.pop()
-                if _innermost(stack) != self.wish:  # else back in a block of its kind
+                if not stack and len(_running) == 1 and me in _running:  # the last block
+                    del _running[me]
+                    _restore()
+                elif _innermost(stack) != self.wish:  # else back in a block of its kind
                     _set()
             except BaseException:
                 _heal(me, self)
@@ -244,15 +260,23 @@ def blas_threads(work: float):
     above it (BLAS's default unless the user limited it; so a large block inside a small one
     gets its threads back); that setting is restored when the last running block ends.
     While blocks run in several threads at once, one thread if any of them is small.  Does
-    nothing when BLAS has a single thread anyway or threadpoolctl is missing; a switch costs
-    a few microseconds (two C calls per pool).
+    nothing when BLAS has a single thread anyway or threadpoolctl is missing, nor inside a
+    block of the same kind in this thread (a call's nested blocks: the method's and its
+    covariance validation's).  A switch and back costs about 4-5 us (two C calls per pool,
+    a lock, the bookkeeping; 1-2% of a 0.25 ms call).
     """
     default = _state.get("default")
     if default is None:  # the libraries not looked for yet
         default = _blas_pools()[1]
     if default <= 1 or work < TINY_WORK:
         return contextlib.nullcontext()
-    return _Threads(_SMALL if work < SMALL_WORK else _LARGE)
+    wish = _SMALL if work < SMALL_WORK else _LARGE
+    # read without the lock: only this thread adds to its stack or removes a live entry (another
+    # thread may drop dead entries from its top, so the top is read as a slice, never stack[-1])
+    for top, block in _running.get(threading.get_ident(), ())[-1:]:
+        if top is wish and block() is not None:  # nested in a live block of its kind: nothing changes
+            return contextlib.nullcontext()
+    return _Threads(wish)
 
 
 def model_work(positions=None, model=None, *args, **kwargs) -> float:
