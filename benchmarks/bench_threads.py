@@ -2,18 +2,18 @@
 
 Run on demand (not a test)::
 
-    python benchmarks/bench_threads.py                 # 5 rounds, an idle machine
-    python benchmarks/bench_threads.py --rounds 30 --calls 41 --n 50 100 200 500
+    python benchmarks/bench_threads.py                 # 5 processes, an idle machine
+    python benchmarks/bench_threads.py --rounds 9 --calls 41 --n 50 100 200 500
     python benchmarks/bench_threads.py --busy          # one core kept busy by another process
+    python benchmarks/bench_threads.py --across        # each configuration in its own processes
+    python benchmarks/bench_threads.py --across --shuffle --rounds 30 --calls 41 --n 50 100 200 500
 
-Four configurations, each a fresh process started with ``OPENBLAS_NUM_THREADS`` set, run
-round after round in an order rotated each round (so a machine that gets busier slows them
-alike):
+Four configurations:
 
-* ``1 thread``   - ``OPENBLAS_NUM_THREADS=1``;
+* ``1 thread``   - OpenBLAS on one thread (``OPENBLAS_NUM_THREADS=1``);
 * ``1 again``    - the same configuration a second time: its ratio to ``1 thread`` is the
   noise of the measurement (an A/A test);
-* ``2 threads``  - ``OPENBLAS_NUM_THREADS=2`` with xlmvar's choice of threads by size
+* ``2 threads``  - OpenBLAS on 2 threads with xlmvar's choice of threads by size
   (:mod:`xlmvar.engine._threads`: one thread below 1e9 operations);
 * ``2, no choice`` - the same with the choice switched off (every call on 2 threads), as
   before issue 13.
@@ -21,9 +21,27 @@ alike):
 Calls, through ``xlmvar.decompose`` on fresh arrays (wall-clock time, as a desk waits for
 it): ``normal cold`` (a covariance never seen: validation, Cholesky), ``normal what-if``
 (the same covariance content, new positions; below N = 250 a covariance is validated every
-time, so this is a cold call there) and ``historical`` (T = 2500 periods).  Each time is
-the median over rounds of the median of ``--calls`` calls (15) in a round; each ratio is the median over
-rounds of the per-round ratio.  The goal: no call at N <= 500 slower on 2 threads than on 1.
+time, so this is a cold call there) and ``historical`` (T = 2500 periods).
+
+By default each of ``--rounds`` processes (started with ``OPENBLAS_NUM_THREADS=2``) runs
+every call in all four configurations one after another, in an order rotated call by call:
+"1 thread" is OpenBLAS set to one thread around the call (its own
+``openblas_set_num_threads``, as ``OPENBLAS_NUM_THREADS=1`` sets it at start), "2, no
+choice" the choice switched off around it.  A ratio is the median over the process's
+``--calls`` calls of the per-call ratio to "1 thread"; the figure is the median over the
+processes.  The configurations share the process, its heap and its addresses, so the ratio
+is the threads' alone.  ``--across`` runs each configuration in fresh processes instead
+(order rotated round by round), the design used before: there the noise of a ratio is the
+difference between two processes, and two one-thread processes were measured 2x apart on
+the same call (the median of 41 calls at N = 50: 0.165 ms in one, 0.345 ms in another), so
+a 10% difference between configurations takes dozens of processes to see, if it is there.
+It adds a fifth configuration, "2, one at start": a process started on 2 threads and set to
+one thread before its first call, so the same computation as "1 thread" - its ratio is what
+the start on 2 threads does to a process, not the calls (0.87-1.02x measured).  With
+``--shuffle`` each process first allocates a random 0-1 MB, so that no configuration keeps
+one heap layout (a layout can make a process faster or slower for its whole life).  Fresh
+two-thread processes, with or without the choice, read up to 16% slower than one-thread
+ones there, where the same calls within one process do not; that is not traced.
 
 Every process gets the same fixed ``malloc`` thresholds (``MALLOC_MMAP_THRESHOLD_``,
 ``MALLOC_TRIM_THRESHOLD_``).  glibc otherwise moves them with each process's history of
@@ -34,6 +52,11 @@ process of the same configuration that paid none - a difference of heaps, not of
 ``--busy`` keeps one core busy with another process (a loop) while the calls run: the
 machine a desk shares with other work, where a second BLAS thread waits for a core (the
 stall of issue 13: 104 ms against 2 ms).
+
+The goal (issue 13): no call at N <= 500 slower on 2 threads than on 1.  The verdict line
+counts a call as slower when its ratio exceeds 1 by more than twice the A/A column's
+distance from 1, and by more than 2%; the choice's own switch costs 4-5 us a call
+(1-2% of a 0.25 ms call), which is printed, not hidden: read the ratio column.
 """
 
 from __future__ import annotations
@@ -41,6 +64,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -49,7 +73,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 CHILD = r"""
-import json, statistics, sys, time
+import json, os, statistics, sys, time
+_shift = [bytearray(int(os.environ.get("BENCH_PAD", "0")))]  # moves the heap's layout (see --shuffle)
 import numpy as np
 sys.path.insert(0, {root!r})
 import xlmvar
@@ -57,6 +82,10 @@ from xlmvar.engine import _threads
 if {no_choice}:
     _threads.SMALL_WORK = 0.0  # every block on the default threads
     _threads.TINY_WORK = 0.0
+if {one_at_start}:  # one thread for good before the first call: the choice finds 1, no switch
+    import threadpoolctl
+    threadpoolctl.threadpool_limits(1, user_api="blas")
+    assert _threads.blas_default_threads() == 1
 rng = np.random.default_rng(0)
 out = {{}}
 for n in {ns}:
@@ -75,55 +104,163 @@ for n in {ns}:
 print(json.dumps(out))
 """
 
+
+#: One process on 2 BLAS threads that runs each call in all four configurations, one after
+#: another in an order rotated call by call; "1 thread" is OpenBLAS set to one thread around
+#: the call (as ``OPENBLAS_NUM_THREADS=1`` would), "2, no choice" the choice switched off.
+PAIRED = r"""
+import json, statistics, sys, time
+import numpy as np
+sys.path.insert(0, {root!r})
+import xlmvar
+from xlmvar.engine import _threads
+pools, default = _threads._blas_pools()
+switches = _threads._state["switches"]
+if default != 2:
+    sys.exit("the paired run needs a BLAS on 2 threads (OPENBLAS_NUM_THREADS=2), found %d" % default)
+def one(): [put(1) for _, put in switches]
+def back(): [put(default) for _, put in switches]
+limits = _threads.SMALL_WORK, _threads.TINY_WORK
+def no_choice(): _threads.SMALL_WORK = _threads.TINY_WORK = 0.0
+def choice(): _threads.SMALL_WORK, _threads.TINY_WORK = limits
+around = {{"1 thread": (one, back), "1 again": (one, back), "2 threads": (None, None), "2, no choice": (no_choice, choice)}}
+names = list(around)
+rng = np.random.default_rng(0)
+out = {{}}
+for n in {ns}:
+    a = rng.standard_normal((2 * n, n)) * 0.01
+    cov = a.T @ a / (2 * n)
+    r = rng.standard_normal((2500, n)) * 0.01
+    x = rng.standard_normal(n)
+    xlmvar.decompose(x, cov)  # imports, and the covariance validated once
+    xlmvar.decompose(x, r, method="historical")
+    makers = [
+        lambda k: (lambda c=cov * (1 + 1e-9 * k): xlmvar.decompose(x, c)),
+        lambda k: (lambda c=cov.copy(), y=x * (1 + 1e-3 * k): xlmvar.decompose(y, c)),
+        lambda k: (lambda c=r.copy(): xlmvar.decompose(x, c, method="historical")),
+    ]
+    out[n] = []
+    for make in makers:
+        times = {{name: [] for name in names}}
+        for k in range({calls}):
+            for j, name in enumerate(names[k % 4:] + names[: k % 4]):
+                call = make(4 * k + j + 1)
+                before, after = around[name]
+                if before:
+                    before()
+                t = time.perf_counter(); call(); t = time.perf_counter() - t
+                if after:
+                    after()
+                times[name].append(t)
+        one_thread = times["1 thread"]
+        out[n].append({{name: [statistics.median(v), statistics.median(a / b for a, b in zip(v, one_thread))]
+                        for name, v in times.items()}})
+print(json.dumps(out))
+"""
+
 CONFIGS = {"1 thread": ("1", False), "1 again": ("1", False), "2 threads": ("2", False), "2, no choice": ("2", True)}
+#: With ``--across`` only: a process started on 2 threads and set to one before its first
+#: call - the same computation as "1 thread", in a process started as "2 threads" is.
+ONE_AT_START = ("2", False)
 #: The same in every process: see the module docstring.
 MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(128 << 20)}
 CALLS = ("normal cold", "normal what-if", "historical")
 
 
-def run_child(threads: str, no_choice: bool, ns, calls: int = 15) -> dict:
-    env = dict(os.environ, OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, **MALLOC)
-    code = CHILD.format(root=str(ROOT), no_choice=no_choice, ns=list(ns), calls=calls)
+def _env(threads: str) -> dict:
+    return dict(os.environ, OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, **MALLOC)
+
+
+def run_child(threads: str, no_choice: bool, ns, calls: int = 15, one_at_start: bool = False, pad: int = 0) -> dict:
+    """One fresh process of one configuration: ``{n: [median s of each call kind]}``; ``pad``
+    bytes allocated first move the layout of its heap."""
+    code = CHILD.format(root=str(ROOT), no_choice=no_choice, one_at_start=one_at_start, ns=list(ns), calls=calls)
+    env = dict(_env(threads), BENCH_PAD=str(pad))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return {int(k): v for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
+
+
+def run_paired(ns, calls: int = 15) -> dict:
+    """One process on 2 threads running every configuration call by call:
+    ``{n: [{configuration: [median s, median of the per-call ratio to 1 thread]}, ...]}``."""
+    code = PAIRED.format(root=str(ROOT), ns=list(ns), calls=calls)
+    out = subprocess.run([sys.executable, "-c", code], env=_env("2"), capture_output=True, text=True, check=True)
+    return {int(k): v for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
+
+
+def across_processes(args):
+    """``{(call, n): {configuration: (median ms, ratio to 1 thread)}}`` from fresh processes."""
+    configs = dict(CONFIGS, **{"2, one at start": ONE_AT_START})
+    names = list(configs)
+    results = {name: [] for name in names}
+    pads = random.Random(0)
+    for k in range(args.rounds):
+        for name in names[k % len(names):] + names[: k % len(names)]:
+            pad = pads.randrange(1 << 20) if args.shuffle else 0
+            results[name].append(run_child(*configs[name], args.n, args.calls, name == "2, one at start", pad))
+    table = {}
+    for i, call in enumerate(CALLS):
+        for n in args.n:
+            one = [r[n][i] for r in results["1 thread"]]
+            table[call, n] = {
+                name: (statistics.median(r[n][i] for r in results[name]) * 1e3,
+                       statistics.median(a[n][i] / b for a, b in zip(results[name], one)))
+                for name in names
+            }
+    return table
+
+
+def in_one_process(args):
+    """The same table from ``--rounds`` processes, each running every configuration call by
+    call (ratios: medians over processes of each process's median per-call ratio)."""
+    rounds = [run_paired(args.n, args.calls) for _ in range(args.rounds)]
+    return {
+        (call, n): {
+            name: (statistics.median(r[n][i][name][0] for r in rounds) * 1e3,
+                   statistics.median(r[n][i][name][1] for r in rounds))
+            for name in CONFIGS
+        }
+        for i, call in enumerate(CALLS)
+        for n in args.n
+    }
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="*", default=[50, 100, 200, 500, 1000, 2000])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5, help="processes (of each configuration with --across)")
     parser.add_argument("--calls", type=int, default=15, help="calls of each kind per process (the median is taken)")
     parser.add_argument("--busy", action="store_true", help="keep one core busy with another process")
+    parser.add_argument("--across", action="store_true", help="each configuration in its own fresh processes")
+    parser.add_argument("--shuffle", action="store_true",
+                        help="with --across: each process first allocates a random 0-1 MB, moving its heap's layout")
     args = parser.parse_args(argv)
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
     try:
-        names = list(CONFIGS)
-        results = {name: [] for name in names}
-        for k in range(args.rounds):
-            for name in names[k % len(names):] + names[: k % len(names)]:
-                results[name].append(run_child(*CONFIGS[name], args.n, args.calls))
+        table = across_processes(args) if args.across else in_one_process(args)
     finally:
         if hog is not None:
             hog.kill()
-    print(f"wall-clock ms, {'one core busy' if args.busy else 'idle machine'}, medians of {args.rounds} rounds "
-          f"(each the median of {args.calls} calls); ratio = to 1 thread, the median of the per-round ratios")
+    design = ("fresh processes per configuration, order rotated" if args.across
+              else "each call in every configuration within one process, order rotated")
+    print(f"wall-clock ms, {'one core busy' if args.busy else 'idle machine'}, {design}; medians of "
+          f"{args.rounds} rounds of {args.calls} calls; ratio = to 1 thread")
+    start = args.across  # the column of a process started on 2 threads, run on 1
     print(f"{'call':15} {'N':>5} {'1 thread':>9} {'1 again':>8} {'2 threads':>10} {'ratio':>6} "
-          f"{'2, no choice':>13} {'ratio':>6}")
+          f"{'2, no choice':>13} {'ratio':>6}" + (f" {'2, one at start':>16}" if start else ""))
     slower = []
-    for i, call in enumerate(CALLS):
-        for n in args.n:
-            med = {name: statistics.median(r[n][i] for r in results[name]) * 1e3 for name in CONFIGS}
-            one = [r[n][i] for r in results["1 thread"]]
-            again, ratio, free = (
-                statistics.median(a[n][i] / b for a, b in zip(results[name], one))
-                for name in ("1 again", "2 threads", "2, no choice")
-            )
-            print(f"{call:15} {n:5d} {med['1 thread']:9.3f} {again:8.2f} {med['2 threads']:10.3f} {ratio:6.2f} "
-                  f"{med['2, no choice']:13.3f} {free:6.2f}")
-            if n <= 500 and ratio > 1.1:
-                slower.append(f"{call} N={n} ({ratio:.2f}x)")
-    print("'1 again' is the ratio of a second 1-thread process to the first: the noise of a ratio")
-    print("goal (no call at N <= 500 slower on 2 threads than on 1, 10% noise allowed): "
+    for (call, n), row in table.items():
+        print(f"{call:15} {n:5d} {row['1 thread'][0]:9.3f} {row['1 again'][1]:8.2f} {row['2 threads'][0]:10.3f} "
+              f"{row['2 threads'][1]:6.2f} {row['2, no choice'][0]:13.3f} {row['2, no choice'][1]:6.2f}"
+              + (f" {row['2, one at start'][1]:16.2f}" if start else ""))
+        noise = max(abs(row["1 again"][1] - 1.0), 0.02)
+        if n <= 500 and row["2 threads"][1] > 1.0 + 2 * noise:
+            slower.append(f"{call} N={n} ({row['2 threads'][1]:.2f}x)")
+    print("'1 again' is a second run of the 1-thread configuration: its distance from 1 is the noise of a ratio")
+    if start:
+        print("'2, one at start': a process started on 2 threads and set to 1 before its first call (the same "
+              "computation as '1 thread'): its ratio is what starting a process on 2 threads does, not the calls")
+    print("goal (no call at N <= 500 slower on 2 threads than on 1, beyond twice that noise, at least 2%): "
           + ("met" if not slower else "MISSED: " + ", ".join(slower)))
     return 0
 
