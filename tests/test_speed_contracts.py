@@ -138,25 +138,22 @@ def test_blas_threads_follow_the_work():
     assert {p.get_num_threads() for p in pools} == {default}
 
 
-def test_a_block_nested_in_one_of_its_kind_costs_no_bookkeeping():
-    # a call's blocks nest (the method's decompose, the covariance's validation): the inner
-    # one of the same kind changes nothing, so it neither takes the lock nor keeps an entry
-    import threading
+def test_a_generators_block_that_ends_after_the_one_around_it_stays_counted():
+    # a generator's small block, resumed inside the caller's small block, ends first; the
+    # caller's block must still run on one thread (a nested block handed out as a null
+    # context left the process on two there, an adversarial review found)
+    pools, default = _two_threads_or_skip()
+    small = _threads.SMALL_WORK / 10
 
-    pools, default = _threads._blas_pools()
-    if default <= 1:
-        pytest.skip("BLAS runs on one thread here: nothing to choose")
-    me = threading.get_ident()
-    small, large = _threads.SMALL_WORK / 10, _threads.SMALL_WORK * 10
-    with _threads.blas_threads(small):
+    def stream():
         with _threads.blas_threads(small):
-            assert len(_threads._running[me]) == 1 and {p.get_num_threads() for p in pools} == {1}
-            with _threads.blas_threads(large):  # another kind: an entry, and the threads back
-                assert len(_threads._running[me]) == 2 and {p.get_num_threads() for p in pools} == {default}
-                with _threads.blas_threads(small):
-                    assert len(_threads._running[me]) == 3 and {p.get_num_threads() for p in pools} == {1}
-                assert {p.get_num_threads() for p in pools} == {default}
-        assert len(_threads._running[me]) == 1 and {p.get_num_threads() for p in pools} == {1}
+            yield
+
+    results = stream()
+    next(results)
+    with _threads.blas_threads(small):
+        next(results, None)  # the generator's block ends inside the caller's
+        assert {p.get_num_threads() for p in pools} == {1}
     assert not _threads._running and {p.get_num_threads() for p in pools} == {default}
 
 
@@ -264,6 +261,42 @@ def test_an_interrupt_inside_the_bookkeeping_leaves_it_consistent():
     assert not _threads._running and {p.get_num_threads() for p in pools} == {default}
     with _threads.blas_threads(_threads.SMALL_WORK / 10):
         assert {p.get_num_threads() for p in pools} == {1}
+    assert {p.get_num_threads() for p in pools} == {default}
+
+
+def test_a_second_interrupt_inside_the_restore_does_not_lose_the_setting():
+    # Ctrl-C in the last block's restore, and again in the repair of the first: no block
+    # runs, but the restore was cut short; the next block must not take one thread for the
+    # setting to come back to (it did: every later block, large ones too, ran on one thread)
+    pools, default = _two_threads_or_skip()
+    get, put = _threads._state["switches"][0]
+    struck = []
+
+    def put_interrupted(n):  # the restore's switch back: Ctrl-C before it is made
+        if n == default and not struck:
+            struck.append("put")
+            raise KeyboardInterrupt
+        put(n)
+
+    def get_interrupted():  # the repair reads the setting: Ctrl-C again
+        value = get()
+        if struck == ["put"]:
+            struck.append("get")
+            raise KeyboardInterrupt
+        return value
+
+    switches = _threads._state["switches"]
+    switches[0] = (get_interrupted, put_interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with _threads.blas_threads(_threads.SMALL_WORK / 10):
+                pass
+    finally:
+        switches[0] = (get, put)
+    assert struck == ["put", "get"] and not _threads._running  # both struck, no block runs
+    assert {p.get_num_threads() for p in pools} == {1}  # the restore was cut short
+    with _threads.blas_threads(_threads.SMALL_WORK * 10):
+        assert {p.get_num_threads() for p in pools} == {default}
     assert {p.get_num_threads() for p in pools} == {default}
 
 

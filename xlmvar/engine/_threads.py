@@ -31,7 +31,11 @@ another thread is in a small block at the time, and a factorisation on one threa
 two can differ in the last bits (1e-15 relative).  The libraries are looked for at the first
 block: if that block runs under the user's own one-thread limit, the choice is off for the
 process; a user's ``threadpool_limits`` that overlaps a block in another thread can be
-undone when that block ends.
+undone when that block ends.  A Ctrl-C that lands just outside the bookkeeping (as a
+block's ``__enter__`` returns, or before its ``__exit__`` takes the lock) leaves the block
+counted while its traceback keeps it alive, so BLAS stays on one thread until a later block
+finds it gone; a finaliser that runs a block while this thread holds the bookkeeping's lock
+(garbage collection inside it) would wait for ever.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ SMALL_WORK = 1e9
 
 #: Below this many operations nothing is changed: OpenBLAS itself runs a product of fewer
 #: than 2,304 x 4 = 9,216 elements on one thread, so there is nothing to stall.  Above it a
-#: call is switched to one thread (and back: about 4-5 us in all, two C calls per pool),
+#: call is switched to one thread (and back: 20-30 us inside a call, two C calls per pool),
 #: so that no product OpenBLAS would thread - a 2,500 x 50 history's P&L, 125,000 elements,
 #: is one - runs on a second thread that may wait for a core.
 TINY_WORK = 2e4
@@ -177,11 +181,12 @@ class _Threads:
 
     Blocks may nest and may overlap in different threads, ending in any order: the setting
     follows the blocks running (:func:`_set`), and the one saved before the first block is
-    restored when the last one ends.  A block nested in a live one of the same kind in its
-    thread is not one of these (:func:`blas_threads` hands out a null context: it would change
-    nothing).  An exception inside the bookkeeping itself (Ctrl-C)
-    leaves it consistent: the block is dropped and the setting read back and set again; a
-    block whose exit it skipped is dropped when it is found dead.
+    restored when the last one ends.  A block nested in one of the same kind in its thread
+    changes nothing and makes no C call; it keeps its own entry, so that blocks of a
+    generator or a coroutine, which can end after the block around them, stay counted.  An
+    exception inside the bookkeeping itself (Ctrl-C) leaves it consistent: the block is
+    dropped and the setting read back and set again (a restore cut short is finished by the
+    next first block); a block whose exit it skipped is dropped when it is found dead.
     """
 
     __slots__ = ("wish", "__weakref__")
@@ -190,43 +195,78 @@ class _Threads:
         self.wish = wish
 
     def __enter__(self):
-        me = threading.get_ident()
+        # the locked region is one call, so that no exception can land between the lock and
+        # the handler that keeps the bookkeeping consistent (:meth:`_enter`'s own)
         with _lock:
-            try:
-                if _running:
-                    _prune()
-                if not _running:  # the first block: the setting to come back to
-                    _saved[:] = _current[:] = [get() for get, _ in _state["switches"]]
-                    _running[me] = [(self.wish, weakref.ref(self))]
-                    _set(prune=False)
-                    return self
-                stack = _running.setdefault(me, [])
-                top = stack[-1][0] if stack else None
-                stack.append((self.wish, weakref.ref(self)))
-                if top != self.wish:  # else nested in a block of its kind: nothing changes
-                    _set(prune=False)
-            except BaseException:
-                _heal(me, self)
-                raise
+            self._enter(threading.get_ident())
         return self
 
     def __exit__(self, *exc):
-        me = threading.get_ident()
         with _lock:
-            try:
-                stack = _running.get(me, [])
-                _innermost(stack)  # dead blocks above this one (their exits skipped)
-                if stack and stack[-1][1]() is self:
-                    stack.pop()
-                if not stack and len(_running) == 1 and me in _running:  # the last block
-                    del _running[me]
-                    _restore()
-                elif _innermost(stack) != self.wish:  # else back in a block of its kind
-                    _set()
-            except BaseException:
-                _heal(me, self)
-                raise
+            self._exit(threading.get_ident())
         return False
+
+    def _enter(self, me) -> None:
+        try:
+            if not _running and not _saved:  # the first block, nothing pending: the usual case
+                wish = self.wish
+                _running[me] = [(wish, weakref.ref(self))]
+                for get, put in _state["switches"]:
+                    before = get()
+                    _saved.append(before)
+                    _current.append(before)
+                    if wish is _SMALL and before != 1:
+                        _current[-1] = 1
+                        put(1)
+                return
+            stack = _running.get(me)
+            if len(_running) == 1 and stack and stack[-1][0] is self.wish and stack[-1][1]() is not None:
+                stack.append((self.wish, weakref.ref(self)))  # nested in a live block of its kind
+                return
+            if _running:
+                _prune()
+            if not _running:  # the first block: the setting to come back to
+                if _saved:  # a restore cut short by an interrupt: finish it before reading
+                    _restore()
+                _saved[:] = _current[:] = [get() for get, _ in _state["switches"]]
+                _running[me] = [(self.wish, weakref.ref(self))]
+                _set(prune=False)
+                return
+            stack = _running.setdefault(me, [])
+            top = stack[-1][0] if stack else None
+            stack.append((self.wish, weakref.ref(self)))
+            if top != self.wish:  # else nested in a block of its kind: nothing changes
+                _set(prune=False)
+        except BaseException:
+            _heal(me, self)
+            raise
+
+    def _exit(self, me) -> None:
+        try:
+            stack = _running.get(me)
+            if len(_running) == 1 and stack is not None and len(stack) == 1 and stack[0][1]() is self:
+                del _running[me]  # the last block, this thread's only one: the usual case
+                for (_, put), before, now in zip(_state["switches"], _saved, _current):
+                    if now != before:
+                        put(before)
+                _saved.clear()
+                _current.clear()
+                return
+            if stack and len(stack) > 1 and stack[-1][1]() is self and stack[-2][0] is self.wish and stack[-2][1]() is not None:
+                stack.pop()  # back in a live block of its kind: nothing changes
+                return
+            stack = _running.get(me, [])
+            _innermost(stack)  # dead blocks above this one (their exits skipped)
+            if stack and stack[-1][1]() is self:
+                stack.pop()
+            if not stack and len(_running) == 1 and me in _running:  # the last block
+                del _running[me]
+                _restore()
+            elif _innermost(stack) != self.wish:  # else back in a block of its kind
+                _set()
+        except BaseException:
+            _heal(me, self)
+            raise
 
 
 def _heal(me, block) -> None:
@@ -260,23 +300,17 @@ def blas_threads(work: float):
     above it (BLAS's default unless the user limited it; so a large block inside a small one
     gets its threads back); that setting is restored when the last running block ends.
     While blocks run in several threads at once, one thread if any of them is small.  Does
-    nothing when BLAS has a single thread anyway or threadpoolctl is missing, nor inside a
-    block of the same kind in this thread (a call's nested blocks: the method's and its
-    covariance validation's).  A switch and back costs about 4-5 us (two C calls per pool,
-    a lock, the bookkeeping; 1-2% of a 0.25 ms call).
+    nothing when BLAS has a single thread anyway or threadpoolctl is missing.  A switch and
+    back costs about 5 us in a loop of blocks and 20-30 us inside a call (two C calls per
+    pool, a lock, the bookkeeping, run with the CPU caches full of the call's data); a nested
+    block of the same kind about 10 us more.
     """
     default = _state.get("default")
     if default is None:  # the libraries not looked for yet
         default = _blas_pools()[1]
     if default <= 1 or work < TINY_WORK:
         return contextlib.nullcontext()
-    wish = _SMALL if work < SMALL_WORK else _LARGE
-    # read without the lock: only this thread adds to its stack or removes a live entry (another
-    # thread may drop dead entries from its top, so the top is read as a slice, never stack[-1])
-    for top, block in _running.get(threading.get_ident(), ())[-1:]:
-        if top is wish and block() is not None:  # nested in a live block of its kind: nothing changes
-            return contextlib.nullcontext()
-    return _Threads(wish)
+    return _Threads(_SMALL if work < SMALL_WORK else _LARGE)
 
 
 def model_work(positions=None, model=None, *args, **kwargs) -> float:
