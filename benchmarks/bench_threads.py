@@ -25,7 +25,7 @@ time, so this is a cold call there) and ``historical`` (T = 2500 periods).
 
 By default each of ``--rounds`` processes (started with ``OPENBLAS_NUM_THREADS=2``) runs
 every call in three configurations one after another, their order going through the six
-permutations call by call (each follows each other equally often): "1 thread" is OpenBLAS
+permutations call by call (each follows each of the others about equally often): "1 thread" is OpenBLAS
 set to one thread and xlmvar told so (``_state["default"] = 1``) around the call - the path
 of a process started with ``OPENBLAS_NUM_THREADS=1``, with no switch and no bookkeeping -,
 "1 again" the same, "2 threads" the choice.  A ratio is the median over the process's
@@ -255,7 +255,8 @@ def main(argv=None) -> int:
         if hog is not None:
             hog.kill()
     design = ("fresh processes per configuration, order rotated" if args.across
-              else "each call in every configuration within one process, order rotated")
+              else "each call in every configuration within one process, orders through all permutations; "
+              "'2, no choice' after them (ratio of medians)")
     print(f"wall-clock ms, {'one core busy' if args.busy else 'idle machine'}, {design}; medians of "
           f"{args.rounds} rounds of {args.calls} calls; ratio = to 1 thread")
     start = args.across  # the column of a process started on 2 threads, run on 1

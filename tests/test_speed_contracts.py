@@ -300,6 +300,98 @@ def test_a_second_interrupt_inside_the_restore_does_not_lose_the_setting():
     assert {p.get_num_threads() for p in pools} == {default}
 
 
+def _interrupt_at(func, text):
+    """A trace function raising KeyboardInterrupt (once) at the line of ``func`` that reads
+    ``text``: Ctrl-C landing there, as under a debugger or coverage."""
+    import inspect
+    import sys
+
+    lines, first = inspect.getsourcelines(func)
+    target = first + next(i for i, line in enumerate(lines) if line.strip().startswith(text))
+
+    def local(frame, event, arg):
+        if event == "line" and frame.f_lineno == target:
+            sys.settrace(None)
+            raise KeyboardInterrupt
+        return local
+
+    return lambda frame, event, arg: local if frame.f_code is func.__code__ else None
+
+
+def test_a_restore_cut_between_its_two_clears_is_finished_by_the_next_block():
+    # Ctrl-C after the restore cleared one list and not the other: the next first block
+    # appended to the stale one and then restored nothing (an adversarial review found it);
+    # the setting must come back after the next block, and a large block get it
+    import sys
+
+    pools, default = _two_threads_or_skip()
+    sys.settrace(_interrupt_at(_threads._restore, "_saved.clear()"))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with _threads.blas_threads(_threads.SMALL_WORK / 10):
+                pass
+    finally:
+        sys.settrace(None)
+    with _threads.blas_threads(_threads.SMALL_WORK / 10):
+        assert {p.get_num_threads() for p in pools} == {1}
+    assert {p.get_num_threads() for p in pools} == {default}
+    with _threads.blas_threads(_threads.SMALL_WORK * 10):
+        assert {p.get_num_threads() for p in pools} == {default}
+    assert not _threads._running and {p.get_num_threads() for p in pools} == {default}
+
+
+def test_a_generators_block_finished_in_another_thread_is_dropped_when_it_ends():
+    # a generator's small block entered in a worker thread and finished in the main thread
+    # (a web framework iterating in a thread pool): once it ends, the main thread's large
+    # block gets its threads back (it stayed on one until some later block)
+    import threading
+
+    pools, default = _two_threads_or_skip()
+
+    def stream():
+        with _threads.blas_threads(_threads.SMALL_WORK / 10):
+            yield
+
+    results = stream()
+    worker = threading.Thread(target=next, args=(results,))
+    worker.start()
+    worker.join()
+    with _threads.blas_threads(_threads.SMALL_WORK * 10):
+        assert {p.get_num_threads() for p in pools} == {1}  # the worker's small block runs
+        next(results, None)
+        assert {p.get_num_threads() for p in pools} == {default}
+    assert not _threads._running and {p.get_num_threads() for p in pools} == {default}
+
+
+def test_a_block_after_a_dead_one_is_dropped_gets_its_threads():
+    # Ctrl-C as a nested large block's __enter__ returns leaves it counted; once it is dead,
+    # the next small block (nested in a small one) drops it and must set one thread again
+    import sys
+
+    pools, default = _two_threads_or_skip()
+    large = _threads.blas_threads(_threads.SMALL_WORK * 10)
+
+    def returning(frame, event, arg):
+        if event == "return" and frame.f_code is _threads._Threads.__enter__.__code__:
+            sys.settrace(None)
+            raise KeyboardInterrupt
+        return returning
+
+    with _threads.blas_threads(_threads.SMALL_WORK / 10):
+        sys.settrace(lambda frame, event, arg: returning if frame.f_code is _threads._Threads.__enter__.__code__ else None)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                with large:
+                    pass
+        finally:
+            sys.settrace(None)
+        del large  # the traceback is gone with the pytest.raises context: the block dies
+        with _threads.blas_threads(_threads.SMALL_WORK / 10):
+            assert {p.get_num_threads() for p in pools} == {1}
+        assert {p.get_num_threads() for p in pools} == {1}
+    assert not _threads._running and {p.get_num_threads() for p in pools} == {default}
+
+
 def test_a_block_whose_exit_was_skipped_is_dropped():
     pools, default = _two_threads_or_skip()
     block = _threads.blas_threads(_threads.SMALL_WORK / 10)

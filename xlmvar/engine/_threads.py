@@ -148,8 +148,8 @@ def _restore() -> None:
     for (get, put), before in zip(_state["switches"], _saved):
         if get() != before:
             put(before)
+    _current.clear()  # first: cut short between the two, the restore is left pending
     _saved.clear()
-    _current.clear()
 
 
 def _set(force: bool = False, prune: bool = True) -> None:
@@ -183,7 +183,9 @@ class _Threads:
     follows the blocks running (:func:`_set`), and the one saved before the first block is
     restored when the last one ends.  A block nested in one of the same kind in its thread
     changes nothing and makes no C call; it keeps its own entry, so that blocks of a
-    generator or a coroutine, which can end after the block around them, stay counted.  An
+    generator or a coroutine, which can end after the block around them or in another
+    thread than they began in, stay counted until they end, and are then found wherever
+    they are.  An
     exception inside the bookkeeping itself (Ctrl-C) leaves it consistent: the block is
     dropped and the setting read back and set again (a restore cut short is finished by the
     next first block); a block whose exit it skipped is dropped when it is found dead.
@@ -194,30 +196,28 @@ class _Threads:
     def __init__(self, wish: str):
         self.wish = wish
 
+    # Each locked region is one call on the line of its ``with``: a trace function (a debugger,
+    # coverage) raising Ctrl-C between the lock and the handler in the call, or at a second
+    # line event of the ``with`` on leaving it, would leave the lock held for good.
     def __enter__(self):
-        # the locked region is one call, so that no exception can land between the lock and
-        # the handler that keeps the bookkeeping consistent (:meth:`_enter`'s own)
-        with _lock:
-            self._enter(threading.get_ident())
+        with _lock: self._enter(threading.get_ident())  # noqa: E701
         return self
 
     def __exit__(self, *exc):
-        with _lock:
-            self._exit(threading.get_ident())
+        with _lock: self._exit(threading.get_ident())  # noqa: E701
         return False
 
     def _enter(self, me) -> None:
         try:
             if not _running and not _saved:  # the first block, nothing pending: the usual case
-                wish = self.wish
-                _running[me] = [(wish, weakref.ref(self))]
-                for get, put in _state["switches"]:
-                    before = get()
-                    _saved.append(before)
-                    _current.append(before)
-                    if wish is _SMALL and before != 1:
-                        _current[-1] = 1
-                        put(1)
+                switches = _state["switches"]
+                _saved[:] = _current[:] = [get() for get, _ in switches]
+                _running[me] = [(self.wish, weakref.ref(self))]
+                if self.wish is _SMALL:
+                    for i, (_, put) in enumerate(switches):
+                        if _current[i] != 1:
+                            _current[i] = 1
+                            put(1)
                 return
             stack = _running.get(me)
             if len(_running) == 1 and stack and stack[-1][0] is self.wish and stack[-1][1]() is not None:
@@ -232,11 +232,8 @@ class _Threads:
                 _running[me] = [(self.wish, weakref.ref(self))]
                 _set(prune=False)
                 return
-            stack = _running.setdefault(me, [])
-            top = stack[-1][0] if stack else None
-            stack.append((self.wish, weakref.ref(self)))
-            if top != self.wish:  # else nested in a block of its kind: nothing changes
-                _set(prune=False)
+            _running.setdefault(me, []).append((self.wish, weakref.ref(self)))
+            _set(prune=False)  # other threads' blocks, or dead ones dropped: set for all of them
         except BaseException:
             _heal(me, self)
             raise
@@ -246,11 +243,7 @@ class _Threads:
             stack = _running.get(me)
             if len(_running) == 1 and stack is not None and len(stack) == 1 and stack[0][1]() is self:
                 del _running[me]  # the last block, this thread's only one: the usual case
-                for (_, put), before, now in zip(_state["switches"], _saved, _current):
-                    if now != before:
-                        put(before)
-                _saved.clear()
-                _current.clear()
+                _restore()
                 return
             if stack and len(stack) > 1 and stack[-1][1]() is self and stack[-2][0] is self.wish and stack[-2][1]() is not None:
                 stack.pop()  # back in a live block of its kind: nothing changes
@@ -259,6 +252,9 @@ class _Threads:
             _innermost(stack)  # dead blocks above this one (their exits skipped)
             if stack and stack[-1][1]() is self:
                 stack.pop()
+            else:  # ending out of order, or in another thread than it began in (a generator)
+                for entries in _running.values():
+                    entries[:] = [entry for entry in entries if entry[1]() is not self]
             if not stack and len(_running) == 1 and me in _running:  # the last block
                 del _running[me]
                 _restore()
