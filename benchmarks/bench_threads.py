@@ -56,8 +56,8 @@ stall of issue 13: 104 ms against 2 ms).
 The goal (issue 13): no call at N <= 500 slower on 2 threads than on 1.  The verdict line
 counts a call as slower when its ratio exceeds 1 by more than twice the A/A column's
 distance from 1, and by more than 2%.  The choice costs its bookkeeping and switch in every
-call, 12-16 us inside a call (5-10 us in a loop of blocks), which is printed, not hidden:
-up to 9% of a 0.2 ms call.
+call, 15-25 us inside a call (5-10 us in a loop of blocks), which is printed, not hidden:
+up to 10% of a 0.2 ms call.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ SMALL_WORK = 1e9
 
 #: Below this many operations nothing is changed: OpenBLAS itself runs a product of fewer
 #: than 2,304 x 4 = 9,216 elements on one thread, so there is nothing to stall.  Above it a
-#: call is switched to one thread (and back: 12-16 us inside a call, two C calls per pool),
+#: call is switched to one thread (and back: 15-25 us inside a call, two C calls per pool),
 #: so that no product OpenBLAS would thread - a 2,500 x 50 history's P&L, 125,000 elements,
 #: is one - runs on a second thread that may wait for a core.
 TINY_WORK = 2e4
@@ -297,8 +297,8 @@ def blas_threads(work: float):
     gets its threads back); that setting is restored when the last running block ends.
     While blocks run in several threads at once, one thread if any of them is small.  Does
     nothing when BLAS has a single thread anyway or threadpoolctl is missing.  A switch and
-    back costs about 5 us in a loop of blocks and 12-16 us inside a call (two C calls per
-    pool, a lock, a weak reference, run with the CPU caches full of the call's data; 10-12 us
+    back costs about 5 us in a loop of blocks and 15-25 us inside a call (two C calls per
+    pool, a lock, a weak reference, run with the CPU caches full of the call's data; 8-12 us
     for those alone); a nested block of the same kind a few us more.
     """
     default = _state.get("default")
