@@ -73,6 +73,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: The problems of each size, the same in every child process (the loop it opens is the
+#: children's own): a covariance and a T = 2500 history, each used once before any call is
+#: timed (imports, the covariance's validation).
+PROBLEMS = r"""
+rng = np.random.default_rng(0)
+out = {{}}
+def timed(call):
+    t = time.perf_counter(); call(); return time.perf_counter() - t
+for n in {ns}:
+    a = rng.standard_normal((2 * n, n)) * 0.01
+    cov = a.T @ a / (2 * n)
+    r = rng.standard_normal((2500, n)) * 0.01
+    x = rng.standard_normal(n)
+    xlmvar.decompose(x, cov)  # imports, and the covariance validated once
+    xlmvar.decompose(x, r, method="historical")
+"""
+
 CHILD = r"""
 import json, os, statistics, sys, time
 _shift = [bytearray(int(os.environ.get("BENCH_PAD", "0")))]  # moves the heap's layout (see --shuffle)
@@ -87,17 +104,7 @@ if {one_at_start}:  # one thread for good before the first call: the choice find
     import threadpoolctl
     threadpoolctl.threadpool_limits(1, user_api="blas")
     assert _threads.blas_default_threads() == 1
-rng = np.random.default_rng(0)
-out = {{}}
-for n in {ns}:
-    a = rng.standard_normal((2 * n, n)) * 0.01
-    cov = a.T @ a / (2 * n)
-    r = rng.standard_normal((2500, n)) * 0.01
-    x = rng.standard_normal(n)
-    xlmvar.decompose(x, cov)  # imports, and the covariance validated once
-    xlmvar.decompose(x, r, method="historical")
-    def timed(f):
-        t = time.perf_counter(); f(); return time.perf_counter() - t
+""" + PROBLEMS + r"""
     cold = [timed(lambda c=cov * (1 + 1e-9 * k): xlmvar.decompose(x, c)) for k in range(1, {calls} + 1)]
     whatif = [timed(lambda c=cov.copy(), y=rng.standard_normal(n): xlmvar.decompose(y, c)) for _ in range({calls})]
     hist = [timed(lambda c=r.copy(): xlmvar.decompose(x, c, method="historical")) for _ in range({calls})]
@@ -108,7 +115,7 @@ print(json.dumps(out))
 
 #: One process on 2 BLAS threads.  It runs each call in three configurations one after
 #: another, their order going through the six permutations call by call (so each follows
-#: each other equally often): "1 thread" is OpenBLAS set to one thread and xlmvar told so
+#: each of the others about equally often): "1 thread" is OpenBLAS set to one thread and xlmvar told so
 #: around the call (the path of a process started with ``OPENBLAS_NUM_THREADS=1``: no
 #: switch, no bookkeeping), "1 again" the same, "2 threads" the choice.  "2, no choice" runs
 #: afterwards, its calls back to back: its threaded calls leave OpenBLAS's worker thread
@@ -132,17 +139,7 @@ def back():
 around = {{"1 thread": (one, back), "1 again": (one, back), "2 threads": (None, None)}}
 orders = list(itertools.permutations(around))
 limits = _threads.SMALL_WORK, _threads.TINY_WORK
-rng = np.random.default_rng(0)
-out = {{}}
-def timed(call):
-    t = time.perf_counter(); call(); return time.perf_counter() - t
-for n in {ns}:
-    a = rng.standard_normal((2 * n, n)) * 0.01
-    cov = a.T @ a / (2 * n)
-    r = rng.standard_normal((2500, n)) * 0.01
-    x = rng.standard_normal(n)
-    xlmvar.decompose(x, cov)  # imports, and the covariance validated once
-    xlmvar.decompose(x, r, method="historical")
+""" + PROBLEMS + r"""
     makers = [
         lambda k: (lambda c=cov * (1 + 1e-9 * k): xlmvar.decompose(x, c)),
         lambda k: (lambda c=cov.copy(), y=x * (1 + 1e-3 * k): xlmvar.decompose(y, c)),

@@ -236,6 +236,20 @@ def _two_threads_or_skip():
     return pools, default
 
 
+def _small_block_interrupted_in(get, put):
+    """Run a small block with the first pool switched through ``get``/``put`` (which raise
+    KeyboardInterrupt where Ctrl-C is to strike); the pool's own switches are put back."""
+    switches = _threads._state["switches"]
+    own = switches[0]
+    switches[0] = (get, put)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with _threads.blas_threads(_threads.SMALL_WORK / 10):
+                pass
+    finally:
+        switches[0] = own
+
+
 def test_an_interrupt_inside_the_bookkeeping_leaves_it_consistent():
     # Ctrl-C inside a switch left a stale entry: BLAS stuck on one thread, or every later
     # call raising IndexError (an adversarial review found it)
@@ -249,14 +263,7 @@ def test_an_interrupt_inside_the_bookkeeping_leaves_it_consistent():
         if len(calls) == 1:
             raise KeyboardInterrupt
 
-    switches = _threads._state["switches"]
-    switches[0] = (get, interrupted)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            with _threads.blas_threads(_threads.SMALL_WORK / 10):
-                pass
-    finally:
-        switches[0] = (get, put)
+    _small_block_interrupted_in(get, interrupted)
     assert calls[0] == 1  # the interrupt struck the switch to one thread
     assert not _threads._running and {p.get_num_threads() for p in pools} == {default}
     with _threads.blas_threads(_threads.SMALL_WORK / 10):
@@ -285,14 +292,7 @@ def test_a_second_interrupt_inside_the_restore_does_not_lose_the_setting():
             raise KeyboardInterrupt
         return value
 
-    switches = _threads._state["switches"]
-    switches[0] = (get_interrupted, put_interrupted)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            with _threads.blas_threads(_threads.SMALL_WORK / 10):
-                pass
-    finally:
-        switches[0] = (get, put)
+    _small_block_interrupted_in(get_interrupted, put_interrupted)
     assert struck == ["put", "get"] and not _threads._running  # both struck, no block runs
     assert {p.get_num_threads() for p in pools} == {1}  # the restore was cut short
     with _threads.blas_threads(_threads.SMALL_WORK * 10):

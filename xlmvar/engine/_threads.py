@@ -209,16 +209,6 @@ class _Threads:
 
     def _enter(self, me) -> None:
         try:
-            if not _running and not _saved:  # the first block, nothing pending: the usual case
-                switches = _state["switches"]
-                _saved[:] = _current[:] = [get() for get, _ in switches]
-                _running[me] = [(self.wish, weakref.ref(self))]
-                if self.wish is _SMALL:
-                    for i, (_, put) in enumerate(switches):
-                        if _current[i] != 1:
-                            _current[i] = 1
-                            put(1)
-                return
             stack = _running.get(me)
             if len(_running) == 1 and stack and stack[-1][0] is self.wish and stack[-1][1]() is not None:
                 stack.append((self.wish, weakref.ref(self)))  # nested in a live block of its kind
@@ -228,9 +218,14 @@ class _Threads:
             if not _running:  # the first block: the setting to come back to
                 if _saved:  # a restore cut short by an interrupt: finish it before reading
                     _restore()
-                _saved[:] = _current[:] = [get() for get, _ in _state["switches"]]
+                switches = _state["switches"]
+                _saved[:] = _current[:] = [get() for get, _ in switches]
                 _running[me] = [(self.wish, weakref.ref(self))]
-                _set(prune=False)
+                if self.wish is _SMALL:  # else the setting stays
+                    for i, (_, put) in enumerate(switches):
+                        if _current[i] != 1:
+                            _current[i] = 1
+                            put(1)
                 return
             _running.setdefault(me, []).append((self.wish, weakref.ref(self)))
             _set(prune=False)  # other threads' blocks, or dead ones dropped: set for all of them
