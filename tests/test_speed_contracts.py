@@ -436,6 +436,99 @@ def test_an_openblas_on_openmp_is_left_to_its_threads():
     assert _threads._process_wide(SimpleNamespace(internal_api="mkl", threading_layer="intel"))
 
 
+def test_serial_sizes_are_known_only_for_openblas_from_0_3_27():
+    from types import SimpleNamespace
+
+    def pool(api, version):
+        return SimpleNamespace(internal_api=api, version=version)
+
+    assert _threads._knows_serial(pool("openblas", "0.3.31.188.0"))  # numpy's wheel
+    assert _threads._knows_serial(pool("openblas", "0.3.27"))
+    assert not _threads._knows_serial(pool("openblas", "0.3.26"))
+    assert not _threads._knows_serial(pool("openblas", "0.3.dev"))
+    assert not _threads._knows_serial(pool("openblas", None))
+    assert not _threads._knows_serial(pool("mkl", "2025.0.0"))
+
+
+def test_serial_predicates_at_their_edges():
+    gemv, dot = _threads.OPENBLAS_SERIAL["gemv"], _threads.OPENBLAS_SERIAL["dot"]
+    assert _threads.serial_pass((2399, 192)) and not _threads.serial_pass((2400, 192))  # 460,800
+    assert _threads.serial_pass((dot, 1)) and not _threads.serial_pass((dot + 1, 1))  # a dot along it
+    assert _threads.serial_pass((dot,)) and not _threads.serial_pass((1, dot + 1))
+    assert 2400 * 192 == gemv
+    assert _threads.serial_cholesky(127) and not _threads.serial_cholesky(128)
+    assert _threads.serial_eigen(63) and not _threads.serial_eigen(64)
+    assert _threads.serial_eigen(25, vectors=True) and not _threads.serial_eigen(26, vectors=True)
+
+
+# Each call at the largest size the engine takes for one OpenBLAS thread, and at the next:
+# the probe times OpenBLAS's worker threads (every thread but the main one) on the CPU.
+_SERIAL_PROBE = r"""
+import json, os, threading, time
+import numpy as np
+from xlmvar.engine._threads import _blas_pools
+pools, default = _blas_pools()
+rng = np.random.default_rng(0)
+
+def others_ns():
+    me, total = str(threading.get_native_id()), 0
+    for tid in os.listdir("/proc/self/task"):
+        if tid != me:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+    return total
+
+def cov(n):
+    a = rng.standard_normal((2 * n, n))
+    return a.T @ a
+
+def probe(call, seconds=0.03):
+    call()
+    t = time.perf_counter(); call(); once = time.perf_counter() - t
+    time.sleep(0.3)  # a worker still spinning after an earlier call goes to sleep
+    before, t = others_ns(), time.perf_counter_ns()
+    for _ in range(max(3, int(seconds / max(once, 1e-7)))):
+        call()
+    return (others_ns() - before) / (time.perf_counter_ns() - t)
+
+a, b = rng.standard_normal((2399, 192)), rng.standard_normal((2400, 192))
+v = rng.standard_normal(192)
+out = {"versions": [p.version for p in pools], "default": default, "calls": {}}
+cases = {
+    "gemv": (lambda: a @ v, lambda: b @ v),
+    "dot": ((lambda x=rng.standard_normal(10000): x @ x), (lambda x=rng.standard_normal(10001): x @ x)),
+    "potrf": ((lambda c=cov(127): np.linalg.cholesky(c)), (lambda c=cov(128): np.linalg.cholesky(c))),
+    "eigvalsh": ((lambda c=cov(63): np.linalg.eigvalsh(c)), (lambda c=cov(64): np.linalg.eigvalsh(c))),
+    "eigh": ((lambda c=cov(25): np.linalg.eigh(c)), (lambda c=cov(26): np.linalg.eigh(c))),
+}
+for name, (serial, threaded) in cases.items():
+    out["calls"][name] = [probe(serial), probe(threaded)]
+print(json.dumps(out))
+"""
+
+
+def test_openblas_runs_the_serial_sizes_on_one_thread():
+    """The sizes below which blocks switch nothing are the installed OpenBLAS's own: on two
+    threads its workers take no CPU time for a call at the largest of them, and do (spinning
+    for the next call, about as long as the main thread runs) at the next size up."""
+    import json
+    import os
+    from types import SimpleNamespace
+
+    if not os.path.exists("/proc/self/task") or (os.cpu_count() or 1) < 2:
+        pytest.skip("needs Linux's per-thread CPU times and two cores")
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2"}
+    env.pop("OMP_NUM_THREADS", None)
+    done = subprocess.run([sys.executable, "-c", _SERIAL_PROBE], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    if out["default"] < 2 or not all(_threads._knows_serial(SimpleNamespace(internal_api="openblas", version=v)) for v in out["versions"]):
+        pytest.skip(f"BLAS is not an OpenBLAS from 0.3.27 on two threads: {out}")
+    for name, (serial, threaded) in out["calls"].items():
+        assert serial < 0.02, (name, out)  # worker CPU time per unit of wall time
+        assert threaded > 0.2, (name, out)
+
+
 def test_import_udfs_loads_neither_scipy_stats_nor_the_workbook_layer():
     code = (
         "import sys, udfs; heavy = [m for m in ('scipy.stats', 'scipy.special', 'scipy.optimize', "

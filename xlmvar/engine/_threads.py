@@ -6,7 +6,10 @@ machine a small call can wait for a core by far longer than the work takes (N = 
 measured at 104 ms on 2 threads against 2 ms on 1).  :func:`blas_threads` runs a block on one
 BLAS thread when its work is below :data:`SMALL_WORK` floating-point operations and on
 BLAS's own default number of threads above it, so that a large factorisation nested inside
-a small call still gets them; below :data:`TINY_WORK` it changes nothing.
+a small call still gets them; below :data:`TINY_WORK` it changes nothing, nor where every
+BLAS call of the block is one that OpenBLAS (0.3.27 on) runs on one thread whatever its
+setting (:func:`serial_pass`, :func:`serial_cholesky`, :func:`serial_eigen`): the
+switch, 6-25 us, is then pure cost, up to a tenth of a small call.
 
 Every formula of a sheet is small: a decomposition is a few passes over its model
 (memory-bound), so the dispatcher runs it on one thread unless the model is very large
@@ -49,7 +52,17 @@ import weakref
 
 import numpy as np
 
-__all__ = ["SMALL_WORK", "blas_threads", "blas_default_threads", "sized_blas", "model_work", "simulation_work"]
+__all__ = [
+    "SMALL_WORK",
+    "blas_threads",
+    "blas_default_threads",
+    "sized_blas",
+    "model_work",
+    "simulation_work",
+    "serial_pass",
+    "serial_cholesky",
+    "serial_eigen",
+]
 
 #: Below this many floating-point operations a block runs on one BLAS thread.  Measured by
 #: ``benchmarks/bench_threads.py`` on a busy 2-core machine, 2 threads stalled a Cholesky
@@ -58,12 +71,25 @@ __all__ = ["SMALL_WORK", "blas_threads", "blas_default_threads", "sized_blas", "
 #: simulation) get BLAS's default threads.
 SMALL_WORK = 1e9
 
-#: Below this many operations nothing is changed: OpenBLAS itself runs a product of fewer
-#: than 2,304 x 4 = 9,216 elements on one thread, so there is nothing to stall.  Above it a
+#: Below this many operations nothing is changed: OpenBLAS before 0.3.27 runs a product of
+#: fewer than 2,304 x 4 = 9,216 elements on one thread, so there is nothing to stall (later
+#: versions run far larger ones so: :data:`OPENBLAS_SERIAL`).  Above it a
 #: call is switched to one thread (and back: 15-25 us inside a call, two C calls per pool),
 #: so that no product OpenBLAS would thread - a 2,500 x 50 history's P&L, 125,000 elements,
 #: is one - runs on a second thread that may wait for a core.
 TINY_WORK = 2e4
+
+#: From 0.3.27 on (its interface and x86-64 kernel sources), OpenBLAS runs on one thread,
+#: whatever its setting: a matrix-vector product (``gemv``) of fewer than 115,200 x
+#: GEMM_MULTITHREAD_THRESHOLD (4, its default) elements; a dot product (``ddot``) of at most
+#: 10,000; a Cholesky factorisation (``potrf``) of order below 128 (64 rows a thread); LAPACK's symmetric
+#: eigenvalues (``syevd``, no vectors) below order 64, where the tridiagonal reduction's
+#: first ``syr2k`` reaches 1,000 ``n k`` (32 x 32) and threads; eigenvectors too below order
+#: 26, where the divide and conquer (``stedc``) starts multiplying matrices.  A block made
+#: only of such calls switches nothing: there is nothing to stall.  Checked on the installed
+#: OpenBLAS by ``tests/test_speed_contracts.py``: its worker threads take no CPU time for
+#: each of these calls at the largest size, and do at the next.
+OPENBLAS_SERIAL = {"version": (0, 3, 27), "gemv": 460_800, "dot": 10_000, "potrf": 128, "eigvalsh": 64, "eigh": 26}
 
 _state: dict = {}
 _lock = threading.Lock()
@@ -104,10 +130,44 @@ def _blas_pools():
                 pools = [p for p in ThreadpoolController().lib_controllers if p.user_api == "blas" and _process_wide(p)]
                 default = max((p.num_threads for p in pools), default=1)
                 switches = [_switches(p) for p in pools]
+                serial = bool(pools) and all(_knows_serial(p) for p in pools)
             except Exception:  # not installed, or a platform it does not know
-                pools, default, switches = [], 1, []
-            _state["pools"], _state["default"], _state["switches"] = pools, default, switches
+                pools, default, switches, serial = [], 1, [], False
+            _state["pools"], _state["default"], _state["switches"], _state["serial"] = pools, default, switches, serial
         return _state["pools"], _state["default"]
+
+
+def _knows_serial(pool) -> bool:
+    """True if ``pool`` is an OpenBLAS whose one-thread sizes are :data:`OPENBLAS_SERIAL`'s
+    (0.3.27 or later; a version it does not print, or another library, is not)."""
+    if getattr(pool, "internal_api", None) != "openblas":
+        return False
+    try:
+        version = tuple(int(part) for part in str(pool.version).split(".")[:3])
+    except ValueError:
+        return False
+    return len(version) == 3 and version >= OPENBLAS_SERIAL["version"]
+
+
+def serial_pass(shape) -> bool:
+    """True if OpenBLAS runs a pass over a table of ``shape`` on one thread: products of the
+    table with a vector (either side) and dot products along either of its sides."""
+    shape = tuple(int(d) for d in shape) or (1,)
+    size = 1
+    for d in shape:
+        size *= d
+    return size < OPENBLAS_SERIAL["gemv"] and max(shape) <= OPENBLAS_SERIAL["dot"]
+
+
+def serial_cholesky(n: int) -> bool:
+    """True if OpenBLAS factorises a matrix of order ``n`` on one thread."""
+    return n < OPENBLAS_SERIAL["potrf"]
+
+
+def serial_eigen(n: int, vectors: bool = False) -> bool:
+    """True if LAPACK's symmetric eigensolver on OpenBLAS runs on one thread at order ``n``
+    (``numpy.linalg.eigvalsh``; ``eigh`` with ``vectors``)."""
+    return n < OPENBLAS_SERIAL["eigh" if vectors else "eigvalsh"]
 
 
 def blas_default_threads() -> int:
@@ -284,14 +344,16 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
-def blas_threads(work: float):
+def blas_threads(work: float, serial: bool = False):
     """Context manager: run the block on the BLAS threads ``work`` operations deserve.
 
     One thread below :data:`SMALL_WORK`, the setting in force before the first running block
     above it (BLAS's default unless the user limited it; so a large block inside a small one
     gets its threads back); that setting is restored when the last running block ends.
     While blocks run in several threads at once, one thread if any of them is small.  Does
-    nothing when BLAS has a single thread anyway or threadpoolctl is missing.  A switch and
+    nothing when BLAS has a single thread anyway or threadpoolctl is missing, below
+    :data:`TINY_WORK`, or when ``serial`` (every BLAS call of the block is one that OpenBLAS
+    runs on one thread, see :data:`OPENBLAS_SERIAL`) and every BLAS is such an OpenBLAS.  A switch and
     back costs about 5 us in a loop of blocks and 15-25 us inside a call (two C calls per
     pool, a lock, a weak reference, run with the CPU caches full of the call's data; 8-12 us
     for those alone); a nested block of the same kind a few us more.
@@ -299,30 +361,33 @@ def blas_threads(work: float):
     default = _state.get("default")
     if default is None:  # the libraries not looked for yet
         default = _blas_pools()[1]
-    if default <= 1 or work < TINY_WORK:
+    if default <= 1 or work < TINY_WORK or (serial and _state.get("serial", False)):
         return contextlib.nullcontext()
     return _Threads(_SMALL if work < SMALL_WORK else _LARGE)
 
 
-def model_work(positions=None, model=None, *args, **kwargs) -> float:
-    """Work of a decomposition that makes a pass or two over its model: ``2 size``."""
+def model_work(positions=None, model=None, *args, **kwargs) -> tuple[float, bool]:
+    """Work of a decomposition that makes a pass or two over its model (products with one
+    vector, dot products along its sides): ``(2 size, serial_pass(shape))``."""
     try:
-        return 2.0 * float(np.size(model))
+        shape = np.shape(model)
+        return 2.0 * float(np.prod(shape)), serial_pass(shape)
     except Exception:  # anything validation will refuse
-        return 0.0
+        return 0.0, False
 
 
-def simulation_work(positions=None, cov=None, measure=None, confidence=None, horizon=None, mean=None, draws=None, *args, **kwargs) -> float:
+def simulation_work(positions=None, cov=None, measure=None, confidence=None, horizon=None, mean=None, draws=None, *args, **kwargs) -> tuple[float, bool]:
     """Work of a Monte Carlo decomposition: simulating ``draws x n`` returns, ``draws n^2``."""
     try:
         d = 100_000.0 if draws is None else float(draws)
-        return max(d, 0.0) * float(np.size(cov))
+        return max(d, 0.0) * float(np.size(cov)), False
     except Exception:  # anything validation will refuse
-        return 0.0
+        return 0.0, False
 
 
 def sized_blas(work):
-    """Decorator: run the function under :func:`blas_threads` of ``work(*args, **kwargs)``.
+    """Decorator: run the function under :func:`blas_threads` of ``work(*args, **kwargs)``,
+    a pair ``(operations, serial)``.
 
     Applied to each method's ``decompose`` and ``standalone``, so that a result does not
     depend on the entry point it was reached by (the dispatcher or the method's module).
@@ -331,7 +396,7 @@ def sized_blas(work):
     def decorate(func):
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
-            with blas_threads(work(*args, **kwargs)):
+            with blas_threads(*work(*args, **kwargs)):
                 return func(*args, **kwargs)
 
         return wrapper

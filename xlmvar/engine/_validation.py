@@ -14,7 +14,7 @@ import numbers
 import numpy as np
 
 from ._cache import _MISS, key_of, named_cache, product
-from ._threads import blas_threads
+from ._threads import blas_threads, serial_cholesky, serial_eigen, serial_pass
 
 __all__ = [
     "as_real",
@@ -164,7 +164,7 @@ def _surely_finite(arr: np.ndarray) -> bool:
         flags = arr.flags
         if arr.ndim == 2 and arr.size >= _BLAS_SCREEN_SIZE and flags.aligned and (flags.c_contiguous or flags.f_contiguous):
             # a pass over the table is small work: one BLAS thread, as for every call of its size
-            with blas_threads(2.0 * arr.size):
+            with blas_threads(2.0 * arr.size, serial_pass(arr.shape)):
                 return bool(np.isfinite(arr @ np.ones(arr.shape[1])).all())
         return bool(np.isfinite(np.add.reduce(arr, axis=None)))
 
@@ -400,7 +400,7 @@ def _psd_factor(mat: np.ndarray, name: str) -> np.ndarray | None:
     its smallest eigenvalue is above ``-tol``; it has no Cholesky factor (``None``).
     """
     n = mat.shape[0]
-    with blas_threads(n**3 / 3.0):
+    with blas_threads(n**3 / 3.0, serial_cholesky(n)):
         try:
             return np.linalg.cholesky(mat)
         except np.linalg.LinAlgError:
@@ -412,6 +412,7 @@ def _psd_factor(mat: np.ndarray, name: str) -> np.ndarray | None:
             return None
         except np.linalg.LinAlgError:
             pass
+    with blas_threads(4.0 * n**3 / 3.0, serial_eigen(n)):
         smallest = float(np.linalg.eigvalsh((mat + mat.T) / 2.0)[0])
     if smallest < -tol:
         raise ValueError(
@@ -570,7 +571,7 @@ def covariance_factor(cov) -> np.ndarray:
     if checked.cholesky is not None:
         return checked.cholesky
     s = checked.matrix
-    with blas_threads(4.0 * s.shape[0] ** 3):
+    with blas_threads(4.0 * s.shape[0] ** 3, serial_eigen(s.shape[0], vectors=True)):
         w, v = np.linalg.eigh(s)
     return v * np.sqrt(np.maximum(w, 0.0))
 
