@@ -9,7 +9,7 @@ BLAS's own default number of threads above it, so that a large factorisation nes
 a small call still gets them; below :data:`TINY_WORK` it changes nothing, nor where every
 BLAS call of the block is one that OpenBLAS (0.3.27 on) runs on one thread whatever its
 setting (:func:`serial_pass`, :func:`serial_cholesky`, :func:`serial_eigen`): the
-switch, 6-25 us, is then pure cost, up to a tenth of a small call.
+switch, 5-30 us, is then pure cost, up to a tenth of a small call.
 
 Every formula of a sheet is small: a decomposition is a few passes over its model
 (memory-bound), so the dispatcher runs it on one thread unless the model is very large
@@ -74,21 +74,23 @@ SMALL_WORK = 1e9
 #: Below this many operations nothing is changed: OpenBLAS before 0.3.27 runs a product of
 #: fewer than 2,304 x 4 = 9,216 elements on one thread, so there is nothing to stall (later
 #: versions run far larger ones so: :data:`OPENBLAS_SERIAL`).  Above it a
-#: call is switched to one thread (and back: 15-25 us inside a call, two C calls per pool),
-#: so that no product OpenBLAS would thread - a 2,500 x 50 history's P&L, 125,000 elements,
-#: is one - runs on a second thread that may wait for a core.
+#: call is switched to one thread (and back: 15-30 us inside a call, two C calls per pool),
+#: so that no product OpenBLAS would thread - before 0.3.27 a 2,500 x 50 history's P&L,
+#: 125,000 elements, is one - runs on a second thread that may wait for a core.
 TINY_WORK = 2e4
 
 #: From 0.3.27 on (its interface and x86-64 kernel sources), OpenBLAS runs on one thread,
 #: whatever its setting: a matrix-vector product (``gemv``) of fewer than 115,200 x
 #: GEMM_MULTITHREAD_THRESHOLD (4, its default) elements; a dot product (``ddot``) of at most
-#: 10,000; a Cholesky factorisation (``potrf``) of order below 128 (64 rows a thread); LAPACK's symmetric
-#: eigenvalues (``syevd``, no vectors) below order 64, where the tridiagonal reduction's
-#: first ``syr2k`` reaches 1,000 ``n k`` (32 x 32) and threads; eigenvectors too below order
-#: 26, where the divide and conquer (``stedc``) starts multiplying matrices.  A block made
-#: only of such calls switches nothing: there is nothing to stall.  Checked on the installed
-#: OpenBLAS by ``tests/test_speed_contracts.py``: its worker threads take no CPU time for
-#: each of these calls at the largest size, and do at the next.
+#: 10,000; a Cholesky factorisation (``potrf``) of order below 128 (64 rows a thread);
+#: LAPACK's symmetric eigenvalues (``syevd``, no vectors) below order 64, where the
+#: tridiagonal reduction's first ``syr2k`` reaches 1,000 ``n k`` (32 x 32) and threads;
+#: eigenvectors too below order 26 (0.3.31's parallel ``dlaed3`` in the divide and conquer
+#: threads from there; 0.3.27-0.3.30 from 64, as the eigenvalues).  A block made only of
+#: such calls switches nothing when no other thread is in a block: there is nothing to
+#: stall.  Measured on 0.3.29, 0.3.30 and 0.3.31; a later release that threads smaller
+#: calls is caught by ``tests/test_speed_contracts.py``, which checks each size on the
+#: installed OpenBLAS (its worker threads take no CPU time at the largest of them).
 OPENBLAS_SERIAL = {"version": (0, 3, 27), "gemv": 460_800, "dot": 10_000, "potrf": 128, "eigvalsh": 64, "eigh": 26}
 
 _state: dict = {}
@@ -353,22 +355,30 @@ def blas_threads(work: float, serial: bool = False):
     While blocks run in several threads at once, one thread if any of them is small.  Does
     nothing when BLAS has a single thread anyway or threadpoolctl is missing, below
     :data:`TINY_WORK`, or when ``serial`` (every BLAS call of the block is one that OpenBLAS
-    runs on one thread, see :data:`OPENBLAS_SERIAL`) and every BLAS is such an OpenBLAS.  A switch and
-    back costs about 5 us in a loop of blocks and 15-25 us inside a call (two C calls per
-    pool, a lock, a weak reference, run with the CPU caches full of the call's data; 8-12 us
-    for those alone); a nested block of the same kind a few us more.
+    runs on one thread, see :data:`OPENBLAS_SERIAL`), every BLAS is such an OpenBLAS and no
+    block is running (else the block counts as small, so that another thread's large block
+    runs on one thread while this one runs: neither waits for a core).  A serial block that
+    found no block running is not counted: a large block that another thread begins while
+    it runs keeps its threads.  A switch and back costs about 5 us in a loop of blocks and
+    15-30 us inside a call (two C calls per pool, about 4 us each with the CPU caches full
+    of the call's data, a lock, a weak reference); a nested block of the same kind a few us
+    more.
     """
     default = _state.get("default")
     if default is None:  # the libraries not looked for yet
         default = _blas_pools()[1]
-    if default <= 1 or work < TINY_WORK or (serial and _state.get("serial", False)):
+    if default <= 1 or work < TINY_WORK or (serial and not _running and _state.get("serial", False)):
         return contextlib.nullcontext()
     return _Threads(_SMALL if work < SMALL_WORK else _LARGE)
 
 
-def model_work(positions=None, model=None, *args, **kwargs) -> tuple[float, bool]:
+def model_work(positions=None, model=None, *args, returns=None, cov=None, **kwargs) -> tuple[float, bool]:
     """Work of a decomposition that makes a pass or two over its model (products with one
-    vector, dot products along its sides): ``(2 size, serial_pass(shape))``."""
+    vector, dot products along its sides): ``(2 size, serial_pass(shape))``.  The model is
+    the second argument, or the one named ``returns`` or ``cov``."""
+    model = next((m for m in (model, returns, cov) if m is not None), None)
+    if model is None:  # missing: the call refuses it
+        return 0.0, False
     try:
         shape = np.shape(model)
         return 2.0 * float(np.prod(shape)), serial_pass(shape)
