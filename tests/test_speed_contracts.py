@@ -496,8 +496,9 @@ def test_a_serial_block_switches_nothing_alone_and_counts_as_small_beside_anothe
     assert not _threads._running and {p.get_num_threads() for p in pools} == {default}
 
 
+@pytest.mark.parametrize("function", ["decompose", "standalone"])
 @pytest.mark.parametrize("module, name", [("historical", "returns"), ("modified", "returns"), ("parametric", "cov")])
-def test_the_model_given_by_name_sizes_the_block(monkeypatch, module, name):
+def test_the_model_given_by_name_sizes_the_block(monkeypatch, module, name, function):
     import importlib
 
     seen = []
@@ -510,7 +511,7 @@ def test_the_model_given_by_name_sizes_the_block(monkeypatch, module, name):
     monkeypatch.setattr(_threads, "blas_threads", spy)
     rng = np.random.default_rng(0)
     model = _cov(50) if name == "cov" else rng.standard_normal((20_000, 50)) * 0.01  # a dot of 20,000 threads
-    getattr(importlib.import_module(f"xlmvar.engine.{module}"), "decompose")(np.ones(50), **{name: model})
+    getattr(importlib.import_module(f"xlmvar.engine.{module}"), function)(np.ones(50), **{name: model})
     assert seen[0] == (2.0 * model.size, name == "cov")
 
 
@@ -571,7 +572,7 @@ def test_openblas_runs_the_serial_sizes_on_one_thread():
     import os
     from types import SimpleNamespace
 
-    if not os.path.exists("/proc/self/task") or (os.cpu_count() or 1) < 2:
+    if not os.path.exists("/proc/self/schedstat") or (os.cpu_count() or 1) < 2:
         pytest.skip("needs Linux's per-thread CPU times and two cores")
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "2"}
     env.pop("OMP_NUM_THREADS", None)

@@ -24,10 +24,11 @@ scipy's wheels) is switched through its own ``openblas_get_num_threads`` /
 does nothing from any thread but the first that called it (a Dask worker, a server's
 request thread), and it costs about 2 us a call in Python where the C call costs a fraction
 of that.  OpenBLAS's setting is process-wide: blocks running at once in several threads
-share it - one thread while any of them is small, so that none waits for a core - and the
-setting in force before the first of them is restored when the last one ends, whatever
-order they end in, after an interrupt (Ctrl-C) inside the bookkeeping too, and in a forked
-child.  An OpenBLAS built on OpenMP (a limit per thread) is left alone.
+share it - one thread while any of them is small, so that none waits for a core (a call
+that OpenBLAS runs on one thread anyway counts only if a block was running when it began) -
+and the setting in force before the first of them is restored when the last one ends,
+whatever order they end in, after an interrupt (Ctrl-C) inside the bookkeeping too, and in
+a forked child.  An OpenBLAS built on OpenMP (a limit per thread) is left alone.
 
 Limits: a large block's threads (a Cholesky factorisation from N ~ 1450) depend on whether
 another thread is in a small block at the time, and a factorisation on one thread and on
@@ -87,7 +88,7 @@ TINY_WORK = 2e4
 #: tridiagonal reduction's first ``syr2k`` reaches 1,000 ``n k`` (32 x 32) and threads;
 #: eigenvectors too below order 26 (0.3.31's parallel ``dlaed3`` in the divide and conquer
 #: threads from there; 0.3.27-0.3.30 from 64, as the eigenvalues).  A block made only of
-#: such calls switches nothing when no other thread is in a block: there is nothing to
+#: such calls switches nothing when no block is running, in any thread: there is nothing to
 #: stall.  Measured on 0.3.29, 0.3.30 and 0.3.31; a later release that threads smaller
 #: calls is caught by ``tests/test_speed_contracts.py``, which checks each size on the
 #: installed OpenBLAS (its worker threads take no CPU time at the largest of them).
