@@ -47,6 +47,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import math
 import os
 import threading
 import weakref
@@ -74,10 +75,10 @@ SMALL_WORK = 1e9
 
 #: Below this many operations nothing is changed: OpenBLAS before 0.3.27 runs a product of
 #: fewer than 2,304 x 4 = 9,216 elements on one thread, so there is nothing to stall (later
-#: versions run far larger ones so: :data:`OPENBLAS_SERIAL`).  Above it a
-#: call is switched to one thread (and back: 15-30 us inside a call, two C calls per pool),
-#: so that no product OpenBLAS would thread - before 0.3.27 a 2,500 x 50 history's P&L,
-#: 125,000 elements, is one - runs on a second thread that may wait for a core.
+#: versions run far larger ones so: :data:`OPENBLAS_SERIAL`).  Above it a call is switched
+#: to one thread (and back: 15-30 us inside a call, two C calls per pool), so that no
+#: product OpenBLAS would thread - before 0.3.27 a 2,500 x 50 history's P&L, 125,000
+#: elements, is one - runs on a second thread that may wait for a core.
 TINY_WORK = 2e4
 
 #: From 0.3.27 on (its interface and x86-64 kernel sources), OpenBLAS runs on one thread,
@@ -156,10 +157,7 @@ def serial_pass(shape) -> bool:
     """True if OpenBLAS runs a pass over a table of ``shape`` on one thread: products of the
     table with a vector (either side) and dot products along either of its sides."""
     shape = tuple(int(d) for d in shape) or (1,)
-    size = 1
-    for d in shape:
-        size *= d
-    return size < OPENBLAS_SERIAL["gemv"] and max(shape) <= OPENBLAS_SERIAL["dot"]
+    return math.prod(shape) < OPENBLAS_SERIAL["gemv"] and max(shape) <= OPENBLAS_SERIAL["dot"]
 
 
 def serial_cholesky(n: int) -> bool:
@@ -382,7 +380,7 @@ def model_work(positions=None, model=None, *args, returns=None, cov=None, **kwar
         return 0.0, False
     try:
         shape = np.shape(model)
-        return 2.0 * float(np.prod(shape)), serial_pass(shape)
+        return 2.0 * float(math.prod(shape)), serial_pass(shape)
     except Exception:  # anything validation will refuse
         return 0.0, False
 
