@@ -4,6 +4,7 @@ symmetry checks and of BLAS threads, and the modules ``import udfs`` loads."""
 from __future__ import annotations
 
 import contextlib
+import math
 import subprocess
 import sys
 
@@ -453,13 +454,30 @@ def test_serial_sizes_are_known_only_for_openblas_from_0_3_27():
 
 def test_serial_predicates_at_their_edges():
     gemv, dot = _threads.OPENBLAS_SERIAL["gemv"], _threads.OPENBLAS_SERIAL["dot"]
-    assert _threads.serial_pass((2399, 192)) and not _threads.serial_pass((2400, 192))  # 460,800
-    assert _threads.serial_pass((dot, 1)) and not _threads.serial_pass((dot + 1, 1))  # a dot along it
-    assert _threads.serial_pass((dot,)) and not _threads.serial_pass((1, dot + 1))
-    assert 2400 * 192 == gemv
+    assert _threads.serial_pass((dot, dot)) and _threads.serial_pass((2500, 500))  # passes in blocks
+    assert not _threads.serial_pass((dot + 1, 1)) and not _threads.serial_pass((1, dot + 1))  # a dot along it
+    assert _threads.serial_pass((dot,)) and not _threads.serial_pass((dot + 1,))
+    for columns in (1, 7, 191, 192, 500, 2000, 10_000, 28_799):
+        rows = _threads.pass_rows(columns)
+        assert rows % 16 == 0 and rows * columns < gemv <= (rows + 16) * columns, columns
+    assert _threads.pass_rows(2000) == 224 and _threads.pass_rows(28_800) == _threads.pass_rows(10**6) == 16
     assert _threads.serial_cholesky(127) and not _threads.serial_cholesky(128)
     assert _threads.serial_eigen(63) and not _threads.serial_eigen(64)
     assert _threads.serial_eigen(25, vectors=True) and not _threads.serial_eigen(26, vectors=True)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("rows, columns", [(1, 3), (2288, 200), (2289, 200), (2500, 500), (913, 500), (5003, 37), (40, 30_000)])
+def test_passes_in_row_blocks_are_the_products(rows, columns, order):
+    rng = np.random.default_rng(rows + columns)
+    table = np.asarray(rng.standard_normal((rows, columns)), order=order)
+    vector, weights = rng.standard_normal(columns), rng.standard_normal(rows)
+    # a brute-force loop, correctly rounded: math.fsum along each row and each column
+    pnl = np.array([math.fsum(table[t] * vector) for t in range(rows)])
+    sums = np.array([math.fsum(table[:, j] * weights) for j in range(columns)])
+    bound = 2.0 * np.finfo(float).eps  # the error of a sum of n products: n eps times their size
+    np.testing.assert_array_less(np.abs(_threads.rows_product(table, vector) - pnl), bound * columns * (np.abs(table) @ np.abs(vector)) + 1e-300)
+    np.testing.assert_array_less(np.abs(_threads.weighted_rows(weights, table) - sums), bound * rows * (np.abs(weights) @ np.abs(table)) + 1e-300)
 
 
 def test_a_serial_block_switches_nothing_alone_and_counts_as_small_beside_another(monkeypatch):
@@ -513,6 +531,11 @@ def test_the_model_given_by_name_sizes_the_block(monkeypatch, module, name, func
     model = _cov(50) if name == "cov" else rng.standard_normal((20_000, 50)) * 0.01  # a dot of 20,000 threads
     getattr(importlib.import_module(f"xlmvar.engine.{module}"), function)(np.ones(50), **{name: model})
     assert seen[0] == (2.0 * model.size, name == "cov")
+    if name == "returns":  # 2,500 x 500: passes in row blocks, one thread without a switch
+        seen.clear()
+        model = rng.standard_normal((2500, 500)) * 0.01
+        getattr(importlib.import_module(f"xlmvar.engine.{module}"), function)(np.ones(500), **{name: model})
+        assert seen[0] == (2.0 * model.size, True)
 
 
 # Each call at the largest size the engine takes for one OpenBLAS thread, and at the next
@@ -521,6 +544,7 @@ def test_the_model_given_by_name_sizes_the_block(monkeypatch, module, name, func
 _SERIAL_PROBE = r"""
 import json, os, threading, time
 import numpy as np
+import xlmvar
 from xlmvar.engine._threads import _blas_pools
 pools, default = _blas_pools()
 rng = np.random.default_rng(0)
@@ -549,6 +573,7 @@ def probe(call, seconds=0.25):
 
 a, b = rng.standard_normal((2399, 192)), rng.standard_normal((2400, 192))
 v = rng.standard_normal(192)
+history, book = rng.standard_normal((2500, 500)) * 0.01, rng.standard_normal(500)  # 1.25 million cells
 out = {"pools": [[p.internal_api, p.version] for p in pools], "default": default, "calls": {}}
 cases = {
     "gemv": (lambda: a @ v, lambda: b @ v),
@@ -556,6 +581,9 @@ cases = {
     "potrf": ((lambda c=cov(127): np.linalg.cholesky(c)), (lambda c=cov(128): np.linalg.cholesky(c))),
     "eigvalsh": ((lambda c=cov(63): np.linalg.eigvalsh(c)), (lambda c=cov(64): np.linalg.eigvalsh(c))),
     "eigh": ((lambda c=cov(25): np.linalg.eigh(c)), (lambda c=cov(64): np.linalg.eigh(c))),  # 26 from 0.3.31
+    # whole decompositions over a history, its passes in row blocks, against one product over it
+    "historical": (lambda: xlmvar.decompose(book, history, method="historical"), lambda: history @ book),
+    "cornish-fisher": (lambda: xlmvar.decompose(book, history, method="cornish-fisher"), lambda: history @ book),
 }
 for name, (serial, threaded) in cases.items():
     out["calls"][name] = [probe(serial), probe(threaded)]

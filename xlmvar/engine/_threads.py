@@ -62,6 +62,9 @@ __all__ = [
     "model_work",
     "simulation_work",
     "serial_pass",
+    "pass_rows",
+    "rows_product",
+    "weighted_rows",
     "serial_cholesky",
     "serial_eigen",
 ]
@@ -155,9 +158,58 @@ def _knows_serial(pool) -> bool:
 
 def serial_pass(shape) -> bool:
     """True if OpenBLAS runs a pass over a table of ``shape`` on one thread: products of the
-    table with a vector (either side) and dot products along either of its sides."""
+    table with a vector on either side made in row blocks (:func:`rows_product`,
+    :func:`weighted_rows`; the covariance's blocks of :func:`~._cache.product`), and dot
+    products along either of its sides - true up to 10,000 rows and columns."""
     shape = tuple(int(d) for d in shape) or (1,)
-    return math.prod(shape) < OPENBLAS_SERIAL["gemv"] and max(shape) <= OPENBLAS_SERIAL["dot"]
+    return max(shape) <= OPENBLAS_SERIAL["dot"]
+
+
+#: Rows of a block of :func:`rows_product` and :func:`weighted_rows` are a multiple of this:
+#: OpenBLAS's x86-64 ``gemv`` kernels take rows four at a time, so every block but the last
+#: is taken as the one product over the table takes those rows.
+_ROW_ALIGN = 16
+
+
+def pass_rows(columns: int) -> int:
+    """Rows of each block of a pass over a table of ``columns`` columns: the most, a multiple
+    of 16, whose product with a vector OpenBLAS runs on one thread (fewer than 460,800
+    elements; 16 rows from 28,800 columns on, where a dot along a row threads anyway)."""
+    rows = (OPENBLAS_SERIAL["gemv"] - 1) // max(int(columns), 1)
+    return max(_ROW_ALIGN, rows - rows % _ROW_ALIGN)
+
+
+def rows_product(table: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """``table @ vector`` (a table's P&L ``R x``) in row blocks of :func:`pass_rows`.
+
+    Each row is one dot product whichever block it falls in, so the result is the single
+    product's to rounding (1e-16 relative; with OpenBLAS the same bits but, at times, in
+    the last rows of a block, which its kernels take in another way); each block
+    is a ``gemv`` that OpenBLAS runs on one thread whatever its setting, so the pass needs
+    no switch of BLAS threads (:func:`blas_threads`, ``serial``) and cannot wait for a busy
+    core.
+    """
+    step = pass_rows(table.shape[1])
+    if table.shape[0] <= step:
+        return table @ vector
+    out = np.empty(table.shape[0], np.result_type(table.dtype, vector.dtype))
+    for start in range(0, table.shape[0], step):
+        np.matmul(table[start : start + step], vector, out=out[start : start + step])
+    return out
+
+
+def weighted_rows(weights: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``weights @ table`` (a weighted sum of a table's rows, ``u' R``) in row blocks of
+    :func:`pass_rows`, summed block by block: as :func:`rows_product`, one thread without a
+    switch.  The sum over the rows is taken in another order than one ``gemv`` would (1e-16
+    relative)."""
+    step = pass_rows(table.shape[1])
+    if table.shape[0] <= step:
+        return weights @ table
+    out = weights[:step] @ table[:step]
+    for start in range(step, table.shape[0], step):
+        out += weights[start : start + step] @ table[start : start + step]
+    return out
 
 
 def serial_cholesky(n: int) -> bool:

@@ -14,7 +14,7 @@ import numbers
 import numpy as np
 
 from ._cache import _MISS, key_of, named_cache, product
-from ._threads import blas_threads, serial_cholesky, serial_eigen, serial_pass
+from ._threads import blas_threads, rows_product, serial_cholesky, serial_eigen, serial_pass
 
 __all__ = [
     "as_real",
@@ -165,7 +165,7 @@ def _surely_finite(arr: np.ndarray) -> bool:
         if arr.ndim == 2 and arr.size >= _BLAS_SCREEN_SIZE and flags.aligned and (flags.c_contiguous or flags.f_contiguous):
             # a pass over the table is small work: one BLAS thread, as for every call of its size
             with blas_threads(2.0 * arr.size, serial_pass(arr.shape)):
-                return bool(np.isfinite(arr @ np.ones(arr.shape[1])).all())
+                return bool(np.isfinite(rows_product(arr, np.ones(arr.shape[1]))).all())
         return bool(np.isfinite(np.add.reduce(arr, axis=None)))
 
 
@@ -225,7 +225,7 @@ def finite_product(mat: np.ndarray, vector: np.ndarray, name: str) -> np.ndarray
     (``1e200 x 1e109``) is returned as it is, for the caller to refuse with its own message.
     """
     with np.errstate(over="ignore", invalid="ignore"):
-        out = mat @ vector
+        out = rows_product(mat, vector)  # blocks OpenBLAS runs on one thread
     zero = vector == 0.0
     if not np.isfinite(out).all() or (zero.any() and not _surely_finite(mat[:, zero])):
         _require_finite(mat, name)

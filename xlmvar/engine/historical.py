@@ -72,7 +72,7 @@ import math
 import numpy as np
 
 from ._decomposition import Decomposition
-from ._threads import model_work, sized_blas
+from ._threads import model_work, rows_product, sized_blas, weighted_rows
 from ._validation import (
     as_vector,
     check_confidence,
@@ -518,7 +518,7 @@ def decompose_scenarios(
 
     if pnl is None:
         with np.errstate(over="ignore", invalid="ignore"):  # refused just below, not warned
-            pnl = r @ x
+            pnl = rows_product(r, x)
     # finite returns and positions can still overflow in their product (1e200 x 1e109):
     # a P&L of inf or NaN is refused here, before any quantile or flat-book test reads it
     check_finite_result("positions", "the P&L of these positions in some period", pnl)
@@ -534,7 +534,7 @@ def decompose_scenarios(
         else:
             smooth = kernel_weights(pnl, q) if smoothing == "kernel" else None
             rows, weights = smooth or scenario_weights(pnl, tail, method)
-    marginal = -(weights @ r[rows]) * scale + 0.0  # no -0.0 in a cell
+    marginal = -weighted_rows(weights, r[rows]) * scale + 0.0  # no -0.0 in a cell
     return Decomposition(-q * scale + 0.0, marginal, x * marginal + 0.0)
 
 

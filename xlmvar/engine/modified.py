@@ -76,7 +76,7 @@ import numbers
 import numpy as np
 
 from ._decomposition import Decomposition
-from ._threads import model_work, sized_blas
+from ._threads import model_work, sized_blas, weighted_rows
 from .historical import (
     check_history,
     check_options,
@@ -393,7 +393,7 @@ def decompose(
         weights = (2.0 * f_m2 / (size - ddof)) * p + (p2 / size) * (3.0 * f_m3 + (4.0 * f_m4) * p)
     # marginal = -mu + c'v, and c'v = R'(v - mean(v)), so one pass over R gives it all
     weights += -1.0 / size - weights.mean()
-    marginal = (weights @ r) * scale
+    marginal = weighted_rows(weights, r) * scale
     total = float((risk - mean) * c * scale) + 0.0
     return Decomposition(total, marginal, x * marginal + 0.0)
 
