@@ -467,7 +467,7 @@ def test_serial_predicates_at_their_edges():
 
 
 @pytest.mark.parametrize("order", ["C", "F"])
-@pytest.mark.parametrize("rows, columns", [(1, 3), (2288, 200), (2289, 200), (2500, 500), (913, 500), (5003, 37), (40, 30_000)])
+@pytest.mark.parametrize("rows, columns", [(1, 3), (2288, 200), (2289, 200), (2500, 500), (913, 500), (5003, 37), (40, 30_000), (10_001, 50)])
 def test_passes_in_row_blocks_are_the_products(rows, columns, order):
     rng = np.random.default_rng(rows + columns)
     table = np.asarray(rng.standard_normal((rows, columns)), order=order)

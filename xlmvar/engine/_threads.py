@@ -9,7 +9,10 @@ BLAS's own default number of threads above it, so that a large factorisation nes
 a small call still gets them; below :data:`TINY_WORK` it changes nothing, nor where every
 BLAS call of the block is one that OpenBLAS (0.3.27 on) runs on one thread whatever its
 setting (:func:`serial_pass`, :func:`serial_cholesky`, :func:`serial_eigen`): the
-switch, 5-30 us, is then pure cost, up to a tenth of a small call.
+switch, 5-30 us, is then pure cost, up to a tenth of a small call.  The passes over a
+model are made so: :func:`rows_product` and :func:`weighted_rows` take a table in row
+blocks that OpenBLAS runs on one thread, so a decomposition over a history of up to 10,000
+days and assets switches nothing.
 
 Every formula of a sheet is small: a decomposition is a few passes over its model
 (memory-bound), so the dispatcher runs it on one thread unless the model is very large
@@ -187,10 +190,12 @@ def rows_product(table: np.ndarray, vector: np.ndarray) -> np.ndarray:
     the last rows of a block, which its kernels take in another way); each block
     is a ``gemv`` that OpenBLAS runs on one thread whatever its setting, so the pass needs
     no switch of BLAS threads (:func:`blas_threads`, ``serial``) and cannot wait for a busy
-    core.
+    core.  A table of more than 10,000 rows (a Monte Carlo scenario table) is one product:
+    its dot products thread anyway, and its block's threads are :func:`blas_threads`'s
+    choice.
     """
     step = pass_rows(table.shape[1])
-    if table.shape[0] <= step:
+    if not step < table.shape[0] <= OPENBLAS_SERIAL["dot"]:
         return table @ vector
     out = np.empty(table.shape[0], np.result_type(table.dtype, vector.dtype))
     for start in range(0, table.shape[0], step):
@@ -201,10 +206,10 @@ def rows_product(table: np.ndarray, vector: np.ndarray) -> np.ndarray:
 def weighted_rows(weights: np.ndarray, table: np.ndarray) -> np.ndarray:
     """``weights @ table`` (a weighted sum of a table's rows, ``u' R``) in row blocks of
     :func:`pass_rows`, summed block by block: as :func:`rows_product`, one thread without a
-    switch.  The sum over the rows is taken in another order than one ``gemv`` would (1e-16
+    switch (one product past 10,000 rows).  The sum over the rows is taken in another order than one ``gemv`` would (1e-16
     relative)."""
     step = pass_rows(table.shape[1])
-    if table.shape[0] <= step:
+    if not step < table.shape[0] <= OPENBLAS_SERIAL["dot"]:
         return weights @ table
     out = weights[:step] @ table[:step]
     for start in range(step, table.shape[0], step):
