@@ -468,16 +468,43 @@ def test_serial_predicates_at_their_edges():
 
 @pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("rows, columns", [(1, 3), (2288, 200), (2289, 200), (2500, 500), (913, 500), (5003, 37), (40, 30_000), (10_001, 50)])
-def test_passes_in_row_blocks_are_the_products(rows, columns, order):
+def test_passes_in_row_blocks_are_the_products(rows, columns, order, monkeypatch):
+    _threads._blas_pools()
+    monkeypatch.setitem(_threads._state, "serial", True)  # as with an OpenBLAS from 0.3.27 on 2 threads
+    monkeypatch.setitem(_threads._state, "default", 2)
     rng = np.random.default_rng(rows + columns)
     table = np.asarray(rng.standard_normal((rows, columns)), order=order)
     vector, weights = rng.standard_normal(columns), rng.standard_normal(rows)
-    # a brute-force loop, correctly rounded: math.fsum along each row and each column
+    blocks = _threads._in_blocks(table, vector, _threads.pass_rows(columns))
+    assert blocks == (_threads.pass_rows(columns) < rows <= 10_000)
+    # a brute-force loop: math.fsum (exact) of the rounded products along each row and column
     pnl = np.array([math.fsum(table[t] * vector) for t in range(rows)])
     sums = np.array([math.fsum(table[:, j] * weights) for j in range(columns)])
     bound = 2.0 * np.finfo(float).eps  # the error of a sum of n products: n eps times their size
     np.testing.assert_array_less(np.abs(_threads.rows_product(table, vector) - pnl), bound * columns * (np.abs(table) @ np.abs(vector)) + 1e-300)
     np.testing.assert_array_less(np.abs(_threads.weighted_rows(weights, table) - sums), bound * rows * (np.abs(weights) @ np.abs(table)) + 1e-300)
+
+
+def test_passes_are_one_product_where_blocks_would_not_replace_a_switch(monkeypatch):
+    _threads._blas_pools()
+    rng = np.random.default_rng(3)
+    table, vector = rng.standard_normal((2500, 500)), rng.standard_normal(500)
+    step = _threads.pass_rows(500)
+    for serial, default, blocks in [(True, 2, True), (False, 2, False), (True, 1, False)]:
+        monkeypatch.setitem(_threads._state, "serial", serial)  # another BLAS: switched anyway
+        monkeypatch.setitem(_threads._state, "default", default)  # one thread: nothing to switch
+        assert _threads._in_blocks(table, vector, step) == blocks
+    monkeypatch.setitem(_threads._state, "serial", True)
+    monkeypatch.setitem(_threads._state, "default", 2)
+    # arguments the blocks do not take go to numpy as they are: its results and its errors
+    with pytest.raises(ValueError):
+        _threads.weighted_rows(rng.standard_normal(2 * step + 3), table[: 2 * step])
+    with pytest.raises(ValueError):
+        _threads.rows_product(table, rng.standard_normal(499))
+    np.testing.assert_allclose(_threads.rows_product(table, list(vector)), table @ vector, rtol=1e-12)
+    wide, weights = rng.standard_normal((500, 3)), rng.standard_normal((3, 2500))
+    np.testing.assert_allclose(_threads.rows_product(table, wide), table @ wide, rtol=1e-12)
+    np.testing.assert_allclose(_threads.weighted_rows(weights, table), weights @ table, rtol=1e-12)
 
 
 def test_a_serial_block_switches_nothing_alone_and_counts_as_small_beside_another(monkeypatch):
@@ -515,7 +542,7 @@ def test_a_serial_block_switches_nothing_alone_and_counts_as_small_beside_anothe
 
 
 @pytest.mark.parametrize("function", ["decompose", "standalone"])
-@pytest.mark.parametrize("module, name", [("historical", "returns"), ("modified", "returns"), ("parametric", "cov")])
+@pytest.mark.parametrize("module, name", [("historical", "returns"), ("modified", "returns"), ("pnl", "pnl"), ("parametric", "cov")])
 def test_the_model_given_by_name_sizes_the_block(monkeypatch, module, name, function):
     import importlib
 
@@ -531,11 +558,42 @@ def test_the_model_given_by_name_sizes_the_block(monkeypatch, module, name, func
     model = _cov(50) if name == "cov" else rng.standard_normal((20_000, 50)) * 0.01  # a dot of 20,000 threads
     getattr(importlib.import_module(f"xlmvar.engine.{module}"), function)(np.ones(50), **{name: model})
     assert seen[0] == (2.0 * model.size, name == "cov")
-    if name == "returns":  # 2,500 x 500: passes in row blocks, one thread without a switch
+    if name != "cov":  # 2,500 x 500: passes in row blocks, one thread without a switch
         seen.clear()
         model = rng.standard_normal((2500, 500)) * 0.01
         getattr(importlib.import_module(f"xlmvar.engine.{module}"), function)(np.ones(500), **{name: model})
         assert seen[0] == (2.0 * model.size, True)
+
+
+@pytest.mark.parametrize(
+    "call, expected",
+    [
+        ("rolling.rolling_var(x, r, 250)", (2.0 * 2500 * 500, True)),
+        ("scenarios.worst_days(x, r)", (2.0 * 2500 * 500, True)),
+        ("scenarios.stress_pnl(x, shocks=r)", (2.0 * 2500 * 500, True)),
+        ("covariance.sample_cov(r)", (2.0 * 2500 * 500**2, False)),
+        ("covariance.ewma_cov(r.tolist())", (2.0 * 2500 * 500**2, False)),  # a list of rows: not converted to size it
+        ("covariance.ledoit_wolf_cov(r)", (2.0 * 2500 * 500**2, False)),
+        ("covariance.ledoit_wolf_shrinkage(r)", (2.0 * 2500 * 500**2, False)),
+    ],
+)
+def test_history_tools_size_their_blocks(monkeypatch, call, expected):
+    # the passes of ROLLINGVAR, WORSTDAYS and STRESSPNL go in row blocks (one thread, no
+    # switch); a covariance estimate is a product of the table with itself, 2 T n^2
+    from xlmvar.engine import covariance, rolling, scenarios  # noqa: F401
+
+    seen = []
+    original = _threads.blas_threads
+
+    def spy(work, serial=False):
+        seen.append((work, serial))
+        return original(work, serial)
+
+    monkeypatch.setattr(_threads, "blas_threads", spy)
+    rng = np.random.default_rng(0)
+    r, x = rng.standard_normal((2500, 500)) * 0.01, rng.standard_normal(500) * 1e6
+    eval(call)
+    assert seen[0] == expected
 
 
 # Each call at the largest size the engine takes for one OpenBLAS thread, and at the next
@@ -545,6 +603,7 @@ _SERIAL_PROBE = r"""
 import json, os, threading, time
 import numpy as np
 import xlmvar
+from xlmvar.engine import rolling, scenarios
 from xlmvar.engine._threads import _blas_pools
 pools, default = _blas_pools()
 rng = np.random.default_rng(0)
@@ -584,6 +643,9 @@ cases = {
     # whole decompositions over a history, its passes in row blocks, against one product over it
     "historical": (lambda: xlmvar.decompose(book, history, method="historical"), lambda: history @ book),
     "cornish-fisher": (lambda: xlmvar.decompose(book, history, method="cornish-fisher"), lambda: history @ book),
+    "pnl": ((lambda p=history * 1e6: xlmvar.decompose(book, p, method="pnl")), lambda: history @ book),
+    "rolling": (lambda: rolling.rolling_var(book, history, 250), lambda: history @ book),
+    "worst days": (lambda: scenarios.worst_days(book, history), lambda: history @ book),
 }
 for name, (serial, threaded) in cases.items():
     out["calls"][name] = [probe(serial), probe(threaded)]

@@ -64,6 +64,7 @@ __all__ = [
     "sized_blas",
     "model_work",
     "simulation_work",
+    "gram_work",
     "serial_pass",
     "pass_rows",
     "rows_product",
@@ -182,20 +183,34 @@ def pass_rows(columns: int) -> int:
     return max(_ROW_ALIGN, rows - rows % _ROW_ALIGN)
 
 
+def _in_blocks(table: np.ndarray, vector: np.ndarray, step: int) -> bool:
+    """True if a pass of ``table`` (2-D) with ``vector`` (1-D) is made in row blocks: it is
+    longer than one block and at most 10,000 rows, and the blocks stand in for a switch of
+    threads (every BLAS is an OpenBLAS from 0.3.27 on more than one thread; elsewhere the
+    switch is made anyway and blocks would only add calls)."""
+    if not (table.ndim == 2 and vector.ndim == 1 and step < table.shape[0] <= OPENBLAS_SERIAL["dot"]):
+        return False
+    if "default" not in _state:  # the libraries not looked for yet
+        _blas_pools()
+    return _state["serial"] and _state["default"] > 1
+
+
 def rows_product(table: np.ndarray, vector: np.ndarray) -> np.ndarray:
     """``table @ vector`` (a table's P&L ``R x``) in row blocks of :func:`pass_rows`.
 
     Each row is one dot product whichever block it falls in, so the result is the single
-    product's to rounding (1e-16 relative; with OpenBLAS the same bits but, at times, in
-    the last rows of a block, which its kernels take in another way); each block
-    is a ``gemv`` that OpenBLAS runs on one thread whatever its setting, so the pass needs
-    no switch of BLAS threads (:func:`blas_threads`, ``serial``) and cannot wait for a busy
-    core.  A table of more than 10,000 rows (a Monte Carlo scenario table) is one product:
-    its dot products thread anyway, and its block's threads are :func:`blas_threads`'s
-    choice.
+    product's to rounding (within ``n eps`` of the sum of ``|r_tj x_j|``; with OpenBLAS the
+    one-thread product's bits, but for a last block of one row, which numpy multiplies
+    another way); each block is a ``gemv`` that OpenBLAS runs on one thread whatever its
+    setting, so the pass needs no switch of BLAS threads (:func:`blas_threads`, ``serial``)
+    and cannot wait for a busy core.  One product where the blocks would not stand in for a
+    switch (:func:`_in_blocks`): a table of more than 10,000 rows (a Monte Carlo scenario
+    table, whose dot products thread anyway: its block's threads are :func:`blas_threads`'s
+    choice), another BLAS, one thread.
     """
-    step = pass_rows(table.shape[1])
-    if not step < table.shape[0] <= OPENBLAS_SERIAL["dot"]:
+    table, vector = np.asarray(table), np.asarray(vector)
+    step = pass_rows(table.shape[-1]) if table.ndim else 0
+    if not _in_blocks(table, vector, step):
         return table @ vector
     out = np.empty(table.shape[0], np.result_type(table.dtype, vector.dtype))
     for start in range(0, table.shape[0], step):
@@ -206,10 +221,12 @@ def rows_product(table: np.ndarray, vector: np.ndarray) -> np.ndarray:
 def weighted_rows(weights: np.ndarray, table: np.ndarray) -> np.ndarray:
     """``weights @ table`` (a weighted sum of a table's rows, ``u' R``) in row blocks of
     :func:`pass_rows`, summed block by block: as :func:`rows_product`, one thread without a
-    switch (one product past 10,000 rows).  The sum over the rows is taken in another order than one ``gemv`` would (1e-16
-    relative)."""
-    step = pass_rows(table.shape[1])
-    if not step < table.shape[0] <= OPENBLAS_SERIAL["dot"]:
+    switch (and one product where :func:`rows_product` makes one).  The sum over the rows is
+    taken in another order than one ``gemv`` would: within ``T eps`` of the sum of
+    ``|u_t r_tj|``."""
+    weights, table = np.asarray(weights), np.asarray(table)
+    step = pass_rows(table.shape[-1]) if table.ndim else 0
+    if weights.shape[:1] != table.shape[:1] or not _in_blocks(table, weights, step):
         return weights @ table
     out = weights[:step] @ table[:step]
     for start in range(step, table.shape[0], step):
@@ -428,18 +445,39 @@ def blas_threads(work: float, serial: bool = False):
     return _Threads(_SMALL if work < SMALL_WORK else _LARGE)
 
 
-def model_work(positions=None, model=None, *args, returns=None, cov=None, **kwargs) -> tuple[float, bool]:
+def model_work(positions=None, model=None, *args, returns=None, cov=None, pnl=None, shocks=None, **kwargs) -> tuple[float, bool]:
     """Work of a decomposition that makes a pass or two over its model (products with one
     vector, dot products along its sides): ``(2 size, serial_pass(shape))``.  The model is
-    the second argument, or the one named ``returns`` or ``cov``."""
-    model = next((m for m in (model, returns, cov) if m is not None), None)
-    if model is None:  # missing: the call refuses it
+    the second argument, or the one named ``returns``, ``cov``, ``pnl`` or ``shocks``."""
+    model = next((m for m in (model, returns, cov, pnl, shocks) if m is not None), None)
+    shape = _shape(model)
+    if not shape:  # missing or not a table: the call refuses it
         return 0.0, False
+    return 2.0 * float(math.prod(shape)), serial_pass(shape)
+
+
+def _shape(value) -> tuple:
+    """The shape of an array (or a table such as a DataFrame), or of a list of rows, read
+    without converting it; ``()`` for anything else (which validation will refuse)."""
     try:
-        shape = np.shape(model)
-        return 2.0 * float(math.prod(shape)), serial_pass(shape)
-    except Exception:  # anything validation will refuse
+        shape = getattr(value, "shape", None)
+        if shape is not None:
+            return tuple(int(d) for d in shape)
+        if isinstance(value, (list, tuple)):
+            first = value[0] if value else None
+            return (len(value), len(first)) if isinstance(first, (list, tuple)) else (len(value),)
+    except Exception:  # a shape that is not one
+        pass
+    return ()
+
+
+def gram_work(returns=None, *args, **kwargs) -> tuple[float, bool]:
+    """Work of a covariance estimate, a ``(T, n)`` table's product with itself:
+    ``(2 T n^2, False)`` (a ``gemm``, which OpenBLAS threads from ``T n^2`` = 262,144)."""
+    shape = _shape(returns)
+    if len(shape) != 2:  # anything validation will refuse, or a single column
         return 0.0, False
+    return 2.0 * float(shape[0]) * float(shape[1]) ** 2, False
 
 
 def simulation_work(positions=None, cov=None, measure=None, confidence=None, horizon=None, mean=None, draws=None, *args, **kwargs) -> tuple[float, bool]:

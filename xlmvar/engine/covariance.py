@@ -25,6 +25,7 @@ import numbers
 import numpy as np
 
 from ._cache import memoize
+from ._threads import gram_work, sized_blas
 from ._validation import (
     as_vector,
     check_correlation,
@@ -336,6 +337,7 @@ def _symmetric(mat: np.ndarray) -> np.ndarray:
     return (mat + mat.T) / 2.0
 
 
+@sized_blas(gram_work)
 def sample_cov(returns, ddof=1) -> np.ndarray:
     """Sample covariance of a returns table, equally weighted, around the sample mean.
 
@@ -358,6 +360,7 @@ def sample_cov(returns, ddof=1) -> np.ndarray:
     return _symmetric(centred.T @ centred) / (r.shape[0] - d)
 
 
+@sized_blas(gram_work)
 def ewma_cov(returns, lam=0.94) -> np.ndarray:
     """Exponentially weighted (RiskMetrics) covariance, zero mean, normalised weights.
 
@@ -408,11 +411,13 @@ def _ledoit_wolf(r: np.ndarray) -> tuple[np.ndarray, float, float]:
     return s, mu, delta
 
 
+@sized_blas(gram_work)
 def ledoit_wolf_shrinkage(returns) -> float:
     """Ledoit-Wolf (2004) shrinkage intensity ``delta`` in [0, 1]; see :func:`ledoit_wolf_cov`."""
     return _ledoit_wolf(check_returns(returns))[2]
 
 
+@sized_blas(gram_work)
 def ledoit_wolf_cov(returns) -> np.ndarray:
     """Ledoit-Wolf shrinkage covariance, shrunk toward a multiple of the identity.
 

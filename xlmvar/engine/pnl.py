@@ -31,6 +31,7 @@ import numpy as np
 
 from . import historical
 from ._decomposition import Decomposition
+from ._threads import model_work, sized_blas
 from ._validation import as_vector, check_confidence, check_horizon, check_options, check_returns
 from .parametric import check_measure
 
@@ -69,6 +70,7 @@ def check_pnl(positions, pnl, measure="var", confidence=0.95):
     return x, table, measure, confidence
 
 
+@sized_blas(model_work)
 def decompose(
     positions,
     pnl,
@@ -113,6 +115,7 @@ def decompose(
     )
 
 
+@sized_blas(model_work)
 def standalone(
     positions,
     pnl,

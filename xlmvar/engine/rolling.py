@@ -30,6 +30,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from . import historical, modified
 from .pnl import unit_table
+from ._threads import model_work, rows_product, sized_blas
 from ._validation import as_vector, check_confidence, check_count, check_returns
 from .parametric import tail_multiplier
 from .risk import check_method
@@ -59,6 +60,7 @@ class RollingVar:
     pnl: np.ndarray
 
 
+@sized_blas(model_work)
 def rolling_var(positions, returns, window, confidence=0.95, method="historical") -> RollingVar:
     """One-period VaR forecasts on a rolling window and the realised P&L they forecast.
 
@@ -88,7 +90,7 @@ def rolling_var(positions, returns, window, confidence=0.95, method="historical"
             f"window: got {w} but returns has {r.shape[0]} rows; expected fewer periods than the "
             "history holds, so that at least one forecast is out of sample"
         )
-    p = r @ x
+    p = rows_product(r, x)
     windows = sliding_window_view(p, w)[:-1]  # windows[j] = p[j : j + w], forecast for j + w
     if name in ("historical", "pnl"):
         var = -np.quantile(windows, historical.tail_probability(c), axis=1)

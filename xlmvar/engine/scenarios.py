@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._threads import model_work, rows_product, sized_blas
 from ._validation import as_vector, check_count, check_returns
 
 __all__ = ["ScenarioPnl", "row_labels", "stress_pnl", "worst_days"]
@@ -69,6 +70,7 @@ def _ranked(x: np.ndarray, table: np.ndarray, rows: np.ndarray, labels: list) ->
     return ScenarioPnl(rows, [labels[r] for r in rows], pnl + 0.0, parts + 0.0)
 
 
+@sized_blas(model_work)
 def stress_pnl(positions, shocks, names=None) -> ScenarioPnl:
     """P&L of the book under each shock vector, largest loss first.
 
@@ -84,10 +86,11 @@ def stress_pnl(positions, shocks, names=None) -> ScenarioPnl:
     x = as_vector(positions, "positions")
     s = check_returns(shocks, x.size, name="shocks", min_rows=1)
     labels = row_labels(names, s.shape[0], "names", "Scenario")
-    order = np.argsort(s @ x, kind="stable")
+    order = np.argsort(rows_product(s, x), kind="stable")
     return _ranked(x, s, order, labels)
 
 
+@sized_blas(model_work)
 def worst_days(positions, returns, dates=None, k=None) -> ScenarioPnl:
     """The ``k`` worst periods of a history for the book, largest loss first.
 
@@ -107,5 +110,5 @@ def worst_days(positions, returns, dates=None, k=None) -> ScenarioPnl:
     count = min(10, r.shape[0]) if k is None else check_count(k, "k")
     if count > r.shape[0]:
         raise ValueError(f"k: got {count} but returns has {r.shape[0]} rows; expected at most {r.shape[0]}")
-    order = np.argsort(r @ x, kind="stable")[:count]
+    order = np.argsort(rows_product(r, x), kind="stable")[:count]
     return _ranked(x, r, order, labels)
