@@ -464,6 +464,8 @@ def test_serial_predicates_at_their_edges():
     assert _threads.serial_cholesky(127) and not _threads.serial_cholesky(128)
     assert _threads.serial_eigen(63) and not _threads.serial_eigen(64)
     assert _threads.serial_eigen(25, vectors=True) and not _threads.serial_eigen(26, vectors=True)
+    assert _threads.serial_gram(268, 40) and not _threads.serial_gram(269, 40)  # T n (n + 1) = 439,776
+    assert _threads.serial_gram(10**5, 1) and not _threads.serial_gram(250, 50)
 
 
 @pytest.mark.parametrize("order", ["C", "F"])
@@ -571,8 +573,11 @@ def test_the_model_given_by_name_sizes_the_block(monkeypatch, module, name, func
         ("rolling.rolling_var(x, r, 250)", (2.0 * 2500 * 500, True)),
         ("scenarios.worst_days(x, r)", (2.0 * 2500 * 500, True)),
         ("scenarios.stress_pnl(x, shocks=r)", (2.0 * 2500 * 500, True)),
+        ("scenarios.worst_days(x, list(r))", (2.0 * 2500 * 500, True)),  # a list of numpy rows
         ("covariance.sample_cov(r)", (2.0 * 2500 * 500**2, False)),
+        ("covariance.sample_cov(r[:268, :40])", (2.0 * 268 * 40**2, True)),  # one OpenBLAS thread anyway
         ("covariance.ewma_cov(r.tolist())", (2.0 * 2500 * 500**2, False)),  # a list of rows: not converted to size it
+        ("covariance.ewma_cov(list(r[:, :40]))", (2.0 * 2500 * 40**2, False)),
         ("covariance.ledoit_wolf_cov(r)", (2.0 * 2500 * 500**2, False)),
         ("covariance.ledoit_wolf_shrinkage(r)", (2.0 * 2500 * 500**2, False)),
     ],
@@ -596,6 +601,34 @@ def test_history_tools_size_their_blocks(monkeypatch, call, expected):
     assert seen[0] == expected
 
 
+def test_ranked_periods_are_ordered_by_the_pnl_they_show():
+    # the order and the figures shown come from one product: equal P&L, earlier row first
+    from xlmvar.engine import scenarios
+
+    rng = np.random.default_rng(2305 * 7 + 200)
+    r, x = rng.standard_normal((2305, 200)) * 0.01, rng.standard_normal(200) * 1e6
+    r[-1] = r[3]  # the same day twice (a product of the gathered rows showed them equal, in reverse order)
+    for ranked in (scenarios.worst_days(x, r, k=2305), scenarios.stress_pnl(x, r)):
+        pnl, rows = np.asarray(ranked.pnl), np.asarray(ranked.rows)
+        assert np.all(np.diff(pnl) >= 0.0)
+        ties = np.flatnonzero(np.diff(pnl) == 0.0)
+        assert np.all(rows[ties] < rows[ties + 1])
+        np.testing.assert_allclose(pnl, [math.fsum(r[t] * x) for t in rows], rtol=1e-12, atol=1e-6)
+
+
+def test_history_tools_refuse_a_pnl_that_overflows():
+    # finite returns and positions whose product overflows: refused, never ranked as inf
+    from xlmvar.engine import rolling, scenarios
+
+    r = np.full((300, 2), 1e200)
+    r[::2] *= -1.0
+    x = np.array([1e109, 1e109])
+    for call in (lambda: scenarios.worst_days(x, r), lambda: scenarios.stress_pnl(x, r), lambda: rolling.rolling_var(x, r, 100)):
+        with pytest.raises(ValueError, match="positions: the P&L of these positions in some period is too large"):
+            call()
+    assert scenarios.worst_days(x / 1e109, r / 1e200, k=1).pnl[0] == -2.0  # the same book in other units
+
+
 # Each call at the largest size the engine takes for one OpenBLAS thread, and at the next
 # (for eigenvectors a size every release threads): the probe times OpenBLAS's worker
 # threads (every thread but the main one) on the CPU, per unit of wall time.
@@ -603,7 +636,7 @@ _SERIAL_PROBE = r"""
 import json, os, threading, time
 import numpy as np
 import xlmvar
-from xlmvar.engine import rolling, scenarios
+from xlmvar.engine import covariance, rolling, scenarios
 from xlmvar.engine._threads import _blas_pools
 pools, default = _blas_pools()
 rng = np.random.default_rng(0)
@@ -645,7 +678,11 @@ cases = {
     "cornish-fisher": (lambda: xlmvar.decompose(book, history, method="cornish-fisher"), lambda: history @ book),
     "pnl": ((lambda p=history * 1e6: xlmvar.decompose(book, p, method="pnl")), lambda: history @ book),
     "rolling": (lambda: rolling.rolling_var(book, history, 250), lambda: history @ book),
-    "worst days": (lambda: scenarios.worst_days(book, history), lambda: history @ book),
+    "worst days": (lambda: scenarios.worst_days(book, history, k=2500), lambda: history @ book),
+    "stress": (lambda: scenarios.stress_pnl(book, history), lambda: history @ book),
+    # a covariance estimate at the largest size OpenBLAS makes on one thread, against one it threads
+    "gram": ((lambda t=history[:268, :40]: (covariance.sample_cov(t), covariance.ewma_cov(t))),
+             (lambda t=history[:250, :50]: t.T @ t)),
 }
 for name, (serial, threaded) in cases.items():
     out["calls"][name] = [probe(serial), probe(threaded)]

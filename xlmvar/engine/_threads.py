@@ -8,7 +8,8 @@ BLAS thread when its work is below :data:`SMALL_WORK` floating-point operations 
 BLAS's own default number of threads above it, so that a large factorisation nested inside
 a small call still gets them; below :data:`TINY_WORK` it changes nothing, nor where every
 BLAS call of the block is one that OpenBLAS (0.3.27 on) runs on one thread whatever its
-setting (:func:`serial_pass`, :func:`serial_cholesky`, :func:`serial_eigen`): the
+setting (:func:`serial_pass`, :func:`serial_cholesky`, :func:`serial_eigen`,
+:func:`serial_gram`): the
 switch, 5-30 us, is then pure cost, up to a tenth of a small call.  The passes over a
 model are made so: :func:`rows_product` and :func:`weighted_rows` take a table in row
 blocks that OpenBLAS runs on one thread, so a decomposition over a history of up to 10,000
@@ -71,6 +72,7 @@ __all__ = [
     "weighted_rows",
     "serial_cholesky",
     "serial_eigen",
+    "serial_gram",
 ]
 
 #: Below this many floating-point operations a block runs on one BLAS thread.  Measured by
@@ -95,12 +97,22 @@ TINY_WORK = 2e4
 #: LAPACK's symmetric eigenvalues (``syevd``, no vectors) below order 64, where the
 #: tridiagonal reduction's first ``syr2k`` reaches 1,000 ``n k`` (32 x 32) and threads;
 #: eigenvectors too below order 26 (0.3.31's parallel ``dlaed3`` in the divide and conquer
-#: threads from there; 0.3.27-0.3.30 from 64, as the eigenvalues).  A block made only of
+#: threads from there; 0.3.27-0.3.30 from 64, as the eigenvalues); a table's product with
+#: itself (``R'R``, a covariance estimate) up to ``T n (n + 1)`` = 439,776 (``syrk``, 109,944
+#: x 4; a ``gemm`` of ``T n^2`` below 524,288, twice its 262,144, takes one thread too).  A block made only of
 #: such calls switches nothing when no block is running, in any thread: there is nothing to
 #: stall.  Measured on 0.3.29, 0.3.30 and 0.3.31; a later release that threads smaller
 #: calls is caught by ``tests/test_speed_contracts.py``, which checks each size on the
 #: installed OpenBLAS (its worker threads take no CPU time at the largest of them).
-OPENBLAS_SERIAL = {"version": (0, 3, 27), "gemv": 460_800, "dot": 10_000, "potrf": 128, "eigvalsh": 64, "eigh": 26}
+OPENBLAS_SERIAL = {
+    "version": (0, 3, 27),
+    "gemv": 460_800,
+    "dot": 10_000,
+    "potrf": 128,
+    "eigvalsh": 64,
+    "eigh": 26,
+    "gram": 109_944 * 4,
+}
 
 _state: dict = {}
 _lock = threading.Lock()
@@ -144,7 +156,8 @@ def _blas_pools():
                 serial = bool(pools) and all(_knows_serial(p) for p in pools)
             except Exception:  # not installed, or a platform it does not know
                 pools, default, switches, serial = [], 1, [], False
-            _state["pools"], _state["default"], _state["switches"], _state["serial"] = pools, default, switches, serial
+            # one update (atomic under the GIL), "default" last: a reader that finds it finds all
+            _state.update({"pools": pools, "switches": switches, "serial": serial, "default": default})
         return _state["pools"], _state["default"]
 
 
@@ -190,7 +203,7 @@ def _in_blocks(table: np.ndarray, vector: np.ndarray, step: int) -> bool:
     switch is made anyway and blocks would only add calls)."""
     if not (table.ndim == 2 and vector.ndim == 1 and step < table.shape[0] <= OPENBLAS_SERIAL["dot"]):
         return False
-    if "default" not in _state:  # the libraries not looked for yet
+    if "default" not in _state:  # the libraries not looked for yet (written last)
         _blas_pools()
     return _state["serial"] and _state["default"] > 1
 
@@ -232,6 +245,12 @@ def weighted_rows(weights: np.ndarray, table: np.ndarray) -> np.ndarray:
     for start in range(step, table.shape[0], step):
         out += weights[start : start + step] @ table[start : start + step]
     return out
+
+
+def serial_gram(rows: float, columns: float) -> bool:
+    """True if OpenBLAS makes a ``(rows, columns)`` table's product with itself (``syrk``
+    for ``R'R``, ``gemm`` for ``(w R)'R``) on one thread."""
+    return rows * columns * (columns + 1.0) <= OPENBLAS_SERIAL["gram"]
 
 
 def serial_cholesky(n: int) -> bool:
@@ -450,10 +469,11 @@ def model_work(positions=None, model=None, *args, returns=None, cov=None, pnl=No
     vector, dot products along its sides): ``(2 size, serial_pass(shape))``.  The model is
     the second argument, or the one named ``returns``, ``cov``, ``pnl`` or ``shocks``."""
     model = next((m for m in (model, returns, cov, pnl, shocks) if m is not None), None)
-    shape = _shape(model)
-    if not shape:  # missing or not a table: the call refuses it
+    try:
+        shape = _shape(model)
+        return (2.0 * float(math.prod(shape)), serial_pass(shape)) if shape else (0.0, False)
+    except (TypeError, ValueError, OverflowError):  # not a table: validation refuses it
         return 0.0, False
-    return 2.0 * float(math.prod(shape)), serial_pass(shape)
 
 
 def _shape(value) -> tuple:
@@ -462,10 +482,11 @@ def _shape(value) -> tuple:
     try:
         shape = getattr(value, "shape", None)
         if shape is not None:
-            return tuple(int(d) for d in shape)
+            return tuple(shape)
         if isinstance(value, (list, tuple)):
             first = value[0] if value else None
-            return (len(value), len(first)) if isinstance(first, (list, tuple)) else (len(value),)
+            sized = hasattr(first, "__len__") and not isinstance(first, (str, bytes))
+            return (len(value), len(first)) if sized else (len(value),)  # rows: lists, tuples, arrays
     except Exception:  # a shape that is not one
         pass
     return ()
@@ -473,11 +494,13 @@ def _shape(value) -> tuple:
 
 def gram_work(returns=None, *args, **kwargs) -> tuple[float, bool]:
     """Work of a covariance estimate, a ``(T, n)`` table's product with itself:
-    ``(2 T n^2, False)`` (a ``gemm``, which OpenBLAS threads from ``T n^2`` = 262,144)."""
+    ``(2 T n^2, serial_gram(T, n))``."""
     shape = _shape(returns)
-    if len(shape) != 2:  # anything validation will refuse, or a single column
+    try:
+        t, n = (float(d) for d in shape)
+    except (TypeError, ValueError, OverflowError):  # not a table: validation refuses it
         return 0.0, False
-    return 2.0 * float(shape[0]) * float(shape[1]) ** 2, False
+    return 2.0 * t * n * n, serial_gram(t, n)
 
 
 def simulation_work(positions=None, cov=None, measure=None, confidence=None, horizon=None, mean=None, draws=None, *args, **kwargs) -> tuple[float, bool]:

@@ -31,7 +31,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from . import historical, modified
 from .pnl import unit_table
 from ._threads import model_work, rows_product, sized_blas
-from ._validation import as_vector, check_confidence, check_count, check_returns
+from ._validation import as_vector, check_confidence, check_count, check_finite_result, check_returns
 from .parametric import tail_multiplier
 from .risk import check_method
 
@@ -90,7 +90,9 @@ def rolling_var(positions, returns, window, confidence=0.95, method="historical"
             f"window: got {w} but returns has {r.shape[0]} rows; expected fewer periods than the "
             "history holds, so that at least one forecast is out of sample"
         )
-    p = rows_product(r, x)
+    with np.errstate(over="ignore", invalid="ignore"):  # refused just below, not warned
+        p = rows_product(r, x)
+    check_finite_result("positions", "the P&L of these positions in some period", p)
     windows = sliding_window_view(p, w)[:-1]  # windows[j] = p[j : j + w], forecast for j + w
     if name in ("historical", "pnl"):
         var = -np.quantile(windows, historical.tail_probability(c), axis=1)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._threads import model_work, rows_product, sized_blas
-from ._validation import as_vector, check_count, check_returns
+from ._validation import as_vector, check_count, check_finite_result, check_returns
 
 __all__ = ["ScenarioPnl", "row_labels", "stress_pnl", "worst_days"]
 
@@ -64,10 +64,20 @@ def row_labels(values, count: int, name: str, default: str) -> list:
     return out
 
 
-def _ranked(x: np.ndarray, table: np.ndarray, rows: np.ndarray, labels: list) -> ScenarioPnl:
-    parts = table[rows] * x
-    pnl = table[rows] @ x
-    return ScenarioPnl(rows, [labels[r] for r in rows], pnl + 0.0, parts + 0.0)
+def _pnl(table: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``table @ x``, refusing a P&L that overflowed although the table and the book are
+    finite (``1e200 x 1e109``): never ranked or shown as inf."""
+    with np.errstate(over="ignore", invalid="ignore"):  # refused just below, not warned
+        pnl = rows_product(table, x)
+    check_finite_result("positions", "the P&L of these positions in some period", pnl)
+    return pnl
+
+
+def _ranked(x: np.ndarray, table: np.ndarray, pnl: np.ndarray, count: int, labels: list) -> ScenarioPnl:
+    """The ``count`` rows of least P&L (``pnl = table @ x``, computed once: the order and the
+    figures shown are the same numbers), largest loss first, earlier rows first on ties."""
+    rows = np.argsort(pnl, kind="stable")[:count]
+    return ScenarioPnl(rows, [labels[r] for r in rows], pnl[rows] + 0.0, table[rows] * x + 0.0)
 
 
 @sized_blas(model_work)
@@ -86,8 +96,7 @@ def stress_pnl(positions, shocks, names=None) -> ScenarioPnl:
     x = as_vector(positions, "positions")
     s = check_returns(shocks, x.size, name="shocks", min_rows=1)
     labels = row_labels(names, s.shape[0], "names", "Scenario")
-    order = np.argsort(rows_product(s, x), kind="stable")
-    return _ranked(x, s, order, labels)
+    return _ranked(x, s, _pnl(s, x), s.shape[0], labels)
 
 
 @sized_blas(model_work)
@@ -110,5 +119,4 @@ def worst_days(positions, returns, dates=None, k=None) -> ScenarioPnl:
     count = min(10, r.shape[0]) if k is None else check_count(k, "k")
     if count > r.shape[0]:
         raise ValueError(f"k: got {count} but returns has {r.shape[0]} rows; expected at most {r.shape[0]}")
-    order = np.argsort(rows_product(r, x), kind="stable")[:count]
-    return _ranked(x, r, order, labels)
+    return _ranked(x, r, _pnl(r, x), count, labels)
