@@ -9,11 +9,10 @@ BLAS's own default number of threads above it, so that a large factorisation nes
 a small call still gets them; below :data:`TINY_WORK` it changes nothing, nor where every
 BLAS call of the block is one that OpenBLAS (0.3.27 on) runs on one thread whatever its
 setting (:func:`serial_pass`, :func:`serial_cholesky`, :func:`serial_eigen`,
-:func:`serial_gram`): the
-switch, 5-30 us, is then pure cost, up to a tenth of a small call.  The passes over a
-model are made so: :func:`rows_product` and :func:`weighted_rows` take a table in row
-blocks that OpenBLAS runs on one thread, so a decomposition over a history of up to 10,000
-days and assets switches nothing.
+:func:`serial_gram`): the switch, 5-30 us, is then pure cost, up to a tenth of a small
+call.  The passes over a model are made so: :func:`rows_product` and :func:`weighted_rows`
+take a table in row blocks that OpenBLAS runs on one thread, so a decomposition over a
+history of up to 10,000 days and assets switches nothing.
 
 Every formula of a sheet is small: a decomposition is a few passes over its model
 (memory-bound), so the dispatcher runs it on one thread unless the model is very large
@@ -98,10 +97,10 @@ TINY_WORK = 2e4
 #: tridiagonal reduction's first ``syr2k`` reaches 1,000 ``n k`` (32 x 32) and threads;
 #: eigenvectors too below order 26 (0.3.31's parallel ``dlaed3`` in the divide and conquer
 #: threads from there; 0.3.27-0.3.30 from 64, as the eigenvalues); a table's product with
-#: itself (``R'R``, a covariance estimate) up to ``T n (n + 1)`` = 439,776 (``syrk``, 109,944
-#: x 4; a ``gemm`` of ``T n^2`` below 524,288, twice its 262,144, takes one thread too).  A block made only of
-#: such calls switches nothing when no block is running, in any thread: there is nothing to
-#: stall.  Measured on 0.3.29, 0.3.30 and 0.3.31; a later release that threads smaller
+#: itself (``R'R``, a covariance estimate) up to ``T n (n + 1)`` = 439,776 (``syrk``,
+#: 109,944 x 4; a ``gemm`` of ``T n^2`` below 524,288, twice its 262,144, takes one thread
+#: too).  A block made only of such calls switches nothing when no block is running, in any
+#: thread: there is nothing to stall.  Measured on 0.3.29, 0.3.30 and 0.3.31; a later release that threads smaller
 #: calls is caught by ``tests/test_speed_contracts.py``, which checks each size on the
 #: installed OpenBLAS (its worker threads take no CPU time at the largest of them).
 OPENBLAS_SERIAL = {
