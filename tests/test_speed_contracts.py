@@ -543,11 +543,9 @@ def test_a_serial_block_switches_nothing_alone_and_counts_as_small_beside_anothe
     assert not _threads._running and {p.get_num_threads() for p in pools} == {default}
 
 
-@pytest.mark.parametrize("function", ["decompose", "standalone"])
-@pytest.mark.parametrize("module, name", [("historical", "returns"), ("modified", "returns"), ("pnl", "pnl"), ("parametric", "cov")])
-def test_the_model_given_by_name_sizes_the_block(monkeypatch, module, name, function):
-    import importlib
-
+@pytest.fixture
+def blocks_seen(monkeypatch):
+    """The ``(work, serial)`` of every :func:`blas_threads` block opened, in order."""
     seen = []
     original = _threads.blas_threads
 
@@ -556,6 +554,15 @@ def test_the_model_given_by_name_sizes_the_block(monkeypatch, module, name, func
         return original(work, serial)
 
     monkeypatch.setattr(_threads, "blas_threads", spy)
+    return seen
+
+
+@pytest.mark.parametrize("function", ["decompose", "standalone"])
+@pytest.mark.parametrize("module, name", [("historical", "returns"), ("modified", "returns"), ("pnl", "pnl"), ("parametric", "cov")])
+def test_the_model_given_by_name_sizes_the_block(blocks_seen, module, name, function):
+    import importlib
+
+    seen = blocks_seen
     rng = np.random.default_rng(0)
     model = _cov(50) if name == "cov" else rng.standard_normal((20_000, 50)) * 0.01  # a dot of 20,000 threads
     getattr(importlib.import_module(f"xlmvar.engine.{module}"), function)(np.ones(50), **{name: model})
@@ -582,19 +589,12 @@ def test_the_model_given_by_name_sizes_the_block(monkeypatch, module, name, func
         ("covariance.ledoit_wolf_shrinkage(r)", (2.0 * 2500 * 500**2, False)),
     ],
 )
-def test_history_tools_size_their_blocks(monkeypatch, call, expected):
+def test_history_tools_size_their_blocks(blocks_seen, call, expected):
     # the passes of ROLLINGVAR, WORSTDAYS and STRESSPNL go in row blocks (one thread, no
     # switch); a covariance estimate is a product of the table with itself, 2 T n^2
     from xlmvar.engine import covariance, rolling, scenarios  # noqa: F401
 
-    seen = []
-    original = _threads.blas_threads
-
-    def spy(work, serial=False):
-        seen.append((work, serial))
-        return original(work, serial)
-
-    monkeypatch.setattr(_threads, "blas_threads", spy)
+    seen = blocks_seen
     rng = np.random.default_rng(0)
     r, x = rng.standard_normal((2500, 500)) * 0.01, rng.standard_normal(500) * 1e6
     eval(call)
