@@ -14,6 +14,7 @@ import numbers
 import numpy as np
 
 from ._cache import _MISS, key_of, named_cache, product
+from ._lapack import cholesky_lower, potrf
 from ._threads import blas_threads, rows_product, serial_cholesky, serial_eigen, serial_pass
 
 __all__ = [
@@ -391,10 +392,12 @@ def _check_symmetric(mat: np.ndarray, name: str) -> None:
 
 
 def _psd_factor(mat: np.ndarray, name: str) -> np.ndarray | None:
-    """Check positive semi-definiteness; return the Cholesky factor if ``mat`` is definite.
+    """Check positive semi-definiteness; return the Cholesky factorisation if ``mat`` is
+    definite.
 
-    One Cholesky factorisation decides the common case (positive definite) and its factor
-    ``L`` (``L L' = mat``) is kept for the computations that need one (Monte Carlo).  A
+    One Cholesky factorisation (:func:`~._lapack.potrf`: LAPACK's layout, ``L'`` in its
+    upper triangle, ``L L' = mat``) decides the common case (positive definite) and is kept
+    for the computations that need ``L`` (Monte Carlo, :func:`covariance_factor`).  A
     singular matrix (perfectly correlated assets, more assets than history) is accepted if
     the factorisation of ``mat + tol I`` succeeds, ``tol = 1e-10 n max(diag)``, or else if
     its smallest eigenvalue is above ``-tol``; it has no Cholesky factor (``None``).
@@ -402,13 +405,13 @@ def _psd_factor(mat: np.ndarray, name: str) -> np.ndarray | None:
     n = mat.shape[0]
     with blas_threads(n**3 / 3.0, serial_cholesky(n)):
         try:
-            return np.linalg.cholesky(mat)
+            return potrf(mat)
         except np.linalg.LinAlgError:
             pass
         scale = max(float(np.max(np.abs(np.diag(mat)))), np.finfo(float).tiny)
         tol = 1e-10 * scale * n
         try:
-            np.linalg.cholesky(mat + tol * np.eye(n))
+            potrf(mat + tol * np.eye(n))
             return None
         except np.linalg.LinAlgError:
             pass
@@ -428,8 +431,10 @@ def _check_psd(mat: np.ndarray, name: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class CheckedCovariance:
-    """A validated covariance matrix (read-only), its Cholesky factor if it is definite, and
-    its standard deviations ``sqrt(diag)`` (read with the matrix, kept contiguous)."""
+    """A validated covariance matrix (read-only), its Cholesky factorisation if it is
+    definite (:func:`~._lapack.potrf`'s layout: ``L'`` in the upper triangle; ``L`` is
+    :func:`covariance_factor`'s), and its standard deviations ``sqrt(diag)`` (read with the
+    matrix, kept contiguous)."""
 
     matrix: np.ndarray
     cholesky: np.ndarray | None
@@ -563,13 +568,14 @@ def check_covariance(cov, size: int | None = None, name: str = "cov", sized_by: 
 def covariance_factor(cov) -> np.ndarray:
     """A matrix ``L`` with ``L L' = cov`` for a valid covariance.
 
-    The Cholesky factor the validation computed when ``cov`` is positive definite; for a
+    The Cholesky factor, read from the factorisation the validation computed (a new array
+    each call), when ``cov`` is positive definite; for a
     positive semi-definite ``cov``, ``L = V diag(sqrt(max(lambda, 0)))`` from the
     eigendecomposition ``cov = V diag(lambda) V'``.
     """
     checked = checked_covariance(cov)
     if checked.cholesky is not None:
-        return checked.cholesky
+        return cholesky_lower(checked.cholesky)
     s = checked.matrix
     with blas_threads(4.0 * s.shape[0] ** 3, serial_eigen(s.shape[0], vectors=True)):
         w, v = np.linalg.eigh(s)
