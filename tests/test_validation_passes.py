@@ -564,3 +564,40 @@ def test_a_covariance_asymmetric_past_the_float_range_is_refused_without_a_warni
 
     with pytest.raises(ValueError, match=r"^cov: is not symmetric: row 1, column 2 holds 1.7e\+308"):
         xlmvar.decompose([1.0, 1.0], [[1.7e308, 1.7e308], [-1.7e308, 1.0]])
+
+
+def _worst_pair_by_loop(mat):
+    """The first pair (in reading order) with the largest ``|S_ij - S_ji|``, and that value:
+    every element visited, as ``argmax(|S - S'|)`` would."""
+    n = mat.shape[0]
+    worst, where = -1.0, None
+    for i in range(n):
+        for j in range(n):
+            gap = abs(float(mat[i, j]) - float(mat[j, i]))
+            if gap > worst:
+                worst, where = gap, (i, j)
+    return worst, where
+
+
+@pytest.mark.parametrize("n", [1, 2, 127, 128, 129, 300])
+def test_the_symmetry_check_in_strips_names_the_pair_a_whole_comparison_names(n):
+    from xlmvar.engine._validation import _check_symmetric
+
+    rng = np.random.default_rng(n)
+    a = rng.standard_normal((n, n))
+    s = (a + a.T) / 2.0
+    _check_symmetric(s, "cov")  # exactly symmetric: passes
+    for pairs in ([(n - 1, 0)], [(0, n - 1), (n // 2, n // 3)], [(n - 2, n - 1), (n - 1, n - 3)], [(n // 3, n - 1)]):
+        t = s.copy()
+        for i, j in pairs:
+            if i != j and 0 <= min(i, j):
+                t[i, j] += 0.5  # a tie when there are two: the first in reading order is named
+        worst, (i, j) = _worst_pair_by_loop(t)
+        if worst == 0.0:
+            continue  # n = 1: no pair off the diagonal
+        with pytest.raises(ValueError, match=rf"^cov: is not symmetric: row {i + 1}, column {j + 1} holds"):
+            _check_symmetric(t, "cov")
+    u = s.copy()
+    if n > 1:  # just inside the tolerance of 1e-8 max|S|, across the strips
+        u[n - 1, 0] += 0.9e-8 * np.abs(s).max()
+        _check_symmetric(u, "cov")
