@@ -464,7 +464,8 @@ _COVARIANCES = named_cache("xlmvar.engine._validation.check_covariance", digests
 
 #: Below this size a covariance is validated every time: there a cache hit (building the key,
 #: comparing the matrix) is not 10x faster than the validation itself (measured by
-#: ``benchmarks/bench_api.py --cache``: 6x at N = 100, 15x at N = 300, 130x at N = 1000).
+#: ``benchmarks/bench_api.py --cache``, with LAPACK's ``dpotrf`` called directly: 4-5x at
+#: N = 100, 8.5-8.9x at N = 200, 12-14x at N = 300, 33-52x at N = 1000).
 COV_CACHE_MIN_SIZE = 250
 
 
