@@ -49,12 +49,28 @@ def test_factor_is_numpys_bit_for_bit(n, path, monkeypatch):
     np.testing.assert_allclose(lower @ lower.T, s, rtol=0, atol=1e-15 * np.abs(s).max())
 
 
-def test_the_callers_matrix_is_not_touched():
+@pytest.mark.parametrize("path", ["lapack", "numpy"])
+def test_the_result_is_an_array_of_its_own_and_the_callers_is_not_touched(path, monkeypatch):
+    if path == "numpy":
+        monkeypatch.setattr(_lapack, "_ROUTINE", [None])
     s = _spd(90)
     before = s.copy()
     out = _lapack.potrf(s)
+    # no view: the cache keeps it as it is (a view would be copied across, at N^2 page reads)
+    assert out.base is None and out.flags.owndata
     assert not np.shares_memory(out, s)
     np.testing.assert_array_equal(s, before)
+
+
+def test_arrays_not_of_real_numbers_go_to_numpy():
+    objects = np.array([[4.0, 2.0], [2.0, 10.0]], dtype=object)
+    with pytest.raises(TypeError):
+        np.linalg.cholesky(objects)
+    with pytest.raises(TypeError):
+        _lapack.potrf(objects)
+    hermitian = np.array([[4.0, 2j], [-2j, 10.0]])
+    lower = _lapack.cholesky_lower(_lapack.potrf(hermitian.T))  # numpy's, of the array given
+    np.testing.assert_allclose(lower, np.linalg.cholesky(hermitian), rtol=1e-15)
 
 
 @pytest.mark.parametrize("path", ["lapack", "numpy"])
@@ -84,7 +100,10 @@ def test_a_large_singular_matrix_is_refused():
         _lapack.potrf(a @ a.T)  # rank 20 of 300
 
 
-def test_a_matrix_symmetric_to_rounding_is_factorised_from_its_upper_triangle():
+@pytest.mark.parametrize("path", ["lapack", "numpy"])
+def test_a_matrix_symmetric_to_rounding_is_factorised_from_its_upper_triangle(path, monkeypatch):
+    if path == "numpy":
+        monkeypatch.setattr(_lapack, "_ROUTINE", [None])
     s = _spd(40, 7)
     skewed = s.copy()
     lower = np.tril_indices(40, -1)
@@ -136,3 +155,24 @@ def test_monte_carlo_and_the_factor_agree_on_both_paths(monkeypatch):
     assert fast.total == slow.total
     np.testing.assert_array_equal(fast.component, slow.component)
     xlmvar.clear_caches()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_child_forked_while_the_routine_is_being_looked_up_does_not_wait_for_ever(monkeypatch):
+    import os
+    import signal
+
+    monkeypatch.setattr(_lapack, "_ROUTINE", [])  # not looked up yet
+    held = _lapack._lock
+    held.acquire()  # as another thread of the parent would hold it, inside the lookup
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: must find the routine, not wait on the parent's lock
+            signal.alarm(20)
+            ok = _lapack._routine() is not None or _lapack._load() is None
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        held.release()
+        monkeypatch.setattr(_lapack, "_lock", held)
+    assert os.waitstatus_to_exitcode(status) == 0

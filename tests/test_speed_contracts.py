@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import xlmvar
-from xlmvar.engine import _cache, _threads, _validation
+from xlmvar.engine import _cache, _lapack, _threads, _validation
 
 
 @pytest.fixture(autouse=True)
@@ -34,10 +34,12 @@ def counts(monkeypatch):
 
         return wrapper
 
-    for name in ("eigh", "eigvalsh"):
+    for name in ("cholesky", "eigh", "eigvalsh"):
         monkeypatch.setattr(np.linalg, name, counting(getattr(np.linalg, name), "factorisations"))
-    # every Cholesky of the validation: LAPACK's dpotrf, called directly (numpy's otherwise)
-    monkeypatch.setattr(_validation, "potrf", counting(_validation.potrf, "factorisations"))
+    # a Cholesky factorisation by LAPACK's dpotrf called directly (numpy's function is counted
+    # above): the routine looked up first, so that the check of its lookup is not counted
+    _lapack._routine()
+    monkeypatch.setattr(_lapack, "_call", counting(_lapack._call, "factorisations"))
     monkeypatch.setattr(_validation, "_check_symmetric", counting(_validation._check_symmetric, "symmetry"))
     return seen
 

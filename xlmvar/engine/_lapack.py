@@ -13,13 +13,17 @@ only to rounding (validation accepts ``|S_ij - S_ji| <= 1e-8 max|S|``) is factor
 its upper triangle, where numpy reads the lower.
 
 The routine is looked up once, by the names numpy's BLAS builds give it (``scipy_dpotrf_64_``
-in numpy's wheels, ``dpotrf_64_``, ``dpotrf_``), and used only after a check: on two
-matrices (one of order 3, one of 80, past OpenBLAS's blocking) it must give
-``numpy.linalg.cholesky``'s factor to the last bit and refuse a matrix that is not positive
-definite.  Integers are passed as 64-bit: on a little-endian machine an LP64 library reads
-their low half, the same value.  Without ctypes, on a big-endian machine, or where the
-routine is not found or fails the check (Accelerate, Pyodide), :func:`potrf` falls back to
-``numpy.linalg.cholesky``, with the same results.
+in numpy's wheels, ``dpotrf_64_``, ``dpotrf_``): through numpy's ``linalg`` extension (on
+Linux and macOS a lookup there searches the libraries it loaded), then in the OpenBLAS
+library files numpy's wheels ship beside it (``numpy.libs``, ``numpy/.dylibs``: on Windows a
+lookup finds only a file's own exports).  It is used only after a check: on two matrices
+(one of order 3, one of 80, past OpenBLAS's blocking) it must give ``numpy.linalg.cholesky``'s
+factor to the last bit and refuse a matrix that is not positive definite.  Integers are
+passed as 64-bit: on a little-endian machine an LP64 library reads their low half, the same
+value.  Without ctypes, on a big-endian machine, where the routine is not found or fails the
+check (Accelerate, Pyodide), or for an array that is not of real numbers, :func:`potrf` calls
+``numpy.linalg.cholesky`` on ``mat'`` instead (the same upper triangle read, the same
+routine, the same bits), at numpy's cost.
 
 The threads of the factorisation are the caller's business (:func:`~._threads.blas_threads`):
 the routine is numpy's BLAS's, whose thread pool that module switches.
@@ -27,8 +31,10 @@ the routine is numpy's BLAS's, whose thread pool that module switches.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 
@@ -67,6 +73,17 @@ def _passes_check(routine) -> bool:
     return _call(routine, indefinite) == 2
 
 
+def _library_files() -> list:
+    """Where numpy's ``dpotrf`` may be found: its ``linalg`` extension (and, on Linux and
+    macOS, the libraries that loaded with it), then the OpenBLAS files its wheels ship."""
+    from numpy.linalg import _umath_linalg
+
+    package = Path(np.__file__).parent
+    shipped = [p for folder in (package.parent / "numpy.libs", package / ".dylibs") if folder.is_dir()
+               for p in sorted(folder.iterdir()) if "openblas" in p.name.lower()]
+    return [_umath_linalg.__file__, *map(str, shipped)]
+
+
 def _load():
     """numpy's own ``dpotrf`` through ctypes, checked; ``None`` where it cannot be used."""
     if sys.byteorder != "little":  # 64-bit integers read as 32-bit ones keep their value
@@ -74,24 +91,26 @@ def _load():
     try:
         import ctypes
 
-        from numpy.linalg import _umath_linalg
-
-        # symbols are looked up in the extension and the libraries it loaded: numpy's BLAS
-        library = ctypes.CDLL(_umath_linalg.__file__)
-    except Exception:  # no ctypes (Pyodide), no such module, a loader that refuses it
+        files = _library_files()
+    except Exception:  # no ctypes (Pyodide), no such module
         return None
-    for name in _NAMES:
+    for file in files:
         try:
-            routine = library[name]
-        except (AttributeError, OSError):
+            library = ctypes.CDLL(file)
+        except Exception:  # a loader that refuses it
             continue
-        routine.restype = None
-        routine.argtypes = (ctypes.c_char_p, *(ctypes.c_void_p,) * 4, ctypes.c_size_t)
-        try:
-            if _passes_check(routine):
-                return routine
-        except Exception:  # a routine that does not behave as dpotrf: not this one
-            continue
+        for name in _NAMES:
+            try:
+                routine = library[name]
+            except (AttributeError, OSError):
+                continue
+            routine.restype = None
+            routine.argtypes = (ctypes.c_char_p, *(ctypes.c_void_p,) * 4, ctypes.c_size_t)
+            try:
+                if _passes_check(routine):
+                    return routine
+            except Exception:  # a routine that does not behave as dpotrf: not this one
+                continue
     return None
 
 
@@ -101,6 +120,16 @@ def _routine():
             if not _ROUTINE:
                 _ROUTINE.append(_load())
     return _ROUTINE[0]
+
+
+def _after_fork() -> None:
+    """In a forked child: a new lock (another thread may have held it while loading)."""
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def potrf(mat: np.ndarray) -> np.ndarray:
@@ -114,9 +143,10 @@ def potrf(mat: np.ndarray) -> np.ndarray:
     Returns
     -------
     ndarray, shape (n, n)
-        A new array whose upper triangle (with the diagonal) is ``U = L'``, where ``L`` is
-        the lower-triangular factor with ``L L' = mat``; below the diagonal it holds
-        ``mat``'s own entries, or zeros (:func:`cholesky_lower` reads ``L`` from it).
+        A new array of its own (no view) whose upper triangle (with the diagonal) is
+        ``U = L'``, where ``L`` is the lower-triangular factor with ``L L' = mat``; below the
+        diagonal it holds ``mat``'s own entries, or zeros (:func:`cholesky_lower` reads
+        ``L`` from it).
 
     Raises
     ------
@@ -127,11 +157,12 @@ def potrf(mat: np.ndarray) -> np.ndarray:
     threads in force.
     """
     routine = _routine()
-    if routine is None:
-        return np.linalg.cholesky(mat).T
+    mat = np.asarray(mat)
+    if routine is None or mat.dtype.kind not in "biuf" or mat.ndim != 2 or mat.shape[0] != mat.shape[1]:
+        # numpy's factor of mat' reads mat's upper triangle, as dpotrf does below; its
+        # transpose, copied in its own (Fortran) order, is an array of its own to keep
+        return np.array(np.linalg.cholesky(mat.T).T, order="K", copy=True)
     work = np.array(mat, dtype=np.float64, order="C", copy=True)
-    if work.ndim != 2 or work.shape[0] != work.shape[1]:
-        raise np.linalg.LinAlgError("Last 2 dimensions of the array must be square")
     if work.size and _call(routine, work) != 0:
         raise np.linalg.LinAlgError("Matrix is not positive definite")
     return work
