@@ -387,9 +387,10 @@ def _check_symmetric(mat: np.ndarray, name: str) -> None:
 
     The pairs right of the diagonal are compared in strips of :data:`_SYMMETRY_ROWS` rows,
     ``S[i:i+b, i:]`` against ``S[i:, i:i+b]'``, so that the columns read across stay in the
-    CPU cache (``S - S'`` at once reads one side a page per element: 2.7 ms at N = 1000
-    against 1.5 ms, 24 ms at N = 2000 against 7 ms).  The pair named is the first largest in
-    the order of the rows, as ``argmax(|S - S'|)`` finds it.
+    CPU cache (``S - S'`` at once reads one side a page per element; the strips take
+    1.6-1.7x less time at N = 1000 and 1.9-2x less at N = 2000,
+    ``benchmarks/bench_validation.py``).  The pair named is the first largest in the order
+    of the rows, as ``argmax(|S - S'|)`` finds it.
     """
     n = mat.shape[0]
     scale = max(float(mat.max()), -float(mat.min()), np.finfo(float).tiny)  # max|S|, no temporary
@@ -587,9 +588,8 @@ def covariance_factor(cov) -> np.ndarray:
     """A matrix ``L`` with ``L L' = cov`` for a valid covariance.
 
     The Cholesky factor, read from the factorisation the validation computed (a new array
-    each call), when ``cov`` is positive definite; for a
-    positive semi-definite ``cov``, ``L = V diag(sqrt(max(lambda, 0)))`` from the
-    eigendecomposition ``cov = V diag(lambda) V'``.
+    each call), when ``cov`` is positive definite; for a positive semi-definite ``cov``,
+    ``L = V diag(sqrt(max(lambda, 0)))`` from the eigendecomposition ``cov = V diag(lambda) V'``.
     """
     checked = checked_covariance(cov)
     if checked.cholesky is not None:
