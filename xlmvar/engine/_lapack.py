@@ -2,8 +2,11 @@
 
 ``numpy.linalg.cholesky`` copies a C-ordered matrix into Fortran order, calls LAPACK's
 ``dpotrf``, copies the factor back and zeroes its upper triangle, reading and writing across
-the rows of the matrix: at N = 500 those copies cost 2.7 ms around a 1.5 ms factorisation
-(numpy 2.4, OpenBLAS 0.3.31, one thread), at N = 2000 about 70 ms around 50-80 ms.
+the rows of the matrix: in a loop of factorisations of one matrix at N = 500 those copies
+cost 2.7 ms around a 1.5 ms factorisation (numpy 2.4, OpenBLAS 0.3.31, one thread); on a
+covariance never seen, where fresh memory costs its own, the factorisation takes 1.1-1.8x
+less time this way, and a cold call 1.25-1.8x less from N = 500
+(``benchmarks/bench_validation.py``).
 :func:`potrf` calls the ``dpotrf`` numpy's own ``linalg`` calls (found through its
 extension module, so the same library and the same bits) on a plain C-ordered copy: that
 copy, read as Fortran's column-major array, is the matrix transposed, so LAPACK's lower
@@ -20,10 +23,11 @@ lookup finds only a file's own exports).  It is used only after a check: on two 
 (one of order 3, one of 80, past OpenBLAS's blocking) it must give ``numpy.linalg.cholesky``'s
 factor to the last bit and refuse a matrix that is not positive definite.  Integers are
 passed as 64-bit: on a little-endian machine an LP64 library reads their low half, the same
-value.  Without ctypes, on a big-endian machine, where the routine is not found or fails the
-check (Accelerate, Pyodide), or for an array that is not of real numbers, :func:`potrf` calls
+value.  Without ctypes, on a big-endian machine, or where the routine is not found or fails
+the check (Pyodide, a BLAS that exports none of these names), :func:`potrf` calls
 ``numpy.linalg.cholesky`` on ``mat'`` instead (the same upper triangle read, the same
-routine, the same bits), at numpy's cost.
+routine, the same bits), at numpy's cost; so it does for a matrix of any other type than
+float64 or integers (float32, stacked matrices: numpy's own results and errors).
 
 The threads of the factorisation are the caller's business (:func:`~._threads.blas_threads`):
 the routine is numpy's BLAS's, whose thread pool that module switches.
@@ -138,7 +142,8 @@ def potrf(mat: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     mat : ndarray, shape (n, n), float64
-        Symmetric (the upper triangle is read) and finite.
+        Symmetric (the upper triangle is read) and finite.  Real matrices only: a complex
+        one is factorised as numpy factorises its transpose.
 
     Returns
     -------
@@ -158,10 +163,13 @@ def potrf(mat: np.ndarray) -> np.ndarray:
     """
     routine = _routine()
     mat = np.asarray(mat)
-    if routine is None or mat.dtype.kind not in "biuf" or mat.ndim != 2 or mat.shape[0] != mat.shape[1]:
+    ours = mat.dtype == np.float64 or mat.dtype.kind in "biu"
+    if routine is None or not ours or mat.ndim != 2 or mat.shape[0] != mat.shape[1]:
         # numpy's factor of mat' reads mat's upper triangle, as dpotrf does below; its
-        # transpose, copied in its own (Fortran) order, is an array of its own to keep
-        return np.array(np.linalg.cholesky(mat.T).T, order="K", copy=True)
+        # transpose, copied in its own order, is an array of its own to keep
+        flip = np.swapaxes(mat, -1, -2) if mat.ndim >= 2 else mat
+        lower = np.linalg.cholesky(flip)  # numpy's errors for what it refuses
+        return np.array(np.swapaxes(lower, -1, -2), order="K", copy=True)
     work = np.array(mat, dtype=np.float64, order="C", copy=True)
     if work.size and _call(routine, work) != 0:
         raise np.linalg.LinAlgError("Matrix is not positive definite")
