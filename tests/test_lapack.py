@@ -17,12 +17,6 @@ def _spd(n, seed=0):
     return (s + s.T) / 2.0
 
 
-@pytest.fixture
-def numpy_only(monkeypatch):
-    """The fallback: no routine of its own, numpy.linalg.cholesky."""
-    monkeypatch.setattr(_lapack, "_ROUTINE", [None])
-
-
 def test_the_routine_is_used_where_numpys_blas_exports_it():
     # numpy's Linux and Windows wheels ship OpenBLAS with scipy_dpotrf_64_: where the loader
     # can see it, the fast path must be taken (elsewhere the fallback is right, tested below)
