@@ -121,7 +121,7 @@ print(json.dumps(out))
 #: afterwards, its calls back to back: its threaded calls leave OpenBLAS's worker thread
 #: busy for a while, which would slow whichever call came next.
 PAIRED = r"""
-import itertools, json, statistics, sys, time
+import contextlib, itertools, json, statistics, sys, time
 import numpy as np
 sys.path.insert(0, {root!r})
 import xlmvar
@@ -136,7 +136,28 @@ def one():
 def back():
     _threads._state["default"] = default
     [put(default) for _, put in switches]
-around = {{"1 thread": (one, back), "1 again": (one, back), "2 threads": (None, None)}}
+class Bare:  # the switch alone: read, one thread for a small block, set back; no bookkeeping
+    def __init__(self, small):
+        self.small = small
+    def __enter__(self):
+        self.before = [get() for get, _ in switches]
+        if self.small:
+            [put(1) for _, put in switches]
+    def __exit__(self, *exc):
+        if self.small:
+            [put(b) for (_, put), b in zip(switches, self.before)]
+def bare_threads(work, serial=False):
+    if work < _threads.TINY_WORK or (serial and _threads._state["serial"]):
+        return contextlib.nullcontext()
+    return Bare(work < _threads.SMALL_WORK)
+users = [m for m in list(sys.modules.values()) if getattr(m, "blas_threads", None) is _threads.blas_threads]
+def use(choice):
+    def switch():
+        for module in users:
+            module.blas_threads = choice
+    return switch
+around = {{"1 thread": (one, back), "1 again": (one, back), "2 threads": (None, None),
+          "2, bare switch": (use(bare_threads), use(_threads.blas_threads))}}
 orders = list(itertools.permutations(around))
 limits = _threads.SMALL_WORK, _threads.TINY_WORK
 """ + PROBLEMS + r"""
@@ -228,7 +249,7 @@ def in_one_process(args):
         (call, n): {
             name: (statistics.median(r[n][i][name][0] for r in rounds) * 1e3,
                    statistics.median(r[n][i][name][1] for r in rounds))
-            for name in CONFIGS
+            for name in rounds[0][n][i]
         }
         for i, call in enumerate(CALLS)
         for n in args.n
@@ -257,16 +278,22 @@ def main(argv=None) -> int:
     print(f"wall-clock ms, {'one core busy' if args.busy else 'idle machine'}, {design}; medians of "
           f"{args.rounds} rounds of {args.calls} calls; ratio = to 1 thread")
     start = args.across  # the column of a process started on 2 threads, run on 1
+    bare = not args.across  # the column of the choice with a bare switch
     print(f"{'call':15} {'N':>5} {'1 thread':>9} {'1 again':>8} {'2 threads':>10} {'ratio':>6} "
-          f"{'2, no choice':>13} {'ratio':>6}" + (f" {'2, one at start':>16}" if start else ""))
+          f"{'2, no choice':>13} {'ratio':>6}" + (f" {'2, one at start':>16}" if start else "")
+          + (f" {'2, bare switch':>15}" if bare else ""))
     slower = []
     for (call, n), row in table.items():
         print(f"{call:15} {n:5d} {row['1 thread'][0]:9.3f} {row['1 again'][1]:8.2f} {row['2 threads'][0]:10.3f} "
               f"{row['2 threads'][1]:6.2f} {row['2, no choice'][0]:13.3f} {row['2, no choice'][1]:6.2f}"
-              + (f" {row['2, one at start'][1]:16.2f}" if start else ""))
+              + (f" {row['2, one at start'][1]:16.2f}" if start else "")
+              + (f" {row['2, bare switch'][1]:15.2f}" if bare else ""))
         if n <= 500 and row["2 threads"][1] > 1.0 + max(2 * abs(row["1 again"][1] - 1.0), 0.02):
             slower.append(f"{call} N={n} ({row['2 threads'][1]:.2f}x)")
     print("'1 again' is a second run of the 1-thread configuration: its distance from 1 is the noise of a ratio")
+    if bare:
+        print("'2, bare switch': the choice of threads with xlmvar's switch replaced by a bare one (read the "
+              "setting, one thread, set it back; no bookkeeping): what the switch's C calls alone cost")
     if start:
         print("'2, one at start': a process started on 2 threads and set to 1 before its first call (the same "
               "computation as '1 thread'): its ratio is what starting a process on 2 threads does, not the calls")

@@ -325,14 +325,38 @@ def _interrupt_at(func, text):
     return lambda frame, event, arg: local if frame.f_code is func.__code__ else None
 
 
-def test_a_restore_cut_between_its_two_clears_is_finished_by_the_next_block():
+def _dead_block() -> None:
+    """A small block entered and never left, then collected: its exit skipped (a generator
+    dropped unfinished); the next block finds it dead and restores before it begins."""
+    import gc
+
+    block = _threads.blas_threads(_threads.SMALL_WORK / 10)
+    block.__enter__()
+    del block
+    gc.collect()
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        ("the last block's exit", lambda: _threads._Threads._exit, None),
+        ("the restore after a dead block is dropped", lambda: _threads._restore, _dead_block),
+    ],
+    ids=["exit", "restore"],
+)
+def test_a_restore_cut_between_its_two_clears_is_finished_by_the_next_block(where):
     # Ctrl-C after the restore cleared one list and not the other: the next first block
     # appended to the stale one and then restored nothing (an adversarial review found it);
-    # the setting must come back after the next block, and a large block get it
+    # the setting must come back after the next block, and a large block get it.  The usual
+    # exit restores inline; a dead block's is restored by _restore.
     import sys
 
+    _, func, before = where
     pools, default = _two_threads_or_skip()
-    sys.settrace(_interrupt_at(_threads._restore, "_saved.clear()"))
+    if before is not None:
+        before()
+        assert {p.get_num_threads() for p in pools} == {1}
+    sys.settrace(_interrupt_at(func(), "_saved.clear()"))
     try:
         with pytest.raises(KeyboardInterrupt):
             with _threads.blas_threads(_threads.SMALL_WORK / 10):

@@ -147,7 +147,7 @@ def product(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
     miss and one computed during a hit are equal to the last bit (each row is one dot
     product of the same BLAS kernel either way).
     """
-    out = np.empty(matrix.shape[0], np.result_type(matrix.dtype, vector.dtype))
+    out = np.empty(matrix.shape[0], np.promote_types(matrix.dtype, vector.dtype))
     step = _block_rows(matrix)
     for start in range(0, matrix.shape[0], step):
         np.matmul(matrix[start : start + step], vector, out=out[start : start + step])
@@ -226,7 +226,7 @@ def same_content_product(stored: np.ndarray, given: np.ndarray, vector: np.ndarr
         return None
     if not given.flags.c_contiguous:
         return product(stored, vector) if same_content(stored, given) else None
-    out = np.empty(stored.shape[0], np.result_type(stored.dtype, vector.dtype))
+    out = np.empty(stored.shape[0], np.promote_types(stored.dtype, vector.dtype))
     step = _block_rows(stored)
     row_bytes = stored.itemsize * stored.shape[1]
     digest = _xxh3_128 if digests is not None else None

@@ -224,7 +224,7 @@ def rows_product(table: np.ndarray, vector: np.ndarray) -> np.ndarray:
     step = pass_rows(table.shape[-1]) if table.ndim else 0
     if not _in_blocks(table, vector, step):
         return table @ vector
-    out = np.empty(table.shape[0], np.result_type(table.dtype, vector.dtype))
+    out = np.empty(table.shape[0], np.promote_types(table.dtype, vector.dtype))
     for start in range(0, table.shape[0], step):
         np.matmul(table[start : start + step], vector, out=out[start : start + step])
     return out
@@ -276,6 +276,7 @@ _running: dict = {}
 _saved: list = []
 _current: list = []
 _SMALL, _LARGE = "small", "large"
+_get_ident = threading.get_ident
 
 
 def _innermost(stack):
@@ -353,32 +354,32 @@ class _Threads:
     # coverage) raising Ctrl-C between the lock and the handler in the call, or at a second
     # line event of the ``with`` on leaving it, would leave the lock held for good.
     def __enter__(self):
-        with _lock: self._enter(threading.get_ident())  # noqa: E701
+        with _lock: self._enter(_get_ident())  # noqa: E701
         return self
 
     def __exit__(self, *exc):
-        with _lock: self._exit(threading.get_ident())  # noqa: E701
+        with _lock: self._exit(_get_ident())  # noqa: E701
         return False
 
     def _enter(self, me) -> None:
         try:
-            stack = _running.get(me)
-            if len(_running) == 1 and stack and stack[-1][0] is self.wish and stack[-1][1]() is not None:
-                stack.append((self.wish, weakref.ref(self)))  # nested in a live block of its kind
-                return
             if _running:
+                stack = _running.get(me)
+                if len(_running) == 1 and stack and stack[-1][0] is self.wish and stack[-1][1]() is not None:
+                    stack.append((self.wish, weakref.ref(self)))  # nested in a live block of its kind
+                    return
                 _prune()
             if not _running:  # the first block: the setting to come back to
                 if _saved:  # a restore cut short by an interrupt: finish it before reading
                     _restore()
-                switches = _state["switches"]
-                _saved[:] = _current[:] = [get() for get, _ in switches]
+                small = self.wish is _SMALL  # else the setting stays
+                for get, put in _state["switches"]:
+                    before = get()
+                    _saved.append(before)
+                    _current.append(1 if small else before)
+                    if small and before != 1:
+                        put(1)
                 _running[me] = [(self.wish, weakref.ref(self))]
-                if self.wish is _SMALL:  # else the setting stays
-                    for i, (_, put) in enumerate(switches):
-                        if _current[i] != 1:
-                            _current[i] = 1
-                            put(1)
                 return
             _running.setdefault(me, []).append((self.wish, weakref.ref(self)))
             _set(prune=False)  # other threads' blocks, or dead ones dropped: set for all of them
@@ -391,7 +392,11 @@ class _Threads:
             stack = _running.get(me)
             if len(_running) == 1 and stack is not None and len(stack) == 1 and stack[0][1]() is self:
                 del _running[me]  # the last block, this thread's only one: the usual case
-                _restore()
+                for (_, put), before, now in zip(_state["switches"], _saved, _current):
+                    if now != before:  # set back what this module set (_restore, inline)
+                        put(before)
+                _current.clear()  # first: cut short between the two, the restore is left pending
+                _saved.clear()
                 return
             if stack and len(stack) > 1 and stack[-1][1]() is self and stack[-2][0] is self.wish and stack[-2][1]() is not None:
                 stack.pop()  # back in a live block of its kind: nothing changes
