@@ -8,7 +8,7 @@ Run on demand (not a test)::
     python benchmarks/bench_threads.py --across        # each configuration in its own processes
     python benchmarks/bench_threads.py --across --shuffle --rounds 30 --calls 41 --n 50 100 200 500
 
-Four configurations:
+Four configurations (and a fifth in one process, ``2, bare switch``: see below):
 
 * ``1 thread``   - OpenBLAS on one thread (``OPENBLAS_NUM_THREADS=1``);
 * ``1 again``    - the same configuration a second time: its ratio to ``1 thread`` is the
@@ -24,11 +24,12 @@ it): ``normal cold`` (a covariance never seen: validation, Cholesky), ``normal w
 time, so this is a cold call there) and ``historical`` (T = 2500 periods).
 
 By default each of ``--rounds`` processes (started with ``OPENBLAS_NUM_THREADS=2``) runs
-every call in three configurations one after another, their order going through the six
+every call in four configurations one after another, their order going through the 24
 permutations call by call (each follows each of the others about equally often): "1 thread" is OpenBLAS
 set to one thread and xlmvar told so (``_state["default"] = 1``) around the call - the path
 of a process started with ``OPENBLAS_NUM_THREADS=1``, with no switch and no bookkeeping -,
-"1 again" the same, "2 threads" the choice.  A ratio is the median over the process's
+"1 again" the same, "2 threads" the choice, "2, bare switch" the choice with a bare switch
+(the C calls alone, no bookkeeping).  A ratio is the median over the process's
 ``--calls`` calls of the per-call ratio to "1 thread"; the figure is the median over the
 processes.  The configurations share the process, its heap and its addresses.  "2, no
 choice" runs after them, its calls back to back (its threaded calls leave OpenBLAS's worker
@@ -56,8 +57,11 @@ stall of issue 13: 104 ms against 2 ms).
 The goal (issue 13): no call at N <= 500 slower on 2 threads than on 1.  The verdict line
 counts a call as slower when its ratio exceeds 1 by more than twice the A/A column's
 distance from 1, and by more than 2%.  The choice costs its bookkeeping and switch in every
-call, 15-25 us inside a call (5-10 us in a loop of blocks), which is printed, not hidden:
-up to 10% of a 0.2 ms call.
+call that switches, 17-21 us inside a call (5-10 us in a loop of blocks; see
+``benchmarks/bench_switch.py``), which is printed, not hidden: up to 10% of a 0.2 ms call.
+The column ``2, bare switch`` runs the choice with a bare switch instead (read the setting,
+set one thread, set it back: the C calls alone), in the same permutations: what the switch
+costs without the bookkeeping.
 """
 
 from __future__ import annotations
@@ -113,11 +117,12 @@ print(json.dumps(out))
 """
 
 
-#: One process on 2 BLAS threads.  It runs each call in three configurations one after
-#: another, their order going through the six permutations call by call (so each follows
+#: One process on 2 BLAS threads.  It runs each call in four configurations one after
+#: another, their order going through the 24 permutations call by call (so each follows
 #: each of the others about equally often): "1 thread" is OpenBLAS set to one thread and xlmvar told so
 #: around the call (the path of a process started with ``OPENBLAS_NUM_THREADS=1``: no
-#: switch, no bookkeeping), "1 again" the same, "2 threads" the choice.  "2, no choice" runs
+#: switch, no bookkeeping), "1 again" the same, "2 threads" the choice, "2, bare switch"
+#: the choice with a bare switch (every module's ``blas_threads`` replaced around the call).  "2, no choice" runs
 #: afterwards, its calls back to back: its threaded calls leave OpenBLAS's worker thread
 #: busy for a while, which would slow whichever call came next.
 PAIRED = r"""
