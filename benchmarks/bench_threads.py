@@ -57,7 +57,7 @@ stall of issue 13: 104 ms against 2 ms).
 The goal (issue 13): no call at N <= 500 slower on 2 threads than on 1.  The verdict line
 counts a call as slower when its ratio exceeds 1 by more than twice the A/A column's
 distance from 1, and by more than 2%.  The choice costs its bookkeeping and switch in every
-call that switches, 17-21 us inside a call (5-10 us in a loop of blocks; see
+call that switches, 18-22 us inside a call (5-10 us in a loop of blocks; see
 ``benchmarks/bench_switch.py``), which is printed, not hidden: up to 10% of a 0.2 ms call.
 The column ``2, bare switch`` runs the choice with a bare switch instead (read the setting,
 set one thread, set it back: the C calls alone), in the same permutations: what the switch

@@ -336,27 +336,19 @@ def _dead_block() -> None:
     gc.collect()
 
 
-@pytest.mark.parametrize(
-    "where",
-    [
-        ("the last block's exit", lambda: _threads._Threads._exit, None),
-        ("the restore after a dead block is dropped", lambda: _threads._restore, _dead_block),
-    ],
-    ids=["exit", "restore"],
-)
-def test_a_restore_cut_between_its_two_clears_is_finished_by_the_next_block(where):
+@pytest.mark.parametrize("before", [None, _dead_block], ids=["last block's exit", "dead block dropped"])
+def test_a_restore_cut_between_its_two_clears_is_finished_by_the_next_block(before):
     # Ctrl-C after the restore cleared one list and not the other: the next first block
     # appended to the stale one and then restored nothing (an adversarial review found it);
-    # the setting must come back after the next block, and a large block get it.  The usual
-    # exit restores inline; a dead block's is restored by _restore.
+    # the setting must come back after the next block, and a large block get it.  The
+    # restore runs when the last block ends, or when the next block drops a dead one.
     import sys
 
-    _, func, before = where
     pools, default = _two_threads_or_skip()
     if before is not None:
         before()
         assert {p.get_num_threads() for p in pools} == {1}
-    sys.settrace(_interrupt_at(func(), "_saved.clear()"))
+    sys.settrace(_interrupt_at(_threads._restore, "_saved.clear()"))
     try:
         with pytest.raises(KeyboardInterrupt):
             with _threads.blas_threads(_threads.SMALL_WORK / 10):
@@ -369,6 +361,31 @@ def test_a_restore_cut_between_its_two_clears_is_finished_by_the_next_block(wher
     with _threads.blas_threads(_threads.SMALL_WORK * 10):
         assert {p.get_num_threads() for p in pools} == {default}
     assert not _threads._running and {p.get_num_threads() for p in pools} == {default}
+
+
+def test_a_limit_of_the_users_that_outlives_a_small_block_is_undone_by_the_last_exit():
+    # a third party's limit (threadpoolctl's context) begun inside a small block reads the
+    # module's one thread as its "original" and puts it back after that block ended, while
+    # a large block still runs: the last block's exit must read the setting back, or every
+    # later block, large ones too, ran on one thread (a review found it in a leaner exit)
+    from threadpoolctl import threadpool_limits
+
+    pools, default = _two_threads_or_skip()
+
+    def stream():
+        with _threads.blas_threads(_threads.SMALL_WORK / 10):
+            yield
+
+    with _threads.blas_threads(_threads.SMALL_WORK * 10):
+        small = stream()
+        next(small)
+        assert {p.get_num_threads() for p in pools} == {1}
+        with threadpool_limits(limits=default, user_api="blas"):
+            next(small, None)  # the small block ends inside the user's limit
+        assert {p.get_num_threads() for p in pools} == {1}  # the user's context put back 1
+    assert not _threads._running and {p.get_num_threads() for p in pools} == {default}
+    with _threads.blas_threads(_threads.SMALL_WORK * 10):
+        assert {p.get_num_threads() for p in pools} == {default}
 
 
 def test_a_generators_block_finished_in_another_thread_is_dropped_when_it_ends():

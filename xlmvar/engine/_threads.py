@@ -84,7 +84,7 @@ SMALL_WORK = 1e9
 #: Below this many operations nothing is changed: OpenBLAS before 0.3.27 runs a product of
 #: fewer than 2,304 x 4 = 9,216 elements on one thread, so there is nothing to stall (later
 #: versions run far larger ones so: :data:`OPENBLAS_SERIAL`).  Above it a call is switched
-#: to one thread (and back: 17-21 us inside a call, see :func:`blas_threads`), so that no
+#: to one thread (and back: 18-22 us inside a call, see :func:`blas_threads`), so that no
 #: product OpenBLAS would thread - before 0.3.27 a 2,500 x 50 history's P&L, 125,000
 #: elements, is one - runs on a second thread that may wait for a core.
 TINY_WORK = 2e4
@@ -392,11 +392,7 @@ class _Threads:
             stack = _running.get(me)
             if len(_running) == 1 and stack is not None and len(stack) == 1 and stack[0][1]() is self:
                 del _running[me]  # the last block, this thread's only one: the usual case
-                for (_, put), before, now in zip(_state["switches"], _saved, _current):
-                    if now != before:  # set back what this module set (_restore, inline)
-                        put(before)
-                _current.clear()  # first: cut short between the two, the restore is left pending
-                _saved.clear()
+                _restore()
                 return
             if stack and len(stack) > 1 and stack[-1][1]() is self and stack[-2][0] is self.wish and stack[-2][1]() is not None:
                 stack.pop()  # back in a live block of its kind: nothing changes
@@ -456,11 +452,13 @@ def blas_threads(work: float, serial: bool = False):
     runs on one thread while this one runs: neither waits for a core).  A serial block that
     found no block running is not counted: a large block that another thread begins while
     it runs keeps its threads.  A switch and back costs about 5 us in a loop of blocks and
-    17-21 us inside a call, with the CPU caches full of the call's data (every Python step
-    about 1 us): a bare switch (the C calls alone) 9-12 us of it, the bookkeeping (a lock, a
+    18-22 us inside a call, with the CPU caches full of the call's data (every Python step
+    about 1 us): a bare switch (the C calls alone) 10-12 us of it, the bookkeeping (a lock, a
     weak reference, the stacks of blocks) the rest (``benchmarks/bench_switch.py``); a
-    nested block of the same kind a few us more.  The first block's entry and the last
-    block's exit, the usual case, are straight-line code for that reason.
+    nested block of the same kind a few us more.  The first block's entry, the usual case,
+    is straight-line code for that reason.  The last block's exit reads each setting back
+    (:func:`_restore`): a third party's limit begun inside a small block reads its one
+    thread as the setting to come back to, and may put it back after that block ends.
     """
     default = _state.get("default")
     if default is None:  # the libraries not looked for yet
