@@ -18,8 +18,9 @@ three configurations, in a random order call by call:
   interrupted blocks right).
 
 For the last two, the entry and the exit of the block are timed inside the call, where the
-CPU caches hold the call's data and not the bookkeeping's code (each timing includes about
-1 us of the clock itself; a timed empty context reads that).  Printed: medians of the entry
+CPU caches hold the call's data and not the bookkeeping's code (each timing includes the
+clock's own cost: the row "(the clock)" times an empty context, in a loop after the calls,
+so a lower bound of it).  Printed: medians of the entry
 and exit in microseconds, and the median per-call ratio of the whole call to ``1 thread``.
 """
 
@@ -55,6 +56,7 @@ def main(argv=None) -> int:
     if default != 2 or not _threads._state["switches"]:
         sys.exit(f"needs an OpenBLAS on 2 threads (OPENBLAS_NUM_THREADS=2), found {default} thread(s)")
     switches = _threads._state["switches"]
+    settings = [get() for get, _ in switches]  # each pool's own, put back after every call
     clock = time.perf_counter_ns
     spans = {f"{name} {side}": [] for name in ("xlmvar", "bare", "empty") for side in ("entry", "exit")}
 
@@ -115,13 +117,15 @@ def main(argv=None) -> int:
                 _threads._state["default"] = 1
             else:
                 _validation.blas_threads = configs[name]
-            start = time.perf_counter()
-            xlmvar.decompose(x, fresh)
-            times[name].append(time.perf_counter() - start)
-            _validation.blas_threads = shipped
-            _threads._state["default"] = default
-            for _, put in switches:
-                put(default)
+            try:
+                start = time.perf_counter()
+                xlmvar.decompose(x, fresh)
+                times[name].append(time.perf_counter() - start)
+            finally:
+                _validation.blas_threads = shipped
+                _threads._state["default"] = default
+                for (_, put), setting in zip(switches, settings):
+                    put(setting)
     for _ in range(args.calls):  # the clock's own cost around an empty context
         with Timed(contextlib.nullcontext(), "empty"):
             pass
