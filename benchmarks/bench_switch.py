@@ -42,6 +42,39 @@ import xlmvar  # noqa: E402
 from xlmvar.engine import _threads, _validation  # noqa: E402
 
 
+class BareSwitch:
+    """The switch alone, with none of the bookkeeping: read each pool's setting, set one
+    thread for a small block, set the setting read back when it ends."""
+
+    def __init__(self, switches, small: bool):
+        self.switches, self.small = switches, small
+
+    def __enter__(self):
+        self.before = [get() for get, _ in self.switches]
+        if self.small:
+            for _, put in self.switches:
+                put(1)
+
+    def __exit__(self, *exc):
+        if self.small:
+            for (_, put), before in zip(self.switches, self.before):
+                put(before)
+
+
+def bare_choice(shipped, switches, wrap=None):
+    """``blas_threads`` as ``shipped`` decides (switch or not), with a :class:`BareSwitch`
+    where it would switch; ``wrap(block)`` around that block if given."""
+
+    def choice(work, serial=False):
+        block = shipped(work, serial)  # the same decision; the block is never entered
+        if isinstance(block, contextlib.nullcontext):
+            return block
+        bare = BareSwitch(switches, work < _threads.SMALL_WORK)
+        return bare if wrap is None else wrap(bare)
+
+    return choice
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200)
@@ -74,36 +107,16 @@ def main(argv=None) -> int:
             self.inner.__exit__(*exc)
             spans[self.name + " exit"].append(clock() - start)
 
-    class Bare:
-        def __init__(self, small):
-            self.small = small
-
-        def __enter__(self):
-            self.before = [get() for get, _ in switches]
-            if self.small:
-                for _, put in switches:
-                    put(1)
-
-        def __exit__(self, *exc):
-            if self.small:
-                for (_, put), before in zip(switches, self.before):
-                    put(before)
-
     shipped = _validation.blas_threads
 
-    def timed(name, make):
-        def choice(work, serial=False):
-            block = shipped(work, serial)  # the same decision: switch or not
-            if isinstance(block, contextlib.nullcontext):
-                return block
-            return Timed(make(work, block), name)
-
-        return choice
+    def timed_xlmvar(work, serial=False):
+        block = shipped(work, serial)
+        return block if isinstance(block, contextlib.nullcontext) else Timed(block, "xlmvar")
 
     configs = {
         "1 thread": None,
-        "xlmvar": timed("xlmvar", lambda work, block: block),
-        "bare": timed("bare", lambda work, block: Bare(work < _threads.SMALL_WORK)),
+        "xlmvar": timed_xlmvar,
+        "bare": bare_choice(shipped, switches, lambda block: Timed(block, "bare")),
     }
     times = {name: [] for name in configs}
     names = list(configs)

@@ -126,7 +126,7 @@ print(json.dumps(out))
 #: afterwards, its calls back to back: its threaded calls leave OpenBLAS's worker thread
 #: busy for a while, which would slow whichever call came next.
 PAIRED = r"""
-import contextlib, itertools, json, statistics, sys, time
+import itertools, json, statistics, sys, time
 import numpy as np
 sys.path.insert(0, {root!r})
 import xlmvar
@@ -141,20 +141,9 @@ def one():
 def back():
     _threads._state["default"] = default
     [put(default) for _, put in switches]
-class Bare:  # the switch alone: read, one thread for a small block, set back; no bookkeeping
-    def __init__(self, small):
-        self.small = small
-    def __enter__(self):
-        self.before = [get() for get, _ in switches]
-        if self.small:
-            [put(1) for _, put in switches]
-    def __exit__(self, *exc):
-        if self.small:
-            [put(b) for (_, put), b in zip(switches, self.before)]
-def bare_threads(work, serial=False):
-    if work < _threads.TINY_WORK or (serial and _threads._state["serial"]):
-        return contextlib.nullcontext()
-    return Bare(work < _threads.SMALL_WORK)
+sys.path.insert(0, {benchmarks!r})
+from bench_switch import bare_choice  # the switch alone: no bookkeeping
+bare_threads = bare_choice(_threads.blas_threads, switches)
 users = [m for m in list(sys.modules.values()) if getattr(m, "blas_threads", None) is _threads.blas_threads]
 def use(choice):
     def switch():
@@ -219,7 +208,7 @@ def run_child(threads: str, no_choice: bool, ns, calls: int = 15, one_at_start: 
 def run_paired(ns, calls: int = 15) -> dict:
     """One process on 2 threads running every configuration call by call:
     ``{n: [{configuration: [median s, median of the per-call ratio to 1 thread]}, ...]}``."""
-    code = PAIRED.format(root=str(ROOT), ns=list(ns), calls=calls)
+    code = PAIRED.format(root=str(ROOT), benchmarks=str(ROOT / "benchmarks"), ns=list(ns), calls=calls)
     out = subprocess.run([sys.executable, "-c", code], env=_env("2"), capture_output=True, text=True, check=True)
     return {int(k): v for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
 
