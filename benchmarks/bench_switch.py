@@ -85,7 +85,7 @@ def main(argv=None) -> int:
     a = rng.standard_normal((2 * n, n)) * 0.01
     cov, x = a.T @ a / (2 * n), rng.standard_normal(n)
     xlmvar.decompose(x, cov.copy())  # imports, the libraries looked up
-    pools, default = _threads._blas_pools()
+    default = _threads._blas_pools()[1]
     if default != 2 or not _threads._state["switches"]:
         sys.exit(f"needs an OpenBLAS on 2 threads (OPENBLAS_NUM_THREADS=2), found {default} thread(s)")
     switches = _threads._state["switches"]
