@@ -44,7 +44,8 @@ def _normal_es(x, s):
 def _stored_arrays():
     for cache in _cache._CACHES:
         for bucket in cache._data.values():
-            for stored, value, *_ in bucket:
+            for entry in bucket:
+                stored, value = entry.stored, entry.value
                 yield from stored
                 yield from (v for v in vars(value).values() if isinstance(v, np.ndarray)) if hasattr(value, "__dict__") else ()
                 if isinstance(value, np.ndarray):
@@ -134,7 +135,9 @@ def test_bitwise_identity_and_zero_signs(compare, monkeypatch):
     s = np.array([[0.0, 1.0], [2.0, 3.0]])
     assert _cache.same_content(s, s.copy())
     assert not _cache.same_content(s, np.array([[-0.0, 1.0], [2.0, 3.0]]))
-    assert _cache.same_content(s, np.asfortranarray(s))  # non-contiguous input compared by value
+    assert _cache.same_content(s, np.asfortranarray(s))  # any layout, compared bit for bit
+    assert not _cache.same_content(np.zeros(3), np.array([-0.0, 9.0, 0.0, 9.0, 0.0, 9.0])[::2])
+    assert not _cache.same_content(s, np.asfortranarray([[-0.0, 1.0], [2.0, 3.0]]))
     assert not _cache.same_content(s, s.astype(np.float32))
     big = np.arange(100_000.0).reshape(100, 1000)
     for i in ((0, 0), (50, 500), (99, 999)):  # one ulp anywhere
@@ -363,3 +366,108 @@ def test_a_list_s_content_counts_in_the_cache_budget():
     xlmvar.clear_caches()
     xlmvar.decompose(np.ones(N_CACHED), s.tolist(), method="montecarlo", draws=2000)
     assert risk.decompose.cache.info()["bytes"] >= s.nbytes  # 8 bytes a float, as pickled
+
+
+def test_strided_positions_differing_in_a_zero_s_sign_are_two_entries():
+    # a strided input used to be compared by value (-0.0 == 0.0); every layout is compared
+    # by its bits (an adversarial review found it)
+    s = _cov(N_CACHED, 15)
+    a = np.ones(2 * N_CACHED)
+    a[1::2] = 9.0
+    b = a.copy()
+    a[4], b[4] = 0.0, -0.0
+    xlmvar.decompose(a[::2], s, method="montecarlo", draws=1000)
+    xlmvar.decompose(b[::2], s, method="montecarlo", draws=1000)
+    info = risk.decompose.cache.info()
+    assert (info["entries"], info["hits"], info["misses"]) == (2, 0, 2)
+
+
+def test_a_write_to_the_caller_s_array_during_a_call_cannot_poison_the_cache(monkeypatch):
+    # another thread writes to the caller's matrix while it is validated: the checks ran on
+    # a copy made first, so the cache keeps that copy with its own checks, and the new
+    # content is validated (and refused) on its own (an adversarial review found that the
+    # copy used to be made after the checks, pairing the new content with the old checks)
+    n = N_CACHED
+    m = _cov(n, 16)
+    real = _validation._psd_factor
+
+    def written_during_the_call(mat, name):
+        m[1, 0] = 5.0  # the caller's array, now not symmetric
+        return real(mat, name)
+
+    monkeypatch.setattr(_validation, "_psd_factor", written_during_the_call)
+    _validation.check_covariance(m)
+    monkeypatch.setattr(_validation, "_psd_factor", real)
+    with pytest.raises(ValueError, match=r"^cov: is not symmetric"):
+        _validation.check_covariance(m.copy())
+    with pytest.raises(ValueError, match=r"^cov: is not symmetric"):
+        xlmvar.portfolio_var(np.ones(n), m.copy())
+
+
+def test_a_memoized_function_computes_from_the_copy_it_keeps():
+    # a write to the caller's array during the computation (another thread) is not seen by
+    # it: the result is the kept copy's, and the new content is a miss computed afresh
+    given = np.arange(300.0)
+
+    @_cache.memoize()
+    def total(a):
+        given[7] = 1e6  # the caller's array changes while the result is computed
+        return float(a.sum())
+
+    first = total(given)
+    assert first == sum(range(300))  # the content at the call, not the one written meanwhile
+    assert given[7] == 1e6
+    assert total(given) == sum(range(300)) - 7 + 1e6  # brute force over the new content
+    assert total.cache.info()["misses"] == 2
+
+
+def test_what_the_cache_hands_out_cannot_change_what_the_next_caller_gets():
+    # reshaping, reinterpreting or unlocking a cached result used to change the cache's own
+    # array (an adversarial review found it); each caller now gets its own read-only views
+    n = N_CACHED
+    s = _cov(n, 17)
+    x = np.linspace(-1.0, 1.0, n) * 1e6
+    kwargs = {"method": "montecarlo", "draws": 1000, "seed": 3}
+    d = xlmvar.decompose(x, s, **kwargs)
+    total = d.total
+    d.marginal.shape = (-1, 1)
+    d.component.dtype = np.int64
+    with pytest.raises(ValueError):
+        d.marginal.flags.writeable = True
+    m = _validation.check_covariance(s)
+    m.shape = (n * n,)
+    with pytest.raises(ValueError):
+        m.flags.writeable = True
+    again = xlmvar.decompose(x, s, **kwargs)
+    assert risk.decompose.cache.info()["hits"] == 1
+    assert again.marginal.shape == (n,) and again.component.dtype == np.float64
+    assert float(again.component.sum()) == pytest.approx(total, rel=1e-12)  # Euler: components sum to VaR
+    assert _validation.check_covariance(s).shape == (n, n)
+
+
+def test_eviction_drops_the_least_recently_used_entry_not_its_bucket():
+    # entries that share the key sample share a bucket; a full cache used to drop whole
+    # buckets, the entry just stored included (an adversarial review found it)
+    a = np.arange(150_000.0)
+    b = a.copy()
+    b[1] = -1.0  # not on the sampled grid: the same bucket
+    assert _cache._sample(a) == _cache._sample(b)
+    calls = []
+
+    @_cache.memoize(max_bytes=3_000_000)  # room for two entries of 1.2 MB, not three
+    def total(v):
+        calls.append(1)
+        return float(v.sum())
+
+    assert total(a) == a.sum() and total(b) == b.sum()
+    assert total.cache.info()["entries"] == 2
+    total(a)  # a is now the most recently used
+    c = a.copy()
+    c[2] = -2.0
+    assert total(c) == c.sum()  # evicts b, the least recently used, and keeps c
+    assert total.cache.info()["entries"] == 2
+    before = len(calls)
+    assert total(a) == a.sum() and total(c) == c.sum()
+    assert len(calls) == before  # both hits
+    total(b)
+    assert len(calls) == before + 1  # b was the one evicted

@@ -295,6 +295,23 @@ def test_scenario_table_is_capped_before_anything_is_allocated():
     assert peak < 20 * 2**20
 
 
+def test_a_scenario_table_at_the_cap_is_kept_for_the_next_formula():
+    # the cache's entry holds the table and its copy of the model: a budget of the table
+    # alone used to leave a table at the cap uncached (an adversarial review found it)
+    assets = 100
+    draws = simulation.MAX_CELLS // assets  # 671,088 draws: 512 MiB, the cap
+    cov = np.eye(assets) * 1e-4
+    simulation.clear_cache()
+    try:
+        simulation.decompose(np.ones(assets), cov, "var", draws=draws, seed=1)
+        simulation.decompose(np.ones(assets), cov.copy(), "es", draws=draws, seed=1)  # the next formula
+        info = simulation._scenarios.cache.info()
+        assert (info["entries"], info["hits"], info["misses"]) == (1, 1, 1)
+        assert info["bytes"] > simulation.MAX_SCENARIO_BYTES
+    finally:
+        simulation.clear_cache()
+
+
 # --- careless inputs -------------------------------------------------------------------------
 
 

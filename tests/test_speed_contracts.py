@@ -87,7 +87,9 @@ def test_a_singular_covariance_is_checked_once_and_factorised_for_simulation(cou
 def test_a_matrix_the_engine_returned_is_recognised_without_a_pass(monkeypatch):
     s = _validation.check_covariance(_cov(N))
     monkeypatch.setattr(_validation, "key_of", lambda *a, **k: pytest.fail("content compared again"))
-    assert _validation.check_covariance(s) is s
+    again = _validation.check_covariance(s)
+    # the cache's own matrix, in a new read-only view (a caller cannot reshape the next one's)
+    assert again.base is s.base and again is not s and not again.flags.writeable
 
 
 def test_a_what_if_call_compares_and_multiplies_in_one_pass(counts, monkeypatch):

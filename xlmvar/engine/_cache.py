@@ -43,9 +43,14 @@ Ownership
 The cache keeps *copies* of the arrays it compares against, never a view of a caller's
 array, and it never changes the flags of a caller's array: a caller who mutates an input
 (or the base array an input is a view of) afterwards gets a miss and a fresh result.  The
-results it hands out are read-only (a result that shares memory with an argument is copied
-first), so one caller cannot corrupt what the next caller gets.  Least-recently-used
-entries are evicted beyond the byte budget.  Exceptions are not cached.
+copies are made *before* the result is computed, and the result is computed from them, so
+a caller's array written to by another thread during the call cannot leave one content in
+the cache paired with a result computed from another.  The results it keeps are read-only
+(a result that shares memory with an argument is copied first), and each caller gets new
+read-only views of them: reshaping one, or reinterpreting its dtype, changes that view
+alone, and NumPy refuses to make it writeable, so one caller cannot corrupt what the next
+caller gets.  The least recently used entry is evicted beyond the byte budget (not every
+entry that shares its key).  Exceptions are not cached.
 """
 
 from __future__ import annotations
@@ -74,6 +79,7 @@ __all__ = [
     "same_content",
     "same_content_product",
     "block_digests",
+    "owned_copies",
     "product",
 ]
 
@@ -111,8 +117,9 @@ def same_content(stored: np.ndarray, given: np.ndarray) -> bool:
     """True if ``given`` has exactly the dtype, shape and bit pattern of ``stored``.
 
     ``stored`` is C-contiguous (the cache's own copy); ``given`` may be any array.  Floats
-    are compared as the unsigned integers of their bits (C's ``memcmp`` when ``given`` is
-    C-contiguous and ctypes can load it): -0.0 is not 0.0 and the comparison is exact.
+    are compared as the unsigned integers of their bits, whatever the layout of ``given``
+    (C's ``memcmp`` when it is C-contiguous and ctypes can load it): -0.0 is not 0.0 and
+    the comparison is exact.
     (Input holding NaN is refused by validation and so never stored.)
     """
     if stored.dtype != given.dtype or stored.shape != given.shape:
@@ -121,9 +128,9 @@ def same_content(stored: np.ndarray, given: np.ndarray) -> bool:
     if memcmp is not None:
         return memcmp(stored.ctypes.data, given.ctypes.data, stored.nbytes) == 0
     kind = {8: np.uint64, 4: np.uint32, 2: np.uint16, 1: np.uint8}.get(stored.dtype.itemsize)
-    if kind is None or not given.flags.c_contiguous:
-        return bool(np.array_equal(stored, given))
-    return bool(np.array_equal(stored.view(kind), given.view(kind)))
+    if kind is None:  # a 16-byte float or complex: its bytes, compared in C order
+        return stored.tobytes() == given.tobytes()
+    return bool(np.array_equal(stored.view(kind), given.view(kind)))  # a view of any layout
 
 
 #: Bytes of each array in one block of :func:`same_content_product`: the block just
@@ -281,8 +288,29 @@ def key_of(*args, **kwargs):
     return _split(args, kwargs)
 
 
-def _owned_copy(arr: np.ndarray) -> np.ndarray:
-    return np.array(arr, order="C", copy=True)
+def owned_copies(arrays) -> list:
+    """Read-only C-contiguous copies of ``arrays``, owned by the cache.
+
+    Made *before* a result is computed, and the result computed from them: a caller's
+    array that another thread writes to during the call cannot pair one content (the copy
+    kept to verify later hits) with a result computed from another.
+    """
+    copies = [np.array(a, order="C", copy=True) for a in arrays]
+    for copy in copies:
+        copy.flags.writeable = False
+    return copies
+
+
+def _with_copies(args, kwargs, copies):
+    """``args`` and ``kwargs`` with each array that :func:`_split` keys replaced, in the same
+    order, by its copy."""
+    copies = iter(copies)
+    args = tuple(next(copies) if _as_key_array(v) is not None else v for v in args)
+    kwargs = {k: kwargs[k] for k in kwargs}
+    for k in sorted(kwargs):
+        if _as_key_array(kwargs[k]) is not None:
+            kwargs[k] = next(copies)
+    return args, kwargs
 
 
 def _is_same_array(a: np.ndarray, b: np.ndarray) -> bool:
@@ -295,56 +323,90 @@ def _is_same_array(a: np.ndarray, b: np.ndarray) -> bool:
     )
 
 
-def _freeze(value, inputs, copies):
-    """Make arrays inside ``value`` read-only (copying any that share memory with ``inputs``).
+def _freeze(value, copies):
+    """Make the arrays inside a result read-only and the cache's own.
 
-    A result array that *is* one of the inputs (a validated float matrix is often the
-    caller's array itself) becomes that input's read-only copy in ``copies``, which the
-    cache keeps anyway to verify hits: one copy serves both, and counts once.
+    A result array that *is* one of the input ``copies`` (a validated float matrix is often
+    its input itself) stays that copy, which the cache keeps anyway to verify hits: one
+    copy serves both, and counts once.  Any other array that is a view, or shares memory
+    with a copy, is copied.
 
     Returns the frozen value and its size in bytes.
     """
     if isinstance(value, np.ndarray):
-        for given, copy in zip(inputs, copies):
-            if _is_same_array(value, given):
+        for copy in copies:
+            if _is_same_array(value, copy):
                 return copy, 0
-        if value.base is not None or any(np.may_share_memory(value, a) for a in inputs):
-            value = _owned_copy(value)
+        if value.base is not None or any(np.may_share_memory(value, a) for a in copies):
+            value = np.array(value, order="C", copy=True)
         value.flags.writeable = False
         return value, value.nbytes
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         size, changes = 64, {}
         for f in dataclasses.fields(value):
             item = getattr(value, f.name)
-            frozen, n = _freeze(item, inputs, copies)
+            frozen, n = _freeze(item, copies)
             size += n
             if frozen is not item:
                 changes[f.name] = frozen
         return (dataclasses.replace(value, **changes) if changes else value), size
     if isinstance(value, tuple):
-        items = [_freeze(v, inputs, copies) for v in value]
+        items = [_freeze(v, copies) for v in value]
         frozen = [v for v, _ in items]
         value = type(value)(*frozen) if hasattr(value, "_fields") else tuple(frozen)
         return value, sum(n for _, n in items) + 64
     return value, 64
 
 
+def _handout(value):
+    """What a caller gets of a frozen value: each array a new view of the cache's array.
+
+    The view is read-only, and NumPy refuses to make a view of a read-only array writeable;
+    reshaping it (``a.shape = ...``) or reinterpreting it (``a.dtype = ...``) changes that
+    view alone.  So one caller cannot change what the next one gets (short of reaching for
+    ``a.base`` and making the cache's own array writeable).  Dataclasses and tuples are
+    rebuilt around the views.
+    """
+    if isinstance(value, np.ndarray):
+        return value.view()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {f.name: _handout(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return dataclasses.replace(value, **changes)
+    if isinstance(value, tuple):
+        items = [_handout(v) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+    return value
+
+
+class _Entry:
+    """One cached result: the key, the copies of the arrays it was computed from, the frozen
+    value, its size in bytes and the block digests of its one array (or ``None``)."""
+
+    __slots__ = ("key", "stored", "value", "size", "digests")
+
+    def __init__(self, key, stored, value, size, digests):
+        self.key, self.stored, self.value, self.size, self.digests = key, stored, value, size, digests
+
+
 class ContentCache:
     """Least-recently-used cache of results keyed on the content of the arguments.
 
-    Each entry holds read-only C-contiguous copies of the argument arrays, to verify a hit
-    exactly (:func:`same_content`), and the read-only result (which may hold one of those
-    copies, see :func:`_freeze`); its size is the bytes of both and of the key.  With ``digests=True``
-    an entry of one table also keeps its :func:`block_digests`, against which
-    :meth:`lookup_product` checks a what-if call's array.
+    Each entry holds read-only C-contiguous copies of the argument arrays, made before the
+    result was computed from them and kept to verify a hit exactly (:func:`same_content`),
+    and the read-only result (which may hold one of those copies, see :func:`_freeze`); its
+    size is the bytes of both and of the key.  Entries whose arrays share the key sample
+    share a bucket; the least recently used *entry* is evicted beyond ``max_bytes``, never
+    the one just stored.  Callers get views of the cached arrays (:func:`_handout`).  With
+    ``digests=True`` an entry of one table also keeps its :func:`block_digests`, against
+    which :meth:`lookup_product` checks a what-if call's array.
     """
 
     def __init__(self, name: str, max_bytes: int = 256 << 20, digests: bool = False):
         self.name = name
         self.max_bytes = max_bytes
         self.digests = digests
-        # key -> [(arrays, value, size, block digests of the one array or None)]
-        self._data: OrderedDict[bytes, list] = OrderedDict()
+        self._data: dict[bytes, list[_Entry]] = {}  # key -> entries, oldest first
+        self._lru: OrderedDict[_Entry, None] = OrderedDict()  # least recently used first
         self._bytes = 0
         self.hits = 0
         self.misses = 0
@@ -352,22 +414,20 @@ class ContentCache:
 
     def _bucket(self, key: bytes) -> list:
         with self._lock:
-            bucket = self._data.get(key)
-            if bucket is None:
-                return []
-            self._data.move_to_end(key)
-            return list(bucket)
+            return list(self._data.get(key, ()))
 
-    def _hit(self) -> None:
+    def _hit(self, entry: _Entry) -> None:
         with self._lock:
             self.hits += 1
+            if entry in self._lru:  # not evicted meanwhile by another thread
+                self._lru.move_to_end(entry)
 
     def lookup(self, key: bytes, arrays):
         """The cached value for these arrays under ``key``, or ``_MISS``."""
-        for stored, value, _, _ in self._bucket(key):
-            if all(same_content(s, a) for s, a in zip(stored, arrays)):
-                self._hit()
-                return value
+        for entry in self._bucket(key):
+            if all(same_content(s, a) for s, a in zip(entry.stored, arrays)):
+                self._hit(entry)
+                return _handout(entry.value)
         return _MISS
 
     def lookup_product(self, key: bytes, given: np.ndarray, vector: np.ndarray):
@@ -375,66 +435,82 @@ class ContentCache:
         else ``(_MISS, None)``.  The check (against the stored block digests if the cache
         keeps them, else the stored copy) and the product are one pass over ``given``
         (:func:`same_content_product`)."""
-        for stored, value, _, digests in self._bucket(key):
-            result = same_content_product(stored[0], given, vector, digests) if len(stored) == 1 else None
+        for entry in self._bucket(key):
+            result = None
+            if len(entry.stored) == 1:
+                result = same_content_product(entry.stored[0], given, vector, entry.digests)
             if result is not None:
-                self._hit()
-                return value, result
+                self._hit(entry)
+                return _handout(entry.value), result
         return _MISS, None
 
     def lookup_identity(self, arr: np.ndarray, field: str = "matrix"):
-        """The cached value whose ``field`` *is* ``arr`` (a read-only array this cache handed
-        out, so its content is the one verified when it was stored), or ``None``."""
+        """The cached value whose ``field`` ``arr`` is a handed-out view of (same memory, seen
+        the same way: a read-only array of the cache's own, so its content is the one
+        verified when it was stored), or ``None``."""
+        base = arr.base
+        if not isinstance(base, np.ndarray):
+            return None
         with self._lock:
-            for key, bucket in reversed(self._data.items()):
-                for _, value, _, _ in bucket:
-                    if getattr(value, field, None) is arr:
-                        self._data.move_to_end(key)
-                        self.hits += 1
-                        return value
+            for entry in reversed(self._lru):
+                if getattr(entry.value, field, None) is base:
+                    if not _is_same_array(arr, base):
+                        return None
+                    self._lru.move_to_end(entry)
+                    self.hits += 1
+                    return _handout(entry.value)
         return None
 
-    def store(self, key: bytes, arrays, value):
-        """Keep ``value`` (frozen) for these arrays (copied); return the frozen value."""
-        stored = [_owned_copy(a) for a in arrays]
-        for copy in stored:
-            copy.flags.writeable = False
-        value, size = _freeze(value, arrays, stored)
-        size += sum(s.nbytes for s in stored) + len(key)  # a list's content is in its key
-        digests = block_digests(stored[0]) if self.digests and len(stored) == 1 else None
+    def store(self, key: bytes, copies, value):
+        """Keep ``value``, computed from ``copies`` (:func:`owned_copies` of the key's arrays),
+        frozen; return what a caller gets of it."""
+        value, size = _freeze(value, copies)
+        size += sum(s.nbytes for s in copies) + len(key)  # a list's content is in its key
+        digests = block_digests(copies[0]) if self.digests and len(copies) == 1 else None
         with self._lock:
             self.misses += 1
-            if size > self.max_bytes:
-                return value
-            self._data.setdefault(key, []).append((stored, value, size, digests))
-            self._data.move_to_end(key)
-            self._bytes += size
-            while self._bytes > self.max_bytes and self._data:
-                _, bucket = self._data.popitem(last=False)
-                self._bytes -= sum(entry[2] for entry in bucket)
-        return value
+            if size <= self.max_bytes:
+                entry = _Entry(key, copies, value, size, digests)
+                self._data.setdefault(key, []).append(entry)
+                self._lru[entry] = None
+                self._bytes += size
+                while self._bytes > self.max_bytes:
+                    self._evict(next(iter(self._lru)))
+        return _handout(value)
 
-    def get_or_compute(self, args, kwargs, compute):
-        """The value for these arguments: cached if their contents were seen, else computed."""
+    def _evict(self, entry: _Entry) -> None:
+        """Drop one entry (``_lock`` held)."""
+        del self._lru[entry]
+        bucket = self._data[entry.key]
+        bucket.remove(entry)
+        if not bucket:
+            del self._data[entry.key]
+        self._bytes -= entry.size
+
+    def get_or_compute(self, args, kwargs, func):
+        """``func(*args, **kwargs)``: cached if the contents of the arguments were seen, else
+        computed from copies of the arrays (:func:`owned_copies`) and kept."""
         split = _split(args, kwargs)
         if split is None:
-            return compute()
+            return func(*args, **kwargs)
         arrays, key = split
         value = self.lookup(key, arrays)
         if value is _MISS:
-            value = self.store(key, arrays, compute())
+            copies = owned_copies(arrays)
+            args, kwargs = _with_copies(args, kwargs, copies)
+            value = self.store(key, copies, func(*args, **kwargs))
         return value
 
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+            self._lru.clear()
             self._bytes = 0
             self.hits = self.misses = 0
 
     def info(self) -> dict:
         with self._lock:
-            entries = sum(len(bucket) for bucket in self._data.values())
-            return {"name": self.name, "entries": entries, "bytes": self._bytes, "hits": self.hits, "misses": self.misses}
+            return {"name": self.name, "entries": len(self._lru), "bytes": self._bytes, "hits": self.hits, "misses": self.misses}
 
 
 _MISS = object()
@@ -473,7 +549,7 @@ def memoize(max_bytes: int = 256 << 20, *, when=None, min_bytes: int = 0):
                 return func(*args, **kwargs)
             if min_bytes and _array_bytes(args, kwargs) < min_bytes:
                 return func(*args, **kwargs)
-            return cache.get_or_compute(args, kwargs, lambda: func(*args, **kwargs))
+            return cache.get_or_compute(args, kwargs, func)
 
         wrapper.cache = cache
         return wrapper

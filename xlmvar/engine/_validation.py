@@ -13,7 +13,7 @@ import numbers
 
 import numpy as np
 
-from ._cache import _MISS, key_of, named_cache, product
+from ._cache import _MISS, key_of, named_cache, owned_copies, product
 from ._lapack import cholesky_lower, potrf
 from ._threads import blas_threads, rows_product, serial_cholesky, serial_eigen, serial_pass
 
@@ -502,7 +502,18 @@ def checked_covariance(cov, size: int | None = None, name: str = "cov", sized_by
 
 
 def _validated_covariance(cov, split, size, name, sized_by) -> CheckedCovariance:
-    """Validate ``cov`` (not in the cache) and store it under ``split`` if that is given."""
+    """Validate ``cov`` (not in the cache) and store it under ``split`` if that is given.
+
+    What is validated is a copy made first (the cache's own when it is stored), and the
+    matrix returned is that copy: a caller's array written to by another thread during the
+    call cannot pass the checks with one content and be kept, or returned, with another.
+    """
+    copies = None
+    if split is not None:
+        copies = owned_copies(split[0])
+        cov = copies[0]
+    elif not isinstance(cov, (list, tuple)):  # an array, a DataFrame: never the caller's memory
+        cov = np.array(cov, order="C", copy=True)
     mat = as_matrix(cov, name)
     hint = ""
     if mat.shape[0] > mat.shape[1] and (size is None or mat.shape[1] == size):
@@ -520,12 +531,11 @@ def _validated_covariance(cov, split, size, name, sized_by) -> CheckedCovariance
             "variances cannot be negative"
         )
     factor = _psd_factor(mat, name)
+    mat.flags.writeable = False  # a copy, or an array converted from the caller's cells
     result = CheckedCovariance(mat, factor, np.sqrt(diag))
-    if split is None:  # not cached (small, or not a numeric array): never freeze the caller's
-        matrix = mat if mat is not cov and mat.base is None else mat.copy()
-        matrix.flags.writeable = False
-        return CheckedCovariance(matrix, factor, result.sd)
-    return _COVARIANCES.store(split[1], split[0], result)
+    if split is None:  # not cached (small, or not a numeric array)
+        return result
+    return _COVARIANCES.store(split[1], copies, result)
 
 
 def covariance_product(cov, vector: np.ndarray, name: str = "cov", sized_by: str | None = None):

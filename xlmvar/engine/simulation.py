@@ -80,11 +80,15 @@ MIN_TAIL_DRAWS = 10
 #: Smallest number of draws accepted whatever the confidence.
 MIN_DRAWS = 100
 
-#: Largest scenario table simulated, in bytes (``draws x assets x 8``): 512 MiB, the budget
-#: of the scenario cache, so every table accepted can be kept for the next formula.  Working
+#: Largest scenario table simulated, in bytes (``draws x assets x 8``): 512 MiB.  Working
 #: on the table (P&L, quantiles, the stand-alone P&L of each position) needs about 3 times
 #: its size at the peak, so one cell stays below about 1.6 GB.
 MAX_SCENARIO_BYTES = 512 * 2**20
+
+#: Budget of the scenario cache: the largest table and 64 MiB for the cache's copy of the
+#: model it was simulated from (its covariance and mean) and the key, so that every table
+#: accepted whose model has at most 2,890 assets is kept for the next formula.
+SCENARIO_CACHE_BYTES = MAX_SCENARIO_BYTES + 64 * 2**20
 
 #: The same cap in numbers (draws x assets): 67,108,864, e.g. 100,000 draws of 671 assets.
 MAX_CELLS = MAX_SCENARIO_BYTES // 8
@@ -278,7 +282,7 @@ def _simulate(s: np.ndarray, draws: int, seed: int, dof, mu, h: int) -> np.ndarr
     return out
 
 
-@memoize(max_bytes=512 * 2**20)  # 100,000 draws x 500 assets is 381 MB
+@memoize(max_bytes=SCENARIO_CACHE_BYTES)  # 100,000 draws x 500 assets is 381 MB
 def _scenarios(s: np.ndarray, draws: int, seed: int, dof, mu, h: int) -> np.ndarray:
     """:func:`simulate_returns` cached on the content of the model (see :mod:`xlmvar.engine._cache`),
     as a sheet asks for VaR, marginal VaR and component VaR of the same model one formula

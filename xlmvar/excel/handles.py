@@ -178,7 +178,7 @@ def make_model(table, method=None, options=None) -> Model:
         kept = checked_covariance(kept, name="model").matrix  # validated and factorised once
     else:
         kind, kept = "returns", check_returns(mat, name="model")
-    if not kept.flags.owndata or kept.flags.writeable:
+    if kept.flags.writeable or np.may_share_memory(kept, mat):  # the caller's memory (read-only or not)
         kept = np.array(kept, order="C", copy=True)
         kept.flags.writeable = False
     option_text = ";".join(f"{k}={v}" for k, v in sorted(opts.items()))
