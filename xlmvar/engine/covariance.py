@@ -49,6 +49,7 @@ __all__ = [
     "nearest_corr",
     "COV_METHODS",
     "check_cov_method",
+    "check_lam",
 ]
 
 #: Canonical covariance estimator names.
@@ -146,30 +147,35 @@ def _choice(value, name: str, table: dict[str, str], default: str, hint: str = "
     return table[key]
 
 
-def check_cov_method(method) -> str:
+def check_cov_method(method, name: str = "method") -> str:
     """Return the canonical estimator name (``"sample"``, ``"ewma"`` or ``"ledoit-wolf"``).
 
     Aliases: ``"riskmetrics"``/``"exponential"`` for EWMA, ``"lw"``/``"shrinkage"`` for
     Ledoit-Wolf, ``"historical"`` for sample.  Blank means ``"sample"``.  An unknown name is
-    an error that lists the valid ones.
+    an error that names ``name`` and lists the valid ones.
     """
     table = {m: m for m in COV_METHODS}
     table.update(_COV_ALIASES)
-    return _choice(method, "method", table, "sample", " (aliases: riskmetrics = ewma, lw = ledoit-wolf)")
+    return _choice(method, name, table, "sample", " (aliases: riskmetrics = ewma, lw = ledoit-wolf)")
 
 
-def _check_lam(lam) -> float:
+def check_lam(lam, name: str = "lam") -> float:
+    """Return the EWMA decay factor ``lam`` as a float strictly between 0 and 1 (blank: 0.94).
+
+    A number from 50 to 100 is refused as a percentage typed without its sign (94 for
+    0.94); any other number outside (0, 1) as out of range.  Errors name ``name``.
+    """
     if lam is None:
         return 0.94
     if isinstance(lam, bool) or not isinstance(lam, numbers.Real):
-        raise ValueError(f"lam: got {_describe(lam)}; expected a decay factor between 0 and 1 such as 0.94")
+        raise ValueError(f"{name}: got {_describe(lam)}; expected a decay factor between 0 and 1 such as 0.94")
     value = as_real(lam)
     if not math.isfinite(value):
-        raise ValueError(f"lam: got {_describe(lam)}; expected a decay factor between 0 and 1 such as 0.94")
-    if 1.0 < value < 100.0:
-        raise ValueError(f"lam: got {value:g}, which looks like a percentage; use {value / 100:g}")
+        raise ValueError(f"{name}: got {_describe(lam)}; expected a decay factor between 0 and 1 such as 0.94")
+    if 50.0 <= value < 100.0:  # a decay factor of 0.5 to 0.99 typed as a percentage
+        raise ValueError(f"{name}: got {value:g}, which looks like a percentage; use {value / 100:g}")
     if not 0.0 < value < 1.0:
-        raise ValueError(f"lam: got {value:g}; expected a decay factor strictly between 0 and 1 such as 0.94")
+        raise ValueError(f"{name}: got {value:g}; expected a decay factor strictly between 0 and 1 such as 0.94")
     return value
 
 
@@ -384,7 +390,7 @@ def ewma_cov(returns, lam=0.94) -> np.ndarray:
     -------
     ndarray, shape (n, n)
     """
-    decay = _check_lam(lam)
+    decay = check_lam(lam)
     r = check_returns(returns)
     t = r.shape[0]
     weights = decay ** np.arange(t - 1, -1, -1, dtype=float)

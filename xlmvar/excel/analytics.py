@@ -41,6 +41,7 @@ from .functions import (
     _range,
     _value,
 )
+from .handles import resolve_model
 
 Groups = _range("Group label of each position (desk, asset class, sector): one per position.")
 FactorReturns = _range("Factor returns: rows = the same periods as returns, columns = factors.")
@@ -51,6 +52,7 @@ SpecificVar = _range("Specific (residual) variance of each asset per period, one
 
 def _group_table(measure, positions, model, group_labels, confidence, horizon, method, mean, draws, dof, seed):
     options = _options(method, mean, draws, dof, seed)
+    model = resolve_model(model, "model")
     result = grouping.group_risk(positions, model, group_labels, measure, confidence, horizon, **options)
     what = "VaR" if measure == "var" else "ES"
     table = [["Group", f"Standalone {what}", f"Component {what}", f"% of {what}", "Diversification benefit"]]
@@ -103,6 +105,7 @@ def GROUPES(
 @udf
 def FACTORLOADINGS(returns: Returns, factor_returns: FactorReturns) -> Table:
     """Least-squares betas of each asset on the factors (with an intercept), specific variance and R^2; one row per asset."""
+    returns, factor_returns = resolve_model(returns, "returns"), resolve_model(factor_returns, "factor_returns")
     fit = factors.factor_loadings(returns, factor_returns)
     k = fit.loadings.shape[1]
     table = [[*(f"Beta {j + 1}" for j in range(k)), "Intercept", "Specific variance", "R^2"]]
@@ -114,7 +117,7 @@ def FACTORLOADINGS(returns: Returns, factor_returns: FactorReturns) -> Table:
 @udf
 def FACTORCOV(loadings: Loadings, factor_cov: FactorCov, specific_var: SpecificVar) -> Vector:
     """Asset covariance implied by a factor model: loadings x factor_cov x loadings' + diag(specific_var)."""
-    return factors.factor_cov(loadings, factor_cov, specific_var)
+    return factors.factor_cov(loadings, resolve_model(factor_cov, "factor_cov"), specific_var)
 
 
 @udf
@@ -128,6 +131,7 @@ def FACTORVAR(
     names: _range("Optional factor names, one per column of loadings.") = None,
 ) -> Table:
     """Delta-normal VaR split into one component per factor plus specific risk (rows sum to the VaR), with the book's factor exposures."""
+    factor_cov = resolve_model(factor_cov, "factor_cov")
     result = factors.factor_var(positions, loadings, factor_cov, specific_var, confidence, horizon)
     k = result.exposures.size
     labels = [f"Factor {j + 1}" for j in range(k)] if names is None else check_labels(names, k, "names", "factor")
@@ -159,7 +163,7 @@ def WORSTDAYS(
     k: _value(float, "How many days (default 10).") = None,
 ) -> Table:
     """The k worst days of the history for the book: date, P&L and each position's part of it."""
-    result = scenarios.worst_days(positions, returns, dates, k)
+    result = scenarios.worst_days(positions, resolve_model(returns, "returns"), dates, k)
     n = result.parts.shape[1]
     table = [["Date", "P&L", *(f"Position {i + 1}" for i in range(n))]]
     for label, p, parts in zip(result.labels, result.pnl, result.parts):
@@ -177,7 +181,7 @@ def ROLLINGVAR(
     dates: _range("Optional date (or label) of each row of returns.") = None,
 ) -> Table:
     """Out-of-sample VaR forecast for each period after the first window (from the periods before it only) beside the realised P&L."""
-    result = rolling.rolling_var(positions, returns, window, confidence, method)
+    result = rolling.rolling_var(positions, resolve_model(returns, "returns"), window, confidence, method)
     total = result.rows[-1] + 1
     labels = [r + 1 for r in range(total)] if dates is None else scenarios.row_labels(dates, total, "dates", "Row")
     table = [["Period" if dates is None else "Date", "VaR", "P&L"]]

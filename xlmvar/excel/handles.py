@@ -8,7 +8,8 @@ million cells to Python ten times, and each transfer is converted cell by cell. 
 
 ``RISKMODEL`` validates the table once, keeps it in this Python process and returns a short
 text, the *handle* (``xlmvar-model:returns:2500x500:1f0c...``).  Every function that takes a
-model, a covariance or a returns table accepts the handle in place of the range.
+model, a covariance or a returns table (an argument named ``model``, ``cov``, ``cov_book``,
+``factor_cov``, ``returns`` or ``factor_returns``) accepts the handle in place of the range.
 
 The handle is keyed on content: its last part is the first 16 hex digits of the SHA-256 of
 the kind of model, the method, the options and the table's bytes.  Recalculating RISKMODEL
@@ -29,7 +30,10 @@ Correct under Excel's recalculation:
 * Text that looks like a handle but is not one this process made (typed, edited, from
   another workbook or another version) is refused with the same advice.
 * The headless calculator (``xlmvar calc``) evaluates RISKMODEL before its dependents, as
-  it does for any precedent cell.
+  it does for any precedent cell; a RISKMODEL cell it keeps at its cached value (a formula
+  it does not evaluate) leaves its dependents with the message, which points to its report.
+* A handle forgotten to keep the tables within :data:`MAX_BYTES` says so: recalculating its
+  RISKMODEL cell would forget another.
 
 On xlwings Server with several worker processes each worker has its own registry: a handle
 made by one is unknown to another, which says so (run a single worker for handle sheets).
@@ -61,12 +65,24 @@ MAX_BYTES = 2 << 30
 _HANDLE = re.compile(rf"^{re.escape(PREFIX)}(cov|returns):(\d+)x(\d+):([0-9a-f]{{16}})$")
 
 #: Which kind of table each argument name takes ("model" takes either).
-_KIND_OF_ARGUMENT = {"cov": "cov", "cov_book": "cov", "returns": "returns"}
+_KIND_OF_ARGUMENT = {
+    "cov": "cov",
+    "cov_book": "cov",
+    "factor_cov": "cov",
+    "returns": "returns",
+    "factor_returns": "returns",
+}
 
 _REFRESH = (
-    "recalculate the RISKMODEL cell that made it (select it, press F2 then Enter) or the whole "
-    "workbook (Ctrl+Alt+F9)"
+    "recalculate the RISKMODEL cell that made it (in Excel: select it, press F2 then Enter, or "
+    "Ctrl+Alt+F9 for the whole workbook; xlmvar calc recalculates it unless its report lists "
+    "that cell as kept at its cached value, with the reason)"
 )
+
+#: Handles forgotten to keep the tables within :data:`MAX_BYTES` (the most recent 10,000):
+#: using one says so, since recalculating its RISKMODEL cell forgets another.
+_FORGOTTEN: OrderedDict[str, None] = OrderedDict()
+_FORGOTTEN_KEPT = 10_000
 
 
 @dataclass(frozen=True)
@@ -89,6 +105,7 @@ def clear_models() -> None:
     global _bytes
     with _lock:
         _registry.clear()
+        _FORGOTTEN.clear()
         _bytes = 0
 
 
@@ -99,10 +116,14 @@ def _register(model: Model) -> None:
             _registry.move_to_end(model.handle)
             return
         _registry[model.handle] = model
+        _FORGOTTEN.pop(model.handle, None)
         _bytes += model.table.nbytes
         while _bytes > MAX_BYTES and len(_registry) > 1:
-            _, old = _registry.popitem(last=False)
+            text, old = _registry.popitem(last=False)
             _bytes -= old.table.nbytes
+            _FORGOTTEN[text] = None
+            if len(_FORGOTTEN) > _FORGOTTEN_KEPT:
+                _FORGOTTEN.popitem(last=False)
 
 
 def _digest(kind: str, method: str, options: str, table: np.ndarray) -> str:
@@ -119,7 +140,12 @@ def _looks_like_covariance(table: np.ndarray) -> bool:
 
 
 def _parse_options(options) -> dict:
-    """``"cov=ewma; lam=0.97"`` -> ``{"cov": "ewma", "lam": 0.97}`` (blank: no options)."""
+    """``"cov=ewma; lam=0.97"`` -> ``{"cov": "ewma", "lam": 0.97}`` (blank: no options).
+
+    Each option at most once; ``cov`` one of the estimators of
+    :func:`~xlmvar.engine.covariance.covariance`, ``lam`` (the EWMA decay) only with
+    ``cov=ewma``.  Every error names ``options``.
+    """
     if options is None:
         return {}
     if isinstance(options, np.ndarray):
@@ -130,52 +156,71 @@ def _parse_options(options) -> dict:
     for part in filter(None, (p.strip() for p in re.split(r"[;,]", options))):
         key, sep, value = (s.strip() for s in part.partition("="))
         key = key.lower()
-        if not sep or key not in ("cov", "lam"):
+        if not sep or key not in ("cov", "lam") or not value:
             raise ValueError(
                 f"options: cannot read {part!r}; expected cov=sample|ewma|ledoit-wolf and "
                 'lam=<EWMA decay>, separated by ";" (e.g. "cov=ewma; lam=0.97")'
             )
+        if key in parsed:
+            raise ValueError(f"options: {key}= is given twice ({options!r}); give each option once")
         if key == "lam":
             try:
                 value = float(value)
             except ValueError:
                 raise ValueError(f"options: lam={value!r} is not a number; expected e.g. lam=0.94") from None
+            value = estimators.check_lam(value, "options: lam")
+        else:
+            value = estimators.check_cov_method(value, "options: cov")
         parsed[key] = value
+    if "lam" in parsed and parsed.get("cov") != "ewma":
+        raise ValueError(
+            f"options: lam= is the decay of the EWMA estimator and applies with cov=ewma only "
+            f"(here cov={parsed.get('cov', 'sample')})"
+        )
     return parsed
 
 
 def make_model(table, method=None, options=None) -> Model:
     """Validate ``table`` for ``method`` and register it; return the :class:`Model`.
 
-    * ``method`` blank: a square symmetric table is a covariance, anything else a returns
-      history; the table is kept as it is.
-    * ``"normal"`` or ``"montecarlo"``: a covariance is kept as it is; a returns history
-      becomes its covariance, estimated with ``options`` ``cov=`` (sample, ewma or
-      ledoit-wolf; default sample) and ``lam=`` (EWMA decay, default 0.94).
-    * ``"historical"`` or ``"cornish-fisher"``: a returns history, kept as it is (a
-      covariance is refused).
+    * ``"historical"`` or ``"cornish-fisher"``: a returns history, kept as it is (a square
+      symmetric table, which looks like a covariance, is refused).
+    * Otherwise (``"normal"``, ``"montecarlo"`` or blank) a square table is a covariance
+      matrix, validated as every covariance is (symmetric, non-negative variances,
+      positive semi-definite): one that fails is refused, never read as returns.
+    * ``"normal"`` or ``"montecarlo"`` with a table that is not square, or with ``options``:
+      a returns history, whose covariance is estimated with ``cov=`` (sample, ewma or
+      ledoit-wolf; default sample) and ``lam=`` (EWMA decay, default 0.94) and kept.  (A
+      history with as many periods as assets is square: give it an option, ``cov=sample``.)
+    * Blank, with a table that is not square: a returns history, kept as it is.
+
+    ``table`` may itself be a handle: its table is used (a returns history made into a
+    covariance, for instance).
     """
     name = None if method is None or (isinstance(method, str) and not method.strip()) else risk.check_method(method)
     opts = _parse_options(options)
-    mat = as_matrix(table, "model")
-    is_cov = _looks_like_covariance(mat)
-    if name in ("historical", "cornish-fisher") and is_cov:
-        raise ValueError(
-            f"model: is a symmetric {mat.shape[0]} x {mat.shape[1]} table, which looks like a covariance "
-            f'matrix; the {name} method needs a returns history (rows = periods, columns = assets)'
-        )
-    if opts and (is_cov or name not in ("normal", "montecarlo")):
+    mat = as_matrix(resolve_model(table, "model"), "model")
+    square = mat.shape[0] == mat.shape[1]
+    estimated = name in ("normal", "montecarlo") and (opts or not square)
+    if opts and not estimated:
         raise ValueError(
             "options: only apply when a covariance is estimated from a returns history "
             '(method "normal" or "montecarlo" with a returns table)'
         )
-    if is_cov:
-        kind, kept = "cov", checked_covariance(mat, name="model").matrix
-    elif name in ("normal", "montecarlo"):
+    if name in ("historical", "cornish-fisher"):
+        if _looks_like_covariance(mat):
+            raise ValueError(
+                f"model: is a symmetric {mat.shape[0]} x {mat.shape[1]} table, which looks like a covariance "
+                f'matrix; the {name} method needs a returns history (rows = periods, columns = assets)'
+            )
+        kind, kept = "returns", check_returns(mat, name="model")
+    elif estimated:
         returns = check_returns(mat, name="model")
         kind = "cov"
         kept = estimators.covariance(returns, opts.get("cov", "sample"), opts.get("lam", 0.94))
         kept = checked_covariance(kept, name="model").matrix  # validated and factorised once
+    elif square:
+        kind, kept = "cov", _square_covariance(mat)
     else:
         kind, kept = "returns", check_returns(mat, name="model")
     if kept.flags.writeable or np.may_share_memory(kept, mat):  # the caller's memory (read-only or not)
@@ -187,6 +232,18 @@ def make_model(table, method=None, options=None) -> Model:
     model = Model(handle, kind, kept, name or ("normal" if kind == "cov" else "historical"))
     _register(model)
     return model
+
+
+def _square_covariance(mat: np.ndarray) -> np.ndarray:
+    """A square table validated as a covariance matrix; a refusal says how to give a square
+    returns history instead."""
+    try:
+        return checked_covariance(mat, name="model").matrix
+    except ValueError as exc:
+        raise ValueError(
+            f"{exc}; a square table is read as a covariance matrix (for a returns history with as many "
+            'periods as assets, give the method "historical" or "cornish-fisher", or the options "cov=sample")'
+        ) from None
 
 
 def _handle_text(value):
@@ -226,6 +283,13 @@ def resolve_model(value, name: str = "model"):
     if model is None:
         if _HANDLE.match(text) is None:
             raise ValueError(f"{name}: {text!r} is not a risk model handle that xlmvar made; {_REFRESH}")
+        if text in _FORGOTTEN:
+            raise ValueError(
+                f"{name}: the risk model {text!r} was forgotten to keep the tables of this session's "
+                f"risk models within {MAX_BYTES / 2**30:g} GiB (xlmvar.excel.handles.MAX_BYTES), and "
+                "recalculating its RISKMODEL cell would forget another: use fewer or smaller risk models, "
+                "or pass the range itself"
+            )
         raise ValueError(
             f"{name}: the risk model {text!r} is not in this Python session (Excel or Python was "
             f"restarted since it was made, or it was forgotten to free memory); {_REFRESH}"
@@ -241,8 +305,8 @@ def resolve_model(value, name: str = "model"):
 @udf
 def RISKMODEL(
     model: range_hint("Returns table (rows = periods, columns = assets) or covariance matrix."),
-    method: value_hint(str, 'What the model is for: "normal", "montecarlo" (a covariance; estimated from returns if given returns), "historical", "cornish-fisher" (returns). Blank: as given.') = None,
-    options: value_hint(str, 'Covariance estimated from returns: "cov=sample|ewma|ledoit-wolf; lam=0.94".') = None,
+    method: value_hint(str, 'What the model is for: "normal", "montecarlo" (a covariance; estimated from returns if given returns), "historical", "cornish-fisher" (returns). Blank: a square table is a covariance.') = None,
+    options: value_hint(str, 'Covariance estimated from returns: "cov=sample|ewma|ledoit-wolf; lam=0.94" (lam with ewma only).') = None,
 ) -> str:
     """A handle to a validated risk model: pass it to PORTVAR, COMPONENTVAR, ... instead of the range."""
     return make_model(model, method, options).handle
