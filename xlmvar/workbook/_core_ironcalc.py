@@ -2294,6 +2294,14 @@ def evaluate_book(path, book, make_error, functions: dict | None = None, progres
 def _evaluate_book(path, book, make_error, functions: dict | None = None, progress=None):
     """Evaluate the formulas of a workbook the reader has checked, with IronCalc.
 
+    The xlmvar cells are computed before the checks that find, once the book is evaluated,
+    a native formula whose value is not Excel's (it then keeps Excel's cached value): an
+    xlmvar cell may have read the value the check refused.  When a check keeps a formula
+    so and xlmvar cells were computed, the book is evaluated again from the start with that
+    formula kept from the outset, so every cell after it - xlmvar or native - reads Excel's
+    value (a cell kept late used to leave the xlmvar cells that read it with IronCalc's).
+    The rest of this docstring is :func:`_evaluate_once`'s.
+
     Parameters
     ----------
     path : path
@@ -2318,6 +2326,18 @@ def _evaluate_book(path, book, make_error, functions: dict | None = None, progre
         naming the cycle, a formula it cannot parse (``#ERROR!``) ``#NAME?``, a form of a
         function it does not implement (``#N/IMPL!``) keeps Excel's value.
     """
+    also: dict = {}
+    while True:  # each pass keeps at least one more formula from the outset: it ends
+        evaluation, late = _evaluate_once(path, book, make_error, functions, progress, also)
+        if not late:
+            return evaluation
+        also.update(late)
+
+
+def _evaluate_once(path, book, make_error, functions, progress, also: dict):
+    """:func:`_evaluate_book` once, with the formulas of ``also`` (index -> why) kept from the
+    outset.  Returns the evaluation and the formulas kept late (by a check, or as a form
+    IronCalc lacks, after the xlmvar cells were computed; empty if none was computed)."""
     from ._evaluator import Evaluation, _cached, _error_fill
 
     def table():
@@ -2327,6 +2347,11 @@ def _evaluate_book(path, book, make_error, functions: dict | None = None, progre
         return functions
 
     steps = plan(book, lambda: list(table()))
+    for i, why in also.items():  # kept late by an earlier pass: kept from the outset now
+        steps.rewrites.pop(i, None)
+        steps.checks.pop(i, None)
+        steps.failures.pop(i, None)
+        steps.kept[i] = why
     if steps.functions & {"SHEET", "SHEETS", "INFO"}:
         _sheet_numbers(book, _every_sheet(path, book), steps)
     run = _load(path, table() if steps.functions - supported_functions(steps.functions) else {})
@@ -2376,6 +2401,7 @@ def _evaluate_book(path, book, make_error, functions: dict | None = None, progre
         run.progress = progress and (lambda cell: progress(0, len(formulas), cell))
         run.run(anchors, None)
     kept = dict(steps.kept)
+    late: dict = {}  # kept once the xlmvar cells were computed (which may have read them)
     while True:
         model.evaluate()
         values = _read_values(run, formulas, index, skip)
@@ -2383,7 +2409,7 @@ def _evaluate_book(path, book, make_error, functions: dict | None = None, progre
         missing = _showing(special, NOT_IMPLEMENTED)
         diverging = _diverging(model, probes, formulas, index, skip) if probes else {}
         for i, why in diverging.items():  # a check says IronCalc's value is not Excel's
-            kept[i] = why
+            kept[i] = late[i] = why
             _put_target(model, index[i], formulas[i].target, _cached(formulas[i], book))
             skip.add(i)
             missing.discard(i)
@@ -2397,8 +2423,8 @@ def _evaluate_book(path, book, make_error, functions: dict | None = None, progre
                                              for j in missing if j != i)} or missing
         for i in own:  # a form IronCalc lacks: Excel's value, and dependents computed from it
             used = ", ".join(sorted({_bare(n) for n in _FUNCTION_CALL.findall(_without_strings(formulas[i].text))}))
-            kept[i] = (f"calls {used} in a form the headless calculator does not implement" if used
-                       else "holds a value the headless calculator does not implement (a date cell, say)")
+            kept[i] = late[i] = (f"calls {used} in a form the headless calculator does not implement" if used
+                                 else "holds a value the headless calculator does not implement (a date cell, say)")
             _put_target(model, index[i], formulas[i].target, _cached(formulas[i], book))
             skip.add(i)
         model.dirty = True
@@ -2421,7 +2447,7 @@ def _evaluate_book(path, book, make_error, functions: dict | None = None, progre
             why = overflow_reason(value.shape, formulas[i].target)
             if why:
                 overflows[i] = why
-    return Evaluation(out, failures, kept, overflows)
+    return Evaluation(out, failures, kept, overflows), (late if run.cells else {})
 
 
 def _every_sheet(path, book) -> list[str]:
