@@ -66,6 +66,10 @@ BLOCK_PREFIX = "_xlmvar"
 _PLACEHOLDER = re.compile("\x00([0-9]+)\x00")
 #: A reference (with its sheet), a name local to a sheet (``Data!Cov``), or a word that may be
 #: a defined name.
+#: The last column of a whole-column reference (``E:G`` -> ``G``), the last row of a
+#: whole-row one (``3:5`` -> ``5``), as an expression argument may read them.
+_WHOLE_COLUMNS = re.compile(r"(?<![\w$.])\$?[A-Za-z]{1,3}:\$?([A-Za-z]{1,3})(?![\w(])")
+_WHOLE_ROWS = re.compile(r"(?<![\w$.:])\$?[0-9]+:\$?([0-9]+)(?![\w.:])")
 _REFERENCE_TOKEN = re.compile(r"(?:'(?:[^']|'')+'|[\w.]+)!\$?[A-Za-z]{1,3}\$?[0-9]+(?::\$?[A-Za-z]{1,3}\$?[0-9]+)?(?![\w.])"
                               r"|(?:'(?:[^']|'')+'|[\w.]+)![^\W\d][\w.]*"
                               r"|\$?[A-Za-z]{1,3}\$?[0-9]+(?::\$?[A-Za-z]{1,3}\$?[0-9]+)?|[^\W\d][\w.]*")
@@ -732,7 +736,7 @@ class _Run:
         self._known_ranges: dict = {}  # (formula text, sheet index) -> the ranges it names (see _ranges)
 
     def _has_formulas(self, rng) -> bool:
-        if rng[0] not in self.boxes:  # a block or scratch sheet: its values change
+        if rng[0] not in self.boxes or rng[0] == self.block_sheet:  # blocks or scratch: they change
             return True
         return _covering(self.boxes, rng, first=True).size > 0
 
@@ -1098,7 +1102,9 @@ class _Run:
         if found and found in self.stable:  # constants only: read and converted once
             arr, bridged = self.stable[found]
             return bridged if is_range else _bridge_scalar(arr, name)
-        block = found is not None and found[0] not in self.boxes  # a call's values, set by compute()
+        # a call's values, set by compute() (the sheet of blocks is indexed, empty, when it was
+        # added before the formulas were: it must never pass for a sheet of constants)
+        block = found is not None and (found[0] not in self.boxes or found[0] == self.block_sheet)
         constant = found is not None and not block and not self._has_formulas(found)
         if self.model.dirty and found is not None and not constant and not block:
             self.model.evaluate()  # only formulas need it: not constants, not a call's block
@@ -1107,14 +1113,15 @@ class _Run:
             if constant:
                 self.stable[found] = (arr, _bridge_range(arr))
                 return self.stable[found][1] if is_range else _bridge_scalar(arr, name)
-        else:  # an expression: evaluated where its cell is (its sheet, names, INDIRECT, ROW())
+        elif _VOLATILE.search(_without_strings(text)):  # an expression drawing: once per run, as in Excel
             key = (text, sheet, at, call)  # RAND() in two calls of a cell: two draws
-            if key in self.volatile:
-                arr = self.volatile[key]
-            else:
-                arr = self._expression(text, sheet, at)
-                if _VOLATILE.search(_without_strings(text)):  # drawn once per run, as in Excel
-                    self.volatile[key] = arr
+            if key not in self.volatile:  # its draws made constants; the rest read again each round
+                drawn, complete = self._drawn(text, sheet, at)
+                self.volatile[key] = drawn if complete else self._expression(text, sheet, at)
+            frozen = self.volatile[key]
+            arr = self._expression(frozen, sheet, at) if isinstance(frozen, str) else frozen
+        else:  # an expression: evaluated where its cell is (its sheet, names, INDIRECT, ROW())
+            arr = self._expression(text, sheet, at)
         return _bridge_range(arr) if is_range else _bridge_scalar(arr, name)
 
     def _names_written_out(self, text: str, sheet: int) -> str:
@@ -1159,10 +1166,15 @@ class _Run:
         _, last_row, _, last_col = m.get_sheet_dimensions(sheet)
         if last_col > 16_384 - _PROBE_COLUMNS:  # the checks' probes: the sheet's own cells end before
             last_col = self.extents.get(sheet, (last_row, 0))[1]
-        for token in _REFERENCE_TOKEN.findall(_without_strings(text)):  # past what it reads, too
+        bare = _without_strings(text)
+        for token in _REFERENCE_TOKEN.findall(bare):  # past what it reads, too
             found = self.model.resolve(token, sheet)
             if found and found[0] == sheet:
                 last_row, last_col = max(last_row, found[3]), max(last_col, found[4])
+        for c1 in _WHOLE_COLUMNS.findall(bare):  # E:E (of any sheet: at worst a column further)
+            last_col = max(last_col, _bounds(f"{c1}1")[1])
+        for r1 in _WHOLE_ROWS.findall(bare):  # 3:3
+            last_row = max(last_row, int(r1))
         row, col = last_row + 2, last_col + 2
         if row > 1_048_576 or col > 16_384:
             raise ValueError("cannot evaluate this argument: the sheet has no free cell past its last row and "
@@ -1267,37 +1279,54 @@ class _Run:
                 self.reasons[(sheet, row + i, col + j)] = error
 
     def freeze_volatile(self, anchors) -> None:
-        """Set each native formula calling RAND, RANDBETWEEN, RANDARRAY, NOW or TODAY to the
-        value it has now: rounds of xlmvar calls evaluate the book again, and a new random
-        draw each time would never settle (Excel draws once per recalculation)."""
+        """Make the draws of each native formula calling RAND, RANDBETWEEN, NOW or TODAY
+        constants (the values they draw now): rounds of xlmvar calls evaluate the book again,
+        and a new random draw each time would never settle (Excel draws once per
+        recalculation), while the rest of the formula - which may read xlmvar results - is
+        evaluated again in each round.  A formula whose draws cannot be made constants
+        (RANDARRAY) is set to the value it has now."""
         m = self.model.m
         mine = {(c.sheet, c.row, c.col) for c in self.cells}
         for sheet, row, col, shape in anchors:
             index = self.model.sheets[sheet.lower()]
             if (index, row, col) in mine:
                 continue
-            text = m.get_cell_formula(index, row, col) or ""
-            if _VOLATILE.search(_without_strings(text)):
-                h, w = shape or (1, 1)
+            text = (m.get_cell_formula(index, row, col) or "").removeprefix("=")
+            if not _VOLATILE.search(_without_strings(text)):
+                continue
+            drawn, complete = self._drawn(text, index, (row, col))
+            h, w = shape or (1, 1)
+            if complete and (index, row, col) in self.dynamic or complete and not shape:
+                m.update_cell_with_formula(index, row, col, "=" + drawn)
+            elif complete:  # a legacy array formula
+                m.range_clear_contents(index, row, col, row + h - 1, col + w - 1)
+                m.set_user_array_formula(index, row, col, w, h, "=" + drawn)
+            else:
                 values = self.model.read(index, row, col, row + h - 1, col + w - 1)
                 if shape:
                     m.range_clear_contents(index, row, col, row + h - 1, col + w - 1)
                 self.model.put_block(index, row, col, values)
+            self.model.dirty = True
+
+    def _drawn(self, text: str, sheet: int, at: tuple[int, int]) -> tuple[str, bool]:
+        """``text`` with each call of RAND, RANDBETWEEN, NOW or TODAY replaced by the number it
+        draws now (evaluated where the cell ``at`` is), and whether no volatile call is left
+        (RANDARRAY, a call over an xlmvar result, one that gives no single number stay)."""
+        for start, end, _ in reversed(find_calls(text, ("RAND", "RANDBETWEEN", "NOW", "TODAY"))):
+            call = text[start:end]
+            if _PLACEHOLDER.search(call):
+                continue
+            value = self._expression(call, sheet, at)
+            if value.shape == (1, 1) and type(value[0, 0]) is float:
+                text = f"{text[:start]}({value[0, 0]!r}){text[end:]}"
+        return text, not _VOLATILE.search(_without_strings(text))
 
     def draw_once(self, cell: _Cell) -> None:
         """Replace each volatile call in the native part of an xlmvar cell
         (``=PORTVAR(...)*RAND()``) by the value it draws now: the part is evaluated again
         in every round and at the end, and would draw again each time."""
-        names = ("RAND", "RANDBETWEEN", "NOW", "TODAY")
-        if not _VOLATILE.search(_without_strings(cell.template)):
-            return
-        for start, end, _ in reversed(find_calls(cell.template, names)):
-            call = cell.template[start:end]
-            if _PLACEHOLDER.search(call):
-                continue
-            value = self._expression(call, cell.sheet, (cell.row, cell.col))
-            if value.shape == (1, 1) and type(value[0, 0]) is float:
-                cell.template = f"{cell.template[:start]}({value[0, 0]!r}){cell.template[end:]}"
+        if _VOLATILE.search(_without_strings(cell.template)):
+            cell.template = self._drawn(cell.template, cell.sheet, (cell.row, cell.col))[0]
 
     def run(self, anchors, max_rounds: int | None) -> int:
         """Compute the xlmvar cells, a level at a time: every call of a level is computed

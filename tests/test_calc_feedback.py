@@ -1,0 +1,100 @@
+"""xlmvar cells in the headless calculator that read native cells fed by other xlmvar cells.
+
+Each book chains xlmvar -> native -> xlmvar: the native cell's value depends on an xlmvar
+result, so the calculator computes in rounds.  Every expected figure is the closed form
+``z sqrt(x' S x)`` (95%, one period) with the positions the chain gives in Excel, computed
+here with numpy.  An adversarial review found each of these computed from the first round's
+values - silently, exit status 0 - before the fix.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import numpy as np
+import pytest
+import xlsxwriter
+
+from xlmvar.workbook.calc import recalculate
+
+Z = NormalDist().inv_cdf(0.95)
+COV = np.cov(np.random.default_rng(1).standard_normal((50, 3)).T * 0.01)
+X = np.array([100.0, 200.0, 300.0])
+
+
+def _var(x) -> float:
+    x = np.asarray(x, dtype=float)
+    return Z * math.sqrt(x @ COV @ x)
+
+
+def _recalculated(tmp_path, formulas: dict):
+    """A sheet with the covariance in A11:C13, positions in B1:B3 and ``formulas``."""
+    path = tmp_path / "feedback.xlsx"
+    wb = xlsxwriter.Workbook(str(path), {"use_future_functions": True})
+    ws = wb.add_worksheet("Risk")
+    for i, row in enumerate(COV):
+        ws.write_row(10 + i, 0, [float(v) for v in row])
+    for i, v in enumerate(X):
+        ws.write_number(i, 1, float(v))
+    for cell, formula in formulas.items():
+        if isinstance(formula, float):
+            ws.write_number(cell, formula)
+        else:
+            ws.write_formula(cell, formula, None, 0)
+    wb.close()
+    result = recalculate(path)
+    assert result.errors == [] and result.kept == []
+    return result
+
+
+@pytest.mark.parametrize("draw", ["RAND()", "TODAY()", "NOW()"])
+def test_a_volatile_native_cell_between_two_xlmvar_cells_reads_the_first_s_result(tmp_path, draw):
+    # the native cell was frozen at its value before F1 was computed (IFERROR's 500, or
+    # #NAME? without it); its draw alone is made constant now
+    result = _recalculated(tmp_path, {
+        "F1": "=PORTVAR(B1:B3,A11:C13)",
+        "D1": f"=IFERROR(F1*1000,500)+0*{draw}",
+        "D2": 200.0,
+        "D3": 300.0,
+        "G1": "=PORTVAR(D1:D3,A11:C13)",
+    })
+    f1 = _var(X)
+    assert result.value("Risk", "D1") == pytest.approx(1000 * f1, rel=1e-12)
+    assert result.value("Risk", "G1") == pytest.approx(_var([1000 * f1, 200.0, 300.0]), rel=1e-12)
+
+
+def test_a_nested_call_reads_its_inner_call_s_last_round(tmp_path):
+    # the inner call's results (on the sheet of blocks) were read once, as constants
+    result = _recalculated(tmp_path, {
+        "F1": "=PORTVAR(B1:B3,A11:C13)",
+        "D1": "=IFERROR(F1*100,1)",
+        "D2": 200.0,
+        "D3": 300.0,
+        "G1": "=SUM(COMPONENTVAR(D1:D3,A11:C13))",
+        "G2": "=PORTVAR(COMPONENTVAR(D1:D3,A11:C13),A11:C13)",
+    })
+    d = np.array([100 * _var(X), 200.0, 300.0])
+    component = d * (COV @ d) / math.sqrt(d @ COV @ d) * Z  # Euler: they sum to the VaR
+    assert result.value("Risk", "G1") == pytest.approx(_var(d), rel=1e-12)
+    assert result.value("Risk", "G2") == pytest.approx(_var(component), rel=1e-12)
+
+
+@pytest.mark.parametrize("expression", ["D1:D3+0*RAND()", "D1:D3*(NOW()>0)"])
+def test_a_volatile_expression_argument_reads_the_last_round(tmp_path, expression):
+    # the whole expression's value was kept from the first round, not only its draw
+    result = _recalculated(tmp_path, {
+        "F1": "=PORTVAR(B1:B3,A11:C13)",
+        "D1": "=IFERROR(F1*100,1)",
+        "D2": 200.0,
+        "D3": 300.0,
+        "G1": f"=PORTVAR({expression},A11:C13)",
+    })
+    assert result.value("Risk", "G1") == pytest.approx(_var([100 * _var(X), 200.0, 300.0]), rel=1e-12)
+
+
+@pytest.mark.parametrize("column", ["E:E", "$E:$E", "E:G"])
+def test_an_expression_argument_reading_a_whole_column_is_evaluated_past_it(tmp_path, column):
+    # its scratch cell landed inside the column it reads (a circular reference: #REF!)
+    result = _recalculated(tmp_path, {"C1": f'=PORTVAR(B1:B3*COUNTIF({column},"")/COUNTIF({column},""),A11:C13)'})
+    assert result.value("Risk", "C1") == pytest.approx(_var(X), rel=1e-12)
