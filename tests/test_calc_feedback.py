@@ -28,8 +28,10 @@ def _var(x) -> float:
     return Z * math.sqrt(x @ COV @ x)
 
 
-def _recalculated(tmp_path, formulas: dict):
-    """A sheet with the covariance in A11:C13, positions in B1:B3 and ``formulas``."""
+def _recalculated(tmp_path, formulas: dict, spills: dict | None = None, partly: tuple = ()):
+    """A sheet with the covariance in A11:C13, positions in B1:B3, ``formulas`` and the
+    dynamic arrays ``spills`` (stored range -> formula); ``partly``: the anchors of those
+    whose result is larger than the range the file stores (reported as partly written)."""
     path = tmp_path / "feedback.xlsx"
     wb = xlsxwriter.Workbook(str(path), {"use_future_functions": True})
     ws = wb.add_worksheet("Risk")
@@ -42,9 +44,12 @@ def _recalculated(tmp_path, formulas: dict):
             ws.write_number(cell, formula)
         else:
             ws.write_formula(cell, formula, None, 0)
+    for where, formula in (spills or {}).items():
+        ws.write_dynamic_array_formula(where, formula, None, 0)
     wb.close()
     result = recalculate(path)
-    assert result.errors == [] and result.kept == []
+    assert result.errors == []
+    assert [(k.cell, k.what) for k in result.kept] == [(cell, "only partly written") for cell in partly]
     return result
 
 
@@ -98,3 +103,25 @@ def test_an_expression_argument_reading_a_whole_column_is_evaluated_past_it(tmp_
     # its scratch cell landed inside the column it reads (a circular reference: #REF!)
     result = _recalculated(tmp_path, {"C1": f'=PORTVAR(B1:B3*COUNTIF({column},"")/COUNTIF({column},""),A11:C13)'})
     assert result.value("Risk", "C1") == pytest.approx(_var(X), rel=1e-12)
+
+
+def test_an_xlmvar_cell_reads_a_native_spill_past_its_stored_range(tmp_path):
+    # B1's spill grew past the one cell the file stores (its input is F1's result): G1 read
+    # B2:B4 once, as constants, before F1 was computed
+    result = _recalculated(tmp_path, {
+        "F1": "=PORTVAR(B1:B3,A11:C13)",
+        "G1": "=PORTVAR(E2:E4,A11:C13)",
+    }, {"E1:E1": "=SEQUENCE(4)*IFERROR(F1,1)"}, partly=("E1",))
+    assert result.value("Risk", "G1") == pytest.approx(_var(_var(X) * np.array([2.0, 3.0, 4.0])), rel=1e-12)
+
+
+def test_an_xlmvar_spill_larger_than_its_stored_range_reaches_its_readers(tmp_path):
+    # J1's result (3 rows) was cut to the 2 rows the file stores, so J3 read blank: SUM gave
+    # a wrong total silently and PORTVAR refused a blank cell
+    result = _recalculated(tmp_path, {
+        "F1": "=PORTVAR(J1:J3,A11:C13)",
+        "F2": "=SUM(J1:J3)",
+    }, {"J1:J2": "=COMPONENTVAR(B1:B3,A11:C13)"}, partly=("J1",))
+    component = Z * X * (COV @ X) / math.sqrt(X @ COV @ X)
+    assert result.value("Risk", "F2") == pytest.approx(_var(X), rel=1e-12)  # Euler: they sum to the VaR
+    assert result.value("Risk", "F1") == pytest.approx(_var(component), rel=1e-12)

@@ -729,6 +729,8 @@ class _Run:
         self.progress = None  # callable(cell) told each xlmvar cell before it is computed
         self._names: list[str] = []  # sheet names by index
         self.dynamic: set = set()  # (sheet index, row, col) of the dynamic array formulas
+        self.edges: dict = {}  # (sheet index, row, col) of a dynamic array -> (its stored range, filled beyond)
+        self.spans: dict = {}  # (sheet index, row, col) of an xlmvar spill -> the shape it was placed with
         self.volatile: dict = {}  # (text, sheet, cell) -> value of a volatile expression argument
         self.extents: dict = {}  # sheet index -> (last row, last column) of the file's own cells
         self.native_cycles: dict = {}  # (sheet index, row, col, shape) of a native formula on a circle -> reason
@@ -1105,7 +1107,7 @@ class _Run:
         # a call's values, set by compute() (the sheet of blocks is indexed, empty, when it was
         # added before the formulas were: it must never pass for a sheet of constants)
         block = found is not None and (found[0] not in self.boxes or found[0] == self.block_sheet)
-        constant = found is not None and not block and not self._has_formulas(found)
+        constant = found is not None and not block and not self._has_formulas(found) and not self._in_spill_zone(found)
         if self.model.dirty and found is not None and not constant and not block:
             self.model.evaluate()  # only formulas need it: not constants, not a call's block
         if found:
@@ -1232,16 +1234,23 @@ class _Run:
         dynamic = (cell.sheet, cell.row, cell.col) in self.dynamic
         if cell.direct:
             block = self.calls[cell.calls[-1]].value
+            where = (cell.sheet, cell.row, cell.col)
+            span = self.spans.get(where, cell.shape)  # the range last placed (stored, or larger)
             if not cell.shape:
                 values = block[:1, :1]
-            elif dynamic:  # a spill: the result where it reaches, blank beyond (larger is reported)
-                values = np.full(cell.shape, None, dtype=object)
-                h, w = min(block.shape[0], cell.shape[0]), min(block.shape[1], cell.shape[1])
+            elif dynamic:  # a spill: as far as the result reaches where the cells are empty, as
+                # in Excel (a larger one is reported as only partly written), blank beyond
+                shape = (max(block.shape[0], cell.shape[0]), max(block.shape[1], cell.shape[1]))
+                if shape != cell.shape and not self._room(where, shape, span):
+                    shape = cell.shape  # (Excel's #SPILL!: the overflow is reported)
+                values = np.full(shape, None, dtype=object)
+                h, w = min(block.shape[0], shape[0]), min(block.shape[1], shape[1])
                 values[:h, :w] = block[:h, :w]
+                self.spans[where] = shape
             else:  # a legacy array: a single row or column repeated, #N/A where none reaches
                 values = _fit(block, cell.shape)
             if cell.shape:  # IronCalc keeps the range as its array formula's spill: release it
-                h, w = cell.shape
+                h, w = max(span[0], values.shape[0]), max(span[1], values.shape[1])
                 self.model.m.range_clear_contents(cell.sheet, cell.row, cell.col, cell.row + h - 1, cell.col + w - 1)
             self.model.put_block(cell.sheet, cell.row, cell.col, values)
             for (i, j), v in np.ndenumerate(values):
@@ -1262,6 +1271,14 @@ class _Run:
             v = self.calls[k].value.flat[0]
             if isinstance(v, ErrorValue) and v.reason:
                 self.reasons[(cell.sheet, cell.row, cell.col)] = v
+
+    def _room(self, where, shape, span) -> bool:
+        """Whether the cells of ``shape`` from ``where`` past the range ``span`` last placed
+        there are empty (a spill reaches only into empty cells)."""
+        sheet, row, col = where
+        m = self.model.m
+        return all(m.is_empty_cell(sheet, row + i, col + j)
+                   for i in range(shape[0]) for j in range(shape[1]) if i >= span[0] or j >= span[1])
 
     def fail(self, cell: _Cell, error: ErrorValue) -> None:
         """Show ``error`` (with its reason) in every cell of ``cell``'s range."""
@@ -1363,6 +1380,9 @@ class _Run:
                 for cell in now:
                     self.place(cell)
                 changed.extend(now)
+            if changed and not indirect and self._spills_past():  # cells past a stored range were
+                indirect = True  # read before they held their values: rounds, as for natives
+                self.freeze_volatile(anchors)
             if not changed or not indirect:
                 return rounds
             if rounds >= limit:
@@ -1371,6 +1391,26 @@ class _Run:
                 for cell in changed:
                     self.fail(cell, error)
                 return rounds
+
+    def _spills_past(self) -> bool:
+        """Whether a dynamic array (native or xlmvar) now fills the cell just below or just
+        right of the range stored in the file, which the file left empty: a larger result,
+        whose cells an xlmvar argument may have read before they held their values."""
+        if self.model.dirty:
+            self.model.evaluate()
+        m = self.model.m
+        for (sheet, _, _), (t, filled) in self.edges.items():
+            if not filled[0] and t.r1 < 1_048_576 and not m.is_empty_cell(sheet, t.r1 + 1, t.c0):
+                return True
+            if not filled[1] and t.c1 < 16_384 and not m.is_empty_cell(sheet, t.r0, t.c1 + 1):
+                return True
+        return False
+
+    def _in_spill_zone(self, rng) -> bool:
+        """Whether a dynamic array may spill into ``rng`` (below and right of its anchor):
+        such a range is read again each time, never kept as constants."""
+        sheet, _, _, r1, c1 = rng
+        return any(s == sheet and r <= r1 and c <= c1 for s, r, c in self.dynamic)
 
     def _name(self, index: int) -> str:
         if len(self._names) != len(self.model.sheets):  # sheets are added for blocks
@@ -2425,6 +2465,8 @@ def _evaluate_once(path, book, make_error, functions, progress, also: dict):
     if run.cells:
         run.index_formulas(anchors)
         run.dynamic = {(index[i], formulas[i].target.r0, formulas[i].target.c0) for i in dynamics}
+        run.edges = {(index[i], formulas[i].target.r0, formulas[i].target.c0): (formulas[i].target, filled[i])
+                     for i in dynamics if i not in skip}
         run.extents = {model.sheets[name.lower()]: (sheet.max_row, sheet.max_col) for name, sheet in book.sheets.items()
                        if name.lower() in model.sheets}
         run.progress = progress and (lambda cell: progress(0, len(formulas), cell))
