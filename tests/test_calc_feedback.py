@@ -28,10 +28,11 @@ def _var(x) -> float:
     return Z * math.sqrt(x @ COV @ x)
 
 
-def _recalculated(tmp_path, formulas: dict, spills: dict | None = None, partly: tuple = ()):
+def _recalculated(tmp_path, formulas: dict, spills: dict | None = None, partly: tuple = (), kept: tuple = ()):
     """A sheet with the covariance in A11:C13, positions in B1:B3, ``formulas`` and the
     dynamic arrays ``spills`` (stored range -> formula); ``partly``: the anchors of those
-    whose result is larger than the range the file stores (reported as partly written)."""
+    whose result is larger than the range the file stores (reported as partly written);
+    ``kept``: the cells that keep Excel's cached value (``formulas`` gives it as a pair)."""
     path = tmp_path / "feedback.xlsx"
     wb = xlsxwriter.Workbook(str(path), {"use_future_functions": True})
     ws = wb.add_worksheet("Risk")
@@ -42,6 +43,8 @@ def _recalculated(tmp_path, formulas: dict, spills: dict | None = None, partly: 
     for cell, formula in formulas.items():
         if isinstance(formula, float):
             ws.write_number(cell, formula)
+        elif isinstance(formula, tuple):  # (formula, Excel's cached value)
+            ws.write_formula(cell, *formula[:1], None, formula[1])
         else:
             ws.write_formula(cell, formula, None, 0)
     for where, formula in (spills or {}).items():
@@ -49,7 +52,8 @@ def _recalculated(tmp_path, formulas: dict, spills: dict | None = None, partly: 
     wb.close()
     result = recalculate(path)
     assert result.errors == []
-    assert [(k.cell, k.what) for k in result.kept] == [(cell, "only partly written") for cell in partly]
+    assert sorted((k.cell, k.what) for k in result.kept) == sorted(
+        [(cell, "only partly written") for cell in partly] + [(cell, "kept its cached value") for cell in kept])
     return result
 
 
@@ -125,3 +129,16 @@ def test_an_xlmvar_spill_larger_than_its_stored_range_reaches_its_readers(tmp_pa
     component = Z * X * (COV @ X) / math.sqrt(X @ COV @ X)
     assert result.value("Risk", "F2") == pytest.approx(_var(X), rel=1e-12)  # Euler: they sum to the VaR
     assert result.value("Risk", "F1") == pytest.approx(_var(component), rel=1e-12)
+
+
+def test_an_xlmvar_cell_reads_excel_s_value_where_an_error_of_ironcalc_s_own_was_swallowed(tmp_path):
+    # IronCalc lacks PRODUCT of an array constant (#N/IMPL!); IFERROR made it 1, and PORTVAR
+    # computed from that: the cell now keeps Excel's 100, and PORTVAR reads it
+    result = _recalculated(tmp_path, {
+        "D1": ("=IFERROR(PRODUCT({1,2,50}),1)", 100.0),
+        "D2": 200.0,
+        "D3": 300.0,
+        "G1": "=PORTVAR(D1:D3,A11:C13)",
+    }, kept=("D1",))
+    assert result.value("Risk", "D1") == 100.0
+    assert result.value("Risk", "G1") == pytest.approx(_var([100.0, 200.0, 300.0]), rel=1e-12)

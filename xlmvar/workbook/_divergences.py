@@ -86,8 +86,19 @@ REGRESSIONS = {"LINEST": True, "LOGEST": True, "TREND": False, "GROWTH": False}
 SERIAL_CALLS = {"DATE": ("r",), "DATEVALUE": ("r",), "EDATE": (0, "r"), "EOMONTH": (0, "r"), "WORKDAY": (0, "r"),
                 "WORKDAY.INTL": (0, "r"), "YEARFRAC": (0, 1), "DAYS360": (0, 1), "DAYS": (0, 1), "NETWORKDAYS": (0, 1),
                 "NETWORKDAYS.INTL": (0, 1), "DATEDIF": (0, 1), "WEEKNUM": (0,), "ISOWEEKNUM": (0,)}
-NAMES = DATE_PARTS | frozenset(TIME_PARTS) | frozenset(REGRESSIONS) | frozenset(SERIAL_CALLS) | {"TEXT", "SWITCH"}
-CALL = re.compile(r"(?<![A-Za-z0-9_.\\])(?:_xlfn\.)?(" + "|".join(sorted(NAMES)) + r")\s*\(", re.I)
+#: Functions that turn an error into a value (IFERROR's fallback, ISERROR's TRUE, COUNT's
+#: skipping it), and which of their arguments: ``"all"``, or the first one probed.  IronCalc
+#: shows an error of its own where it lacks a form of a function (``#N/IMPL!``:
+#: ``PRODUCT({1,2,50})``), and such a cell keeps Excel's value; inside one of these it would
+#: become a plausible value instead (``IFERROR(PRODUCT({1,2,50}),1)`` 1, Excel 100).  Each
+#: argument holding a call is probed for an error of IronCalc's own (``ERROR.TYPE`` 100 and
+#: up; Excel's are 1 to 14), as a value or anywhere in an array (through ``SUM``).
+SWALLOWERS = {"IFERROR": 0, "IFNA": 0, "ISERROR": 0, "ISERR": 0, "ISNA": 0, "ISNUMBER": 0, "ISTEXT": 0,
+              "ISNONTEXT": 0, "ISLOGICAL": 0, "ISBLANK": 0, "ERROR.TYPE": 0, "TYPE": 0, "COUNT": "all",
+              "COUNTA": "all", "AGGREGATE": "all"}
+NAMES = (DATE_PARTS | frozenset(TIME_PARTS) | frozenset(REGRESSIONS) | frozenset(SERIAL_CALLS) | {"TEXT", "SWITCH"}
+         | frozenset(SWALLOWERS))
+CALL = re.compile(r"(?<![A-Za-z0-9_.\\])(?:_xlfn\.)?(" + "|".join(map(re.escape, sorted(NAMES))) + r")\s*\(", re.I)
 _STRING_LITERAL = re.compile(r'^\s*"((?:[^"]|"")*)"\s*$')
 _SIMPLE_TEXT = re.compile(r"^[A-Za-z0-9 ]*$")
 _PLAIN_CELL = re.compile(r"^\s*(?:(?:(?:'(?:[^']|'')+'|[\w.]+)!)?\$?[A-Za-z]{1,3}\$?[0-9]+|[0-9]+(?:\.[0-9]*)?)\s*$")
@@ -155,6 +166,23 @@ def _closing(text: str, i: int) -> int:
     return _closing(text, i)
 
 
+def _swallowed_checks(name: str, args: list, sheet_name: str) -> list:
+    """Probes of the arguments of ``name`` (one of :data:`SWALLOWERS`) that hold a call:
+    Excel's value is kept when one gives an error of IronCalc's own."""
+    from ._core_ironcalc import _Check, _masked
+
+    out = []
+    for arg in args:
+        if "(" not in _masked(arg):  # a reference or a constant: its own cell shows the error
+            continue
+        value = "(" + _qualified(arg, sheet_name) + ")"
+        own = "IFERROR(ERROR.TYPE({0})>=100,FALSE)"
+        out.append(_Check("true", f"OR({own.format(value)},{own.format('SUM(' + value + ')')})",
+                          f"gives {name} an argument that holds a form of a function the headless calculator "
+                          f"does not implement, whose error {name} would turn into a value"))
+    return out
+
+
 def checks(text: str, sheet_name: str) -> tuple[str, list]:
     """The formula IronCalc evaluates, and the checks of its TEXT, SWITCH, regression,
     date-part and time-part calls.
@@ -187,6 +215,9 @@ def checks(text: str, sheet_name: str) -> tuple[str, list]:
         if not args or not args[0].strip():
             continue
         value = "(" + _qualified(args[0], sheet_name) + ")"
+        if name in SWALLOWERS:
+            found += _swallowed_checks(name, args if SWALLOWERS[name] == "all" else args[:1], sheet_name)
+            continue
         if name in REGRESSIONS:
             found += _regression_checks(name, args, sheet_name, _f_statistic_read(text, masked, m.start()))
             continue
