@@ -92,7 +92,7 @@ SERIAL_CALLS = {"DATE": ("r",), "DATEVALUE": ("r",), "EDATE": (0, "r"), "EOMONTH
 #: ``PRODUCT({1,2,50})``), and such a cell keeps Excel's value; inside one of these it would
 #: become a plausible value instead (``IFERROR(PRODUCT({1,2,50}),1)`` 1, Excel 100).  Each
 #: argument holding a call is probed for an error of IronCalc's own (``ERROR.TYPE`` 100 and
-#: up; Excel's are 1 to 14), as a value or anywhere in an array (through ``SUM``).
+#: up; Excel's are 1 to 14) through ``SUM``, which passes on an error, alone or in an array.
 SWALLOWERS = {"IFERROR": 0, "IFNA": 0, "ISERROR": 0, "ISERR": 0, "ISNA": 0, "ISNUMBER": 0, "ISTEXT": 0,
               "ISNONTEXT": 0, "ISLOGICAL": 0, "ISBLANK": 0, "ERROR.TYPE": 0, "TYPE": 0, "COUNT": "all",
               "COUNTA": "all", "AGGREGATE": "all"}
@@ -176,8 +176,7 @@ def _swallowed_checks(name: str, args: list, sheet_name: str) -> list:
         if "(" not in _masked(arg):  # a reference or a constant: its own cell shows the error
             continue
         value = "(" + _qualified(arg, sheet_name) + ")"
-        own = "IFERROR(ERROR.TYPE({0})>=100,FALSE)"
-        out.append(_Check("true", f"OR({own.format(value)},{own.format('SUM(' + value + ')')})",
+        out.append(_Check("true", f"IFERROR(ERROR.TYPE(SUM({value}))>=100,FALSE)",
                           f"gives {name} an argument that holds a form of a function the headless calculator "
                           f"does not implement, whose error {name} would turn into a value"))
     return out
