@@ -297,3 +297,26 @@ def test_headless_calc_says_why_a_kept_riskmodel_cell_leaves_its_dependents_with
     assert [(k.sheet, k.cell) for k in result.kept] == [("Risk", "F1")]
     (error,) = [e for e in result.errors if e.cell == "C1"]
     assert "xlmvar calc recalculates it unless its report lists that cell as kept at its cached value" in error.reason
+
+
+def test_a_covariance_given_options_is_refused_never_read_as_returns():
+    # options used to make any table a returns history: a covariance (or its handle) given
+    # "cov=sample" became the covariance of its own rows (a second review found PORTVAR
+    # falling from 35,156 to 185 without a word)
+    cov = udfs.RISKMODEL(COV)
+    with pytest.raises(ValueError, match=r"^options: apply to a returns history, and this 4 x 4 table is a covariance matrix's handle"):
+        udfs.RISKMODEL(cov, "normal", "cov=sample")
+    with pytest.raises(ValueError, match=r"^options: apply to a returns history, and this 4 x 4 table is symmetric"):
+        udfs.RISKMODEL(COV, "normal", "cov=sample")
+    hist = udfs.RISKMODEL(R, "historical")  # a history's handle: options apply
+    x = X.ravel()
+    s = udfs.COVMATRIX(R, "ewma", 0.9)
+    assert udfs.PORTVAR(X, udfs.RISKMODEL(hist, "normal", "cov=ewma; lam=0.9")) == pytest.approx(Z95 * math.sqrt(x @ s @ x), rel=1e-12)
+
+
+def test_the_advice_for_a_square_history_works():
+    t = np.round(RNG.standard_normal((20, 20)) * 0.01, 6)
+    with pytest.raises(ValueError, match=r'the method "normal" with the options "cov=sample"') as refused:
+        udfs.RISKMODEL(t)
+    assert "is not symmetric" in str(refused.value)
+    assert udfs.RISKMODEL(t, "normal", "cov=sample").startswith("xlmvar-model:cov:20x20:")  # as advised

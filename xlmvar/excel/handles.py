@@ -192,6 +192,8 @@ def make_model(table, method=None, options=None) -> Model:
       a returns history, whose covariance is estimated with ``cov=`` (sample, ewma or
       ledoit-wolf; default sample) and ``lam=`` (EWMA decay, default 0.94) and kept.  (A
       history with as many periods as assets is square: give it an option, ``cov=sample``.)
+      A symmetric table or a covariance's handle given options is refused: it is a
+      covariance, from which none is estimated.
     * Blank, with a table that is not square: a returns history, kept as it is.
 
     ``table`` may itself be a handle: its table is used (a returns history made into a
@@ -199,13 +201,20 @@ def make_model(table, method=None, options=None) -> Model:
     """
     name = None if method is None or (isinstance(method, str) and not method.strip()) else risk.check_method(method)
     opts = _parse_options(options)
-    mat = as_matrix(resolve_model(table, "model"), "model")
+    mat = as_matrix(resolve_model(table, "model"), "model")  # a handle given to RISKMODEL: its table
+    kind = _kind_of(table)
     square = mat.shape[0] == mat.shape[1]
     estimated = name in ("normal", "montecarlo") and (opts or not square)
     if opts and not estimated:
         raise ValueError(
             "options: only apply when a covariance is estimated from a returns history "
             '(method "normal" or "montecarlo" with a returns table)'
+        )
+    if opts and (kind == "cov" or kind is None and _looks_like_covariance(mat)):
+        raise ValueError(
+            f"options: apply to a returns history, and this {mat.shape[0]} x {mat.shape[1]} table is "
+            + ("a covariance matrix's handle" if kind == "cov" else "symmetric: a covariance matrix")
+            + "; give it without options"
         )
     if name in ("historical", "cornish-fisher"):
         if _looks_like_covariance(mat):
@@ -242,8 +251,20 @@ def _square_covariance(mat: np.ndarray) -> np.ndarray:
     except ValueError as exc:
         raise ValueError(
             f"{exc}; a square table is read as a covariance matrix (for a returns history with as many "
-            'periods as assets, give the method "historical" or "cornish-fisher", or the options "cov=sample")'
+            'periods as assets, give the method "historical" or "cornish-fisher", or the method "normal" with '
+            'the options "cov=sample")'
         ) from None
+
+
+def _kind_of(value):
+    """The kind of model (``"cov"`` or ``"returns"``) of ``value`` if it is a handle this
+    process holds, else ``None``."""
+    text = _handle_text(value)
+    if text is None:
+        return None
+    with _lock:
+        model = _registry.get(text)
+    return None if model is None else model.kind
 
 
 def _handle_text(value):
