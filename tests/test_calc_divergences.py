@@ -324,3 +324,14 @@ SWALLOWED = {
 def test_an_error_of_ironcalc_s_own_is_not_turned_into_a_value(tmp_path):
     reasons = _check(tmp_path, SWALLOWED, kept={cell: "does not implement" for cell in ("D1", "D2", "D3", "D4")})
     assert not {"D5", "D6", "D7", "D8"} & set(reasons)
+
+
+def test_a_cell_reading_a_kept_not_implemented_cell_is_computed_not_kept(tmp_path):
+    # the probes used to be read in the same evaluation as the cell that shows #N/IMPL!, so
+    # IFERROR(ABS(E1),0) found its error and kept Excel's value too (a second review)
+    reasons = _check(tmp_path, {
+        "E1": ("=PRODUCT({1,2,50})", 100.0),
+        "D1": ("=IFERROR(ABS(E1),0)", 100.0),
+        "D2": ("=IFERROR(VLOOKUP(E1,{100,7},2,FALSE),0)", 7.0),
+    }, kept={"E1": "does not implement"})
+    assert set(reasons) == {"E1"}

@@ -142,3 +142,50 @@ def test_an_xlmvar_cell_reads_excel_s_value_where_an_error_of_ironcalc_s_own_was
     }, kept=("D1",))
     assert result.value("Risk", "D1") == 100.0
     assert result.value("Risk", "G1") == pytest.approx(_var([100.0, 200.0, 300.0]), rel=1e-12)
+
+
+def test_randbetween_over_an_xlmvar_result_reads_it_in_every_round(tmp_path):
+    # its bounds read a VaR: the draw is made a constant, the bounds read again each round
+    # (a second review found it drawn from the #NAME? the cell showed before PORTVAR ran)
+    result = _recalculated(tmp_path, {
+        "F1": "=PORTVAR(B1:B3,A11:C13)",
+        "D1": "=RANDBETWEEN(ROUND(F1*100,0),ROUND(F1*100,0))",  # one integer: a draw with one outcome
+        "D2": 200.0,
+        "D3": 300.0,
+        "G1": "=PORTVAR(D1:D3,A11:C13)",
+    })
+    d1 = round(_var(X) * 100)
+    assert result.value("Risk", "D1") == d1
+    assert result.value("Risk", "G1") == pytest.approx(_var([d1, 200.0, 300.0]), rel=1e-12)
+
+
+def test_randarray_over_an_xlmvar_result_keeps_excel_s_value(tmp_path):
+    # RANDARRAY's draws cannot be made constants: its value was frozen before PORTVAR ran
+    # (#NAME?, or IFERROR's fallback); it keeps Excel's value, and the report says why
+    result = _recalculated(tmp_path, {
+        "F1": "=PORTVAR(B1:B3,A11:C13)",
+        "D1": ("=IFERROR(F1,0)*2+0*SUM(_xlfn.RANDARRAY(2))", 2 * _var(X)),
+        "D2": 200.0,
+        "D3": 300.0,
+        "G1": "=PORTVAR(D1:D3,A11:C13)",
+    }, kept=("D1",))
+    assert result.value("Risk", "G1") == pytest.approx(_var([2 * _var(X), 200.0, 300.0]), rel=1e-12)
+    (reason,) = [k.reason for k in result.kept]
+    assert "RANDARRAY" in reason
+
+
+def test_draws_are_made_constants_without_evaluating_the_book_for_each(tmp_path, monkeypatch):
+    # each draw went through an evaluation of the book (two, in fact): 6,000 RAND cells
+    # beside an xlmvar chain took 33 s against 0.8 s (a second review); RAND is drawn in
+    # Python, NOW and TODAY read once per run
+    from xlmvar.workbook import _core_ironcalc
+
+    calls = []
+    real = _core_ironcalc._Run._expression
+    monkeypatch.setattr(_core_ironcalc._Run, "_expression", lambda self, *a: calls.append(a) or real(self, *a))
+    formulas = {"F1": "=PORTVAR(B1:B3,A11:C13)", "D1": "=IFERROR(F1*100,1)", "D2": 200.0, "D3": 300.0,
+                "G1": "=PORTVAR(D1:D3,A11:C13)"}
+    formulas.update({f"J{r}": "=NORM.S.INV(RAND())*0.01+0*NOW()+0*TODAY()" for r in range(1, 201)})
+    result = _recalculated(tmp_path, formulas)
+    assert result.value("Risk", "G1") == pytest.approx(_var([100 * _var(X), 200.0, 300.0]), rel=1e-12)
+    assert len(calls) <= 2  # NOW() and TODAY(), once each

@@ -38,6 +38,7 @@ import contextlib
 import inspect
 import math
 import os
+import random
 import re
 import sys
 import typing
@@ -91,6 +92,9 @@ _CIRCLE, _NO_ITERATION = "circular reference ", "; xlmvar does not iterate"
 #: Rounds of xlmvar calls before the results still changing are a circle that never
 #: settles (Excel's default for iterative calculation is 100 iterations).
 MAX_ROUNDS = 100
+#: The volatile functions whose draw becomes a constant (:meth:`_Run._drawn`); and the source of RAND's.
+_DRAWN = ("RAND", "RANDBETWEEN", "NOW", "TODAY")
+_RANDOM = random.Random()
 _VOLATILE = re.compile(r"(?<![\w.])(?:_xlfn\.)?(?:RAND|RANDBETWEEN|RANDARRAY|NOW|TODAY)\s*\(", re.I)
 
 
@@ -731,6 +735,9 @@ class _Run:
         self.dynamic: set = set()  # (sheet index, row, col) of the dynamic array formulas
         self.edges: dict = {}  # (sheet index, row, col) of a dynamic array -> (its stored range, filled beyond)
         self.spans: dict = {}  # (sheet index, row, col) of an xlmvar spill -> the shape it was placed with
+        self.clock: dict = {}  # "NOW", "TODAY" -> the book's clock, read once per run (as text)
+        self.undrawn: dict = {}  # (sheet index, row, col) of a native formula frozen whole -> why
+        self.grown: set = set()  # (sheet index, row, col) of the dynamic arrays seen past their stored range
         self.volatile: dict = {}  # (text, sheet, cell) -> value of a volatile expression argument
         self.extents: dict = {}  # sheet index -> (last row, last column) of the file's own cells
         self.native_cycles: dict = {}  # (sheet index, row, col, shape) of a native formula on a circle -> reason
@@ -1301,7 +1308,9 @@ class _Run:
         and a new random draw each time would never settle (Excel draws once per
         recalculation), while the rest of the formula - which may read xlmvar results - is
         evaluated again in each round.  A formula whose draws cannot be made constants
-        (RANDARRAY) is set to the value it has now."""
+        (RANDARRAY) is set to the value it has now, which may have been computed before the
+        xlmvar results it reads: it is listed in :attr:`undrawn`, and kept at Excel's value
+        in the next pass (:func:`_evaluate_book`)."""
         m = self.model.m
         mine = {(c.sheet, c.row, c.col) for c in self.cells}
         for sheet, row, col, shape in anchors:
@@ -1318,25 +1327,56 @@ class _Run:
             elif complete:  # a legacy array formula
                 m.range_clear_contents(index, row, col, row + h - 1, col + w - 1)
                 m.set_user_array_formula(index, row, col, w, h, "=" + drawn)
-            else:
+            else:  # set to its value for this pass, and kept at Excel's value in the next
                 values = self.model.read(index, row, col, row + h - 1, col + w - 1)
                 if shape:
                     m.range_clear_contents(index, row, col, row + h - 1, col + w - 1)
                 self.model.put_block(index, row, col, values)
+                self.undrawn[(index, row, col)] = (
+                    "draws random numbers in a form (RANDARRAY) whose draws the headless calculator cannot "
+                    "hold across the rounds of the xlmvar calls that its value may depend on")
             self.model.dirty = True
 
     def _drawn(self, text: str, sheet: int, at: tuple[int, int]) -> tuple[str, bool]:
-        """``text`` with each call of RAND, RANDBETWEEN, NOW or TODAY replaced by the number it
-        draws now (evaluated where the cell ``at`` is), and whether no volatile call is left
-        (RANDARRAY, a call over an xlmvar result, one that gives no single number stay)."""
-        for start, end, _ in reversed(find_calls(text, ("RAND", "RANDBETWEEN", "NOW", "TODAY"))):
-            call = text[start:end]
-            if _PLACEHOLDER.search(call):
-                continue
-            value = self._expression(call, sheet, at)
-            if value.shape == (1, 1) and type(value[0, 0]) is float:
-                text = f"{text[:start]}({value[0, 0]!r}){text[end:]}"
-        return text, not _VOLATILE.search(_without_strings(text))
+        """``text`` with each call of RAND, RANDBETWEEN, NOW or TODAY made a constant draw
+        (:meth:`_draw`), innermost first, and whether no volatile call is left (RANDARRAY,
+        a call over an xlmvar result stay)."""
+        left = 0  # calls left as they are, counted from the last
+        while True:
+            calls = find_calls(text, _DRAWN)
+            if len(calls) <= left:
+                return text, not _VOLATILE.search(_without_strings(text))
+            start, end, name = calls[-(left + 1)]
+            drawn = self._draw(name, text[start:end], sheet, at)
+            if drawn is None:
+                left += 1
+            else:
+                text = f"{text[:start]}({drawn}){text[end:]}"
+
+    def _draw(self, name: str, call: str, sheet: int, at: tuple[int, int]) -> str | None:
+        """A volatile call's draw as an expression without one, or ``None``: RAND a number
+        drawn here; NOW and TODAY the book's clock, read once per run (Excel's is one per
+        recalculation); ``RANDBETWEEN(a, b)`` ``ceil(a) + INT(u (floor(b) - ceil(a) + 1))``
+        with ``u`` drawn here (``#NUM!`` when ``floor(b) < ceil(a)``, as in Excel), so that
+        its bounds, which may read xlmvar results, are read in every round."""
+        inner = call[call.index("(") + 1:-1]
+        if _PLACEHOLDER.search(call) or _VOLATILE.search(_without_strings(inner)):
+            return None
+        if name == "RAND":
+            return repr(_RANDOM.random()) if not inner.strip() else None
+        if name in ("NOW", "TODAY"):
+            if inner.strip():
+                return None
+            if name not in self.clock:
+                value = self._expression(f"{name}()", sheet, at)
+                self.clock[name] = repr(value[0, 0]) if value.shape == (1, 1) and type(value[0, 0]) is float else None
+            return self.clock[name]
+        args = split_arguments(inner)
+        if len(args) != 2 or not all(a.strip() for a in args):
+            return None
+        a, b = (f"({x})" for x in args)
+        low, high = f"-INT(-{a})", f"INT({b})"
+        return f"IF({high}<{low},SQRT(-1),{low}+INT({_RANDOM.random()!r}*({high}-({low})+1)))"
 
     def draw_once(self, cell: _Cell) -> None:
         """Replace each volatile call in the native part of an xlmvar cell
@@ -1352,6 +1392,8 @@ class _Run:
         argument reads native formulas (which may depend on a result)."""
         levels, cycles, indirect = self.order(anchors)
         self.model.evaluate()  # native results (and their spills) as they are before any call
+        self.grown = self._spills_past()  # dynamic arrays past their stored ranges already: the
+        indirect = indirect or bool(self.grown)  # cells past them are read as formulas, in rounds
         more = self._computed_circles(cycles)
         if more:  # (a level without them is still in order: they count as placed)
             cycles.update(more)
@@ -1380,9 +1422,13 @@ class _Run:
                 for cell in now:
                     self.place(cell)
                 changed.extend(now)
-            if changed and not indirect and self._spills_past():  # cells past a stored range were
-                indirect = True  # read before they held their values: rounds, as for natives
-                self.freeze_volatile(anchors)
+            grown = self._spills_past() - self.grown if changed else set()
+            if grown:  # cells past a stored range may have been read before they held their values
+                self.grown |= grown
+                self.stable.clear()  # (read as constants, perhaps)
+                if not indirect:  # rounds, as for natives
+                    indirect = True
+                    self.freeze_volatile(anchors)
             if not changed or not indirect:
                 return rounds
             if rounds >= limit:
@@ -1392,25 +1438,27 @@ class _Run:
                     self.fail(cell, error)
                 return rounds
 
-    def _spills_past(self) -> bool:
-        """Whether a dynamic array (native or xlmvar) now fills the cell just below or just
-        right of the range stored in the file, which the file left empty: a larger result,
-        whose cells an xlmvar argument may have read before they held their values."""
+    def _spills_past(self) -> set:
+        """The dynamic arrays (native or xlmvar; their anchors) that now fill the cell just
+        below or just right of the range stored in the file, which the file left empty: a
+        larger result, whose cells an xlmvar argument may have read before they held their
+        values."""
         if self.model.dirty:
             self.model.evaluate()
-        m = self.model.m
-        for (sheet, _, _), (t, filled) in self.edges.items():
-            if not filled[0] and t.r1 < 1_048_576 and not m.is_empty_cell(sheet, t.r1 + 1, t.c0):
-                return True
-            if not filled[1] and t.c1 < 16_384 and not m.is_empty_cell(sheet, t.r0, t.c1 + 1):
-                return True
-        return False
+        m, past = self.model.m, set()
+        for anchor, (t, filled) in self.edges.items():
+            sheet = anchor[0]
+            if (not filled[0] and t.r1 < 1_048_576 and not m.is_empty_cell(sheet, t.r1 + 1, t.c0)) \
+                    or (not filled[1] and t.c1 < 16_384 and not m.is_empty_cell(sheet, t.r0, t.c1 + 1)):
+                past.add(anchor)
+        return past
 
     def _in_spill_zone(self, rng) -> bool:
-        """Whether a dynamic array may spill into ``rng`` (below and right of its anchor):
-        such a range is read again each time, never kept as constants."""
+        """Whether a dynamic array that has grown past its stored range may spill into ``rng``
+        (below and right of its anchor): such a range is read again each time, never kept as
+        constants."""
         sheet, _, _, r1, c1 = rng
-        return any(s == sheet and r <= r1 and c <= c1 for s, r, c in self.dynamic)
+        return any(s == sheet and r <= r1 and c <= c1 for s, r, c in self.grown)
 
     def _name(self, index: int) -> str:
         if len(self._names) != len(self.model.sheets):  # sheets are added for blocks
@@ -2478,17 +2526,17 @@ def _evaluate_once(path, book, make_error, functions, progress, also: dict):
         values = _read_values(run, formulas, index, skip)
         special = {i: v for i, v in values.items() if isinstance(v, (ErrorValue, np.ndarray))}  # the few to look at
         missing = _showing(special, NOT_IMPLEMENTED)
-        diverging = _diverging(model, probes, formulas, index, skip) if probes else {}
-        for i, why in diverging.items():  # a check says IronCalc's value is not Excel's
-            kept[i] = late[i] = why
-            _put_target(model, index[i], formulas[i].target, _cached(formulas[i], book))
-            skip.add(i)
-            missing.discard(i)
-        if diverging:
+        if not missing:  # (the checks are read once no cell shows #N/IMPL!: a probe over a
+            # cell that does would find its error, though the cell is about to keep Excel's value)
+            diverging = _diverging(model, probes, formulas, index, skip) if probes else {}
+            for i, why in diverging.items():  # a check says IronCalc's value is not Excel's
+                kept[i] = late[i] = why
+                _put_target(model, index[i], formulas[i].target, _cached(formulas[i], book))
+                skip.add(i)
+            if not diverging:
+                break
             model.dirty = True
             continue
-        if not missing:
-            break
         # the cells that fail themselves, not through an input that failed (those follow)
         own = {i for i in missing if not any(formulas[j].target.intersects(rect) for rect in _inputs(book, i)
                                              for j in missing if j != i)} or missing
@@ -2518,6 +2566,10 @@ def _evaluate_once(path, book, make_error, functions, progress, also: dict):
             why = overflow_reason(value.shape, formulas[i].target)
             if why:
                 overflows[i] = why
+    where = {(index[i], formulas[i].target.r0, formulas[i].target.c0): i for i in range(len(formulas))}
+    for anchor, why in run.undrawn.items():  # frozen whole, perhaps before what it reads
+        if anchor in where:
+            kept[where[anchor]] = late[where[anchor]] = why
     return Evaluation(out, failures, kept, overflows), (late if run.cells else {})
 
 
