@@ -335,3 +335,22 @@ def test_a_cell_reading_a_kept_not_implemented_cell_is_computed_not_kept(tmp_pat
         "D2": ("=IFERROR(VLOOKUP(E1,{100,7},2,FALSE),0)", 7.0),
     }, kept={"E1": "does not implement"})
     assert set(reasons) == {"E1"}
+
+
+def test_an_array_formula_with_a_not_implemented_cell_past_its_anchor_keeps_excel_s_values(tmp_path):
+    # only the anchor was looked at: F1 reached the file as <v>#N/IMPL!</v>, which is no
+    # error code of Excel's (a second review)
+    import zipfile
+
+    from xlmvar.workbook.calc import calc
+
+    def extra(s):
+        s.write_array_formula("E1:F1", "{=IF({1,0},1,PRODUCT({1,2,50}))}", None, 1)
+
+    source = _book(tmp_path, {}, extra)
+    result = recalculate(source)
+    assert [(k.cell, k.what) for k in result.kept] == [("E1", "kept its cached value")]
+    out = tmp_path / "out.xlsx"
+    calc(source, out)
+    with zipfile.ZipFile(out) as z:
+        assert not any(b"IMPL" in z.read(n) for n in z.namelist() if n.endswith(".xml"))

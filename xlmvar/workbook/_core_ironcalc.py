@@ -2698,10 +2698,12 @@ def _overflow(run: _Run, fc, sheet: int, filled: tuple[bool, bool]) -> str | Non
 
 
 def _showing(values: dict, code: str) -> set:
-    """The formulas whose (anchor) value is the error ``code``."""
+    """The formulas whose value, or a cell of whose array, is the error ``code`` (a cell
+    past the anchor too: IronCalc's own codes are no error of Excel's, and must not reach
+    the file)."""
     return {i for i, v in values.items()
             if (type(v) is ErrorValue and v.code == code)
-            or (type(v) is np.ndarray and type(v[0, 0]) is ErrorValue and v[0, 0].code == code)}
+            or (type(v) is np.ndarray and any(type(x) is ErrorValue and x.code == code for x in v.flat))}
 
 
 def _anchor(value):
