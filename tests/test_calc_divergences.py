@@ -354,3 +354,14 @@ def test_an_array_formula_with_a_not_implemented_cell_past_its_anchor_keeps_exce
     calc(source, out)
     with zipfile.ZipFile(out) as z:
         assert not any(b"IMPL" in z.read(n) for n in z.namelist() if n.endswith(".xml"))
+
+
+def test_a_cell_showing_not_implemented_only_through_a_refused_value_is_computed(tmp_path):
+    # D1's lookup finds a blank as 0 in IronCalc (Excel: none, so -1); D2 then took the branch
+    # with PRODUCT({1,2,50}) and showed #N/IMPL!: D1 keeps Excel's -1 first, and D2 is computed
+    # from it (a third review found D2 kept, when the checks waited for every #N/IMPL!)
+    reasons = _check(tmp_path, {
+        "D1": ("=IFERROR(VLOOKUP(E1,A1:B10,2,FALSE),-1)", -1),
+        "D2": ("=IF(D1=-1,5,PRODUCT({1,2,50}))", 5.0),
+    }, extra=lambda s: s.write_number("E1", 0), kept={"D1": "never finds a blank"})
+    assert set(reasons) == {"D1"}

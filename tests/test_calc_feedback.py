@@ -189,3 +189,42 @@ def test_draws_are_made_constants_without_evaluating_the_book_for_each(tmp_path,
     result = _recalculated(tmp_path, formulas)
     assert result.value("Risk", "G1") == pytest.approx(_var([100 * _var(X), 200.0, 300.0]), rel=1e-12)
     assert len(calls) <= 2  # NOW() and TODAY(), once each
+
+
+def test_randbetween_over_an_array_is_not_one_draw_copied(tmp_path):
+    # RANDBETWEEN({1;1;1},...) draws each element on its own in Excel; one constant draw put
+    # in its place gave three equal numbers (a third review): it keeps Excel's values
+    formulas = {"F1": "=PORTVAR(B1:B3,A11:C13)", "D1": "=IFERROR(F1*100,1)", "D2": 200.0, "D3": 300.0,
+                "G1": "=PORTVAR(D1:D3,A11:C13)", "J1": ("=SUM(RANDBETWEEN({1,1,1},{1000000,1000000,1000000}))", 1234567.0)}
+    result = _recalculated(tmp_path, formulas, kept=("J1",))
+    assert result.value("Risk", "J1") == 1234567.0
+
+
+@pytest.mark.parametrize("formula, check", [
+    ("=RANDBETWEEN(,5)", lambda v: v in {0.0, 1.0, 2.0, 3.0, 4.0, 5.0}),  # an omitted bound is 0
+    ("=RANDBETWEEN(2.5,3.5)", lambda v: v == 3.0),  # ceil(2.5) = floor(3.5) = 3
+    ("=RANDBETWEEN(-5.5,-5.1)", lambda v: str(v) == "#NUM!"),  # ceil -5 > floor -6
+    ("=RANDBETWEEN(1/0,2)", lambda v: str(v) == "#DIV/0!"),
+    ('=RANDBETWEEN(1/0,"x")', lambda v: str(v) == "#DIV/0!"),  # the first bound's error, as in Excel
+    ('=RANDBETWEEN("3","3")', lambda v: v == 3.0),
+    ("='RAND(1)'!A1+1", lambda v: v == 8.0),  # a sheet's name is no call
+])
+def test_randbetween_made_a_constant_draw_has_excel_s_semantics(tmp_path, formula, check):
+    path = tmp_path / "draw.xlsx"
+    wb = xlsxwriter.Workbook(str(path), {"use_future_functions": True})
+    ws = wb.add_worksheet("Risk")
+    wb.add_worksheet("RAND(1)").write_number("A1", 7.0)
+    for i, row in enumerate(COV):
+        ws.write_row(10 + i, 0, [float(v) for v in row])
+    for i, v in enumerate(X):
+        ws.write_number(i, 1, float(v))
+    ws.write_formula("F1", "=PORTVAR(B1:B3,A11:C13)", None, 0)  # a chain: the book needs rounds
+    ws.write_formula("D1", "=IFERROR(F1*100,1)", None, 0)
+    ws.write_number("D2", 200.0)
+    ws.write_number("D3", 300.0)
+    ws.write_formula("G1", "=PORTVAR(D1:D3,A11:C13)", None, 0)
+    ws.write_formula("J1", formula, None, 0)
+    wb.close()
+    result = recalculate(path)
+    assert result.kept == []
+    assert check(result.value("Risk", "J1")), result.value("Risk", "J1")

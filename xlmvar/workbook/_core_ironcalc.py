@@ -92,6 +92,22 @@ _CIRCLE, _NO_ITERATION = "circular reference ", "; xlmvar does not iterate"
 #: Rounds of xlmvar calls before the results still changing are a circle that never
 #: settles (Excel's default for iterative calculation is 100 iterations).
 MAX_ROUNDS = 100
+_QUOTED_NAME = re.compile(r"'(?:[^']|'')*'")
+
+
+def _unquoted(text: str) -> str:
+    """``text`` without its strings and its quoted sheet names (``'RAND(1)'!A1``), where a
+    function's name is no call."""
+    return _QUOTED_NAME.sub("''", _without_strings(text))
+
+
+#: A bound of RANDBETWEEN made a constant draw: numbers, texts, one-cell references, operators
+#: and scalar functions of them, so that it is one number (a range, an array constant, a name or
+#: another function may give an array, each element of which Excel draws on its own).
+_SCALAR_BOUND = re.compile(
+    r"^(?:\s|\"\"|[-+*/^&%(),.<>=]|[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?|(?:(?:'(?:[^']|'')+'|[A-Za-z_][\w.]*)!)?\$?[A-Za-z]{1,3}\$?[0-9]+(?![\w(])"
+    r"|(?:ROUND|ROUNDUP|ROUNDDOWN|INT|TRUNC|ABS|MIN|MAX|MOD|IF|IFERROR|VALUE)\s*\()*$", re.I)
+
 #: The volatile functions whose draw becomes a constant (:meth:`_Run._drawn`); and the source of RAND's.
 _DRAWN = ("RAND", "RANDBETWEEN", "NOW", "TODAY")
 _RANDOM = random.Random()
@@ -1122,7 +1138,7 @@ class _Run:
             if constant:
                 self.stable[found] = (arr, _bridge_range(arr))
                 return self.stable[found][1] if is_range else _bridge_scalar(arr, name)
-        elif _VOLATILE.search(_without_strings(text)):  # an expression drawing: once per run, as in Excel
+        elif _VOLATILE.search(_unquoted(text)):  # an expression drawing: once per run, as in Excel
             key = (text, sheet, at, call)  # RAND() in two calls of a cell: two draws
             if key not in self.volatile:  # its draws made constants; the rest read again each round
                 drawn, complete = self._drawn(text, sheet, at)
@@ -1318,7 +1334,7 @@ class _Run:
             if (index, row, col) in mine:
                 continue
             text = (m.get_cell_formula(index, row, col) or "").removeprefix("=")
-            if not _VOLATILE.search(_without_strings(text)):
+            if not _VOLATILE.search(_unquoted(text)):
                 continue
             drawn, complete = self._drawn(text, index, (row, col))
             h, w = shape or (1, 1)
@@ -1333,8 +1349,8 @@ class _Run:
                     m.range_clear_contents(index, row, col, row + h - 1, col + w - 1)
                 self.model.put_block(index, row, col, values)
                 self.undrawn[(index, row, col)] = (
-                    "draws random numbers in a form (RANDARRAY) whose draws the headless calculator cannot "
-                    "hold across the rounds of the xlmvar calls that its value may depend on")
+                    "draws random numbers in a form (RANDARRAY, RANDBETWEEN over an array) whose draws the "
+                    "headless calculator cannot hold across the rounds of the xlmvar calls its value may depend on")
             self.model.dirty = True
 
     def _drawn(self, text: str, sheet: int, at: tuple[int, int]) -> tuple[str, bool]:
@@ -1345,7 +1361,7 @@ class _Run:
         while True:
             calls = find_calls(text, _DRAWN)
             if len(calls) <= left:
-                return text, not _VOLATILE.search(_without_strings(text))
+                return text, not _VOLATILE.search(_unquoted(text))
             start, end, name = calls[-(left + 1)]
             drawn = self._draw(name, text[start:end], sheet, at)
             if drawn is None:
@@ -1360,7 +1376,7 @@ class _Run:
         with ``u`` drawn here (``#NUM!`` when ``floor(b) < ceil(a)``, as in Excel), so that
         its bounds, which may read xlmvar results, are read in every round."""
         inner = call[call.index("(") + 1:-1]
-        if _PLACEHOLDER.search(call) or _VOLATILE.search(_without_strings(inner)):
+        if _PLACEHOLDER.search(call) or _VOLATILE.search(_unquoted(inner)):
             return None
         if name == "RAND":
             return repr(_RANDOM.random()) if not inner.strip() else None
@@ -1371,18 +1387,18 @@ class _Run:
                 value = self._expression(f"{name}()", sheet, at)
                 self.clock[name] = repr(value[0, 0]) if value.shape == (1, 1) and type(value[0, 0]) is float else None
             return self.clock[name]
-        args = split_arguments(inner)
-        if len(args) != 2 or not all(a.strip() for a in args):
+        args = [a.strip() or "0" for a in split_arguments(inner)]  # an omitted bound is 0, as in Excel
+        if len(args) != 2 or not all(_SCALAR_BOUND.match(_without_strings(a)) for a in args):
             return None
         a, b = (f"({x})" for x in args)
-        low, high = f"-INT(-{a})", f"INT({b})"
-        return f"IF({high}<{low},SQRT(-1),{low}+INT({_RANDOM.random()!r}*({high}-({low})+1)))"
+        low, high = f"-INT(-{a})", f"INT({b})"  # a first: its error is the one shown, as in Excel
+        return f"IF({low}>{high},SQRT(-1),{low}+INT({_RANDOM.random()!r}*({high}-({low})+1)))"
 
     def draw_once(self, cell: _Cell) -> None:
         """Replace each volatile call in the native part of an xlmvar cell
         (``=PORTVAR(...)*RAND()``) by the value it draws now: the part is evaluated again
         in every round and at the end, and would draw again each time."""
-        if _VOLATILE.search(_without_strings(cell.template)):
+        if _VOLATILE.search(_unquoted(cell.template)):
             cell.template = self._drawn(cell.template, cell.sheet, (cell.row, cell.col))[0]
 
     def run(self, anchors, max_rounds: int | None) -> int:
@@ -2526,17 +2542,22 @@ def _evaluate_once(path, book, make_error, functions, progress, also: dict):
         values = _read_values(run, formulas, index, skip)
         special = {i: v for i, v in values.items() if isinstance(v, (ErrorValue, np.ndarray))}  # the few to look at
         missing = _showing(special, NOT_IMPLEMENTED)
-        if not missing:  # (the checks are read once no cell shows #N/IMPL!: a probe over a
-            # cell that does would find its error, though the cell is about to keep Excel's value)
-            diverging = _diverging(model, probes, formulas, index, skip) if probes else {}
-            for i, why in diverging.items():  # a check says IronCalc's value is not Excel's
-                kept[i] = late[i] = why
-                _put_target(model, index[i], formulas[i].target, _cached(formulas[i], book))
-                skip.add(i)
-            if not diverging:
-                break
+        # a probe of a formula that reads a cell showing #N/IMPL! would find that error, though
+        # the cell is about to keep Excel's value: it waits (the others are read first, as a
+        # cell may show #N/IMPL! only because a value they refuse led it there)
+        waiting = {i for i, *_ in probes if any(formulas[j].target.intersects(rect) for rect in _inputs(book, i)
+                                                for j in missing)} if missing and probes else set()
+        diverging = _diverging(model, probes, formulas, index, skip | waiting) if probes else {}
+        for i, why in diverging.items():  # a check says IronCalc's value is not Excel's
+            kept[i] = late[i] = why
+            _put_target(model, index[i], formulas[i].target, _cached(formulas[i], book))
+            skip.add(i)
+            missing.discard(i)
+        if diverging:
             model.dirty = True
             continue
+        if not missing:
+            break
         # the cells that fail themselves, not through an input that failed (those follow)
         own = {i for i in missing if not any(formulas[j].target.intersects(rect) for rect in _inputs(book, i)
                                              for j in missing if j != i)} or missing
