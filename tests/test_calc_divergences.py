@@ -365,3 +365,14 @@ def test_a_cell_showing_not_implemented_only_through_a_refused_value_is_computed
         "D2": ("=IF(D1=-1,5,PRODUCT({1,2,50}))", 5.0),
     }, extra=lambda s: s.write_number("E1", 0), kept={"D1": "never finds a blank"})
     assert set(reasons) == {"D1"}
+
+
+def test_a_cell_failing_through_a_waiting_probe_s_formula_is_not_kept_as_its_own_failure(tmp_path):
+    # P1's probe waits for M1 (#N/IMPL!); P2 showed #N/IMPL! only through P1's refused value
+    # and was kept as failing on its own (a fourth review)
+    reasons = _check(tmp_path, {
+        "M1": ("=PRODUCT({1,2,50})", 100.0),
+        "P1": ("=IFERROR(VLOOKUP(E1,A1:B10,2,FALSE),-1)+0*IFERROR(M1,0)", -1),
+        "P2": ("=IF(P1=-1,5,PRODUCT({1,2,50}))", 5.0),
+    }, extra=lambda s: s.write_number("E1", 0))
+    assert set(reasons) == {"M1", "P1"}

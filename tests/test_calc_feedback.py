@@ -228,3 +228,56 @@ def test_randbetween_made_a_constant_draw_has_excel_s_semantics(tmp_path, formul
     result = recalculate(path)
     assert result.kept == []
     assert check(result.value("Risk", "J1")), result.value("Risk", "J1")
+
+
+@pytest.mark.parametrize("positions", ["RANDBETWEEN({1;2;3},{1;2;3})", "RANDBETWEEN(B1:B3,B1:B3)"])
+def test_draws_over_an_array_in_an_xlmvar_argument_keep_excel_s_value(tmp_path, positions):
+    # Excel draws each element; IronCalc shows #N/IMPL! or #VALUE! for these, and a constant
+    # draw copied to every element is no draw of Excel's (a fourth review): kept, reported
+    result = _recalculated(tmp_path, {"J1": (f"=PORTVAR({positions},A11:C13)", 1.35)}, kept=("J1",))
+    assert result.value("Risk", "J1") == 1.35
+
+
+def test_a_name_shaped_like_a_cell_is_no_one_number_bound(tmp_path):
+    # XFE1 (past column XFD) is a legal name; holding B1:B3 it made RANDBETWEEN an array,
+    # and one draw was copied to its three elements (a fourth review): kept
+    path = tmp_path / "name.xlsx"
+    wb = xlsxwriter.Workbook(str(path), {"use_future_functions": True})
+    ws = wb.add_worksheet("Risk")
+    wb.define_name("XFE1", "=Risk!$B$1:$B$3")
+    for i, row in enumerate(COV):
+        ws.write_row(10 + i, 0, [float(v) for v in row])
+    for i, v in enumerate(X):
+        ws.write_number(i, 1, float(v))
+    for cell, formula in {"F1": "=PORTVAR(B1:B3,A11:C13)", "D1": "=IFERROR(F1*100,1)", "G1": "=PORTVAR(D1:D3,A11:C13)"}.items():
+        ws.write_formula(cell, formula, None, 0)
+    ws.write_number("D2", 200.0)
+    ws.write_number("D3", 300.0)
+    ws.write_dynamic_array_formula("J1:J3", "=RANDBETWEEN(XFE1*0,XFE1*0+1000000)", None, 5)
+    wb.close()
+    result = recalculate(path)
+    assert [k.cell for k in result.kept] == ["J1"]
+
+
+def test_a_sheet_name_with_a_double_quote_does_not_hide_a_draw(tmp_path):
+    # strings were emptied before quoted sheet names, so 'a"b'!A1&"x" hid the RAND() after
+    # it: redrawn every round, the chain never settled (a fourth review)
+    path = tmp_path / "quote.xlsx"
+    wb = xlsxwriter.Workbook(str(path), {"use_future_functions": True})
+    ws = wb.add_worksheet("Risk")
+    wb.add_worksheet('a"b').write_number("A1", 7.0)
+    for i, row in enumerate(COV):
+        ws.write_row(10 + i, 0, [float(v) for v in row])
+    for i, v in enumerate(X):
+        ws.write_number(i, 1, float(v))
+    ws.write_formula("F1", "=PORTVAR(B1:B3,A11:C13)", None, 0)
+    ws.write_formula("J1", '=LEN(\'a"b\'!A1&"x")+F1*100*(1+RAND())+0*LEN("y")', None, 0)
+    ws.write_number("J2", 200.0)
+    ws.write_number("J3", 300.0)
+    ws.write_formula("K1", "=PORTVAR(J1:J3,A11:C13)", None, 0)
+    wb.close()
+    result = recalculate(path)
+    assert result.errors == [] and result.kept == []
+    j1 = result.value("Risk", "J1")  # one draw, held: K1 is computed from the value J1 shows
+    assert 2 + 100 * _var(X) <= j1 < 2 + 200 * _var(X)
+    assert result.value("Risk", "K1") == pytest.approx(_var([j1, 200.0, 300.0]), rel=1e-12)

@@ -92,13 +92,22 @@ _CIRCLE, _NO_ITERATION = "circular reference ", "; xlmvar does not iterate"
 #: Rounds of xlmvar calls before the results still changing are a circle that never
 #: settles (Excel's default for iterative calculation is 100 iterations).
 MAX_ROUNDS = 100
-_QUOTED_NAME = re.compile(r"'(?:[^']|'')*'")
+_WORD = re.compile(r"[A-Za-z_\\][\w.]*")
 
 
 def _unquoted(text: str) -> str:
-    """``text`` without its strings and its quoted sheet names (``'RAND(1)'!A1``), where a
-    function's name is no call."""
-    return _QUOTED_NAME.sub("''", _without_strings(text))
+    """``text`` with every string and quoted sheet name (``'RAND(1)'!A1``, ``'a"b'!A1``)
+    emptied, read left to right as Excel does, where a function's name is no call."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] in "\"'":
+            j = _skip_quoted(text, i)
+            out.append(text[i] * 2)
+            i = j
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
 
 
 #: A bound of RANDBETWEEN made a constant draw: numbers, texts, one-cell references, operators
@@ -752,7 +761,7 @@ class _Run:
         self.edges: dict = {}  # (sheet index, row, col) of a dynamic array -> (its stored range, filled beyond)
         self.spans: dict = {}  # (sheet index, row, col) of an xlmvar spill -> the shape it was placed with
         self.clock: dict = {}  # "NOW", "TODAY" -> the book's clock, read once per run (as text)
-        self.undrawn: dict = {}  # (sheet index, row, col) of a native formula frozen whole -> why
+        self.unfaithful: dict = {}  # (sheet index, row, col) of a formula to keep at Excel's value in the next pass -> why
         self.grown: set = set()  # (sheet index, row, col) of the dynamic arrays seen past their stored range
         self.volatile: dict = {}  # (text, sheet, cell) -> value of a volatile expression argument
         self.extents: dict = {}  # sheet index -> (last row, last column) of the file's own cells
@@ -1143,10 +1152,17 @@ class _Run:
             if key not in self.volatile:  # its draws made constants; the rest read again each round
                 drawn, complete = self._drawn(text, sheet, at)
                 self.volatile[key] = drawn if complete else self._expression(text, sheet, at)
+                if not complete:  # RANDARRAY, RANDBETWEEN over an array: Excel draws each element
+                    self.unfaithful[(sheet, *at)] = (
+                        f"gives {name} random draws in a form (RANDARRAY, RANDBETWEEN over an array) the headless "
+                        "calculator does not reproduce")
             frozen = self.volatile[key]
             arr = self._expression(frozen, sheet, at) if isinstance(frozen, str) else frozen
         else:  # an expression: evaluated where its cell is (its sheet, names, INDIRECT, ROW())
             arr = self._expression(text, sheet, at)
+        if found is None and any(type(v) is ErrorValue and v.code == NOT_IMPLEMENTED for v in arr.flat):
+            self.unfaithful[(sheet, *at)] = (  # (a form IronCalc lacks, RANDBETWEEN over an array)
+                f"gives {name} an expression in a form the headless calculator's core does not implement")
         return _bridge_range(arr) if is_range else _bridge_scalar(arr, name)
 
     def _names_written_out(self, text: str, sheet: int) -> str:
@@ -1325,7 +1341,7 @@ class _Run:
         recalculation), while the rest of the formula - which may read xlmvar results - is
         evaluated again in each round.  A formula whose draws cannot be made constants
         (RANDARRAY) is set to the value it has now, which may have been computed before the
-        xlmvar results it reads: it is listed in :attr:`undrawn`, and kept at Excel's value
+        xlmvar results it reads: it is listed in :attr:`unfaithful`, and kept at Excel's value
         in the next pass (:func:`_evaluate_book`)."""
         m = self.model.m
         mine = {(c.sheet, c.row, c.col) for c in self.cells}
@@ -1348,7 +1364,7 @@ class _Run:
                 if shape:
                     m.range_clear_contents(index, row, col, row + h - 1, col + w - 1)
                 self.model.put_block(index, row, col, values)
-                self.undrawn[(index, row, col)] = (
+                self.unfaithful[(index, row, col)] = (
                     "draws random numbers in a form (RANDARRAY, RANDBETWEEN over an array) whose draws the "
                     "headless calculator cannot hold across the rounds of the xlmvar calls its value may depend on")
             self.model.dirty = True
@@ -1390,6 +1406,9 @@ class _Run:
         args = [a.strip() or "0" for a in split_arguments(inner)]  # an omitted bound is 0, as in Excel
         if len(args) != 2 or not all(_SCALAR_BOUND.match(_without_strings(a)) for a in args):
             return None
+        words = {w.lower() for a in args for w in _WORD.findall(_unquoted(a))}
+        if any((w, scope) in self.model.names for w in words for scope in (sheet, None)):
+            return None  # a name shaped like a cell (XFE1): it may hold a range
         a, b = (f"({x})" for x in args)
         low, high = f"-INT(-{a})", f"INT({b})"  # a first: its error is the one shown, as in Excel
         return f"IF({low}>{high},SQRT(-1),{low}+INT({_RANDOM.random()!r}*({high}-({low})+1)))"
@@ -2561,6 +2580,9 @@ def _evaluate_once(path, book, make_error, functions, progress, also: dict):
         # the cells that fail themselves, not through an input that failed (those follow)
         own = {i for i in missing if not any(formulas[j].target.intersects(rect) for rect in _inputs(book, i)
                                              for j in missing if j != i)} or missing
+        # (one that reads a formula whose probe waits may fail only through a value it refuses)
+        own = {i for i in own if not any(formulas[w].target.intersects(rect) for rect in _inputs(book, i)
+                                         for w in waiting)} or own
         for i in own:  # a form IronCalc lacks: Excel's value, and dependents computed from it
             used = ", ".join(sorted({_bare(n) for n in _FUNCTION_CALL.findall(_without_strings(formulas[i].text))}))
             kept[i] = late[i] = (f"calls {used} in a form the headless calculator does not implement" if used
@@ -2588,7 +2610,7 @@ def _evaluate_once(path, book, make_error, functions, progress, also: dict):
             if why:
                 overflows[i] = why
     where = {(index[i], formulas[i].target.r0, formulas[i].target.c0): i for i in range(len(formulas))}
-    for anchor, why in run.undrawn.items():  # frozen whole, perhaps before what it reads
+    for anchor, why in run.unfaithful.items():  # frozen whole, or fed IronCalc's own error
         if anchor in where:
             kept[where[anchor]] = late[where[anchor]] = why
     return Evaluation(out, failures, kept, overflows), (late if run.cells else {})
