@@ -28,14 +28,20 @@ def _var(x) -> float:
     return Z * math.sqrt(x @ COV @ x)
 
 
-def _recalculated(tmp_path, formulas: dict, spills: dict | None = None, partly: tuple = (), kept: tuple = ()):
-    """A sheet with the covariance in A11:C13, positions in B1:B3, ``formulas`` and the
-    dynamic arrays ``spills`` (stored range -> formula); ``partly``: the anchors of those
-    whose result is larger than the range the file stores (reported as partly written);
-    ``kept``: the cells that keep Excel's cached value (``formulas`` gives it as a pair)."""
+#: A chain xlmvar -> native -> xlmvar: a book with it needs rounds.
+CHAIN = {"F1": "=PORTVAR(B1:B3,A11:C13)", "D1": "=IFERROR(F1*100,1)", "D2": 200.0, "D3": 300.0,
+         "G1": "=PORTVAR(D1:D3,A11:C13)"}
+
+
+def _book(tmp_path, formulas: dict, spills: dict | None = None, extra=None):
+    """A sheet "Risk" with the covariance in A11:C13, positions in B1:B3, ``formulas`` (a
+    number, a formula, or ``(formula, Excel's cached value)``) and the dynamic arrays
+    ``spills`` (stored range -> formula); ``extra(wb)`` adds sheets or names."""
     path = tmp_path / "feedback.xlsx"
     wb = xlsxwriter.Workbook(str(path), {"use_future_functions": True})
     ws = wb.add_worksheet("Risk")
+    if extra is not None:
+        extra(wb)
     for i, row in enumerate(COV):
         ws.write_row(10 + i, 0, [float(v) for v in row])
     for i, v in enumerate(X):
@@ -50,7 +56,14 @@ def _recalculated(tmp_path, formulas: dict, spills: dict | None = None, partly: 
     for where, formula in (spills or {}).items():
         ws.write_dynamic_array_formula(where, formula, None, 0)
     wb.close()
-    result = recalculate(path)
+    return path
+
+
+def _recalculated(tmp_path, formulas: dict, spills: dict | None = None, partly: tuple = (), kept: tuple = ()):
+    """:func:`_book` recalculated, without errors; ``partly``: the anchors of the spills whose
+    result is larger than the range the file stores (reported as partly written); ``kept``:
+    the cells that keep Excel's cached value."""
+    result = recalculate(_book(tmp_path, formulas, spills))
     assert result.errors == []
     assert sorted((k.cell, k.what) for k in result.kept) == sorted(
         [(cell, "only partly written") for cell in partly] + [(cell, "kept its cached value") for cell in kept])
@@ -183,8 +196,7 @@ def test_draws_are_made_constants_without_evaluating_the_book_for_each(tmp_path,
     calls = []
     real = _core_ironcalc._Run._expression
     monkeypatch.setattr(_core_ironcalc._Run, "_expression", lambda self, *a: calls.append(a) or real(self, *a))
-    formulas = {"F1": "=PORTVAR(B1:B3,A11:C13)", "D1": "=IFERROR(F1*100,1)", "D2": 200.0, "D3": 300.0,
-                "G1": "=PORTVAR(D1:D3,A11:C13)"}
+    formulas = dict(CHAIN)
     formulas.update({f"J{r}": "=NORM.S.INV(RAND())*0.01+0*NOW()+0*TODAY()" for r in range(1, 201)})
     result = _recalculated(tmp_path, formulas)
     assert result.value("Risk", "G1") == pytest.approx(_var([100 * _var(X), 200.0, 300.0]), rel=1e-12)
@@ -194,8 +206,7 @@ def test_draws_are_made_constants_without_evaluating_the_book_for_each(tmp_path,
 def test_randbetween_over_an_array_is_not_one_draw_copied(tmp_path):
     # RANDBETWEEN({1;1;1},...) draws each element on its own in Excel; one constant draw put
     # in its place gave three equal numbers (a third review): it keeps Excel's values
-    formulas = {"F1": "=PORTVAR(B1:B3,A11:C13)", "D1": "=IFERROR(F1*100,1)", "D2": 200.0, "D3": 300.0,
-                "G1": "=PORTVAR(D1:D3,A11:C13)", "J1": ("=SUM(RANDBETWEEN({1,1,1},{1000000,1000000,1000000}))", 1234567.0)}
+    formulas = {**CHAIN, "J1": ("=SUM(RANDBETWEEN({1,1,1},{1000000,1000000,1000000}))", 1234567.0)}
     result = _recalculated(tmp_path, formulas, kept=("J1",))
     assert result.value("Risk", "J1") == 1234567.0
 
@@ -210,22 +221,8 @@ def test_randbetween_over_an_array_is_not_one_draw_copied(tmp_path):
     ("='RAND(1)'!A1+1", lambda v: v == 8.0),  # a sheet's name is no call
 ])
 def test_randbetween_made_a_constant_draw_has_excel_s_semantics(tmp_path, formula, check):
-    path = tmp_path / "draw.xlsx"
-    wb = xlsxwriter.Workbook(str(path), {"use_future_functions": True})
-    ws = wb.add_worksheet("Risk")
-    wb.add_worksheet("RAND(1)").write_number("A1", 7.0)
-    for i, row in enumerate(COV):
-        ws.write_row(10 + i, 0, [float(v) for v in row])
-    for i, v in enumerate(X):
-        ws.write_number(i, 1, float(v))
-    ws.write_formula("F1", "=PORTVAR(B1:B3,A11:C13)", None, 0)  # a chain: the book needs rounds
-    ws.write_formula("D1", "=IFERROR(F1*100,1)", None, 0)
-    ws.write_number("D2", 200.0)
-    ws.write_number("D3", 300.0)
-    ws.write_formula("G1", "=PORTVAR(D1:D3,A11:C13)", None, 0)
-    ws.write_formula("J1", formula, None, 0)
-    wb.close()
-    result = recalculate(path)
+    extra = lambda wb: wb.add_worksheet("RAND(1)").write_number("A1", 7.0)  # noqa: E731
+    result = recalculate(_book(tmp_path, {**CHAIN, "J1": formula}, extra=extra))
     assert result.kept == []
     assert check(result.value("Risk", "J1")), result.value("Risk", "J1")
 
@@ -241,20 +238,8 @@ def test_draws_over_an_array_in_an_xlmvar_argument_keep_excel_s_value(tmp_path, 
 def test_a_name_shaped_like_a_cell_is_no_one_number_bound(tmp_path):
     # XFE1 (past column XFD) is a legal name; holding B1:B3 it made RANDBETWEEN an array,
     # and one draw was copied to its three elements (a fourth review): kept
-    path = tmp_path / "name.xlsx"
-    wb = xlsxwriter.Workbook(str(path), {"use_future_functions": True})
-    ws = wb.add_worksheet("Risk")
-    wb.define_name("XFE1", "=Risk!$B$1:$B$3")
-    for i, row in enumerate(COV):
-        ws.write_row(10 + i, 0, [float(v) for v in row])
-    for i, v in enumerate(X):
-        ws.write_number(i, 1, float(v))
-    for cell, formula in {"F1": "=PORTVAR(B1:B3,A11:C13)", "D1": "=IFERROR(F1*100,1)", "G1": "=PORTVAR(D1:D3,A11:C13)"}.items():
-        ws.write_formula(cell, formula, None, 0)
-    ws.write_number("D2", 200.0)
-    ws.write_number("D3", 300.0)
-    ws.write_dynamic_array_formula("J1:J3", "=RANDBETWEEN(XFE1*0,XFE1*0+1000000)", None, 5)
-    wb.close()
+    path = _book(tmp_path, CHAIN, {"J1:J3": "=RANDBETWEEN(XFE1*0,XFE1*0+1000000)"},
+                 extra=lambda wb: wb.define_name("XFE1", "=Risk!$B$1:$B$3"))
     result = recalculate(path)
     assert [k.cell for k in result.kept] == ["J1"]
 
@@ -262,20 +247,13 @@ def test_a_name_shaped_like_a_cell_is_no_one_number_bound(tmp_path):
 def test_a_sheet_name_with_a_double_quote_does_not_hide_a_draw(tmp_path):
     # strings were emptied before quoted sheet names, so 'a"b'!A1&"x" hid the RAND() after
     # it: redrawn every round, the chain never settled (a fourth review)
-    path = tmp_path / "quote.xlsx"
-    wb = xlsxwriter.Workbook(str(path), {"use_future_functions": True})
-    ws = wb.add_worksheet("Risk")
-    wb.add_worksheet('a"b').write_number("A1", 7.0)
-    for i, row in enumerate(COV):
-        ws.write_row(10 + i, 0, [float(v) for v in row])
-    for i, v in enumerate(X):
-        ws.write_number(i, 1, float(v))
-    ws.write_formula("F1", "=PORTVAR(B1:B3,A11:C13)", None, 0)
-    ws.write_formula("J1", '=LEN(\'a"b\'!A1&"x")+F1*100*(1+RAND())+0*LEN("y")', None, 0)
-    ws.write_number("J2", 200.0)
-    ws.write_number("J3", 300.0)
-    ws.write_formula("K1", "=PORTVAR(J1:J3,A11:C13)", None, 0)
-    wb.close()
+    path = _book(tmp_path, {
+        "F1": "=PORTVAR(B1:B3,A11:C13)",
+        "J1": '=LEN(\'a"b\'!A1&"x")+F1*100*(1+RAND())+0*LEN("y")',
+        "J2": 200.0,
+        "J3": 300.0,
+        "K1": "=PORTVAR(J1:J3,A11:C13)",
+    }, extra=lambda wb: wb.add_worksheet('a"b').write_number("A1", 7.0))
     result = recalculate(path)
     assert result.errors == [] and result.kept == []
     j1 = result.value("Risk", "J1")  # one draw, held: K1 is computed from the value J1 shows

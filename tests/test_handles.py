@@ -175,14 +175,21 @@ def test_the_handle_keeps_a_copy_and_checks_what_each_argument_needs():
         udfs.PORTVAR(X, cov, 0.95, 1, "historical")
 
 
-def test_headless_calc_evaluates_riskmodel_before_its_dependents(tmp_path):
-    path = tmp_path / "handles.xlsx"
+def _returns_book(path):
+    """A workbook with R on sheet "Data" (A1:D250) and X in A1:A4 of sheet "Risk":
+    ``(workbook, Risk sheet)``, for the caller to add formulas and close."""
     wb = xlsxwriter.Workbook(str(path), {"use_future_functions": True})
     data, sheet = wb.add_worksheet("Data"), wb.add_worksheet("Risk")
     for i, row in enumerate(R):
         data.write_row(i, 0, [float(v) for v in row])
     for i, v in enumerate(X.ravel()):
         sheet.write_number(i, 0, float(v))
+    return wb, sheet
+
+
+def test_headless_calc_evaluates_riskmodel_before_its_dependents(tmp_path):
+    path = tmp_path / "handles.xlsx"
+    wb, sheet = _returns_book(path)
     for i, row in enumerate(COV):
         sheet.write_row(10 + i, 0, [float(v) for v in row])
     returns = "Data!$A$1:$D$250"
@@ -282,12 +289,7 @@ def test_headless_calc_says_why_a_kept_riskmodel_cell_leaves_its_dependents_with
     # headless calculator: its dependents' message must not give Excel-only advice (an
     # adversarial review found "press F2 then Enter" the only advice)
     path = tmp_path / "kept.xlsx"
-    wb = xlsxwriter.Workbook(str(path), {"use_future_functions": True})
-    data, sheet = wb.add_worksheet("Data"), wb.add_worksheet("Risk")
-    for i, row in enumerate(R):
-        data.write_row(i, 0, [float(v) for v in row])
-    for i, v in enumerate(X.ravel()):
-        sheet.write_number(i, 0, float(v))
+    wb, sheet = _returns_book(path)
     wb.define_name("Dynamic", "=Data!$A$1:INDEX(Data!$D:$D,250)")
     sheet.write_formula("F1", '=RISKMODEL(Dynamic,"historical")', None, udfs.RISKMODEL(R, "historical"))
     handles.clear_models()  # as in a fresh process
