@@ -86,7 +86,7 @@ def test_a_singular_covariance_is_checked_once_and_factorised_for_simulation(cou
 
 def test_a_matrix_the_engine_returned_is_recognised_without_a_pass(monkeypatch):
     s = _validation.check_covariance(_cov(N))
-    monkeypatch.setattr(_validation, "key_of", lambda *a, **k: pytest.fail("content compared again"))
+    monkeypatch.setattr(_validation, "array_key", lambda *a, **k: pytest.fail("content compared again"))
     again = _validation.check_covariance(s)
     # the cache's own matrix, in a new read-only view (a caller cannot reshape the next one's)
     assert again.base is s.base and again is not s and not again.flags.writeable
@@ -120,7 +120,7 @@ def test_a_handle_s_matrix_is_multiplied_without_a_comparison(monkeypatch):
 
     s = _cov(N, 6)
     table = handles.make_model(s, "normal").table
-    monkeypatch.setattr(_validation, "key_of", lambda *a, **k: pytest.fail("content compared again"))
+    monkeypatch.setattr(_validation, "array_key", lambda *a, **k: pytest.fail("content compared again"))
     x = np.linspace(-1.0, 1.0, N)
     assert xlmvar.portfolio_sigma(x, table) == pytest.approx(np.sqrt(x @ s @ x), rel=1e-12)
     handles.clear_models()

@@ -73,6 +73,7 @@ __all__ = [
     "ContentCache",
     "named_cache",
     "key_of",
+    "array_key",
     "memoize",
     "clear_caches",
     "cache_info",
@@ -288,6 +289,15 @@ def key_of(*args, **kwargs):
     return _split(args, kwargs)
 
 
+def array_key(arr):
+    """``(arrays, key)`` of one array alone, as :func:`key_of` gives for a call, or ``None``
+    if it cannot be keyed; a key of another form than :func:`key_of`'s (no pickle: a
+    cheaper key for the covariances, whose cache is keyed by this alone)."""
+    if _as_key_array(arr) is None:
+        return None
+    return [arr], b"%b|%b|" % (arr.dtype.str.encode(), repr(arr.shape).encode()) + _sample(arr)
+
+
 def owned_copies(arrays) -> list:
     """Read-only C-contiguous copies of ``arrays``, owned by the cache.
 
@@ -434,14 +444,19 @@ class ContentCache:
         """``(value, given @ vector)`` if ``given``, the one array of ``key``, was stored;
         else ``(_MISS, None)``.  The check (against the stored block digests if the cache
         keeps them, else the stored copy) and the product are one pass over ``given``
-        (:func:`same_content_product`)."""
+        (:func:`same_content_product`).
+
+        ``value`` is the cache's own frozen value, not a caller's view of it
+        (:func:`_handout`, whose rebuilding of a dataclass costs a what-if call about a tenth
+        of its time): for a caller that reads it and hands none of it out.
+        """
         for entry in self._bucket(key):
             result = None
             if len(entry.stored) == 1:
                 result = same_content_product(entry.stored[0], given, vector, entry.digests)
             if result is not None:
                 self._hit(entry)
-                return _handout(entry.value), result
+                return entry.value, result
         return _MISS, None
 
     def lookup_identity(self, arr: np.ndarray, field: str = "matrix"):

@@ -13,7 +13,7 @@ import numbers
 
 import numpy as np
 
-from ._cache import _MISS, key_of, named_cache, owned_copies, product
+from ._cache import _MISS, array_key, named_cache, owned_copies, product
 from ._lapack import cholesky_lower, potrf
 from ._threads import blas_threads, rows_product, serial_cholesky, serial_eigen, serial_pass
 
@@ -478,7 +478,7 @@ def _cached_covariance(cov):
             return hit, None
     if not isinstance(cov, np.ndarray):  # a list is keyed by its pickle: not worth it here
         return None, None
-    split = key_of(cov)
+    split = array_key(cov)
     if split is None or not split[0] or split[0][0].ndim != 2 or split[0][0].shape[0] < COV_CACHE_MIN_SIZE:
         return None, None
     hit = _COVARIANCES.lookup(split[1], split[0])
@@ -539,7 +539,8 @@ def _validated_covariance(cov, split, size, name, sized_by) -> CheckedCovariance
 
 
 def covariance_product(cov, vector: np.ndarray, name: str = "cov", sized_by: str | None = None):
-    """A validated covariance and its product with ``vector``: ``(checked, cov @ vector)``.
+    """The volatilities of a validated covariance and its product with ``vector``:
+    ``(sqrt(diag(cov)), cov @ vector)``.
 
     Parameters
     ----------
@@ -550,9 +551,8 @@ def covariance_product(cov, vector: np.ndarray, name: str = "cov", sized_by: str
 
     Returns
     -------
-    checked : CheckedCovariance
-        The read-only validated matrix (never the caller's array), its factor and its
-        standard deviations.
+    sd : ndarray, shape (n,)
+        ``sqrt(diag(cov))``, read-only: the validation's own (not to be handed out).
     product : ndarray, shape (n,)
         ``matrix @ vector`` (:func:`~._cache.product`: the same bits on every path).
 
@@ -560,24 +560,25 @@ def covariance_product(cov, vector: np.ndarray, name: str = "cov", sized_by: str
     positions - costs one pass over the given array: each row block is multiplied and
     checked against the digest of the cached copy's block while it is in the CPU cache
     (:func:`~._cache.same_content_product`; bit for bit against the copy itself where the
-    ``xxhash`` package is missing).  The product is always the given array's.  Any other call is validated as by
-    :func:`checked_covariance` (once per distinct matrix) and then multiplied.
+    ``xxhash`` package is missing).  The product is always the given array's.  Any other
+    call is validated as by :func:`checked_covariance` (once per distinct matrix) and then
+    multiplied.
     """
     n = vector.shape[0]
     if isinstance(cov, np.ndarray) and not cov.flags.writeable:  # perhaps one this module returned
         hit = _COVARIANCES.lookup_identity(cov)
         if hit is not None and hit.matrix.shape == (n, n):
-            return hit, product(hit.matrix, vector)
+            return hit.sd, product(hit.matrix, vector)
     fused = isinstance(cov, np.ndarray) and cov.dtype == np.float64 and cov.shape == (n, n) and n >= COV_CACHE_MIN_SIZE
     if not fused:
         checked = checked_covariance(cov, n, name, sized_by)
-        return checked, product(checked.matrix, vector)
-    arrays, key = key_of(cov)
+        return checked.sd, product(checked.matrix, vector)
+    arrays, key = array_key(cov)
     hit, result = _COVARIANCES.lookup_product(key, cov, vector)
     if hit is _MISS:
         hit = _validated_covariance(cov, (arrays, key), n, name, sized_by)
         result = product(hit.matrix, vector)
-    return hit, result
+    return hit.sd, result
 
 
 def check_covariance(cov, size: int | None = None, name: str = "cov", sized_by: str | None = None) -> np.ndarray:

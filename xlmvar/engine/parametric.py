@@ -95,7 +95,7 @@ def tail_multiplier(confidence: float = 0.95, measure: str = "var") -> float:
     z = normal_quantile(c)
     if check_measure(measure) == "var":
         return z
-    return float(normal_pdf(z) / (1.0 - c))
+    return math.exp(-0.5 * z * z) / _SQRT_2PI / (1.0 - c)  # normal_pdf(z), on a float
 
 
 def portfolio_sigma(positions, cov) -> float:
@@ -117,7 +117,7 @@ def _unit(x: np.ndarray) -> tuple[np.ndarray, float]:
 def _is_zero_risk(variance: float, x: np.ndarray, sd: np.ndarray) -> bool:
     # sigma_p is zero up to rounding relative to the undiversified scale of the book
     scale = float(np.abs(x) @ sd)
-    return bool(np.sqrt(max(variance, 0.0)) <= 1e-12 * scale)  # no overflow in squaring
+    return math.sqrt(max(variance, 0.0)) <= 1e-12 * scale  # no overflow in squaring
 
 
 @sized_blas(model_work)
@@ -151,16 +151,16 @@ def decompose(positions, cov, measure="var", confidence=0.95, horizon=1, mean=No
     # figure k S u / sqrt(u'Su) is homogeneous of degree 0 in x, the total of degree 1.
     # S u comes with the validation: a what-if call (a cached matrix) is one pass over S
     u, scale = _unit(x)
-    s, su = covariance_product(cov, u)  # s: the validated matrix and its sd
+    sd, su = covariance_product(cov, u)  # validated, with its volatilities
     h = check_horizon(horizon)
     mu = check_mean(mean, x.size)
-    k = tail_multiplier(confidence, measure) * np.sqrt(h)
+    k = tail_multiplier(confidence, measure) * math.sqrt(h)
     variance = float(u @ su)
-    if scale == 0 or _is_zero_risk(variance, u, s.sd):
+    if scale == 0 or _is_zero_risk(variance, u, sd):
         total, marginal = 0.0, np.zeros_like(x)
     else:
-        sigma_u = np.sqrt(variance)
-        total, marginal = k * scale * sigma_u, k * su / sigma_u
+        sigma_u = math.sqrt(variance)
+        total, marginal = k * scale * sigma_u, su * (k / sigma_u)
     if mu is not None:
         total -= float(x @ mu) * h
         marginal = marginal - mu * h
