@@ -164,8 +164,8 @@ def _with_state(value, state):
     """The argument ``value`` (2-D list or None) with one cell set to ``state``."""
     if state is OMIT:
         return None
-    if state is BLANK_RANGE:
-        shape = np.shape(value) if value is not None else (1, 1)
+    if state is BLANK_RANGE:  # of a single-cell argument: two cells (one blank cell is "blank")
+        shape = np.shape(value) if value is not None and np.size(value) > 1 else (2, 1)
         return [[None] * shape[1] for _ in range(shape[0])]
     if value is None:
         return [[state]]

@@ -250,7 +250,7 @@ def test_d6_a_blank_optional_range_is_left_out_on_every_path(outcomes):
 def test_d12_lite_names_blank_and_error_cells_for_what_they_are(outcomes):
     # before: in Lite a blank arrived as NaN ("an error") and an error as None ("a blank cell")
     out, _ = outcomes
-    assert out["lite"]["MARGINALVAR|model|blank"]["error"] == "cov: row 2, column 1 holds a blank cell; expected a number"
+    assert out["lite"]["MARGINALVAR|model|blank"]["error"] == "model: row 2, column 1 holds a blank cell; expected a number"
     assert out["lite"]["MARGINALVAR|model|error#N/A"]["error"] == "model: row 2, column 1 holds the error #N/A"
     assert out["lite"]["PORTVAR|confidence|blank"] == out["lite"]["PORTVAR|confidence|omitted"]
 

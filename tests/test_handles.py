@@ -171,7 +171,7 @@ def test_the_handle_keeps_a_copy_and_checks_what_each_argument_needs():
     cov = udfs.RISKMODEL(COV)
     with pytest.raises(ValueError, match=r"^returns: the risk model .* holds a covariance matrix; this argument needs a returns"):
         udfs.COVMATRIX(cov)
-    with pytest.raises(ValueError, match=r"^returns: is a symmetric 4 x 4 table .* looks like a covariance"):
+    with pytest.raises(ValueError, match=r"^model: is a symmetric 4 x 4 table .* looks like a covariance"):
         udfs.PORTVAR(X, cov, 0.95, 1, "historical")
 
 

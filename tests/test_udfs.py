@@ -52,7 +52,7 @@ def test_blank_and_text_cells_inside_ranges_are_named():
     text = COV.astype(object)
     text[2, 1] = "n/a"
     # the second argument is read as a covariance by the normal method, and says so
-    with pytest.raises(ValueError, match="cov: row 3, column 2 holds the text 'n/a'"):
+    with pytest.raises(ValueError, match="model: row 3, column 2 holds the text 'n/a'"):
         udfs.PORTVAR(COLUMN, text)
 
 

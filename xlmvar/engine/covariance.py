@@ -458,7 +458,7 @@ def ledoit_wolf_cov(returns) -> np.ndarray:
 
 
 @memoize()
-def covariance(returns, method="sample", lam=0.94) -> np.ndarray:
+def covariance(returns, method="sample", lam=None) -> np.ndarray:
     """Per-period covariance of a returns table by the named estimator.
 
     Cached on the content of ``returns`` (see :mod:`xlmvar.engine._cache`): a sheet that asks for
@@ -472,14 +472,20 @@ def covariance(returns, method="sample", lam=0.94) -> np.ndarray:
         Aliases: ``"riskmetrics"``/``"exponential"`` = ewma, ``"lw"``/``"shrinkage"`` =
         ledoit-wolf, ``"historical"`` = sample.  See :func:`sample_cov` (``ddof=1``),
         :func:`ewma_cov`, :func:`ledoit_wolf_cov`.
-    lam : float in (0, 1), default 0.94
-        EWMA decay factor; ignored by the other methods.
+    lam : float in (0, 1), optional
+        EWMA decay factor, 0.94 if omitted; given with another method it is refused (a
+        decay typed with the sample method would otherwise be dropped without a word).
 
     Returns
     -------
     ndarray, shape (n, n)
     """
     name = check_cov_method(method)
+    if lam is not None and name != "ewma":
+        raise ValueError(
+            f"lam: is the decay of the ewma method and applies with it only (here method {name}); "
+            "leave lam out, or use the method ewma"
+        )
     if name == "ewma":
         out = ewma_cov(returns, lam)
     elif name == "ledoit-wolf":
@@ -490,7 +496,7 @@ def covariance(returns, method="sample", lam=0.94) -> np.ndarray:
     return out
 
 
-def correlation(returns, method="sample", lam=0.94) -> np.ndarray:
+def correlation(returns, method="sample", lam=None) -> np.ndarray:
     """Correlation matrix of the covariance estimated by :func:`covariance`.
 
     ``corr_ij = S_ij / sqrt(S_ii S_jj)`` (:func:`corr_from_cov`); an asset whose returns

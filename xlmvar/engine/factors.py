@@ -109,7 +109,12 @@ def factor_loadings(returns, factor_returns) -> FactorFit:
 def _check_model(loadings, factor_cov, specific_var):
     b = as_matrix(loadings, "loadings")
     n, k = b.shape
-    f = check_covariance(factor_cov, k, name="factor_cov", sized_by=f"loadings has {k} column(s), one per factor")
+    f = check_covariance(factor_cov, name="factor_cov")
+    if f.shape[0] != k:
+        raise ValueError(
+            f"factor_cov: is {f.shape[0]} x {f.shape[1]} but loadings has {k} column(s), one per factor; "
+            "expected one row and one column per factor"
+        )
     d = as_vector(specific_var, "specific_var")
     if d.size != n:
         raise ValueError(

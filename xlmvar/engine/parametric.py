@@ -98,12 +98,15 @@ def tail_multiplier(confidence: float = 0.95, measure: str = "var") -> float:
     return math.exp(-0.5 * z * z) / _SQRT_2PI / (1.0 - c)  # normal_pdf(z), on a float
 
 
-def portfolio_sigma(positions, cov) -> float:
-    """Per-period standard deviation of the book's P&L, ``sqrt(x' S x)``."""
+def portfolio_sigma(positions, cov, horizon=1) -> float:
+    """Standard deviation of the book's P&L over ``horizon`` periods, ``sqrt(x' S x) sqrt(h)``
+    (per period by default).  A figure that overflows is refused, the horizon's factor
+    included."""
     x = as_vector(positions, "positions")
+    h = check_horizon(horizon)
     u, scale = _unit(x)  # as in decompose: x'Sx on x / max|x| cannot overflow
     _, su = covariance_product(cov, u)
-    sigma = scale * float(np.sqrt(max(u @ su, 0.0)))
+    sigma = scale * math.sqrt(max(float(u @ su), 0.0)) * math.sqrt(h)
     check_finite_result("positions", "the standard deviation of these positions with this covariance", sigma)
     return sigma
 

@@ -194,7 +194,10 @@ def cell(value):
     if isinstance(value, int) and not isinstance(value, bool) and value in _COM_HRESULTS:
         return ErrorValue(_COM_HRESULTS[value])
     if isinstance(value, (numbers.Real, decimal.Decimal)):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond float range (from Python): the engine names it
+            return value
     if isinstance(value, _dt.datetime):
         return (value.replace(tzinfo=None) - _EXCEL_EPOCH) / _dt.timedelta(days=1)
     if isinstance(value, _dt.date):
@@ -238,11 +241,15 @@ def _as_range(value, optional: bool):
     return out.reshape(arr.shape)
 
 
-def _as_value(value, name: str):
-    """A single-cell argument: a 1 x 1 range is its cell; a larger range is refused."""
+def _as_value(value, name: str, optional: bool = False):
+    """A single-cell argument: a 1 x 1 range is its cell; a larger range is refused, but for
+    a range of blanks given to an ``optional`` one, which is left out (``None``) as a blank
+    cell is."""
     if isinstance(value, (list, tuple, np.ndarray)):
         arr = np.asarray(value, dtype=object)
         if arr.size != 1:
+            if optional and arr.size and all(cell(v) is None for v in arr.ravel()):
+                return None
             raise InputError(f"{name}: expected a single cell, got a range of {arr.size} cells")
         value = arr.reshape(-1)[0]
     return cell(value)
@@ -298,6 +305,21 @@ def is_udf(obj) -> bool:
     return callable(obj) and getattr(obj, "__xlmvar_udf__", False)
 
 
+#: What the engine calls a model, by its kind: in a function whose argument is ``model``
+#: its messages name that argument.
+_MODEL_KINDS = frozenset({"cov", "returns", "pnl"})
+
+
+def _in_excel_terms(message: str, parameters) -> str:
+    """An engine message naming the function's argument as Excel shows it: ``cov:``,
+    ``returns:`` or ``pnl:`` at its start becomes ``model:`` where that is the argument's
+    name (PORTVAR's model is a covariance, a returns table or a P&L table by method)."""
+    head, colon, rest = message.partition(":")
+    if colon and head in _MODEL_KINDS and head not in parameters and "model" in parameters:
+        return "model" + colon + rest
+    return message
+
+
 def udf(func=None, *, category: str = CATEGORY):
     """Declare an Excel function: convert its arguments, apply Excel's rules, register it with xlwings.
 
@@ -307,7 +329,8 @@ def udf(func=None, *, category: str = CATEGORY):
     Then, before ``func`` runs, the first error cell among the arguments (in argument
     order, row by row) raises :class:`InputError` naming the argument, the cell and the
     code.  A ``ValueError`` from the engine is re-raised as :class:`InputError` with the
-    same message, so that every runtime shows it.
+    same message (naming a model ``model`` where that is the argument, see
+    :func:`_in_excel_terms`), so that every runtime shows it.
 
     The wrapper keeps ``func``'s signature and (resolved) hints, which is what xlwings
     reads on every platform, and is registered with ``xlwings.func`` when xlwings is
@@ -323,13 +346,15 @@ def udf(func=None, *, category: str = CATEGORY):
         for name, param in signature.parameters.items()
     ]
 
+    parameters = frozenset(signature.parameters)
+
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         bound = signature.bind(*args, **kwargs)
         values = []
         for name, is_range, optional, default in plan:
             given = bound.arguments.get(name)
-            value = _as_range(given, optional) if is_range else _as_value(given, name)
+            value = _as_range(given, optional) if is_range else _as_value(given, name, optional)
             found = _first_error(value)
             if found is not None:
                 index, code = found
@@ -341,7 +366,7 @@ def udf(func=None, *, category: str = CATEGORY):
         except InputError:
             raise
         except ValueError as exc:
-            raise InputError(str(exc)) from exc
+            raise InputError(_in_excel_terms(str(exc), parameters)) from exc
 
     wrapper.__annotations__ = dict(hints)
     wrapper.__xlmvar_udf__ = True

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..engine import allocation, backtest, hedging, limits, parametric, risk, simulation, stress
 from ..engine import covariance as estimators
-from ..engine._validation import as_vector, check_flag, check_horizon
+from ..engine._validation import as_vector, check_flag
 from .convert import range_hint, udf, value_hint
 from .handles import resolve_model
 
@@ -58,7 +58,7 @@ Limit = _range("Largest share of portfolio VaR a position may carry, e.g. 15%: o
 Returns = _range("Returns table: rows = periods (oldest first), columns = assets.")
 Prices = _range("Price table: rows = dates (oldest first), columns = assets.")
 CovMethod = _value(str, 'Estimator: "sample" (default), "ewma" (RiskMetrics) or "ledoit-wolf".')
-Lam = _value(float, "EWMA decay lambda in (0, 1); default 0.94 (RiskMetrics daily).")
+Lam = _value(float, "EWMA decay lambda in (0, 1); default 0.94 (RiskMetrics daily); with method ewma only.")
 Vector = Annotated[np.ndarray, {"ndim": 2}]
 Table = Annotated[list, {}]
 
@@ -308,7 +308,7 @@ def COMPONENTES(
 def PORTVOL(positions: Positions, cov: Cov, horizon: Horizon = None) -> float:
     """Standard deviation of the book's P&L over the horizon, sqrt(x' S x) sqrt(horizon)."""
     cov = resolve_model(cov, "cov")
-    return parametric.portfolio_sigma(positions, cov) * np.sqrt(check_horizon(horizon))
+    return parametric.portfolio_sigma(positions, cov, horizon)
 
 
 @udf
@@ -357,6 +357,8 @@ def RISKREPORT(
 def _labels(names, size: int) -> list[str]:
     """Asset names as text, one per position; a blank name gives a blank label."""
     arr = np.asarray(names, dtype=object)
+    if arr.ndim == 2 and 1 not in arr.shape:  # read row by row, a block would misplace names
+        raise ValueError(f"names: expected a single row or column, got {arr.shape[0]} rows x {arr.shape[1]} columns")
     flat = arr.reshape(-1) if arr.ndim else arr.reshape(1)
     if flat.size != size:
         raise ValueError(f"names: has {flat.size} cells but there are {size} positions; expected one name per position")
@@ -406,14 +408,14 @@ def RETURNS(
 
 
 @udf
-def COVMATRIX(returns: Returns, method: CovMethod = "sample", lam: Lam = 0.94) -> Vector:
+def COVMATRIX(returns: Returns, method: CovMethod = "sample", lam: Lam = None) -> Vector:
     """Covariance matrix per period estimated from a returns table (sample, EWMA or Ledoit-Wolf)."""
     returns = resolve_model(returns, "returns")
     return estimators.covariance(returns, method, lam)
 
 
 @udf
-def CORRMATRIX(returns: Returns, method: CovMethod = "sample", lam: Lam = 0.94) -> Vector:
+def CORRMATRIX(returns: Returns, method: CovMethod = "sample", lam: Lam = None) -> Vector:
     """Correlation matrix estimated from a returns table (sample, EWMA or Ledoit-Wolf)."""
     returns = resolve_model(returns, "returns")
     return estimators.correlation(returns, method, lam)

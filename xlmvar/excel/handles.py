@@ -226,7 +226,7 @@ def make_model(table, method=None, options=None) -> Model:
     elif estimated:
         returns = check_returns(mat, name="model")
         kind = "cov"
-        kept = estimators.covariance(returns, opts.get("cov", "sample"), opts.get("lam", 0.94))
+        kept = estimators.covariance(returns, opts.get("cov", "sample"), opts.get("lam"))
         kept = checked_covariance(kept, name="model").matrix  # validated and factorised once
     elif square:
         kind, kept = "cov", _square_covariance(mat)

@@ -513,8 +513,14 @@ def _bridge_range(arr: np.ndarray):
 
 
 def _bridge_scalar(arr: np.ndarray, name: str):
+    """A single-cell argument's cell; a range is handed over whole, for the adapter to read
+    as the omitted argument (a range of blanks, where it is optional) or refuse, as it does
+    for xlwings."""
     if arr.size != 1:
-        raise ValueError(f"{name}: expected a single cell, got a range of {arr.size} cells")
+        out = np.empty(arr.shape, dtype=object)
+        for index, v in np.ndenumerate(arr):
+            out[index] = _excel_code(v) if isinstance(v, ErrorValue) else v
+        return out
     v = arr.reshape(-1)[0]
     return _excel_code(v) if isinstance(v, ErrorValue) else v
 

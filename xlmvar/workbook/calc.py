@@ -121,10 +121,15 @@ def _range_argument(value):
 
 
 def _scalar_argument(value, name: str):
+    """A single-cell argument's cell; a range is handed over whole, for the adapter to read
+    as the omitted argument (a range of blanks, where it is optional) or refuse."""
     value = getattr(value, "value", value)
     arr = np.asarray(value, dtype=object)
     if arr.size != 1:
-        raise ValueError(f"{name}: expected a single cell, got a range of {arr.size} cells")
+        out = np.empty(arr.shape, dtype=object)
+        for index, item in np.ndenumerate(arr):
+            out[index] = _cell_value(item)
+        return out
     return _cell_value(arr.reshape(-1)[0])
 
 
