@@ -51,7 +51,7 @@ def test_blank_and_text_cells_inside_ranges_are_named():
         udfs.PORTVAR(blank, COV)
     text = COV.astype(object)
     text[2, 1] = "n/a"
-    # the second argument is read as a covariance by the normal method, and says so
+    # the second argument is read as a covariance by the normal method, and named as in Excel
     with pytest.raises(ValueError, match="model: row 3, column 2 holds the text 'n/a'"):
         udfs.PORTVAR(COLUMN, text)
 

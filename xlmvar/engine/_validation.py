@@ -304,7 +304,9 @@ def check_confidence(confidence) -> float:
     * ``0 < c < 0.5``: refused.  The VaR at confidence ``c`` is minus the ``1 - c`` quantile
       of the P&L; below 50% that quantile is above the median, so the "VaR" is a gain (for
       a normal P&L, ``Phi^-1(c) < 0``) and grows smaller as the confidence grows.  A value
-      such as 0.05 is usually the tail probability, so the message suggests ``1 - c``.
+      such as 0.05 is usually the tail probability, so the message suggests ``1 - c``;
+    * ``1 - c`` below 5e-16 (a hair below 1): refused; the tail probability, rounded to 15
+      decimals as :func:`~.historical.tail_probability` rounds it, would be 0.
     """
     if confidence is None:
         return 0.95
@@ -331,6 +333,11 @@ def check_confidence(confidence) -> float:
             f"confidence: got {c:g}; expected at least 0.5 (50%) such as 95% or 0.95: below 50% "
             f"the VaR quantile lies on the gain side of the median, so the VaR would be a gain; "
             f"if {c:g} is the tail probability, use {1.0 - c:.10g}"
+        )
+    if 1.0 - c < 5e-16:  # the tail probability 1 - c, rounded to 15 decimals, would be 0
+        raise ValueError(
+            f"confidence: got {c!r}, a tail probability below 1e-15; expected a confidence of "
+            "at most 1 - 1e-15 (99.9999999999999%)"
         )
     return c
 

@@ -293,8 +293,9 @@ def basel_zone(exceptions, observations=250, confidence=0.99) -> str:
     """Basel (1996) traffic-light zone: "green", "yellow" or "red".
 
     With ``X ~ Binomial(T, 1 - confidence)``: green if ``P(X <= x) < 95%``, yellow if
-    ``< 99.99%``, red otherwise.  For 250 observations at 99% this is the published table:
-    green 0-4 exceptions, yellow 5-9, red 10 or more.
+    ``< 99.99%``, red otherwise, and green for no exception at all (see :func:`_zone`).  For
+    250 observations at 99% this is the published table: green 0-4 exceptions, yellow 5-9,
+    red 10 or more.
 
     Parameters
     ----------
@@ -302,12 +303,16 @@ def basel_zone(exceptions, observations=250, confidence=0.99) -> str:
     observations : int >= 1, default 250
     confidence : float in [0.5, 1), default 0.99
     """
-    _, _, _, prob = _cumulative(exceptions, observations, confidence)
-    return _zone(prob)
+    x, _, _, prob = _cumulative(exceptions, observations, confidence)
+    return _zone(prob, x)
 
 
-def _zone(prob: float) -> str:
-    if prob < _GREEN_BELOW:
+def _zone(prob: float, exceptions: int) -> str:
+    """The zone of ``exceptions`` whose cumulative probability is ``prob``.  No exception is
+    green whatever ``P(X <= 0)``: in a short sample at a high confidence (50 days of a 99.9%
+    VaR) that probability reaches 95%, and the rule read literally would put a model that
+    was never wrong in the yellow zone, or the red one."""
+    if exceptions == 0 or prob < _GREEN_BELOW:
         return "green"
     if prob < _RED_FROM:
         return "yellow"
@@ -326,12 +331,12 @@ def basel_plus_factor(exceptions, observations=250, confidence=0.99) -> float:
     probability ``P(Binomial(250, 1%) <= k)`` does not exceed ``P(X <= x)`` (0.40 if none
     does).  This reproduces the table at 250 / 99%.
     """
-    _, _, _, prob = _cumulative(exceptions, observations, confidence)
-    return _plus_factor(prob)
+    x, _, _, prob = _cumulative(exceptions, observations, confidence)
+    return _plus_factor(prob, x)
 
 
-def _plus_factor(prob: float) -> float:
-    zone = _zone(prob)
+def _plus_factor(prob: float, exceptions: int) -> float:
+    zone = _zone(prob, exceptions)
     if zone == "green":
         return 0.0
     if zone == "red":
@@ -383,8 +388,8 @@ def var_backtest(pnl, var, confidence) -> VarBacktest:
         ind_pvalue=float(chdtrc(1, ind)),
         cc_lr=cc,
         cc_pvalue=float(chdtrc(2, cc)),
-        zone=_zone(prob),
-        plus_factor=_plus_factor(prob),
+        zone=_zone(prob, x),
+        plus_factor=_plus_factor(prob, x),
         cumulative_probability=prob,
         n00=n00,
         n01=n01,

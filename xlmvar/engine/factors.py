@@ -24,6 +24,8 @@ Decomposition (:func:`factor_var`, delta-normal, zero mean): with positions ``x`
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,12 +99,22 @@ def factor_loadings(returns, factor_returns) -> FactorFit:
             "factor_returns: the factors are collinear (with each other or with a constant), so the "
             "betas are not unique; drop a factor or a constant column"
         )
+    # an asset whose returns are all equal (a cash column) is fitted exactly by its intercept:
+    # no factor exposure, no specific variance (least squares leaves rounding noise there)
+    constant = (r == r[:1]).all(axis=0)
+    coef[1:, constant] = 0.0
+    coef[0, constant] = r[0, constant]
     resid = r - design @ coef
+    resid[:, constant] = 0.0
     ssr = np.einsum("ti,ti->i", resid, resid)
     centred = r - r.mean(axis=0)
     sst = np.einsum("ti,ti->i", centred, centred)
+    # a total sum of squares within rounding of 0 (T eps max|r|, squared) is 0: R^2 is then 0,
+    # not the ratio of two rounding noises (-24, or 0.8, for a constant column)
+    floor = (t * np.finfo(float).eps * np.abs(r).max(axis=0)) ** 2
+    varies = (sst > floor) & ~constant
     with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = np.where(sst > 0.0, 1.0 - ssr / np.where(sst > 0.0, sst, 1.0), 0.0)
+        r2 = np.where(varies, 1.0 - ssr / np.where(varies, sst, 1.0), 0.0)
     return FactorFit(coef[1:].T.copy(), coef[0].copy(), ssr / (t - k - 1), r2)
 
 
@@ -199,13 +211,21 @@ def factor_var(positions, loadings, factor_cov, specific_var, confidence=0.95, h
         )
     m = tail_multiplier(confidence, check_measure(measure)) * np.sqrt(check_horizon(horizon))
     e = b.T @ x
-    fe = f @ e
-    systematic, specific = max(float(e @ fe), 0.0), float(x @ (d * x))
-    sigma = np.sqrt(systematic + specific)
-    check_finite_result("positions", "the factor VaR of these positions", sigma)
-    scale = float(np.abs(x) @ np.sqrt(np.diag(b @ f @ b.T) + d))
-    if sigma <= 1e-12 * scale:
+    # the variance is formed on u = x / max|x| (as the parametric module does), so that it
+    # neither underflows (positions of 1e-170: a VaR of 0) nor overflows; sigma is then
+    # scaled back, the marginal figures are of degree 0 in x
+    size = float(np.abs(x).max())
+    u = x / size if size > 0.0 else x
+    eu = b.T @ u
+    fe = f @ eu
+    systematic, specific = max(float(eu @ fe), 0.0), float(u @ (d * u))
+    sigma_u = math.sqrt(systematic + specific)
+    check_finite_result("positions", "the factor VaR of these positions", sigma_u * size)
+    scale = float(np.abs(u) @ np.sqrt(np.diag(b @ f @ b.T) + d))
+    if size == 0.0 or sigma_u <= 1e-12 * scale:
         zero = np.zeros_like(e)
         return FactorRisk(0.0, e + 0.0, zero, zero, 0.0)
-    marginal = m * fe / sigma
-    return FactorRisk(float(m * sigma), e + 0.0, marginal + 0.0, e * marginal + 0.0, float(m * specific / sigma))
+    marginal = m * fe / sigma_u
+    total = m * sigma_u * size
+    check_finite_result("positions", "the factor VaR of these positions", total, e * marginal)
+    return FactorRisk(float(total), e + 0.0, marginal + 0.0, e * marginal + 0.0, float(m * specific / sigma_u * size))

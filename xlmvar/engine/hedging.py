@@ -83,10 +83,13 @@ def marginal_var_new_asset(positions, cov_book, cov_with_book, var_new, confiden
             "together they are not a valid covariance matrix (not positive semi-definite); "
             "check that each |cov| <= the product of the volatilities"
         ) from None
-    variance = float(x @ s @ x)
-    if parametric._is_zero_risk(variance, x, np.sqrt(np.diag(s))):
+    # of degree 0 in x: formed on u = x / max|x|, so that x' S x neither underflows (positions
+    # of 1e-170 gave 0) nor overflows (1e155)
+    u, size = parametric._unit(x)
+    variance = float(u @ s @ u)
+    if size == 0.0 or parametric._is_zero_risk(variance, u, np.sqrt(np.diag(s))):
         return 0.0
-    return float(k * (c @ x) / math.sqrt(variance))
+    return float(k * (c @ u) / math.sqrt(variance))
 
 
 # ----------------------------------------------------------------------------------------
@@ -163,10 +166,16 @@ def best_hedge(positions, cov, confidence=0.95, horizon=1, measure="var") -> Bes
     after[live] = -others[live] / diag[live]
     trade = after - x
     books = np.where(np.eye(x.size, dtype=bool), after[:, None], x[None, :])  # row i: hedge i
-    variance = np.einsum("ij,jk,ik->i", books, s, books)
-    scale = np.abs(books) @ np.sqrt(diag)
+    # the variances are formed on the books divided by max|x| (as the parametric module
+    # does), so that they neither underflow (positions of 1e-170: a VaR of 0, a 100%
+    # reduction) nor overflow; the VaRs are scaled back
+    size = float(np.abs(x).max())
+    units = books / size if size > 0.0 else books
+    variance = np.einsum("ij,jk,ik->i", units, s, units)
+    scale = np.abs(units) @ np.sqrt(diag)
     zero = variance <= (1e-12 * scale) ** 2  # the zero-risk rule of xlmvar.engine.parametric
-    var_after = np.where(zero, 0.0, k * np.sqrt(np.clip(variance, 0.0, None)))
+    with np.errstate(over="ignore"):  # refused below
+        var_after = np.where(zero, 0.0, k * np.sqrt(np.clip(variance, 0.0, None)) * size)
     var_after = np.where(live, np.minimum(var_after, total), total)  # rounding never adds risk
     reduction = (1.0 - var_after / total) if total > 0.0 else np.zeros(x.size)
     check_finite_result("positions", "the best hedge of these positions with this covariance", after, var_after, reduction)

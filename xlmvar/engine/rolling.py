@@ -31,7 +31,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from . import historical, modified
 from .pnl import unit_table
 from ._threads import model_work, rows_product, sized_blas
-from ._validation import as_vector, check_confidence, check_count, check_finite_result, check_returns
+from ._validation import as_vector, check_confidence, check_count, check_finite_result, check_return_levels, check_returns
 from .parametric import tail_multiplier
 from .risk import check_method
 
@@ -82,9 +82,16 @@ def rolling_var(positions, returns, window, confidence=0.95, method="historical"
         raise ValueError(
             f"method: {name} cannot be rolled on a returns history; expected one of {', '.join(ROLLING_METHODS)}"
         )
+    if name != "pnl":  # a history of returns, as each method checks it (a P&L table is in currency)
+        check_return_levels(r)
     w = check_count(window, "window")
     if w < ROLLING_METHODS[name]:
         raise ValueError(f"window: got {w}; the {name} method needs at least {ROLLING_METHODS[name]} periods")
+    if name in ("historical", "pnl") and w < historical.rows_needed(c):
+        raise ValueError(
+            f"window: got {w}; a {c * 100:g}% historical VaR needs at least {historical.rows_needed(c)} periods "
+            "(1 / (1 - confidence), so that the worst one lies at least as far in the tail as the quantile)"
+        )
     if w >= r.shape[0]:
         raise ValueError(
             f"window: got {w} but returns has {r.shape[0]} rows; expected fewer periods than the "
@@ -101,4 +108,20 @@ def rolling_var(positions, returns, window, confidence=0.95, method="historical"
     else:
         s, units = unit_table(windows)  # P&L in currency through a method made for returns
         var = np.array([modified.decompose([s], win[:, None], "var", c).total for win in units])
+    var = _flat_windows(var, windows, historical.noise_floor(x, r, p), name)
     return RollingVar(np.arange(w, r.shape[0]), var + 0.0, p[w:] + 0.0)
+
+
+def _flat_windows(var: np.ndarray, windows: np.ndarray, floor: float, name: str) -> np.ndarray:
+    """The historical module's rule for a flat book, window by window: where a window's P&L
+    ranges over no more than rounding noise (``floor``, the history's), its VaR is minus its
+    mean P&L with a level within the noise set to 0 (historical, pnl, Cornish-Fisher: the
+    rule of their modules), or 0 (normal, zero mean) - not the noise itself, which a
+    backtest would count as exceptions."""
+    flat = historical.is_flat(historical.spread(windows, axis=1), floor)
+    if not flat.any():
+        return var
+    var = var.copy()
+    for j in np.flatnonzero(flat):
+        var[j] = 0.0 if name == "normal" else -historical.flat_level(float(windows[j].mean()), floor)
+    return var

@@ -1,0 +1,121 @@
+"""Defects a review of the engine's less-trodden modules found (stop 26), each pinned against
+an independent figure: a binomial probability, a correlation squared, a window recomputed
+by the historical module, the closed form of a scaled book.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import numpy as np
+import pytest
+
+from xlmvar.engine import backtest, factors, hedging, historical, pnl, rolling
+
+Z95 = NormalDist().inv_cdf(0.95)
+
+
+# --- Basel traffic light: no exception is never evidence against a model ----------------------
+
+
+@pytest.mark.parametrize("observations, confidence", [(1, 0.9999), (5, 0.99), (50, 0.999), (51, 0.999), (3, 0.9999)])
+def test_no_exception_is_green_with_no_plus_factor(observations, confidence):
+    # P(X <= 0) = c^T reaches 95% here: read literally the rule gave yellow (0.40) or red (1.0)
+    assert confidence**observations >= 0.95
+    assert backtest.basel_zone(0, observations, confidence) == "green"
+    assert backtest.basel_plus_factor(0, observations, confidence) == 0.0
+    bt = backtest.var_backtest([1.0] * observations, 1.0, confidence)
+    assert (bt.exceptions, bt.zone, bt.plus_factor) == (0, "green", 0.0)
+
+
+def test_the_published_table_is_unchanged():
+    zones = [backtest.basel_zone(k, 250, 0.99) for k in range(12)]
+    assert zones == ["green"] * 5 + ["yellow"] * 5 + ["red"] * 2
+    assert [backtest.basel_plus_factor(k, 250, 0.99) for k in range(11)] == [0, 0, 0, 0, 0, 0.4, 0.5, 0.65, 0.75, 0.85, 1.0]
+    # one exception in 50 days of a 99.9% VaR is evidence: P(X >= 1) = 1 - 0.999^50 = 4.9%
+    assert backtest.basel_zone(1, 50, 0.999) == "yellow"
+
+
+@pytest.mark.parametrize("call", [
+    lambda c: backtest.kupiec_pof(1, 10, c),
+    lambda c: backtest.basel_zone(0, 10, c),
+    lambda c: pnl.decompose([1.0, 1.0], np.random.default_rng(0).normal(size=(50, 2)), "var", c),
+    lambda c: rolling.rolling_var([1.0], np.random.default_rng(0).normal(0, 0.01, (30, 1)), 10, c, "normal"),
+])
+def test_a_confidence_a_hair_below_one_is_refused_by_name(call):
+    # 1 - c rounds to a tail probability of 0: log(0), a division by 0, a "red" zone
+    with pytest.raises(ValueError, match=r"^confidence: got 0\.9999999999999999, a tail probability below 1e-15"):
+        call(0.9999999999999999)
+    assert backtest.kupiec_pof(1, 10, 1 - 1e-15) > 0  # the last confidence accepted
+
+
+# --- factor loadings: an asset whose returns never change -----------------------------------
+
+
+def test_a_constant_asset_has_no_exposure_and_an_r_squared_of_0():
+    f = [[0.01], [-0.02], [0.015], [0.003], [-0.007], [0.02]]
+    fit = factors.factor_loadings([[0.7]] * 6, f)  # was R^2 = -24.3
+    assert fit.r_squared[0] == 0.0 and fit.loadings[0, 0] == 0.0
+    assert fit.intercept[0] == 0.7 and fit.specific_var[0] == 0.0
+    rng = np.random.default_rng(3)
+    g = rng.normal(0.0, 0.01, (250, 1))
+    other = 0.8 * g[:, 0] + rng.normal(0.0, 0.004, 250)
+    returns = np.column_stack([np.full(250, 0.0001), other])  # cash at 1 bp a day: was R^2 = 0.8
+    fit = factors.factor_loadings(returns, g)
+    assert fit.r_squared[0] == 0.0 and fit.loadings[0, 0] == 0.0
+    # one factor: R^2 is the squared correlation, beta the covariance over the variance
+    assert fit.r_squared[1] == pytest.approx(np.corrcoef(other, g[:, 0])[0, 1] ** 2, rel=1e-12)
+    assert fit.loadings[1, 0] == pytest.approx(np.cov(other, g[:, 0])[0, 1] / np.var(g[:, 0], ddof=1), rel=1e-12)
+
+
+# --- rolling VaR: the historical module's own rules, window by window -------------------------
+
+
+def test_rolling_refuses_what_the_historical_method_refuses():
+    ret = np.random.default_rng(0).normal(0.0, 0.01, (60, 2))
+    x = [1e6, -5e5]
+    for method in ("historical", "normal", "cornish-fisher"):  # percentages: a VaR 100x too large
+        with pytest.raises(ValueError, match=r"^returns: .* look like percentages"):
+            rolling.rolling_var(x, ret * 100, 30, 0.95, method)
+    with pytest.raises(ValueError, match=r"^returns: .* look like percentages"):
+        historical.decompose(x, ret[:30] * 100, "var", 0.95, 1)
+    # a window shorter than 1 / (1 - c): the worst day or two, whatever the confidence
+    assert historical.rows_needed(0.99) == 100
+    for method in ("historical", "pnl"):
+        with pytest.raises(ValueError, match=r"^window: got 5; a 99% historical VaR needs at least 100 periods"):
+            rolling.rolling_var(x, ret, 5, 0.99, method)
+    forecast = rolling.rolling_var(x, ret, 20, 0.95)  # 20 periods suffice at 95%: as the module computes it
+    for j in (0, 17, 39):
+        assert forecast.var[j] == pytest.approx(historical.decompose(x, ret[j : j + 20], "var", 0.95, 1).total, rel=1e-12)
+
+
+@pytest.mark.parametrize("method", ["historical", "normal", "cornish-fisher", "pnl"])
+def test_the_rolling_var_of_a_perfect_hedge_is_0(method):
+    a = np.random.default_rng(0).normal(0.0, 0.01, 300)
+    ret = np.column_stack([a, (1 + a) * 1.1 / 1.1 - 1])  # one price, its return computed two ways
+    assert np.abs(ret[:, 0] - ret[:, 1]).max() > 0  # rounding noise, ~1e-17
+    forecast = rolling.rolling_var([1e6, -1e6], ret, 100, 0.95, method)
+    np.testing.assert_array_equal(forecast.var, 0.0)  # was 1.2e-10: a backtest counted it
+    assert historical.decompose([1e6, -1e6], ret[:100], "var", 0.95, 1).total == 0.0
+
+
+# --- scaled books: figures of degree 1 scale, figures of degree 0 do not ----------------------
+
+S = np.array([[0.04, 0.018], [0.018, 0.09]])
+
+
+@pytest.mark.parametrize("size", [1e-170, 1e-160, 1.0, 1e150])
+def test_hedges_and_factor_var_scale_with_the_book(size):
+    x = np.array([1.0, 2.0])
+    sigma = math.sqrt(float(x @ S @ x))
+    hedge = hedging.best_hedge(x * size, S)
+    # closed form of Litterman's hedge: VaR after = z sqrt(sigma^2 - (S x)_i^2 / S_ii)
+    after = Z95 * np.sqrt(sigma**2 - (S @ x) ** 2 / np.diag(S))
+    np.testing.assert_allclose(hedge.var_after / size, after, rtol=1e-12)
+    np.testing.assert_allclose(hedge.reduction_pct, 1 - after / (Z95 * sigma), rtol=1e-12)  # was 100%
+    c = np.array([0.01, 0.02])
+    assert hedging.marginal_var_new_asset(x * size, S, c, 0.05) == pytest.approx(Z95 * float(c @ x) / sigma, rel=1e-12)
+    b, f, d = np.array([[1.0], [0.5]]), np.array([[0.04]]), np.array([0.01, 0.02])
+    total = Z95 * math.sqrt(float(x @ (b @ f @ b.T + np.diag(d)) @ x))
+    assert factors.factor_var(x * size, b, f, d).total / size == pytest.approx(total, rel=1e-12)  # was 0
