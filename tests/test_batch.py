@@ -9,7 +9,9 @@ LocalCluster of 2 threaded workers) must equal the in-process one to 1e-10.
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import openpyxl
@@ -17,7 +19,8 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from xlmvar.batch import cli, run
+from xlmvar.batch import run
+from xlmvar.cli import main as command
 from xlmvar.engine import groups
 
 T, N_ASSETS, N_POS = 250, 30, 2000
@@ -176,7 +179,7 @@ def test_command_prints_and_writes_every_format(files, capsys):
     expected = run(folder / "positions.parquet", folder / "scenarios.parquet", ["desk", "book"], 0.99)
     for suffix in ("parquet", "csv", "xlsx"):
         out = folder / f"risk.{suffix}"
-        code = cli.main([str(folder / "positions.parquet"), str(folder / "scenarios.parquet"), "--by", "desk,book",
+        code = command(["batch", str(folder / "positions.parquet"), str(folder / "scenarios.parquet"), "--by", "desk,book",
                          "--confidence", "99%", "-o", str(out)])
         assert code == 0
         if suffix == "parquet":
@@ -190,5 +193,117 @@ def test_command_prints_and_writes_every_format(files, capsys):
     printed = capsys.readouterr()
     assert "Component VaR" in printed.out and "Total" in printed.out
     assert "[##############################] 3/3 done" in printed.err
-    assert cli.main([str(folder / "positions.csv"), str(folder / "scenarios.csv"), "--by", "nope"]) == 2
+    assert command(["batch", str(folder / "positions.csv"), str(folder / "scenarios.csv"), "--by", "nope"]) == 2
     assert "has no column 'nope'" in capsys.readouterr().err
+
+
+# --- hostile input through the command line (stop 26's review): status 2, the file named, ---
+# --- no input touched, no output half-written ------------------------------------------
+
+SCEN = "date,A,B,C\n" + "".join(f"2020-01-{d:02d},{0.01 * ((d * 7) % 5 - 2):g},{0.003 * (d % 4 - 1.5):g},{-0.002 * (d % 3 - 1):g}\n" for d in range(1, 29))
+
+
+def _batch(folder, positions: str, *args, scenarios: str = SCEN, suffix=".csv"):
+    pos, scen = folder / f"pos{suffix}", folder / "scen.csv"
+    if isinstance(positions, str):
+        pos.write_text(positions)
+    else:
+        positions.to_parquet(pos)
+    scen.write_text(scenarios)
+    return pos, scen, [str(pos), str(scen), "--by", "desk", "--quiet", *args]
+
+
+@pytest.mark.parametrize("text, message", [
+    # an unquoted thousands separator: read as amount 1 (the 500 dropped), status 0
+    ("id,desk,asset,amount\np1,d1,A,1000\np2,d1,B,1,500\n", r"pos\.csv: cannot be read as csv \(.*Expected 4 fields in line 3, saw 5"),
+    ("id,desk,asset,amount,amount\np1,d1,A,1000,2\n", r"pos\.csv: has two columns named 'amount'"),
+    ("", r"pos\.csv: has no columns|pos\.csv: cannot be read as csv"),
+    ("id,var,asset,amount\np1,d1,A,1000\n", None),  # --by var below
+    ("id,desk,asset,amount\np1,Total,A,1000\np2,d1,B,500\n", r"pos\.csv: column 'desk' holds the group 'Total', the label of the firm's total row"),
+    # a blank line is a row: the bad amount below it is named at its own line
+    ("id,desk,asset,amount\np1,d1,A,1000\n\np2,d1,B,5\n", r"pos\.csv: row 2 \(line 3\), column 'desk': is blank"),
+])
+def test_hostile_positions_files_are_refused_by_name(tmp_path, capsys, text, message):
+    pos, _, argv = _batch(tmp_path, text)
+    if message is None:
+        argv = [a if a != "desk" else "var" for a in argv]
+        message = r"by: a grouping column cannot be named 'var', the name of a column of the result"
+    assert command(["batch", *argv]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert pos.read_text() == text  # the input untouched
+
+
+@pytest.mark.parametrize("amount, kind", [
+    (pd.to_datetime(["2020-01-01", "2020-01-02"]), "dates"),  # was a VaR of 1.9e13 (nanoseconds)
+    ([True, False], "true/false values"),  # was read as 1 and 0
+    (pd.to_timedelta([1, 2], unit="D"), "durations"),
+])
+def test_an_amount_column_of_dates_or_flags_is_refused(tmp_path, capsys, amount, kind):
+    frame = pd.DataFrame({"id": ["p1", "p2"], "desk": ["d1", "d2"], "asset": ["A", "B"], "amount": amount})
+    _, _, argv = _batch(tmp_path, frame, suffix=".parquet")
+    assert command(["batch", *argv]) == 2
+    assert f"column 'amount': holds {kind}" in capsys.readouterr().err
+
+
+def test_scenario_columns_nobody_holds_are_not_read(tmp_path, capsys):
+    # a pandas index column and a text column no position holds (were refused: status 2)
+    header, *rows = SCEN.strip().splitlines()
+    scen = f",{header},NOTE\n" + "".join(f"{i},{row},text\n" for i, row in enumerate(rows))
+    _, _, argv = _batch(tmp_path, "id,desk,asset,amount\np1,d1,A,1000\np2,d2,B,-500\n", scenarios=scen)
+    assert command(["batch", *argv]) == 0
+    capsys.readouterr()
+    # the same figures as on the clean table
+    clean = run(tmp_path / "pos.csv", _write(tmp_path / "clean.csv", SCEN), "desk")
+    again = run(tmp_path / "pos.csv", tmp_path / "scen.csv", "desk")
+    np.testing.assert_array_equal(_numbers(again), _numbers(clean))
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_an_output_that_is_an_input_is_refused_and_a_failed_write_leaves_the_old_file(tmp_path, capsys):
+    text = "id,desk,asset,amount\np1,d1,A,1000\np2,d2,B,-500\n"
+    pos, scen, argv = _batch(tmp_path, text)
+    link = tmp_path / "link.csv"
+    link.symlink_to(pos)
+    for target in (pos, scen, link):
+        assert command(["batch", *argv, "-o", str(target)]) == 2  # was status 0, the positions replaced
+        assert "refusing" in capsys.readouterr().err
+    assert pos.read_text() == text and scen.read_text() == SCEN
+    out = tmp_path / "risk.csv"
+    assert command(["batch", *argv, "-o", str(out)]) == 0
+    before = out.read_bytes()
+
+    def fail(table, path, kind=None):  # a disk that fills up half way through the write
+        Path(path).write_text("desk,positions,var\nd1,1,")
+        raise OSError(28, "No space left on device")
+
+    import xlmvar.batch.io as batch_io
+
+    original = batch_io.write_result
+    batch_io.write_result = fail
+    try:
+        assert command(["batch", *argv, "-o", str(out)]) == 2
+    finally:
+        batch_io.write_result = original
+    assert out.read_bytes() == before  # was cut off mid-number
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_grouping_columns_the_result_cannot_show_are_refused(tmp_path, capsys):
+    _, _, argv = _batch(tmp_path, "id,desk,asset,amount\np1,d1,A,1000\n")
+    for by, message in (("asset", "by: 'asset' is the asset column"), ("desk,desk", "by: names the column 'desk' twice")):
+        args = [a if a != "desk" else by for a in argv]
+        assert command(["batch", *args]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_an_xlsx_result_keeps_a_label_that_starts_with_equals_as_text(tmp_path, capsys):
+    _, _, argv = _batch(tmp_path, "id,desk,asset,amount\np1,=2+2,A,1000\np2,d1,B,500\n")
+    out = tmp_path / "risk.xlsx"
+    assert command(["batch", *argv, "-o", str(out)]) == 0
+    cells = [row[0] for row in openpyxl.load_workbook(out).active.iter_rows()]
+    assert [c.value for c in cells] == ["desk", "=2+2", "d1", "Total"]
+    assert {c.data_type for c in cells} == {"s"}  # text, not the formula =2+2 that showed 4

@@ -3,7 +3,8 @@ distributed matrix product.  Imported only when a scheduler or a local cluster i
 
 The workers read the positions file themselves (one task per Parquet row group or CSV block),
 so its path must be readable from every worker: a shared or network file system when the
-scheduler is remote.  The scenario table is read on the caller and scattered."""
+scheduler is remote.  The scenario table (the columns of the assets held) is read on the
+caller and scattered."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np
 from distributed import Client, LocalCluster, as_completed
 
 from . import io
-from .job import _combine, _exposures, summarise
+from .job import _check_keys, _combine, _exposures, summarise
 
 
 def _client(scheduler, local_cluster, processes):
@@ -34,9 +35,10 @@ def _partitions(path, read, cols):
         read_group = dask.delayed(io.read_row_group)
         return [read_group(str(path), i, read, cols.amount) for i in range(io.row_groups(path))]
     labels = [c for c in read if c != cols.amount]
-    frame = dd.read_csv(path, usecols=read, dtype=io.csv_dtypes(labels, cols.amount), blocksize="64MB",
-                        keep_default_na=False, na_values=[""])
-    return frame.to_delayed()
+    # every column read (see io.csv_dtypes: usecols would cut a longer row short), then the
+    # ones asked for kept
+    frame = dd.read_csv(path, dtype=io.csv_dtypes(path, labels, cols.amount), blocksize="64MB", **io.CSV_OPTIONS)
+    return frame[list(read)].to_delayed()
 
 
 def _product(client, returns: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -52,11 +54,14 @@ def _product(client, returns: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.asarray(client.compute(product).result())
 
 
-def aggregate_and_multiply(path, read, cols, table, assets, scheduler, local_cluster, processes, progress):
+def aggregate_and_multiply(path, read, cols, scenarios, order, scheduler, local_cluster, processes, progress):
     """Aggregate the positions by (group, asset) on the cluster and form ``P = R X`` there.
 
-    Returns the P&L by group (``T x G``), the group keys and the position counts.
+    ``order`` is the scenario table's assets (its header); the table is read on the caller
+    once the assets held are known, their columns only.  Returns the P&L by group
+    (``T x G``), the group keys and the position counts.
     """
+    assets = frozenset(order)
     client, cluster = _client(scheduler, local_cluster, processes)
     try:
         parts = _partitions(path, read, cols)
@@ -67,7 +72,9 @@ def aggregate_and_multiply(path, read, cols, table, assets, scheduler, local_clu
             progress(done, len(futures), "partitions aggregated")
         summaries = client.gather(futures)  # in partition order: rows are numbered across them
         sums, counts = _combine(path, summaries, cols)
-        x, keys, held = _exposures(sums, list(table.columns))
+        x, keys, held = _exposures(sums, order)
+        _check_keys(path, keys, cols.by)
+        table = io.read_scenarios(scenarios, held)
         pnl = _product(client, table[held].to_numpy(), x)
         return np.asarray(pnl), keys, counts
     finally:

@@ -6,20 +6,20 @@ The command line wires it in with::
     batch_cli.add_parser(sub)                 # in the parser
     "batch": batch_cli.run_command            # in the command table
 
-``run_command`` raises ``ValueError`` for bad input (the caller prints it and exits 2);
-:func:`main` does the same on its own (``python -m xlmvar.batch.cli``).
+``run_command`` raises ``ValueError`` for bad input (the caller prints it and exits 2).  The
+command line checks ``-o`` before the job runs (never an input file) and writes it
+atomically (``write``): this layer imports the engine only.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ._names import BATCH_METHODS, TOTAL
 from .progress import Progress
 
-__all__ = ["add_parser", "run_command", "format_table", "main"]
+__all__ = ["add_parser", "run_command", "format_table"]
 
 HEADERS = {
     "positions": "Positions",
@@ -96,8 +96,10 @@ def format_table(table) -> str:
     return "\n".join(out)
 
 
-def run_command(args) -> int:
-    """Run the job for parsed arguments, print the table, write ``-o``; 0 on success."""
+def run_command(args, write=None) -> int:
+    """Run the job for parsed arguments, print the table, write ``-o`` with
+    ``write(table, path)`` (by default :func:`~xlmvar.batch.io.write_result`, straight to the
+    path); 0 on success."""
     from .job import run  # pandas, pyarrow and dask load only when a batch job runs
 
     table = run(
@@ -123,21 +125,5 @@ def run_command(args) -> int:
     if args.output:
         from .io import write_result
 
-        print(f"\nWrote {write_result(table, args.output)}")
+        print(f"\nWrote {(write or write_result)(table, args.output)}")
     return 0
-
-
-def main(argv=None) -> int:
-    """``python -m xlmvar.batch.cli POSITIONS SCENARIOS --by desk``."""
-    parser = argparse.ArgumentParser(prog="xlmvar")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["batch", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return run_command(args)
-    except (ValueError, OSError) as exc:
-        print(f"xlmvar batch: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

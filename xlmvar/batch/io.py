@@ -10,15 +10,20 @@ holding that asset's return in the scenario; columns no position holds are ignor
 first column named ``date`` or ``scenario``.  It is read whole (2,500 x 1,000 is 20 MB).
 
 Every problem is a :class:`ValueError` naming the file, the row (1-based, header excluded;
-for CSV also the line) and the column.
+for CSV also the line, counting one line per row: a quoted line break inside a field shifts
+the lines after it) and the column.  A file that cannot be parsed at all (empty, not
+Parquet, a CSV row with more fields than the header) is refused with its name; so are two
+columns of one name (pandas would rename the second ``A.1``).
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 __all__ = [
@@ -31,6 +36,8 @@ __all__ = [
     "row_groups",
     "read_row_group",
     "read_scenarios",
+    "scenario_assets",
+    "as_numbers",
     "where",
     "write_result",
 ]
@@ -53,17 +60,45 @@ def file_format(path, allowed=("parquet", "csv")) -> str:
 
 def _exists(path) -> Path:
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ValueError(f"{path}: no such file")
+    if not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file (a FIFO, device or socket)"
+        raise ValueError(f"{path}: is {kind}; expected a Parquet or CSV file")
     return path
 
 
+@contextlib.contextmanager
+def _parsing(path):
+    """Name the file in what pandas or pyarrow says of one it cannot parse."""
+    try:
+        yield
+    except ValueError as exc:
+        if str(exc).startswith(f"{path}:"):
+            raise
+        raise ValueError(f"{path}: cannot be read as {file_format(path)} ({' '.join(str(exc).split())})") from exc
+    except (pa.ArrowException, UnicodeDecodeError, OSError) as exc:
+        raise ValueError(f"{path}: cannot be read as {file_format(path)} ({' '.join(str(exc).split())})") from exc
+
+
 def file_columns(path) -> list[str]:
-    """Column names of a Parquet or CSV file, read from its schema or header only."""
+    """Column names of a Parquet or CSV file, read from its schema or header only (as
+    written: a CSV header's names are not renamed); two columns of one name are refused."""
     path = _exists(path)
-    if file_format(path) == "parquet":
-        return list(pq.read_schema(path).names)
-    return list(pd.read_csv(path, nrows=0).columns)
+    with _parsing(path):
+        if file_format(path) == "parquet":
+            names = [str(n) for n in pq.read_schema(path).names]
+        else:
+            header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
+            names = [str(n) for n in header.iloc[0]] if len(header) else []
+    if not names:
+        raise ValueError(f"{path}: has no columns (an empty file?)")
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{path}: has two columns named {name!r}; expected each column once")
+        seen.add(name)
+    return names
 
 
 def check_columns(path, needed: dict) -> None:
@@ -76,25 +111,32 @@ def check_columns(path, needed: dict) -> None:
             )
 
 
-def csv_dtypes(labels, amount) -> dict:
-    """How a CSV's columns are read: labels as categories, amounts as text (checked later)."""
-    return {**{c: "category" for c in labels}, amount: "str"}
+def csv_dtypes(path, labels, amount) -> dict:
+    """How a CSV's columns are read: labels as categories, every other column as text (the
+    amount is checked later).  Every column is read, none skipped: with ``usecols`` pandas
+    cuts a row with more fields than the header short without a word (an unquoted
+    ``1,500`` read as 1)."""
+    return {**dict.fromkeys(file_columns(path), "str"), **dict.fromkeys(labels, "category"), amount: "str"}
+
+
+#: How every CSV is read: a blank field is blank (not the text "NA" read as missing), a blank
+#: line is a row (so that rows and lines stay aligned), a row of more fields is an error.
+CSV_OPTIONS = {"keep_default_na": False, "na_values": [""], "skip_blank_lines": False}
 
 
 def position_chunks(path, columns, amount, chunk_rows=1_000_000):
     """Yield the positions file as DataFrames of ``chunk_rows`` rows (the columns asked for)."""
     path = _exists(path)
-    if file_format(path) == "parquet":
-        labels = [c for c in columns if c != amount]
-        source = pq.ParquetFile(path, read_dictionary=labels)  # labels as categories: cheap to group
-        for batch in source.iter_batches(batch_size=chunk_rows, columns=list(columns)):
-            yield batch.to_pandas()
-    else:
-        labels = [c for c in columns if c != amount]
-        yield from pd.read_csv(
-            path, usecols=list(columns), dtype=csv_dtypes(labels, amount), chunksize=chunk_rows,
-            keep_default_na=False, na_values=[""],
-        )
+    labels = [c for c in columns if c != amount]
+    with _parsing(path):
+        if file_format(path) == "parquet":
+            source = pq.ParquetFile(path, read_dictionary=labels)  # labels as categories: cheap to group
+            for batch in source.iter_batches(batch_size=chunk_rows, columns=list(columns)):
+                yield batch.to_pandas()
+        else:
+            chunks = pd.read_csv(path, dtype=csv_dtypes(path, labels, amount), chunksize=chunk_rows, **CSV_OPTIONS)
+            for chunk in chunks:
+                yield chunk[list(columns)]
 
 
 def row_count(path) -> int | None:
@@ -120,37 +162,77 @@ def where(path, row: int, column: str, ident=None) -> str:
     return f"{path}: row {row + 1}{line}{label}, column {column!r}"
 
 
+def scenario_assets(path) -> list[str]:
+    """The asset columns of the scenario table, from its schema or header only: every column
+    but a first one named ``date`` or ``scenario``."""
+    names = file_columns(path)
+    return names[1:] if names and names[0].strip().lower() in LABEL_COLUMNS else names
+
+
 def read_scenarios(path, assets=None) -> pd.DataFrame:
     """The scenario table as floats: rows = scenarios, one column per asset.
 
     ``assets``, if given, are the columns kept (in the table's order); a label column
-    (``date``/``scenario``) and assets nobody holds are dropped.  A cell that is not a finite
-    number raises, naming the file, row and column.
+    (``date``/``scenario``) and assets nobody holds are dropped, unchecked.  A cell that is
+    not a finite number raises, naming the file, row and column.
     """
-    path = _exists(path)
-    if file_format(path) == "parquet":
-        table = pd.read_parquet(path)
-    else:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    names = scenario_assets(path)  # checks the header: two columns of one name are refused
+    wanted = names if assets is None else [c for c in names if c in set(assets)]
+    with _parsing(path):
+        if file_format(path) == "parquet":
+            table = pd.read_parquet(path, columns=wanted)
+        else:
+            table = pd.read_csv(path, dtype=str, **{**CSV_OPTIONS, "na_values": None})
+            table.columns = file_columns(path)
+            table = table[wanted]
     table.columns = [str(c) for c in table.columns]
-    if table.shape[1] and table.columns[0].strip().lower() in LABEL_COLUMNS:
-        table = table.iloc[:, 1:]
-    if assets is not None:
-        wanted = set(assets)
-        table = table[[c for c in table.columns if c in wanted]]
     if table.shape[0] < 2:
         raise ValueError(f"{path}: has {table.shape[0]} scenario rows; at least 2 are needed")
     out = {}
     for column in table.columns:
         raw = table[column]
-        numeric = pd.api.types.is_float_dtype(raw) or pd.api.types.is_integer_dtype(raw)
-        values = (raw if numeric else pd.to_numeric(raw, errors="coerce")).to_numpy(dtype=float)
+        values, kind = as_numbers(raw)
+        if values is None:
+            raise ValueError(f"{where(path, 0, column)}: holds {kind}; expected finite numbers (returns)")
         bad = ~np.isfinite(values)
         if bad.any():
             row = int(np.argmax(bad))
             raise ValueError(f"{where(path, row, column)}: holds {_show(raw.iloc[row])}; expected a finite number (a return)")
         out[column] = values
     return pd.DataFrame(out, index=table.index)
+
+
+#: What pandas infers a column of Python objects to hold, for the kinds that are not numbers
+#: though pandas turns them into numbers (true/false as 1/0, a date as nanoseconds).
+_NOT_NUMBERS = {
+    "boolean": "true/false values", "datetime": "dates", "datetime64": "dates", "date": "dates",
+    "timedelta": "durations", "timedelta64": "durations", "time": "times of day",
+    "period": "periods", "interval": "intervals",
+}
+
+
+def as_numbers(raw: pd.Series):
+    """``(values as floats, None)`` for a column of numbers or of text (text that is not a
+    number becomes NaN, for the caller to name), else ``(None, what it holds)``: a column of
+    dates, durations or true/false values (a Parquet file's, or a mistaken column) is
+    refused, not read as nanoseconds or 1/0."""
+    dtype = raw.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        raw, dtype = raw.astype(object), np.dtype(object)
+    if pd.api.types.is_bool_dtype(dtype):
+        return None, "true/false values"
+    if pd.api.types.is_float_dtype(dtype) or pd.api.types.is_integer_dtype(dtype):
+        return raw.to_numpy(dtype=float, na_value=np.nan), None
+    if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
+        kind = pd.api.types.infer_dtype(raw, skipna=True)
+        if kind in _NOT_NUMBERS:
+            return None, _NOT_NUMBERS[kind]
+        return pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, na_value=np.nan), None
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return None, f"dates ({dtype})"
+    if pd.api.types.is_timedelta64_dtype(dtype):
+        return None, f"durations ({dtype})"
+    return None, f"values of type {dtype}"
 
 
 def _show(value) -> str:
@@ -161,14 +243,19 @@ def _show(value) -> str:
     return f"{value!r}"
 
 
-def write_result(table: pd.DataFrame, path) -> Path:
-    """Write the result as Parquet, CSV or xlsx (from the suffix)."""
+def write_result(table: pd.DataFrame, path, kind: str | None = None) -> Path:
+    """Write the result as Parquet, CSV or xlsx (``kind``, by default from the suffix; the
+    command line writes a temporary file and renames it over ``-o``).  In xlsx every label
+    is text: one that starts with ``=`` is not made a formula, nor one that looks like an
+    address a link."""
     path = Path(path)
-    kind = file_format(path, ("parquet", "csv", "xlsx"))
+    kind = kind or file_format(path, ("parquet", "csv", "xlsx"))
     if kind == "parquet":
         table.to_parquet(path, index=False)
     elif kind == "csv":
         table.to_csv(path, index=False, float_format="%.17g")
     else:
-        table.to_excel(path, index=False, sheet_name="Risk by group", engine="xlsxwriter")
+        options = {"strings_to_formulas": False, "strings_to_urls": False}
+        table.to_excel(path, index=False, sheet_name="Risk by group", engine="xlsxwriter",
+                       engine_kwargs={"options": options})
     return path

@@ -81,10 +81,11 @@ def summarise(chunk: pd.DataFrame, cols: Columns, assets: frozenset) -> Summary:
     number.
     """
     raw = chunk[cols.amount]
-    amount = raw if pd.api.types.is_float_dtype(raw) or pd.api.types.is_integer_dtype(raw) else None
-    if amount is None:
-        amount = pd.to_numeric(raw, errors="coerce")
-    amount = amount.to_numpy(dtype=float)
+    amount, kind = io.as_numbers(raw)
+    if amount is None:  # dates, durations, true/false: never numbers of currency
+        ident = chunk[cols.ident].iloc[0] if cols.ident in chunk and len(chunk) else None
+        ident = ident.item() if isinstance(ident, np.generic) else ident
+        return Summary(len(chunk), (0, cols.amount, f"holds {kind}; expected numbers (currency)", ident))
     found = []
     for column in cols.labels:
         row = _first(chunk[column].isna())
@@ -100,7 +101,7 @@ def summarise(chunk: pd.DataFrame, cols: Columns, assets: frozenset) -> Summary:
     if found:
         row, column, message = min(found, key=lambda f: (f[0], cols.labels.index(f[1]) if f[1] in cols.labels else 99))
         ident = chunk[cols.ident].iloc[row] if cols.ident in chunk else None
-        ident = ident.item() if isinstance(ident, np.generic) else ident
+        ident = None if ident is None or pd.isna(ident) else ident.item() if isinstance(ident, np.generic) else ident
         return Summary(len(chunk), (row, column, message, ident))
     frame = chunk[cols.labels].assign(_amount=amount)
     sums = frame.groupby(cols.labels, sort=False, observed=True)["_amount"].sum()
@@ -233,6 +234,7 @@ def run(
         raise ValueError("scheduler: give a scheduler address or a local cluster size, not both")
     progress = progress or (lambda done, total, what: None)
 
+    _check_by(by, asset, amount)
     cols = Columns(by, asset, amount, ident)
     needed = {**{c: "a grouping column, --by" for c in by}, asset: "the asset of each position", amount: "the signed exposure in currency"}
     io.check_columns(positions, needed)
@@ -240,8 +242,8 @@ def run(
     if ident not in have:
         cols = Columns(by, asset, amount, None)
     read = [*cols.labels, cols.amount] + ([cols.ident] if cols.ident else [])
-    table = io.read_scenarios(scenarios)
-    assets = frozenset(table.columns)
+    order = io.scenario_assets(scenarios)  # the header only: columns nobody holds are never read
+    assets = frozenset(order)
 
     if scheduler is None and local_cluster is None:
         summaries, total = [], io.row_count(positions)
@@ -249,19 +251,53 @@ def run(
             summaries.append(summarise(chunk, cols, assets))
             progress(sum(s.rows for s in summaries), total, "positions aggregated")
         sums, counts = _combine(positions, summaries, cols)
-        x, keys, held = _exposures(sums, list(table.columns))
+        x, keys, held = _exposures(sums, order)
+        _check_keys(positions, keys, by)
         progress(1, 3, "scenario P&L by group")
-        pnl = table[held].to_numpy() @ x
+        pnl = io.read_scenarios(scenarios, held)[held].to_numpy() @ x
     else:
         from ._dask import aggregate_and_multiply
 
         pnl, keys, counts = aggregate_and_multiply(
-            positions, read, cols, table, assets, scheduler, local_cluster, processes, progress
+            positions, read, cols, scenarios, order, scheduler, local_cluster, processes, progress
         )
     progress(2, 3, "risk by group")
     result = _risk(pnl, keys, counts, by, confidence, horizon, name)
     progress(3, 3, "done")
     return result
+
+
+#: The columns of the result besides the grouping ones (a grouping column of one of these
+#: names would be overwritten by the figures).
+RESULT_COLUMNS = ("positions", "var", "es", "component_var", "var_share", "component_es", "diversification")
+
+
+def _check_by(by, asset, amount) -> None:
+    """Refuse grouping columns the result could not show: one named twice, the asset or
+    amount column itself, or one named as a column of the result."""
+    for i, column in enumerate(by):
+        if column in by[:i]:
+            raise ValueError(f"by: names the column {column!r} twice; expected each grouping column once")
+        if column in (asset, amount):
+            role = "asset" if column == asset else "amount"
+            raise ValueError(f"by: {column!r} is the {role} column; group by another column (the result is by group and asset already)")
+        if column in RESULT_COLUMNS:
+            raise ValueError(
+                f"by: a grouping column cannot be named {column!r}, the name of a column of the result "
+                f"({', '.join(RESULT_COLUMNS)}), which would overwrite it; rename it in the positions file"
+            )
+
+
+def _check_keys(path, keys, by) -> None:
+    """Refuse a group whose first label is the firm total's row label: a reader keyed on it
+    would take the group's figures for the firm's."""
+    for key in keys:
+        first = key[0] if isinstance(key, tuple) else key
+        if str(first) == TOTAL:
+            raise ValueError(
+                f"{path}: column {by[0]!r} holds the group {TOTAL!r}, the label of the firm's total "
+                "row of the result; rename it"
+            )
 
 
 def _risk(pnl: np.ndarray, keys, counts, by, confidence, horizon, name) -> pd.DataFrame:

@@ -181,7 +181,7 @@ def _report(args) -> int:
         else:
             _check_book(args.book)
             book = label = args.book
-        output = check_output(args.output, (book,), what="-o") if args.output else None
+        output = check_output(args.output, (book,), what="-o", in_place=False) if args.output else None
         report, recalc = book_report(book, progress=Progress(), limits=limits)
         print(f"{label}: {recalc.formula_count} formula(s) recalculated headlessly\n")
         print(format_report(report))
@@ -238,8 +238,18 @@ def _one_line(exc: BaseException) -> str:
 
 def _batch(args) -> int:
     from ..batch.cli import run_command
+    from ..workbook._safe_write import atomic_write, check_output
 
-    return run_command(args)
+    if args.output:  # before the job: never an input, a link, a folder; its folder exists
+        args.output = check_output(args.output, (args.positions, args.scenarios), what="-o", in_place=False)
+
+    def write(table, path):
+        from ..batch.io import file_format, write_result
+
+        kind = file_format(path, ("parquet", "csv", "xlsx"))
+        return atomic_write(path, lambda tmp: write_result(table, tmp, kind))
+
+    return run_command(args, write)
 
 
 def main(argv=None) -> int:

@@ -35,7 +35,7 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def check_output(target, sources=(), *, follow_symlink: bool = False, what: str = "output") -> Path:
+def check_output(target, sources=(), *, follow_symlink: bool = False, what: str = "output", in_place: bool = True) -> Path:
     """Check that ``target`` may be written; return the path to write to.
 
     Parameters
@@ -49,6 +49,8 @@ def check_output(target, sources=(), *, follow_symlink: bool = False, what: str 
         a symbolic link is refused.
     what : str
         How the target is called in messages (``output``, ``-o``).
+    in_place : bool
+        The command offers ``--in-place`` (``calc``): the refusal of an input says so.
 
     Raises
     ------
@@ -76,7 +78,9 @@ def check_output(target, sources=(), *, follow_symlink: bool = False, what: str 
         source = Path(source)
         same = Path(os.path.realpath(target)) == Path(os.path.realpath(source)) or (info is not None and _same_file(target, source))
         if same and not follow_symlink:
-            raise ValueError(f"{what}: {target} is the input workbook {source}; refusing to overwrite it (use --in-place)")
+            hint = " (use --in-place)" if in_place else ""
+            noun = "workbook" if source.suffix.lower() in (".xlsx", ".xlsm", ".xltx", ".xltm") else "file"
+            raise ValueError(f"{what}: {target} is the input {noun} {source}; refusing to overwrite it{hint}")
     if not target.parent.is_dir():
         raise ValueError(f"{what}: folder {target.parent} does not exist")
     return target
