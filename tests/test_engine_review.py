@@ -119,3 +119,14 @@ def test_hedges_and_factor_var_scale_with_the_book(size):
     b, f, d = np.array([[1.0], [0.5]]), np.array([[0.04]]), np.array([0.01, 0.02])
     total = Z95 * math.sqrt(float(x @ (b @ f @ b.T + np.diag(d)) @ x))
     assert factors.factor_var(x * size, b, f, d).total / size == pytest.approx(total, rel=1e-12)  # was 0
+
+
+def test_risk_budgets_of_any_size_are_normalised():
+    from xlmvar.engine.allocation import risk_parity
+
+    s = np.array([[0.04, 0.01], [0.01, 0.09]])
+    equal = risk_parity(s, [1.0, 1.0])
+    # equal risk of two assets: w_i proportional to 1 / sigma_i here (the covariance term is shared)
+    np.testing.assert_allclose(equal.weights, [0.6, 0.4], rtol=1e-12)
+    for big in ([1e308, 1e308], [1e-300, 1e-300]):  # the sum overflowed: blamed on cov
+        np.testing.assert_allclose(risk_parity(s, big).weights, equal.weights, rtol=1e-12)

@@ -193,7 +193,10 @@ def risk_parity(cov, budgets=None, tol=1e-12, max_iter=100) -> RiskParity:
         if np.any(b <= 0.0):
             i = int(np.argmax(b <= 0.0))
             raise ValueError(f"budgets: item {i + 1} is {b[i]:g}; risk budgets must be positive")
+        b = b / b.max()  # first, so that budgets of 1e308 do not overflow their sum
         b = b / b.sum()
+        if not np.all(b > 0.0):  # spread over more than 308 orders of magnitude
+            raise ValueError("budgets: are too far apart to normalise (a ratio beyond 1e308); expected ratios a float can hold")
     tol = check_positive(tol, "tol")
     max_iter = check_count(max_iter, "max_iter")
     r = s / vols[:, None] / vols[None, :]
