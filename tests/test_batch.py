@@ -215,13 +215,14 @@ def _batch(folder, positions: str, *args, scenarios: str = SCEN, suffix=".csv"):
 
 @pytest.mark.parametrize("text, message", [
     # an unquoted thousands separator: read as amount 1 (the 500 dropped), status 0
-    ("id,desk,asset,amount\np1,d1,A,1000\np2,d1,B,1,500\n", r"pos\.csv: cannot be read as csv \(.*Expected 4 fields in line 3, saw 5"),
+    ("id,desk,asset,amount\np1,d1,A,1000\np2,d1,B,1,500\n", r"pos\.csv: cannot be read as csv \(.*Expected 4 columns, got 5: p2,d1,B,1,500"),
     ("id,desk,asset,amount,amount\np1,d1,A,1000,2\n", r"pos\.csv: has two columns named 'amount'"),
     ("", r"pos\.csv: has no columns|pos\.csv: cannot be read as csv"),
     ("id,var,asset,amount\np1,d1,A,1000\n", None),  # --by var below
     ("id,desk,asset,amount\np1,Total,A,1000\np2,d1,B,500\n", r"pos\.csv: column 'desk' holds the group 'Total', the label of the firm's total row"),
-    # a blank line is a row: the bad amount below it is named at its own line
-    ("id,desk,asset,amount\np1,d1,A,1000\n\np2,d1,B,5\n", r"pos\.csv: row 2 \(line 3\), column 'desk': is blank"),
+    # every row long: pandas took the first field for an index and read the amount 500
+    ("amount,asset,desk\n1,500,A,d1\n2,250,B,d2\n", r"pos\.csv: cannot be read as csv \(.*Expected 3 columns, got 4"),
+    ("id,desk,asset,amount\np1,d1,A,1000\np2,d1,B\n", r"pos\.csv: cannot be read as csv \(.*Expected 4 columns, got 3"),
 ])
 def test_hostile_positions_files_are_refused_by_name(tmp_path, capsys, text, message):
     pos, _, argv = _batch(tmp_path, text)
@@ -231,6 +232,27 @@ def test_hostile_positions_files_are_refused_by_name(tmp_path, capsys, text, mes
     assert command(["batch", *argv]) == 2
     assert re.search(message, capsys.readouterr().err)
     assert pos.read_text() == text  # the input untouched
+
+
+@pytest.mark.parametrize("text", [
+    "id,desk,asset,amount\np1,d1,A,1000\np2,d2,B,-500\n\n\n",  # blank lines at the end
+    "id,desk,asset,amount\np1,d1,A,1000\n\np2,d2,B,-500\n",  # and inside
+    "id,desk,asset,amount,,\np1,d1,A,1000,,\np2,d2,B,-500,,\n",  # the empty columns of an export
+    '\ufeffid,desk,asset,amount\r\np1,d1,A,1000\r\np2,"d2",B,"-500"\r\n',  # a BOM, CRLF, quotes
+])
+def test_valid_csv_layouts_give_the_same_figures(tmp_path, capsys, text):
+    plain = _write(tmp_path / "plain.csv", "id,desk,asset,amount\np1,d1,A,1000\np2,d2,B,-500\n")
+    scen = _write(tmp_path / "s.csv", SCEN)
+    expected = run(plain, scen, "desk")
+    np.testing.assert_array_equal(_numbers(run(_write(tmp_path / "t.csv", text), scen, "desk")), _numbers(expected))
+    # by the id column too (it was read twice: pandas' "Grouper for 'id' not 1-dimensional")
+    assert list(run(tmp_path / "t.csv", scen, "id")["id"]) == ["p1", "p2", "Total"]
+
+
+def test_a_long_row_on_dask_names_the_file(tmp_path, scheduler):
+    pos = _write(tmp_path / "p.csv", "id,desk,asset,amount\np1,d1,A,1000\np2,d1,B,1,500\n")
+    with pytest.raises(ValueError, match=r"p\.csv: cannot be read as csv \(.*Expected 4 columns, got 5"):
+        run(pos, _write(tmp_path / "s.csv", SCEN), "desk", scheduler=scheduler)
 
 
 @pytest.mark.parametrize("amount, kind", [

@@ -34,11 +34,10 @@ def _partitions(path, read, cols):
     if io.file_format(path) == "parquet":
         read_group = dask.delayed(io.read_row_group)
         return [read_group(str(path), i, read, cols.amount) for i in range(io.row_groups(path))]
+    read = list(dict.fromkeys(read))
     labels = [c for c in read if c != cols.amount]
-    # every column read (see io.csv_dtypes: usecols would cut a longer row short), then the
-    # ones asked for kept
-    frame = dd.read_csv(path, dtype=io.csv_dtypes(path, labels, cols.amount), blocksize="64MB", **io.CSV_OPTIONS)
-    return frame[list(read)].to_delayed()
+    frame = dd.read_csv(path, usecols=read, dtype=io.csv_dtypes(labels, cols.amount), blocksize="64MB", **io.CSV_OPTIONS)
+    return frame.to_delayed()
 
 
 def _product(client, returns: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -67,10 +66,11 @@ def aggregate_and_multiply(path, read, cols, scenarios, order, scheduler, local_
         parts = _partitions(path, read, cols)
         futures = client.compute([dask.delayed(summarise)(p, cols, assets) for p in parts])
         done = 0
-        for _ in as_completed(futures):
-            done += 1
-            progress(done, len(futures), "partitions aggregated")
-        summaries = client.gather(futures)  # in partition order: rows are numbered across them
+        with io._parsing(path):  # a block a worker cannot parse: the file named, as in-process
+            for _ in as_completed(futures):
+                done += 1
+                progress(done, len(futures), "partitions aggregated")
+            summaries = client.gather(futures)  # in partition order: rows are numbered across them
         sums, counts = _combine(path, summaries, cols)
         x, keys, held = _exposures(sums, order)
         _check_keys(path, keys, cols.by)

@@ -10,10 +10,12 @@ holding that asset's return in the scenario; columns no position holds are ignor
 first column named ``date`` or ``scenario``.  It is read whole (2,500 x 1,000 is 20 MB).
 
 Every problem is a :class:`ValueError` naming the file, the row (1-based, header excluded;
-for CSV also the line, counting one line per row: a quoted line break inside a field shifts
-the lines after it) and the column.  A file that cannot be parsed at all (empty, not
-Parquet, a CSV row with more fields than the header) is refused with its name; so are two
-columns of one name (pandas would rename the second ``A.1``).
+for CSV also the line, counting one line per row: a blank line or a quoted line break
+before it shifts the count) and the column.  A file that cannot be parsed at all (empty, not
+Parquet, a CSV row with more or fewer fields than the header) is refused with its name; so
+are two columns of one name (pandas would rename the second ``A.1``).  CSV files are parsed
+by pyarrow, which checks every row's number of fields while reading only the columns
+needed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 __all__ = [
@@ -95,7 +98,7 @@ def file_columns(path) -> list[str]:
         raise ValueError(f"{path}: has no columns (an empty file?)")
     seen = set()
     for name in names:
-        if name in seen:
+        if name in seen and name.strip():  # blank names (empty columns an export adds) are no column to read
             raise ValueError(f"{path}: has two columns named {name!r}; expected each column once")
         seen.add(name)
     return names
@@ -111,32 +114,55 @@ def check_columns(path, needed: dict) -> None:
             )
 
 
-def csv_dtypes(path, labels, amount) -> dict:
-    """How a CSV's columns are read: labels as categories, every other column as text (the
-    amount is checked later).  Every column is read, none skipped: with ``usecols`` pandas
-    cuts a row with more fields than the header short without a word (an unquoted
-    ``1,500`` read as 1)."""
-    return {**dict.fromkeys(file_columns(path), "str"), **dict.fromkeys(labels, "category"), amount: "str"}
+def csv_dtypes(labels, amount) -> dict:
+    """How a CSV's columns are read on Dask: labels as categories, amounts as text (checked
+    later)."""
+    return {**{c: "category" for c in labels}, amount: "str"}
 
 
-#: How every CSV is read: a blank field is blank (not the text "NA" read as missing), a blank
-#: line is a row (so that rows and lines stay aligned), a row of more fields is an error.
-CSV_OPTIONS = {"keep_default_na": False, "na_values": [""], "skip_blank_lines": False}
+#: How Dask reads a CSV's blocks: with pyarrow's parser, which refuses a row of more fields
+#: than the header even when only some columns are read (pandas' own parser, given
+#: ``usecols``, cuts such a row short without a word: an unquoted ``1,500`` read as 1); a
+#: blank field is blank, the text "NA" is text.
+CSV_OPTIONS = {"engine": "pyarrow", "keep_default_na": False, "na_values": [""]}
+
+
+def _csv_options(columns, labels=(), block_size=None):
+    """pyarrow's options for a CSV read of ``columns`` as text (``labels`` as categories),
+    every row checked to have the header's number of fields, a quoted line break allowed, a
+    blank field null; blank lines skipped."""
+    types = {c: (pa.dictionary(pa.int32(), pa.string()) if c in labels else pa.string()) for c in columns}
+    read = pacsv.ReadOptions(block_size=block_size) if block_size else pacsv.ReadOptions()
+    parse = pacsv.ParseOptions(newlines_in_values=True)
+    convert = pacsv.ConvertOptions(include_columns=list(columns), column_types=types, strings_can_be_null=True,
+                                   null_values=[""], quoted_strings_can_be_null=False)
+    return {"read_options": read, "parse_options": parse, "convert_options": convert}
+
+
+def _block_size(path, rows: int) -> int:
+    """Bytes of a CSV block of about ``rows`` rows (from the first 64 KiB), 64 KiB to 256 MiB."""
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 16)
+    per_row = max(len(head) / max(head.count(b"\n"), 1), 1.0)
+    return int(min(max(rows * per_row, 1 << 16), 1 << 28))
 
 
 def position_chunks(path, columns, amount, chunk_rows=1_000_000):
-    """Yield the positions file as DataFrames of ``chunk_rows`` rows (the columns asked for)."""
+    """Yield the positions file as DataFrames of about ``chunk_rows`` rows (the columns asked
+    for; a CSV is read in blocks of about that many rows, the columns asked for only, every
+    row checked for its number of fields)."""
     path = _exists(path)
+    columns = list(dict.fromkeys(columns))
     labels = [c for c in columns if c != amount]
     with _parsing(path):
         if file_format(path) == "parquet":
             source = pq.ParquetFile(path, read_dictionary=labels)  # labels as categories: cheap to group
-            for batch in source.iter_batches(batch_size=chunk_rows, columns=list(columns)):
+            for batch in source.iter_batches(batch_size=chunk_rows, columns=columns):
                 yield batch.to_pandas()
         else:
-            chunks = pd.read_csv(path, dtype=csv_dtypes(path, labels, amount), chunksize=chunk_rows, **CSV_OPTIONS)
-            for chunk in chunks:
-                yield chunk[list(columns)]
+            reader = pacsv.open_csv(path, **_csv_options(columns, labels, _block_size(path, chunk_rows)))
+            for batch in reader:
+                yield batch.to_pandas()
 
 
 def row_count(path) -> int | None:
@@ -181,10 +207,8 @@ def read_scenarios(path, assets=None) -> pd.DataFrame:
     with _parsing(path):
         if file_format(path) == "parquet":
             table = pd.read_parquet(path, columns=wanted)
-        else:
-            table = pd.read_csv(path, dtype=str, **{**CSV_OPTIONS, "na_values": None})
-            table.columns = file_columns(path)
-            table = table[wanted]
+        else:  # every row checked for its number of fields, the columns wanted read only
+            table = pacsv.read_csv(path, **_csv_options(wanted)).to_pandas()
     table.columns = [str(c) for c in table.columns]
     if table.shape[0] < 2:
         raise ValueError(f"{path}: has {table.shape[0]} scenario rows; at least 2 are needed")

@@ -83,9 +83,7 @@ def summarise(chunk: pd.DataFrame, cols: Columns, assets: frozenset) -> Summary:
     raw = chunk[cols.amount]
     amount, kind = io.as_numbers(raw)
     if amount is None:  # dates, durations, true/false: never numbers of currency
-        ident = chunk[cols.ident].iloc[0] if cols.ident in chunk and len(chunk) else None
-        ident = ident.item() if isinstance(ident, np.generic) else ident
-        return Summary(len(chunk), (0, cols.amount, f"holds {kind}; expected numbers (currency)", ident))
+        return Summary(len(chunk), (0, cols.amount, f"holds {kind}; expected numbers (currency)", _ident(chunk, cols, 0)))
     found = []
     for column in cols.labels:
         row = _first(chunk[column].isna())
@@ -100,13 +98,21 @@ def summarise(chunk: pd.DataFrame, cols: Columns, assets: frozenset) -> Summary:
         found.append((row, cols.amount, f"holds {io._show(raw.iloc[row])}; expected a finite number (currency)"))
     if found:
         row, column, message = min(found, key=lambda f: (f[0], cols.labels.index(f[1]) if f[1] in cols.labels else 99))
-        ident = chunk[cols.ident].iloc[row] if cols.ident in chunk else None
-        ident = None if ident is None or pd.isna(ident) else ident.item() if isinstance(ident, np.generic) else ident
-        return Summary(len(chunk), (row, column, message, ident))
+        return Summary(len(chunk), (row, column, message, _ident(chunk, cols, row)))
     frame = chunk[cols.labels].assign(_amount=amount)
     sums = frame.groupby(cols.labels, sort=False, observed=True)["_amount"].sum()
     counts = frame.groupby(list(cols.by), sort=False, observed=True).size()
     return Summary(len(chunk), None, _as_text(sums), _as_text(counts))
+
+
+def _ident(chunk: pd.DataFrame, cols: Columns, row: int):
+    """The id of a chunk's row for a message, or ``None`` (no id column, a blank id)."""
+    if cols.ident is None or cols.ident not in chunk or row >= len(chunk):
+        return None
+    ident = chunk[cols.ident].iloc[row]
+    if ident is None or pd.isna(ident):
+        return None
+    return ident.item() if isinstance(ident, np.generic) else ident
 
 
 def _unknown(column: pd.Series, assets: frozenset) -> np.ndarray:
@@ -241,7 +247,7 @@ def run(
     have = io.file_columns(positions)
     if ident not in have:
         cols = Columns(by, asset, amount, None)
-    read = [*cols.labels, cols.amount] + ([cols.ident] if cols.ident else [])
+    read = list(dict.fromkeys([*cols.labels, cols.amount] + ([cols.ident] if cols.ident else [])))  # --by id: once
     order = io.scenario_assets(scenarios)  # the header only: columns nobody holds are never read
     assets = frozenset(order)
 

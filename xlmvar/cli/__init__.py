@@ -240,7 +240,13 @@ def _batch(args) -> int:
     from ..batch.cli import run_command
     from ..workbook._safe_write import atomic_write, check_output
 
-    if args.output:  # before the job: never an input, a link, a folder; its folder exists
+    if args.output:  # before the job: a known type, never an input, a link, a folder; its folder writable
+        from ..batch.io import file_format
+
+        try:
+            file_format(args.output, ("parquet", "csv", "xlsx"))
+        except ValueError as exc:
+            raise ValueError(f"-o: {exc}") from None
         args.output = check_output(args.output, (args.positions, args.scenarios), what="-o", in_place=False)
 
     def write(table, path):

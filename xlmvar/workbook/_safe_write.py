@@ -56,7 +56,7 @@ def check_output(target, sources=(), *, follow_symlink: bool = False, what: str 
     ------
     ValueError
         When the target is an input, a symbolic link (unless followed), a folder, a FIFO,
-        a device or a socket, or its folder does not exist.
+        a device or a socket, or its folder does not exist or cannot be written to.
     """
     target = Path(target)
     try:
@@ -83,6 +83,8 @@ def check_output(target, sources=(), *, follow_symlink: bool = False, what: str 
             raise ValueError(f"{what}: {target} is the input {noun} {source}; refusing to overwrite it{hint}")
     if not target.parent.is_dir():
         raise ValueError(f"{what}: folder {target.parent} does not exist")
+    if not os.access(target.parent, os.W_OK | os.X_OK):  # the temporary file goes there
+        raise ValueError(f"{what}: folder {target.parent} cannot be written to")
     return target
 
 
