@@ -82,8 +82,8 @@ def test_rolling_refuses_what_the_historical_method_refuses():
         historical.decompose(x, ret[:30] * 100, "var", 0.95, 1)
     # a window shorter than 1 / (1 - c): the worst day or two, whatever the confidence
     assert historical.rows_needed(0.99) == 100
-    for method in ("historical", "pnl"):
-        with pytest.raises(ValueError, match=r"^window: got 5; a 99% historical VaR needs at least 100 periods"):
+    for method, what in (("historical", "historical VaR"), ("pnl", "VaR of a P&L table")):
+        with pytest.raises(ValueError, match=rf"^window: got 5; a 99% {what} needs at least 100 periods"):
             rolling.rolling_var(x, ret, 5, 0.99, method)
     forecast = rolling.rolling_var(x, ret, 20, 0.95)  # 20 periods suffice at 95%: as the module computes it
     for j in (0, 17, 39):
@@ -130,3 +130,35 @@ def test_risk_budgets_of_any_size_are_normalised():
     np.testing.assert_allclose(equal.weights, [0.6, 0.4], rtol=1e-12)
     for big in ([1e308, 1e308], [1e-300, 1e-300]):  # the sum overflowed: blamed on cov
         np.testing.assert_allclose(risk_parity(s, big).weights, equal.weights, rtol=1e-12)
+
+
+def test_rolling_normal_var_scales_with_the_book():
+    r = np.random.default_rng(5).normal(0.0, 0.01, (300, 2))
+    one = rolling.rolling_var([1.0, 1.0], r, 60, 0.95, "normal").var
+    p = r @ [1.0, 1.0]
+    assert one[0] == pytest.approx(Z95 * np.std(p[:60], ddof=1), rel=1e-12)  # the window's own figure
+    for size in (1e-170, 1e150):  # was 0 (the squares underflowed), or inf
+        np.testing.assert_allclose(rolling.rolling_var([size, size], r, 60, 0.95, "normal").var / size, one, rtol=1e-12)
+
+
+def test_the_first_calls_of_a_method_from_many_threads_all_get_figures():
+    # the method's module is imported on the first call; a second thread must not get it half built
+    import subprocess
+    import sys
+
+    code = (
+        "import threading, numpy as np, xlmvar\n"
+        "r = np.random.default_rng(0).normal(size=(300, 3)) * 0.01\n"
+        "out, bar = [], threading.Barrier(8)\n"
+        "def go():\n"
+        "    bar.wait()\n"
+        "    try: out.append(xlmvar.portfolio_var([1.0, 2.0, 3.0], r, 0.95, 1, 'cornish-fisher'))\n"
+        "    except Exception as e: out.append(repr(e))\n"
+        "ts = [threading.Thread(target=go) for _ in range(8)]\n"
+        "[t.start() for t in ts]; [t.join() for t in ts]\n"
+        "print(len(set(out)), out[0])\n"
+    )
+    for _ in range(3):
+        printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        count, first = printed.split(maxsplit=1)
+        assert count == "1" and float(first) > 0, printed

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 
 import importlib
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,10 +97,9 @@ def check_method(method) -> str:
 
 
 def _module(method):
-    """The module of a method, imported on first use (a dictionary read after that: the
-    import machinery costs a what-if call a few microseconds more)."""
-    path = METHODS[check_method(method)]
-    return sys.modules.get(path) or importlib.import_module(path)
+    # import_module, not a read of sys.modules: a module is there from the start of its
+    # import, so a second thread would get it half built
+    return importlib.import_module(METHODS[check_method(method)])
 
 
 def _pays_to_cache(positions, model, measure="var", confidence=0.95, horizon=1, method="normal", **options) -> bool:

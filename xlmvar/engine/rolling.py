@@ -88,8 +88,9 @@ def rolling_var(positions, returns, window, confidence=0.95, method="historical"
     if w < ROLLING_METHODS[name]:
         raise ValueError(f"window: got {w}; the {name} method needs at least {ROLLING_METHODS[name]} periods")
     if name in ("historical", "pnl") and w < historical.rows_needed(c):
+        what = "historical VaR" if name == "historical" else "VaR of a P&L table"
         raise ValueError(
-            f"window: got {w}; a {c * 100:g}% historical VaR needs at least {historical.rows_needed(c)} periods "
+            f"window: got {w}; a {c * 100:g}% {what} needs at least {historical.rows_needed(c)} periods "
             "(1 / (1 - confidence), so that the worst one lies at least as far in the tail as the quantile)"
         )
     if w >= r.shape[0]:
@@ -103,12 +104,14 @@ def rolling_var(positions, returns, window, confidence=0.95, method="historical"
     windows = sliding_window_view(p, w)[:-1]  # windows[j] = p[j : j + w], forecast for j + w
     if name in ("historical", "pnl"):
         var = -np.quantile(windows, historical.tail_probability(c), axis=1)
-    elif name == "normal":
-        var = tail_multiplier(c, "var") * np.std(windows, axis=1, ddof=1)
+    elif name == "normal":  # on the P&L over its largest size: squares neither underflow nor overflow
+        size = float(np.abs(p).max()) or 1.0
+        var = tail_multiplier(c, "var") * np.std(windows / size, axis=1, ddof=1) * size
     else:
         s, units = unit_table(windows)  # P&L in currency through a method made for returns
         var = np.array([modified.decompose([s], win[:, None], "var", c).total for win in units])
     var = _flat_windows(var, windows, historical.noise_floor(x, r, p), name)
+    check_finite_result("positions", "the rolling VaR of these positions", var)
     return RollingVar(np.arange(w, r.shape[0]), var + 0.0, p[w:] + 0.0)
 
 
