@@ -162,3 +162,31 @@ def test_the_first_calls_of_a_method_from_many_threads_all_get_figures():
         printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
         count, first = printed.split(maxsplit=1)
         assert count == "1" and float(first) > 0, printed
+
+
+def test_sums_and_differences_of_finite_figures_that_overflow_are_refused():
+    from xlmvar.engine import risk
+
+    c = np.array([[1.0, -1.0], [-1.0, 1.0]])
+    x = [1e308, 1e308]  # each individual VaR is finite (1.6e308), their sum is not
+    assert np.isfinite(risk.individual_var(x, c)).all()
+    for call in (risk.undiversified_var, risk.diversification_benefit):  # were inf
+        with pytest.raises(ValueError, match=r"^positions: the sum of the individual VaRs .* too large or too small"):
+            call(x, c)
+    # before and after are finite, their difference is not (was -inf, shown by INCREMENTALVAR)
+    with pytest.raises(ValueError, match=r"^trade: the incremental VaR of this trade is too large or too small"):
+        risk.incremental_var([1e308, 0.0], np.diag([1.0, 0.0]), [-1e308, 1.7e308], 0.95, 1, "normal", mean=np.array([0.0, 0.9]))
+
+
+def test_cornish_fisher_reads_the_tail_probability_as_given():
+    from xlmvar.engine import risk
+    from xlmvar.engine import modified
+
+    z = np.random.default_rng(1).normal(size=20000) * 0.01
+    r = np.concatenate([z, -z])[:, None]  # symmetric: no skewness, the expansion in K alone
+    mean, m2, _, m4 = modified.pnl_moments(r[:, 0])
+    k = m4 / m2**2 - 3.0
+    for c in (0.95, 0.9999999999999984):  # 1 - c = 1.6e-15: rounded to 15 decimals it was 2e-15
+        q = NormalDist().inv_cdf(1.0 - c)
+        expected = -mean - (q + (q**3 - 3 * q) * k / 24.0) * math.sqrt(m2)  # PerformanceAnalytics' mVaR
+        assert risk.portfolio_var([1.0], r, c, 1, "cornish-fisher") == pytest.approx(expected, rel=1e-12)

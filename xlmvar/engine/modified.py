@@ -85,7 +85,6 @@ from .historical import (
     is_flat,
     noise_floor,
     spread,
-    tail_probability,
 )
 from .parametric import normal_cdf, normal_pdf, normal_quantile
 
@@ -325,7 +324,10 @@ def _prepare(positions, returns, measure, confidence, horizon, ddof, operational
     ddof, operational = check_ddof(ddof), _check_operational(operational)
     check_options(options, "cornish-fisher", _OPTIONS)
     check_rows(r, MIN_ROWS, "the Cornish-Fisher expansion (third and fourth moments)")
-    return x, r, pnl, measure, tail_probability(confidence), math.sqrt(h), ddof, operational
+    # 1 - confidence as it is, as R's PerformanceAnalytics has it (qnorm(1 - p)): the
+    # expansion is continuous in it, and the 15 decimals tail_probability keeps for the
+    # history quantiles' discontinuous rules would move z at a confidence past 1 - 1e-13
+    return x, r, pnl, measure, 1.0 - confidence, math.sqrt(h), ddof, operational
 
 
 # --- public interface ------------------------------------------------------------------------

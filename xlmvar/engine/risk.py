@@ -202,7 +202,10 @@ def individual_var(positions, model, confidence=0.95, horizon=1, method="normal"
 
 def undiversified_var(positions, model, confidence=0.95, horizon=1, method="normal", **options) -> float:
     """Sum of the individual VaRs: the VaR if nothing diversified anything."""
-    return float(np.sum(individual_var(positions, model, confidence, horizon, method, **options)))
+    with np.errstate(over="ignore"):  # refused just below
+        total = float(np.sum(individual_var(positions, model, confidence, horizon, method, **options)))
+    check_finite_result("positions", "the sum of the individual VaRs of these positions", total)
+    return total
 
 
 def diversification_benefit(positions, model, confidence=0.95, horizon=1, method="normal", **options) -> float:
@@ -237,7 +240,10 @@ def incremental_var(positions, model, trade, confidence=0.95, horizon=1, method=
     t = as_vector(trade, "trade", x.size)
     now = decompose(x, model, measure, confidence, horizon, method, **options)
     after = decompose(x + t, model, measure, confidence, horizon, method, **options).total
-    return IncrementalRisk(now.total, after, after - now.total, float(now.marginal @ t))
+    with np.errstate(over="ignore", invalid="ignore"):  # refused just below
+        exact, approximate = after - now.total, float(now.marginal @ t)
+    check_finite_result("trade", "the incremental VaR of this trade", exact, approximate)
+    return IncrementalRisk(now.total, after, exact, approximate)
 
 
 def portfolio_es(positions, model, confidence=0.95, horizon=1, method="normal", **options) -> float:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 import xml.parsers.expat
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 __all__ = ["Scan", "scan"]
 
