@@ -190,3 +190,63 @@ def test_cornish_fisher_reads_the_tail_probability_as_given():
         q = NormalDist().inv_cdf(1.0 - c)
         expected = -mean - (q + (q**3 - 3 * q) * k / 24.0) * math.sqrt(m2)  # PerformanceAnalytics' mVaR
         assert risk.portfolio_var([1.0], r, c, 1, "cornish-fisher") == pytest.approx(expected, rel=1e-12)
+
+
+def test_the_cure_trade_is_the_first_crossing_of_the_limit():
+    # the historical share is not monotone: a 16-step grid and brentq found a root past the
+    # first crossing (a trade of -127.96 where -125.97 reaches the limit)
+    from scipy.optimize import brentq
+
+    from xlmvar.engine import limits, risk
+
+    r = np.random.default_rng(2053)
+    n = int(r.integers(2, 5))
+    a = r.normal(size=(n, n))
+    s = a @ a.T * 1e-4
+    returns = r.multivariate_normal(np.zeros(n), s, size=100) + r.standard_t(3, size=(100, n)) * 0.002
+    x = r.normal(size=n) * 100
+    limit = float(r.uniform(0.05, 0.9))
+    got = limits.var_limits(x, returns, limit, 0.95, 1, "historical")
+    assert got.breach[1]
+
+    def share(y):  # brute force: the share of asset 2 with its position at y, on a fine grid
+        book = x.copy()
+        book[1] = y
+        return float(risk.component_var_pct(book, returns, 0.95, 1, "historical")[1])
+
+    grid = x[1] * np.linspace(1.0, 0.0, 2001)[1:-1]
+    k = next(k for k, y in enumerate(grid) if share(y) <= limit)
+    first = brentq(lambda y: share(y) - limit, grid[k], grid[k - 1], xtol=1e-12)
+    assert got.trade[1] == pytest.approx(first - x[1], rel=1e-9)
+
+
+@pytest.mark.parametrize("size", [1e-160, 1.0, 1e156])
+def test_the_closed_form_cure_trade_scales_with_the_book(size):
+    from xlmvar.engine import limits
+
+    s = np.diag([1e-4, 1e-4])
+    got = limits.var_limits(np.array([300.0, 100.0]) * size, s, 0.5)
+    # shares x_i^2 / sum x^2: 0.9 and 0.1; the first falls to 0.5 at y = 100
+    assert got.trade[0] == pytest.approx(-200.0 * size, rel=1e-12) and got.reason[0] == ""
+
+
+def test_no_negative_zero_reaches_a_cell():
+    from xlmvar.engine import parametric
+
+    hedge = hedging.best_hedge([100.0], [[1e-4]])  # the hedge of a lone position closes it: 0, not -0
+    assert hedge.position_after[0] == 0.0 and not np.signbit(hedge.position_after[0])
+    d = parametric.decompose([1e6, -1e6], [[0.04, 0.04], [0.04, 0.04]])  # a perfect hedge
+    assert d.total == 0.0 and not np.signbit(d.component).any() and not np.signbit(d.marginal).any()
+
+
+def test_worst_days_refuses_what_the_historical_method_refuses():
+    from xlmvar.engine import scenarios
+
+    percent = [[-1.2, 0.5], [0.8, -2.0], [0.3, 0.1]]  # daily returns typed in percent
+    with pytest.raises(ValueError, match=r"^returns: .* look like percentages"):
+        scenarios.worst_days([100.0, 50.0], percent, k=1)  # was a P&L of -120 on a book of 150
+    prices = [[101.0, 52.0], [99.5, 53.1], [100.2, 51.7]]
+    with pytest.raises(ValueError, match=r"^returns: .*"):
+        scenarios.worst_days([100.0, 50.0], prices, k=1)  # was a "worst day" that gained 25,830
+    days = scenarios.worst_days([100.0, 50.0], [[-0.012, 0.005], [0.008, -0.02], [0.003, 0.001]], k=1)
+    assert days.pnl[0] == pytest.approx(100 * -0.012 + 50 * 0.005, rel=1e-12)  # -0.95, the worst of -0.95, -0.2, 0.35

@@ -671,11 +671,15 @@ def test_history_tools_refuse_a_pnl_that_overflows():
     r = np.full((300, 2), 1e200)
     r[::2] *= -1.0
     x = np.array([1e109, 1e109])
-    # (rolling on a P&L table: a returns history of +-1e200 is refused before, as percentages)
-    for call in (lambda: scenarios.worst_days(x, r), lambda: scenarios.stress_pnl(x, r), lambda: rolling.rolling_var(x, r, 100, 0.95, "pnl")):
+    # (rolling on a P&L table, worst days on returns a history can hold: returns of +-1e200
+    # are refused before, as percentages)
+    r90 = np.full((300, 2), 0.9)
+    r90[::2] *= -1.0
+    big = np.array([1.5e308, 1.5e308])
+    for call in (lambda: scenarios.worst_days(big, r90), lambda: scenarios.stress_pnl(x, r), lambda: rolling.rolling_var(x, r, 100, 0.95, "pnl")):
         with pytest.raises(ValueError, match="positions: the P&L of these positions in some period is too large"):
             call()
-    assert scenarios.worst_days(x / 1e109, r / 1e200, k=1).pnl[0] == -2.0  # the same book in other units
+    assert scenarios.worst_days(big / 1.5e308, r90, k=1).pnl[0] == pytest.approx(-1.8, rel=1e-15)  # the same book in other units
 
 
 # Each call at the largest size the engine takes for one OpenBLAS thread, and at the next

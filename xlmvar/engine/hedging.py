@@ -179,4 +179,4 @@ def best_hedge(positions, cov, confidence=0.95, horizon=1, measure="var") -> Bes
     var_after = np.where(live, np.minimum(var_after, total), total)  # rounding never adds risk
     reduction = (1.0 - var_after / total) if total > 0.0 else np.zeros(x.size)
     check_finite_result("positions", "the best hedge of these positions with this covariance", after, var_after, reduction)
-    return BestHedge(float(total), trade, after, var_after, reduction)
+    return BestHedge(float(total), trade + 0.0, after + 0.0, var_after, reduction + 0.0)  # no -0.0 in a cell

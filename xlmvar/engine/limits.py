@@ -97,6 +97,12 @@ def _limit_position_normal(x: np.ndarray, s: np.ndarray, i: int, limit: float) -
     book's variance, has a zero there, ``b^2 = a c``, that root is the zero itself: the
     caller checks).  ``L = 1`` leaves the linear ``y = -c / b``.
     """
+    size = float(np.abs(x).max())
+    if size == 0.0:
+        return math.nan
+    # on x / max|x|, the root scaled back (y is of degree 1 in x): c, a variance, neither
+    # underflows (positions of 1e-160: "no risk in the rest") nor overflows
+    x = x / size
     rest = x.copy()
     rest[i] = 0.0
     a = float(s[i, i])
@@ -111,7 +117,7 @@ def _limit_position_normal(x: np.ndarray, s: np.ndarray, i: int, limit: float) -
         roots = [q / big_a, big_c / q] if q != 0.0 else [0.0]
     xi = float(x[i])
     inside = [y for y in roots if y * xi > 0.0 and abs(y) < abs(xi)]
-    return inside[0] if inside else math.nan
+    return inside[0] * size if inside else math.nan
 
 
 def _limit_position_search(evaluate, xi: float, limit: float):
@@ -119,8 +125,10 @@ def _limit_position_search(evaluate, xi: float, limit: float):
 
     ``evaluate(y)`` returns ``(share_i, total)`` with asset ``i`` at ``y``; ``share(0) = 0 <
     limit < share(x_i)``.  A 16-step grid from ``x_i`` toward 0 finds the first interval
-    where the share falls to the limit (so the smallest such trade is found), and
-    ``scipy.optimize.brentq`` refines it.  If the share is not continuous there:
+    where the share falls to the limit, a 32-step grid inside it the first such step (1/512
+    of the position), and ``scipy.optimize.brentq`` refines it: the smallest trade, unless
+    the share (not monotone for the historical kernel or Monte Carlo) dips to the limit and
+    back within less than a 512th of the position.  If the share is not continuous there:
 
     * at a point where the VaR is 0 (a perfect hedge: the share is a pole) -> NaN;
     * otherwise (historical or Monte Carlo decompositions change scenario) the smallest
@@ -131,11 +139,12 @@ def _limit_position_search(evaluate, xi: float, limit: float):
     """
     f = lambda y: evaluate(y)[0] - limit  # noqa: E731
     hi, lo = xi, 0.0
-    for y in xi * np.linspace(1.0, 0.0, 17)[1:]:
-        if f(y) <= 0.0:
-            lo = y
-            break
-        hi = y
+    for steps in (16, 32):  # the first step where the share falls to the limit, then within it
+        for y in hi + (lo - hi) * np.linspace(0.0, 1.0, steps + 1)[1:]:
+            if f(y) <= 0.0:
+                lo = y
+                break
+            hi = y
     xtol = 1e-13 * abs(xi)
     from scipy.optimize import brentq  # on first use: scipy.optimize costs ~half of import udfs
 

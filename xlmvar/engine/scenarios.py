@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._threads import model_work, rows_product, sized_blas
-from ._validation import as_vector, check_count, check_finite_result, check_returns
+from ._validation import as_vector, check_count, check_finite_result, check_return_levels, check_returns
 
 __all__ = ["ScenarioPnl", "row_labels", "stress_pnl", "worst_days"]
 
@@ -115,6 +115,7 @@ def worst_days(positions, returns, dates=None, k=None) -> ScenarioPnl:
     """
     x = as_vector(positions, "positions")
     r = check_returns(returns, x.size, min_rows=1)
+    check_return_levels(r)  # percentages or prices: a P&L 100 times too large, or a gain as the worst day
     labels = row_labels(dates, r.shape[0], "dates", "Row")
     count = min(10, r.shape[0]) if k is None else check_count(k, "k")
     if count > r.shape[0]:
