@@ -206,18 +206,34 @@ def _text_of(node) -> str:
     return unescape_text("".join(parts))
 
 
+#: Where the evaluation core (IronCalc) reads a workbook's shared strings, whatever its
+#: relationships say.
+_SHARED_STRINGS = "xl/sharedStrings.xml"
+
+
 def _shared_strings(archive: Archive) -> list[str]:
-    part = "xl/sharedStrings.xml"
+    """The shared-string table, each string counted as a cell against ``--max-cells`` (the
+    evaluation core holds every one of them: 6 million strings of 3 letters, a 10 MB file,
+    took it 4 GB).  A table kept elsewhere than where the evaluation core reads it is
+    refused: the two would read different text (Excel always writes this part)."""
+    part = _SHARED_STRINGS
     for rel in archive.relationships(archive.workbook_part()).values():
         if rel[0].endswith("/sharedStrings"):
             part = rel[1]
+    if part != _SHARED_STRINGS and (archive.has(part) or archive.has(_SHARED_STRINGS)):
+        raise ValueError(
+            f"workbook: its shared strings are in {part}, not in {_SHARED_STRINGS} where the evaluation core "
+            "reads them, so the two would read different text; save the file again with Excel"
+        )
     if not archive.has(part):
         return []
-    strings = []
+    strings, limit = [], archive.limits.max_cells
     for _, si in archive.events(part, tag=_SI):
         strings.append(_text_of(si))
         si.clear()
         drop_before(si)
+        if len(strings) > limit:
+            raise archive.limits.exceeded("max_cells", f"workbook: shared strings in {part}")
     return strings
 
 
@@ -672,9 +688,35 @@ def _lazy_constants(path, limits: Limits, name: str, part: str) -> _LazyConstant
     return _LazyConstants(load)
 
 
+#: Excel's own limit on a workbook's cell formats; the evaluation core holds every ``<xf>``
+#: of ``xl/styles.xml`` (3 million of them, a 5 MB file, took it 3 GB), which xlmvar's reader
+#: otherwise never reads.
+MAX_CELL_FORMATS = 65_490
+_XF = f"{{{_NS}}}xf"
+
+
+def _check_styles(archive: Archive) -> None:
+    """Refuse a styles part with more cell formats than Excel allows (read as a stream, its
+    bytes counted against ``--max-mib``)."""
+    part = "xl/styles.xml"
+    if not archive.has(part):
+        return
+    count = 0
+    for _, xf in archive.events(part, tag=_XF):
+        count += 1
+        xf.clear()
+        drop_before(xf)
+        if count > MAX_CELL_FORMATS:
+            raise ValueError(
+                f"workbook: {part} holds more than {MAX_CELL_FORMATS:,} cell formats, Excel's own limit; "
+                "the file was not written by Excel"
+            )
+
+
 def read_workbook(path, limits: Limits = DEFAULT_LIMITS) -> Workbook:
     """Read constants, formulas, defined names and tables of every worksheet."""
     with Archive(path, limits) as archive:
+        _check_styles(archive)
         strings = _shared_strings(archive)
         sheets, formulas, order, tables = {}, [], [], {}
         counts = {"cells": 0, "formulas": 0}

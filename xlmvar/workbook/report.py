@@ -1,9 +1,12 @@
 """The risk report of a workbook's portfolio, read through its defined names.
 
 A workbook names its book with ``Assets``, ``Positions``, ``Covariance`` (or ``History``
-with a history method), ``Confidence``, ``Horizon`` and optionally ``Method``.  The report
-recalculates the workbook headlessly, so inputs that are themselves formulas are read at
-their current values, then runs the engine on them.
+with a history method), ``Confidence``, ``Horizon`` and optionally ``Method`` and ``Mean``
+(the expected returns of the normal and Monte Carlo methods; a history's own mean is
+used by the others).  The report recalculates the workbook headlessly, so inputs that are
+themselves formulas are read at their current values, then runs the engine on them.
+``Confidence``, ``Horizon`` and ``Method`` are one cell each or a constant (``=0.99``,
+``="montecarlo"``); anything else is refused, never replaced by the default.
 """
 
 from __future__ import annotations
@@ -32,11 +35,21 @@ class BookReport:
     method: str
 
 
+def _definition(recalc: Recalculation, name: str):
+    """The text the name stands for, or None where the book does not define it."""
+    found = getattr(recalc.names, "definition", lambda n: None)(name)
+    return found[1] if found else None
+
+
 def _named(recalc: Recalculation, *names: str, required: bool = True):
     for name in names:
         value = recalc.names.get(name.upper())
         if value is not None:
             return value
+    for name in names:  # defined, but not as cells (=#REF!, a deleted sheet, a formula)
+        text = _definition(recalc, name)
+        if text is not None and required:
+            raise ValueError(f"workbook: the name {name} ({text}) does not refer to cells; the report reads a range there")
     if required:
         raise ValueError(
             f"workbook: no defined name {' or '.join(names)}; the report reads the names Assets, "
@@ -83,10 +96,37 @@ def _cells(recalc: Recalculation, names: tuple, *, numbers: bool) -> np.ndarray:
     return out
 
 
+_NO_CONSTANT = object()
+
+
+def _constant(text: str):
+    """The number, text or TRUE/FALSE a name's definition is (``0.99``, ``"montecarlo"``)."""
+    text = text.strip().lstrip("=").strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1].replace('""', '"')
+    if text.upper() in ("TRUE", "FALSE"):
+        return text.upper() == "TRUE"
+    try:
+        return float(text)
+    except ValueError:
+        return _NO_CONSTANT
+
+
 def _scalar(recalc: Recalculation, name: str):
+    """A one-cell input: ``None`` where the book does not define the name (the default);
+    the name's cell or constant; refused when it is neither, or a range of several cells
+    (the default, or the first cell, would be a figure the book does not show)."""
     value = _named(recalc, name, required=False)
     if value is None:
-        return None
+        text = _definition(recalc, name)
+        if text is None:
+            return None
+        constant = _constant(text)
+        if constant is _NO_CONSTANT:
+            raise ValueError(f"workbook: the name {name} ({text}) is neither one cell nor a constant; the report reads it as one")
+        return constant
+    if np.size(value) != 1:
+        raise ValueError(f"workbook: the name {_which(recalc, name)} refers to {np.size(value)} cells; the report reads one")
     item = np.asarray(value, dtype=object).reshape(-1)[0]
     if _is_error(item):
         raise ValueError(f"workbook: the name {_which(recalc, name)} holds the error {item}; the report needs its value")
@@ -111,6 +151,8 @@ def book_inputs(recalc: Recalculation) -> dict:
             f"workbook: the name {_which(recalc, 'Assets')} lists {len(assets)} asset(s) but "
             f"{_which(recalc, 'Positions')} holds {positions.size} position(s); they must match one to one"
         )
+    with_mean = risk.check_method(method) in ("normal", "montecarlo")
+    mean = _cells(recalc, ("Mean",), numbers=True) if with_mean and _definition(recalc, "Mean") is not None else None
     return {
         "assets": assets,
         "positions": positions,
@@ -118,6 +160,7 @@ def book_inputs(recalc: Recalculation) -> dict:
         "confidence": _scalar(recalc, "Confidence"),
         "horizon": _scalar(recalc, "Horizon"),
         "method": method,
+        "mean": mean,
     }
 
 
@@ -128,13 +171,14 @@ def book_report(path, progress=None, limits=None) -> tuple[BookReport, Recalcula
     recalc = recalculate(path, progress, limits or DEFAULT_LIMITS)
     inputs = book_inputs(recalc)
     args = (inputs["positions"], inputs["model"], inputs["confidence"], inputs["horizon"], inputs["method"])
-    decomposition = risk.decompose(args[0], args[1], "var", *args[2:])
+    options = {} if inputs["mean"] is None else {"mean": inputs["mean"]}
+    decomposition = risk.decompose(args[0], args[1], "var", *args[2:], **options)
     report = BookReport(
         assets=inputs["assets"],
         positions=np.asarray(inputs["positions"], dtype=float).reshape(-1),
-        individual=risk.individual_var(*args),
+        individual=risk.individual_var(*args, **options),
         decomposition=decomposition,
-        es=risk.portfolio_es(*args),
+        es=risk.portfolio_es(*args, **options),
         confidence=inputs["confidence"] if inputs["confidence"] is not None else 0.95,
         horizon=int(inputs["horizon"] or 1),
         method=risk.check_method(inputs["method"]),

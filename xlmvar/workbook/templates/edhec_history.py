@@ -132,6 +132,7 @@ def risk_sheet(workbook, st, names, first, t) -> None:
     workbook.define_name("Confidence", f"=Risk!{ref(conf_row, 1, True)}")
     workbook.define_name("Horizon", f"=Risk!{ref(hor_row, 1, True)}")
     workbook.define_name("Method", f"=Risk!{ref(method_row, 1, True)}")
+    workbook.define_name("Mean", f"=Risk!{mean}")  # the report's normal and Monte Carlo figures use it, as the sheet's do
 
     # Covariance estimators
     c_top = method_row + 2
