@@ -125,3 +125,30 @@ def test_more_cell_formats_than_excel_allows_are_refused(tmp_path):
     read_workbook(source)
     with pytest.raises(ValueError, match=r"xl/styles.xml holds more than 65,490 cell formats, Excel's own limit"):
         read_workbook(target)
+
+
+def test_command_line_refusals_name_the_option_and_come_before_any_write(tmp_path, capsys):
+    book = _book(tmp_path / "c.xlsx")
+    assert command(["calc", str(book), "-o", str(book)]) == 2
+    assert f"-o: {book} is the input workbook" in capsys.readouterr().err  # was "target: ..."
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert command(["templates", str(afile)]) == 2
+    assert f"folder: {afile} is a file, not a folder" in capsys.readouterr().err  # was "File exists"
+    folder = tmp_path / "t"
+    folder.mkdir()
+    (folder / "edhec_history.xlsx").symlink_to(book)
+    assert command(["templates", str(folder), "--force"]) == 2
+    assert "is a symbolic link" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir()) == ["edhec_history.xlsx"]  # nothing written first
+
+
+def test_long_asset_names_keep_the_report_s_columns():
+    from xlmvar.workbook.report import BookReport, format_report
+    from xlmvar.engine import risk
+
+    d = risk.decompose(X, COV)
+    report = BookReport(["Convertible Arbitrage", "TLT", "BTC"], X, risk.individual_var(X, COV), d, 1.0, 0.95, 1, "normal")
+    lines = format_report(report).splitlines()
+    rows = [line for line in lines[1:6] if line and not line.startswith("-")]
+    assert len({len(line) for line in rows}) == 1  # header and every row line up

@@ -158,9 +158,12 @@ def _check_book(path: Path) -> None:
 
 
 def _calc(args) -> int:
+    from ..workbook._safe_write import check_output
     from ..workbook.calc import calc
 
     _check_book(args.book)
+    if args.output:  # named as the option it is (calc() itself calls it the target)
+        check_output(args.output, (args.book,), what="-o")
     result = calc(args.book, args.output, in_place=args.in_place, progress=Progress(), limits=_limits(args), core=args.core)
     sheets = sorted({sheet for sheet, _ in result.formulas})
     print(f"Recalculated {result.formula_count} formula(s) on {len(sheets)} sheet(s) of {args.book}")
@@ -201,10 +204,17 @@ def _example_book(folder: Path) -> Path:
 def _templates(args) -> int:
     from ..workbook.templates import TEMPLATES, build
 
+    from ..workbook._safe_write import check_output
+
+    if args.folder.exists() and not args.folder.is_dir():
+        raise ValueError(f"folder: {args.folder} is a file, not a folder")
     targets = [args.folder / f"{name}.xlsx" for name in TEMPLATES]
     there = [str(t) for t in targets if t.exists() or t.is_symlink()]
     if there and not args.force:
         raise ValueError(f"folder: {', '.join(there)} already exist(s); use --force to overwrite")
+    if args.folder.is_dir():  # every target checked before the first is written (a link, a folder)
+        for target in targets:
+            check_output(target, what="folder", in_place=False)
     for name, target in zip(TEMPLATES, targets):
         print(f"Wrote {build(name, target)}")
     return 0

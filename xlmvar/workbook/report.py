@@ -189,7 +189,8 @@ def book_report(path, progress=None, limits=None) -> tuple[BookReport, Recalcula
 def format_report(report: BookReport) -> str:
     """The report as a fixed-width text table."""
     d = report.decomposition
-    head = f"{'Asset':<12}{'Position':>16}{'Individual VaR':>18}{'Marginal VaR':>15}{'Component VaR':>17}{'% of VaR':>10}"
+    w = max(12, 2 + max((len(str(a)) for a in report.assets), default=0))  # long names keep the columns
+    head = f"{'Asset':<{w}}{'Position':>16}{'Individual VaR':>18}{'Marginal VaR':>15}{'Component VaR':>17}{'% of VaR':>10}"
     lines = [
         f"Method {report.method}, confidence {report.confidence:.2%}, horizon {report.horizon}",
         head,
@@ -197,11 +198,11 @@ def format_report(report: BookReport) -> str:
     ]
     for row in zip(report.assets, report.positions, report.individual, d.marginal, d.component, d.percent):
         name, pos, ind, mar, comp, pct = row
-        lines.append(f"{name:<12}{pos:>16,.0f}{ind:>18,.0f}{mar:>15.4f}{comp:>17,.0f}{pct:>10.1%}")
+        lines.append(f"{name:<{w}}{pos:>16,.0f}{ind:>18,.0f}{mar:>15.4f}{comp:>17,.0f}{pct:>10.1%}")
     lines.append("-" * len(head))
     total_pct = 1.0 if d.total else 0.0
     lines.append(
-        f"{'Total':<12}{report.positions.sum():>16,.0f}{report.individual.sum():>18,.0f}{'':>15}"
+        f"{'Total':<{w}}{report.positions.sum():>16,.0f}{report.individual.sum():>18,.0f}{'':>15}"
         f"{d.total:>17,.0f}{total_pct:>10.1%}"
     )
     lines += [
