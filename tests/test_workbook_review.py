@@ -54,7 +54,7 @@ def test_constant_names_are_read_not_replaced_by_the_defaults(tmp_path):
 
 
 @pytest.mark.parametrize("names, message", [
-    ({"Confidence": "=S!$H$1:$H$3"}, r"the name Confidence \(S!\$H\$1:\$H\$3\) refers to 3 cells; the report reads one"),
+    ({"Confidence": "=S!$H$1:$H$3"}, r"the name Confidence \(S!\$H\$1:\$H\$3\) refers to 3 filled cells; the report reads one"),
     ({"Positions": "=#REF!"}, r"the name Positions \(#REF!\) does not refer to cells"),
     ({"Confidence": "=S!$H$1*2"}, r"the name Confidence \(S!\$H\$1\*2\) is neither one cell nor a constant"),
 ])
@@ -152,3 +152,21 @@ def test_long_asset_names_keep_the_report_s_columns():
     lines = format_report(report).splitlines()
     rows = [line for line in lines[1:6] if line and not line.startswith("-")]
     assert len({len(line) for line in rows}) == 1  # header and every row line up
+
+
+@pytest.mark.parametrize("names, confidence", [
+    ({"Confidence": "=S!$H$2:$I$2"}, 0.99),  # a merged input cell named from the Name Box: one value
+    ({"Confidence": "=99%"}, 0.99),
+    ({"Confidence": "=ConfCell", "ConfCell": "=S!$H$2"}, 0.99),  # a name for a name
+])
+def test_one_value_written_the_ways_excel_writes_it(tmp_path, names, confidence):
+    report, _ = book_report(_book(tmp_path / "v.xlsx", **names))
+    assert report.confidence == confidence
+    assert report.decomposition.total == pytest.approx(_var(confidence), rel=1e-12)
+
+
+@pytest.mark.parametrize("mean", ["=S!$C$1", "=0.001", "=S!$K$1:$K$3"])
+def test_a_name_mean_that_is_not_the_books_means_is_left_alone(tmp_path, mean):
+    # one cell, a constant, blank cells: some other mean, not one per asset with numbers
+    report, _ = book_report(_book(tmp_path / "m.xlsx", Mean=mean, Confidence="=0.99"))
+    assert report.decomposition.total == pytest.approx(_var(0.99), rel=1e-12)

@@ -388,7 +388,7 @@ def test_every_xlmvar_cell_matches_the_engine(recalculated, book):
     np.testing.assert_allclose(table[1:, :2].astype(float), np.column_stack([rpr.expected_return, rpr.marginal]), rtol=RTOL)
     for shown, ratio, marginal in zip(table[1:, 2], rpr.ratio, rpr.marginal):
         if np.isinf(ratio):
-            assert shown == ("reduces risk" if marginal < 0 else "adds no risk")
+            assert shown == ("reduces risk" if marginal < 0 else "zero marginal VaR")
         else:
             assert shown == pytest.approx(ratio, rel=RTOL)
     assert list(table[1:, 3]) == list(rpr.rank) and sorted(rpr.rank) == list(range(1, n + 1))

@@ -547,8 +547,8 @@ def RETURNPERRISK(
     result = allocation.return_per_risk(positions, model, expected_returns, confidence, horizon, **options)
     table = [["Expected return", "Marginal VaR", "Return / marginal VaR", "Rank"]]
     for er, mvar, ratio, rank in zip(result.expected_return, result.marginal, result.ratio, result.rank):
-        # a marginal VaR below zero reduces risk; one of zero (an empty book) adds none
-        shown = ("reduces risk" if mvar < 0.0 else "adds no risk") if np.isinf(ratio) else ("" if np.isnan(ratio) else float(ratio))
+        # a marginal VaR below zero reduces risk; one of zero (an empty book's) is only that
+        shown = ("reduces risk" if mvar < 0.0 else "zero marginal VaR") if np.isinf(ratio) else ("" if np.isnan(ratio) else float(ratio))
         table.append([float(er), float(mvar), shown, int(rank)])
     return table
 

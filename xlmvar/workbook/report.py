@@ -100,34 +100,43 @@ _NO_CONSTANT = object()
 
 
 def _constant(text: str):
-    """The number, text or TRUE/FALSE a name's definition is (``0.99``, ``"montecarlo"``)."""
+    """The number, text or TRUE/FALSE a name's definition is (``0.99``, ``99%``,
+    ``"montecarlo"``)."""
     text = text.strip().lstrip("=").strip()
     if len(text) >= 2 and text[0] == text[-1] == '"':
         return text[1:-1].replace('""', '"')
     if text.upper() in ("TRUE", "FALSE"):
         return text.upper() == "TRUE"
+    percent = text.endswith("%")
     try:
-        return float(text)
+        number = float(text[:-1] if percent else text)
     except ValueError:
         return _NO_CONSTANT
+    return number / 100.0 if percent else number
 
 
-def _scalar(recalc: Recalculation, name: str):
+def _scalar(recalc: Recalculation, name: str, _depth: int = 0):
     """A one-cell input: ``None`` where the book does not define the name (the default);
-    the name's cell or constant; refused when it is neither, or a range of several cells
-    (the default, or the first cell, would be a figure the book does not show)."""
+    the name's cell (a merged area: its first cell, the others blank), its constant, or
+    the value of the name it stands for; refused when it is none of these, or a range of
+    several filled cells (the default, or the first cell, would be a figure the book does
+    not show)."""
     value = _named(recalc, name, required=False)
     if value is None:
         text = _definition(recalc, name)
         if text is None:
             return None
+        alias = text.strip().lstrip("=").strip()
+        if _depth < 8 and alias.upper() != name.upper() and _definition(recalc, alias) is not None:
+            return _scalar(recalc, alias, _depth + 1)  # Confidence = ConfCell
         constant = _constant(text)
         if constant is _NO_CONSTANT:
             raise ValueError(f"workbook: the name {name} ({text}) is neither one cell nor a constant; the report reads it as one")
         return constant
-    if np.size(value) != 1:
-        raise ValueError(f"workbook: the name {_which(recalc, name)} refers to {np.size(value)} cells; the report reads one")
-    item = np.asarray(value, dtype=object).reshape(-1)[0]
+    cells = np.asarray(value, dtype=object).reshape(-1)
+    if cells.size != 1 and not all(_is_blank(item) for item in cells[1:]):  # a merged area has one value
+        raise ValueError(f"workbook: the name {_which(recalc, name)} refers to {cells.size} filled cells; the report reads one")
+    item = cells[0]
     if _is_error(item):
         raise ValueError(f"workbook: the name {_which(recalc, name)} holds the error {item}; the report needs its value")
     return None if _is_blank(item) or str(item) == "" else item
@@ -151,8 +160,13 @@ def book_inputs(recalc: Recalculation) -> dict:
             f"workbook: the name {_which(recalc, 'Assets')} lists {len(assets)} asset(s) but "
             f"{_which(recalc, 'Positions')} holds {positions.size} position(s); they must match one to one"
         )
-    with_mean = risk.check_method(method) in ("normal", "montecarlo")
-    mean = _cells(recalc, ("Mean",), numbers=True) if with_mean and _definition(recalc, "Mean") is not None else None
+    # a Mean the book names is read where it fits the book, one cell per asset; a name Mean
+    # of another shape (a label's cell, a constant) is some other mean, and left alone
+    mean = None
+    if risk.check_method(method) in ("normal", "montecarlo") and recalc.names.get("MEAN") is not None:
+        cells = np.asarray(recalc.names.get("MEAN"), dtype=object).reshape(-1)
+        if cells.size == len(assets) and not all(_is_blank(item) for item in cells):  # all blank: none, as in a function
+            mean = _cells(recalc, ("Mean",), numbers=True)
     return {
         "assets": assets,
         "positions": positions,
