@@ -167,7 +167,7 @@ def decompose(positions, cov, measure="var", confidence=0.95, horizon=1, mean=No
     if mu is not None:
         total -= float(x @ mu) * h
         marginal = marginal - mu * h
-    return Decomposition(float(total) + 0.0, marginal + 0.0, x * marginal + 0.0)  # no -0.0 in a cell
+    return Decomposition(float(total) + 0.0, marginal, x * marginal + 0.0)  # no -0.0 component (a short leg of a hedge)
 
 
 @sized_blas(model_work)
