@@ -79,7 +79,7 @@ def _relocated(source, target, decoy: bool):
             if info.filename == "xl/sharedStrings.xml":
                 b.writestr("xl/strings2.xml", data)
                 if decoy:
-                    b.writestr(info, data.replace(b">SPY<", b">XXX<"))
+                    b.writestr(info, data.replace(b">SPY<", b">decoy<"))
                 continue
             if info.filename in ("xl/_rels/workbook.xml.rels", "[Content_Types].xml"):
                 data = data.replace(b"sharedStrings.xml", b"strings2.xml")

@@ -494,18 +494,21 @@ class _Model:
         self.dirty = True
 
 
+def _bridge_cells(arr: np.ndarray) -> np.ndarray:
+    """The cells as xlwings hands them over: an error cell as its code (err_to_str), which
+    the adapter names."""
+    out = np.empty(arr.shape, dtype=object)
+    for index, v in np.ndenumerate(arr):
+        out[index] = _excel_code(v) if isinstance(v, ErrorValue) else v
+    return out
+
+
 def _bridge_range(arr: np.ndarray):
     """A block of cells as the xlwings bridge hands a range argument."""
     if arr.size and set(map(type, arr.flat)) == {float}:
         return arr.astype(float)  # the common case, a block of numbers: no per-cell work
-    out = np.empty(arr.shape, dtype=object)
-    numbers = True
-    for index, v in np.ndenumerate(arr):
-        if isinstance(v, ErrorValue):
-            v = _excel_code(v)  # as xlwings hands an error cell over (err_to_str): the adapter names it
-        out[index] = v
-        numbers = numbers and isinstance(v, float)
-    if numbers and out.size:
+    out = _bridge_cells(arr)
+    if out.size and all(isinstance(v, float) for v in out.flat):
         return out.astype(float)
     if all(v is None for v in out.flat):
         return None
@@ -517,10 +520,7 @@ def _bridge_scalar(arr: np.ndarray, name: str):
     as the omitted argument (a range of blanks, where it is optional) or refuse, as it does
     for xlwings."""
     if arr.size != 1:
-        out = np.empty(arr.shape, dtype=object)
-        for index, v in np.ndenumerate(arr):
-            out[index] = _excel_code(v) if isinstance(v, ErrorValue) else v
-        return out
+        return _bridge_cells(arr)
     v = arr.reshape(-1)[0]
     return _excel_code(v) if isinstance(v, ErrorValue) else v
 

@@ -126,10 +126,7 @@ def _scalar_argument(value, name: str):
     value = getattr(value, "value", value)
     arr = np.asarray(value, dtype=object)
     if arr.size != 1:
-        out = np.empty(arr.shape, dtype=object)
-        for index, item in np.ndenumerate(arr):
-            out[index] = _cell_value(item)
-        return out
+        return _range_argument(arr)
     return _cell_value(arr.reshape(-1)[0])
 
 
