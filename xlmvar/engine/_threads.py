@@ -100,7 +100,9 @@ TINY_WORK = 2e4
 #: itself (``R'R``, a covariance estimate) up to ``T n (n + 1)`` = 439,776 (``syrk``,
 #: 109,944 x 4; a ``gemm`` of ``T n^2`` below 524,288, twice its 262,144, takes one thread
 #: too).  A block made only of such calls switches nothing when no block is running, in any
-#: thread: there is nothing to stall.  Measured on 0.3.29, 0.3.30 and 0.3.31; a later release that threads smaller
+#: thread: there is nothing to stall.  Measured on 0.3.29, 0.3.30 and 0.3.31, each the smallest
+#: over the CPUs' kernels measured (with the SkylakeX kernels, on an AMD EPYC, the eigenvalues
+#: thread from order 65 and ``R'R`` from 70 columns); a later release that threads smaller
 #: calls is caught by ``tests/test_speed_contracts.py``, which checks each size on the
 #: installed OpenBLAS (its worker threads take no CPU time at the largest of them).
 OPENBLAS_SERIAL = {
