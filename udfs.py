@@ -9,7 +9,12 @@ engine); every function of :data:`xlmvar.excel.FUNCTIONS` is a name here.
 """
 
 from xlmvar.excel import FUNCTIONS as _FUNCTIONS
+from xlmvar.excel import add_in_process as _add_in_process
 
 globals().update(_FUNCTIONS)
+
+# The add-in's process is xlmvar's own: BLAS rests on one thread from the first call on, so a
+# small call switches nothing (README, "BLAS threads"); a large one still gets BLAS's threads.
+_add_in_process()
 
 __all__ = sorted(_FUNCTIONS)

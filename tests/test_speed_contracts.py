@@ -592,6 +592,147 @@ def test_a_serial_block_switches_nothing_alone_and_counts_as_small_beside_anothe
 
 
 @pytest.fixture
+def switch_calls(monkeypatch):
+    """Every C call of the switch (a read or a setting of a pool's threads), in order."""
+    pools, default = _two_threads_or_skip()
+    with _threads.blas_threads(_threads.SMALL_WORK / 10):  # a restore an earlier test left pending is finished
+        pass
+    calls = []
+
+    def counted(get, put):
+        def read():
+            calls.append("get")
+            return get()
+
+        def write(n):
+            calls.append(("put", n))
+            put(n)
+
+        return read, write
+
+    monkeypatch.setitem(_threads._state, "switches", [counted(*pair) for pair in _threads._state["switches"]])
+    return pools, default, calls
+
+
+def test_at_rest_a_small_call_switches_nothing_and_a_large_block_gets_the_threads(switch_calls):
+    pools, default, calls = switch_calls
+    threads_now = lambda: {p.get_num_threads() for p in pools}  # noqa: E731
+    settings = [get() for get, _ in _threads._state["switches"]]  # each pool's (numpy's, scipy's)
+    calls.clear()
+    cov, x = _cov(200), np.linspace(-1.0, 1.0, 200)  # a factorisation OpenBLAS would thread
+    xlmvar.decompose(x, cov)
+    switched = [c for s in settings for c in ("get", ("put", 1))] + [c for s in settings for c in ("get", ("put", s))]
+    assert calls == switched, calls  # a process of the user's: each pool switched there and back
+    assert threads_now() == {default}
+    calls.clear()
+    xlmvar.rest_blas_on_one_thread()
+    assert threads_now() == {1} and calls == ["get"] * len(settings) + [("put", 1)] * len(settings)
+    calls.clear()
+    xlmvar.decompose(x, cov * 1.5)  # a covariance never seen: validated, factorised
+    history = np.random.default_rng(1).standard_normal((2500, 200)) * 0.01
+    assert not _threads._in_blocks(history, x, _threads.pass_rows(200))  # one product: one thread anyway
+    xlmvar.decompose(x, history, method="historical")
+    assert calls == [] and threads_now() == {1}  # no C call: the path of a process on one thread
+    with _threads.blas_threads(_threads.SMALL_WORK * 10):
+        assert threads_now() == {default}  # the setting the rest began with
+        with _threads.blas_threads(_threads.SMALL_WORK / 10):
+            assert threads_now() == {1}
+        assert threads_now() == {default}
+    assert threads_now() == {1} and not _threads._running
+    xlmvar.rest_blas_on_one_thread()  # again: nothing changes
+    assert threads_now() == {1}
+    xlmvar.rest_blas_on_one_thread(False)
+    assert threads_now() == {default}
+    assert _threads._in_blocks(history, x, _threads.pass_rows(200))
+
+
+def test_the_rest_begun_or_ended_while_blocks_run_holds_when_they_end(switch_calls):
+    import threading
+
+    pools, default, _ = switch_calls
+    threads_now = lambda: {p.get_num_threads() for p in pools}  # noqa: E731
+
+    def while_running(work, change):
+        entered, leave, seen = threading.Event(), threading.Event(), {}
+
+        def block():
+            with _threads.blas_threads(work):
+                entered.set()
+                leave.wait(10)
+                seen["inside"] = threads_now()
+
+        worker = threading.Thread(target=block)
+        worker.start()
+        try:
+            assert entered.wait(10)
+            change()
+        finally:
+            leave.set()
+            worker.join(10)
+        seen["after"] = threads_now()
+        return seen
+
+    rest, end = xlmvar.rest_blas_on_one_thread, lambda: xlmvar.rest_blas_on_one_thread(False)
+    assert while_running(_threads.SMALL_WORK / 10, rest) == {"inside": {1}, "after": {1}}
+    assert while_running(_threads.SMALL_WORK * 10, end) == {"inside": {default}, "after": {default}}
+    assert while_running(_threads.SMALL_WORK * 10, rest) == {"inside": {default}, "after": {1}}
+    with _threads.blas_threads(_threads.SMALL_WORK * 10):  # large blocks get the setting from before the rest
+        assert threads_now() == {default}
+    # a limit: a small call at rest is not counted (that is the point), so the end of the rest
+    # gives it BLAS's threads from then on (README, "BLAS threads")
+    assert while_running(_threads.SMALL_WORK / 10, end) == {"inside": {default}, "after": {default}}
+    assert not _threads._running
+
+
+_REST_PROBE = r"""
+import json, sys
+import numpy as np
+from threadpoolctl import threadpool_info
+threads = lambda: sorted({p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"})
+seen = {}
+if sys.argv[1] == "udfs":
+    import udfs
+else:
+    import xlmvar
+seen["imported"] = threads()  # nothing looked for or set at import: the rest begins with the first call
+import xlmvar
+a = np.random.default_rng(0).standard_normal((400, 200))
+xlmvar.decompose(np.ones(200), a.T @ a)
+seen["after a call"] = threads()
+from xlmvar.engine import _threads
+with _threads.blas_threads(_threads.SMALL_WORK * 10):
+    seen["large"] = threads()
+seen["after"] = threads()
+print(json.dumps(seen))
+"""
+
+
+def test_the_add_in_rests_blas_on_one_thread_from_its_first_call():
+    import json
+    import os
+
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2"}
+    env.pop("OMP_NUM_THREADS", None)
+    seen = {}
+    for module in ("udfs", "xlmvar"):
+        done = subprocess.run([sys.executable, "-c", _REST_PROBE, module], capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        seen[module] = json.loads(done.stdout)
+    if seen["xlmvar"]["imported"] != [2]:
+        pytest.skip(f"BLAS is not on 2 threads here: {seen}")
+    assert seen["udfs"] == {"imported": [2], "after a call": [1], "large": [2], "after": [1]}
+    assert seen["xlmvar"] == {"imported": [2], "after a call": [2], "large": [2], "after": [2]}  # the user's setting kept
+
+
+def test_the_command_line_rests_blas_on_one_thread(tmp_path):
+    from xlmvar.cli import main
+
+    assert "rest" not in _threads._state and not _threads._state.get("rest wanted")
+    assert main(["calc", str(tmp_path / "missing.xlsx")]) != 0
+    assert "rest" in _threads._state or _threads._state.get("rest wanted")
+
+
+@pytest.fixture
 def blocks_seen(monkeypatch):
     """The ``(work, serial)`` of every :func:`blas_threads` block opened, in order."""
     seen = []

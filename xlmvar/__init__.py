@@ -17,6 +17,7 @@ command line       ``xlmvar.cli``       every layer above
 """
 
 from .engine._cache import cache_info, clear_caches
+from .engine._threads import rest_blas_on_one_thread
 from .engine._decomposition import Decomposition
 from .engine.backtest import VarBacktest, basel_plus_factor, basel_zone, christoffersen_independence, kupiec_pof, var_backtest
 from .engine.covariance import (
@@ -94,6 +95,7 @@ __all__ = [
     "portfolio_es",
     "portfolio_sigma",
     "portfolio_var",
+    "rest_blas_on_one_thread",
     "return_per_risk",
     "ReturnPerRisk",
     "returns_from_prices",

@@ -275,6 +275,9 @@ def main(argv=None) -> int:
     except SystemExit as exc:  # argparse: --help, --version (0) or bad usage (2)
         return int(exc.code or 0)
     command = {"calc": _calc, "report": _report, "templates": _templates, "batch": _batch}[args.command]
+    from ..engine._threads import rest_blas_on_one_thread
+
+    rest_blas_on_one_thread()  # the command's process is xlmvar's own (README, "BLAS threads")
     try:
         return command(args)
     except KeyboardInterrupt:

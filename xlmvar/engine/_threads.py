@@ -33,6 +33,13 @@ and the setting in force before the first of them is restored when the last one 
 whatever order they end in, after an interrupt (Ctrl-C) inside the bookkeeping too, and in
 a forked child.  An OpenBLAS built on OpenMP (a limit per thread) is left alone.
 
+A process that is xlmvar's own - the Excel add-in (``import udfs``), the ``xlmvar`` command -
+rests BLAS on one thread instead (:func:`rest_blas_on_one_thread`): a small block then
+switches nothing and a pass over a table is one product (on one thread anyway), the path of
+a process started on one thread, and only a large block switches, to the threads BLAS had
+when the rest began.  A process of the user's keeps its setting between blocks and pays the
+switch, 2-4% of a cold normal call at N = 128-249 (``benchmarks/bench_threads.py``).
+
 Limits: a large block's threads (a Cholesky factorisation from N ~ 1450) depend on whether
 another thread is in a small block at the time, and a factorisation on one thread and on
 two can differ in the last bits (1e-15 relative).  The libraries are looked for at the first
@@ -72,6 +79,7 @@ __all__ = [
     "serial_cholesky",
     "serial_eigen",
     "serial_gram",
+    "rest_blas_on_one_thread",
 ]
 
 #: Below this many floating-point operations a block runs on one BLAS thread.  Measured by
@@ -159,6 +167,8 @@ def _blas_pools():
                 pools, default, switches, serial = [], 1, [], False
             # one update (atomic under the GIL), "default" last: a reader that finds it finds all
             _state.update({"pools": pools, "switches": switches, "serial": serial, "default": default})
+            if _state.pop("rest wanted", False):  # asked for before the libraries were looked for
+                _rest(True)
         return _state["pools"], _state["default"]
 
 
@@ -200,13 +210,14 @@ def pass_rows(columns: int) -> int:
 def _in_blocks(table: np.ndarray, vector: np.ndarray, step: int) -> bool:
     """True if a pass of ``table`` (2-D) with ``vector`` (1-D) is made in row blocks: it is
     longer than one block and at most 10,000 rows, and the blocks stand in for a switch of
-    threads (every BLAS is an OpenBLAS from 0.3.27 on more than one thread; elsewhere the
-    switch is made anyway and blocks would only add calls)."""
+    threads (every BLAS is an OpenBLAS from 0.3.27 on more than one thread, not resting on
+    one thread while no block runs: elsewhere the switch is made anyway, or the one product
+    runs on one thread, and blocks would only add calls)."""
     if not (table.ndim == 2 and vector.ndim == 1 and step < table.shape[0] <= OPENBLAS_SERIAL["dot"]):
         return False
     if "default" not in _state:  # the libraries not looked for yet (written last)
         _blas_pools()
-    return _state["serial"] and _state["default"] > 1
+    return _state["serial"] and _state["default"] > 1 and ("rest" not in _state or bool(_running))
 
 
 def rows_product(table: np.ndarray, vector: np.ndarray) -> np.ndarray:
@@ -312,7 +323,8 @@ def _set(force: bool = False, prune: bool = True) -> None:
     """Set every pool for the blocks running now (``_lock`` held): one thread if any thread's
     innermost block is small (two calls at once each run on one thread, so neither waits for
     a core), else the setting saved before the first block (BLAS's default, or the limit
-    its user set); with no block left, that setting again (:func:`_prune`).  A pool is set
+    its user set; while BLAS rests on one thread, the setting it had when the rest began);
+    with no block left, the setting saved again (:func:`_prune`).  A pool is set
     only when that changes its setting (a C call); ``force`` reads each setting first."""
     if prune:
         _prune()
@@ -323,8 +335,9 @@ def _set(force: bool = False, prune: bool = True) -> None:
         if stack[-1][0] is _SMALL:
             small = True
             break
+    large = _state.get("rest") or _saved
     for i, (get, put) in enumerate(_state["switches"]):
-        wanted = 1 if small else _saved[i]
+        wanted = 1 if small else large[i]
         if force:
             _current[i] = get()
         if _current[i] != wanted:
@@ -374,13 +387,15 @@ class _Threads:
             if not _running:  # the first block: the setting to come back to
                 if _saved:  # a restore cut short by an interrupt: finish it before reading
                     _restore()
-                small = self.wish is _SMALL  # else the setting stays
-                for get, put in _state["switches"]:
+                small = self.wish is _SMALL  # else the setting stays, or leaves the rest
+                large = _state.get("rest")
+                for i, (get, put) in enumerate(_state["switches"]):
                     before = get()
                     _saved.append(before)
-                    _current.append(1 if small else before)
-                    if small and before != 1:
-                        put(1)
+                    wanted = 1 if small else (large[i] if large else before)
+                    _current.append(wanted)
+                    if wanted != before:
+                        put(wanted)
                 _running[me] = [(self.wish, weakref.ref(self))]
                 return
             _running.setdefault(me, []).append((self.wish, weakref.ref(self)))
@@ -448,7 +463,8 @@ def blas_threads(work: float, serial: bool = False):
     gets its threads back); that setting is restored when the last running block ends.
     While blocks run in several threads at once, one thread if any of them is small.  Does
     nothing when BLAS has a single thread anyway or threadpoolctl is missing, below
-    :data:`TINY_WORK`, or when ``serial`` (every BLAS call of the block is one that OpenBLAS
+    :data:`TINY_WORK`, below :data:`SMALL_WORK` while BLAS rests on one thread and no block is
+    running (:func:`rest_blas_on_one_thread`), or when ``serial`` (every BLAS call of the block is one that OpenBLAS
     runs on one thread, see :data:`OPENBLAS_SERIAL`), every BLAS is such an OpenBLAS and no
     block is running (else the block counts as small, so that another thread's large block
     runs on one thread while this one runs: neither waits for a core).  A serial block that
@@ -467,7 +483,63 @@ def blas_threads(work: float, serial: bool = False):
         default = _blas_pools()[1]
     if default <= 1 or work < TINY_WORK or (serial and not _running and _state.get("serial", False)):
         return contextlib.nullcontext()
+    if work < SMALL_WORK and not _running and "rest" in _state:  # on one thread already
+        return contextlib.nullcontext()
     return _Threads(_SMALL if work < SMALL_WORK else _LARGE)
+
+
+def rest_blas_on_one_thread(rest: bool = True) -> None:
+    """Keep BLAS on one thread between xlmvar's blocks, for a process that is xlmvar's own.
+
+    A small block (:func:`blas_threads`, below :data:`SMALL_WORK`) switches BLAS to one
+    thread and back: 2-4% of a cold normal call at N = 128-249, where the Cholesky
+    factorisation is the one BLAS call OpenBLAS would thread (``benchmarks/bench_switch.py``),
+    a cost paid only because the process's setting is the user's and is given back after
+    every block.  A process whose every BLAS call is xlmvar's - the Excel add-in (``import
+    udfs``), the ``xlmvar`` command - can rest BLAS on one thread instead: each pool is set
+    to one thread now, a small block then changes nothing (no C call, no bookkeeping:
+    exactly the path of a process started on one thread), and a large block gets the
+    setting each pool had when the rest began (BLAS's default, or its user's limit) and
+    goes back to one thread when it ends.  ``rest=False`` ends the rest: each pool gets that
+    setting back.  Calling it again in the same state changes nothing.
+
+    Every BLAS call in the process runs on one thread while it rests, the user's own too
+    (numpy's ``@`` of a 2,000 x 2,000 matrix: about 2x slower on 2 cores); a process that
+    runs other numerical work keeps the default (no rest) and pays the switch.  A small
+    block that begins while another thread's large block runs still counts as small (one
+    thread for both), but one that begins just before it runs on the large block's threads
+    while they overlap.  Does nothing without threadpoolctl or a BLAS thread pool whose
+    setting is the process's (:func:`blas_threads`).  Before the libraries are looked for
+    (xlmvar's first block), the rest is only noted, and begins then: importing the add-in
+    costs nothing for it.
+    """
+    with _lock:
+        if "default" not in _state:  # the libraries not looked for yet
+            _state["rest wanted"] = bool(rest)
+            return
+        _rest(bool(rest))
+
+
+def _rest(rest: bool) -> None:
+    """Begin or end the rest on one thread (``_lock`` held, the libraries looked for)."""
+    switches = _state["switches"]
+    if rest == ("rest" in _state):
+        return
+    if _running:  # the setting the last block restores; the running ones keep their kind's
+        if rest:  # large blocks get the setting in force before the running blocks
+            _state["rest"], _saved[:] = list(_saved), [1] * len(switches)
+        else:
+            _saved[:] = _state.pop("rest")
+        _set(force=True)
+        return
+    now = [get() for get, _ in switches]
+    if rest:  # large blocks get the setting in force now
+        _state["rest"], wanted = now, [1] * len(switches)
+    else:
+        wanted = _state.pop("rest")
+    for (_, put), before, setting in zip(switches, now, wanted):
+        if before != setting:
+            put(setting)
 
 
 def model_work(positions=None, model=None, *args, returns=None, cov=None, pnl=None, shocks=None, **kwargs) -> tuple[float, bool]:

@@ -34,4 +34,14 @@ def _gather(modules) -> dict:
 #: Excel name -> function, for every xlmvar spreadsheet function.
 FUNCTIONS = _gather(MODULES)
 
-__all__ = ["FUNCTIONS", "MODULES", "analytics", "convert", "functions", "handles"]
+
+def add_in_process() -> None:
+    """Set this process up as the Excel add-in's (``udfs`` calls it when imported): BLAS rests
+    on one thread between xlmvar's blocks, from the first call on, so that a small call
+    switches nothing (:func:`xlmvar.rest_blas_on_one_thread`; README, "BLAS threads")."""
+    from ..engine._threads import rest_blas_on_one_thread
+
+    rest_blas_on_one_thread()
+
+
+__all__ = ["FUNCTIONS", "MODULES", "add_in_process", "analytics", "convert", "functions", "handles"]
