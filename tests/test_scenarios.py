@@ -38,6 +38,16 @@ def test_equal_losses_keep_table_order_and_default_names():
     assert result.labels == ["Scenario 2", "Scenario 3", "Scenario 1"]
 
 
+def test_shocks_of_more_than_100_percent_are_refused_and_a_fall_to_zero_is_not():
+    # -20 typed for -20%: a P&L 100 times too large, silently, before
+    with pytest.raises(ValueError, match=r"shocks: row 2, column 3 is -20, a fall of 2000%; .*divide by 100"):
+        scenarios.stress_pnl(X, [[-0.2, 0.1, 0.0], [0.05, -0.01, -20.0]])
+    with pytest.raises(ValueError, match=r"shocks: row 1, column 1 is -1\.5"):
+        analytics.STRESSPNL(np.array([X]), np.array([[-1.5, 0.0, 0.0]]))
+    default = scenarios.stress_pnl(X, [[-1.0, 0.0, 0.0], [0.0, 2.5, 0.0]])  # a default; a gain of 250%
+    assert default.pnl == pytest.approx(sorted([-X[0], 2.5 * X[1]]), rel=1e-15)
+
+
 def test_worst_days_is_a_loop():
     rng = np.random.default_rng(5)
     returns = rng.normal(0, 0.01, size=(120, 3))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._threads import model_work, rows_product, sized_blas
-from ._validation import as_vector, check_count, check_finite_result, check_return_levels, check_returns
+from ._validation import _where, as_vector, check_count, check_finite_result, check_return_levels, check_returns
 
 __all__ = ["ScenarioPnl", "row_labels", "stress_pnl", "worst_days"]
 
@@ -89,12 +89,26 @@ def stress_pnl(positions, shocks, names=None) -> ScenarioPnl:
     positions : array_like, shape (n,)
         Signed exposures in currency.
     shocks : array_like, shape (S, n)
-        One row per scenario: the return of each asset in it (e.g. -0.2 for a 20% fall).
+        One row per scenario: the simple return of each asset in it (e.g. -0.2 for a 20%
+        fall; -1, a fall to zero, at most).
     names : array_like, shape (S,), optional
         Scenario names; default "Scenario 1", "Scenario 2", ...
+
+    Raises
+    ------
+    ValueError
+        If a shock is below -1: a fall of more than 100% leaves a negative price, so the
+        shocks are in other units (percentages: -20 for -20%, a P&L 100 times too large).
     """
     x = as_vector(positions, "positions")
     s = check_returns(shocks, x.size, name="shocks", min_rows=1)
+    if s.min() < -1.0:
+        i, j = (int(k) for k in np.argwhere(s < -1.0)[0])
+        raise ValueError(
+            f"shocks: {_where((i, j), s.ndim)} is {s[i, j]:g}, a fall of {-s[i, j] * 100:g}%; a fall of "
+            "more than 100% would leave a negative price, so these look like percentages (-20 for "
+            "-20%): divide by 100, or enter them as -20%"
+        )
     labels = row_labels(names, s.shape[0], "names", "Scenario")
     return _ranked(x, s, _pnl(s, x), s.shape[0], labels)
 
