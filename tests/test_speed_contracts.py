@@ -724,12 +724,57 @@ def test_the_add_in_rests_blas_on_one_thread_from_its_first_call():
     assert seen["xlmvar"] == {"imported": [2], "after a call": [2], "large": [2], "after": [2]}  # the user's setting kept
 
 
-def test_the_command_line_rests_blas_on_one_thread(tmp_path):
-    from xlmvar.cli import main
+def test_the_command_line_rests_blas_on_one_thread_while_it_runs(tmp_path, monkeypatch):
+    from xlmvar import cli
 
-    assert "rest" not in _threads._state and not _threads._state.get("rest wanted")
-    assert main(["calc", str(tmp_path / "missing.xlsx")]) != 0
-    assert "rest" in _threads._state or _threads._state.get("rest wanted")
+    seen = []
+    monkeypatch.setattr(cli, "_calc", lambda args: seen.append(_threads.blas_resting()) or 0)
+    assert not _threads.blas_resting()
+    assert cli.main(["calc", str(tmp_path / "book.xlsx")]) == 0 and seen == [True]
+    # called from Python, main gives the caller's process its setting back (it stayed on
+    # one thread for good, a review found)
+    assert not _threads.blas_resting()
+    xlmvar.rest_blas_on_one_thread()
+    assert cli.main(["calc", str(tmp_path / "book.xlsx")]) == 0 and seen == [True, True]
+    assert _threads.blas_resting()  # a rest begun before is the caller's own: kept
+
+
+def test_a_rest_cut_short_by_an_interrupt_leaves_the_setting_as_it_was(switch_calls):
+    pools, default, _ = switch_calls
+    threads_now = lambda: {p.get_num_threads() for p in pools}  # noqa: E731
+    switches = _threads._state["switches"]
+    own = switches[0]
+
+    def interrupted(n):
+        raise KeyboardInterrupt
+
+    switches[0] = (own[0], interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            xlmvar.rest_blas_on_one_thread()
+    finally:
+        switches[0] = own
+    # recorded as resting on 2 threads, every small call then ran on 2, a review found
+    assert not _threads.blas_resting() and threads_now() == {default}
+    xlmvar.rest_blas_on_one_thread()
+    assert threads_now() == {1}
+    own[1](default)  # a pool set off one thread behind the rest's back ...
+    xlmvar.rest_blas_on_one_thread()  # ... is set back by asking again
+    assert threads_now() == {1}
+
+
+def test_a_restore_cut_short_is_finished_before_the_rest_begins(switch_calls):
+    pools, default, _ = switch_calls
+    threads_now = lambda: {p.get_num_threads() for p in pools}  # noqa: E731
+    # the state a restore cut between its C calls and its two clears leaves (see _restore)
+    _threads._state["switches"][0][1](1)
+    _threads._saved[:] = [default] * len(_threads._state["switches"])
+    _threads._current[:] = [1] * len(_threads._state["switches"])
+    xlmvar.rest_blas_on_one_thread()
+    assert threads_now() == {1} and not _threads._saved
+    with _threads.blas_threads(_threads.SMALL_WORK * 10):
+        assert threads_now() == {default}
+    assert threads_now() == {1}  # the large block's exit saved 2 as the setting to restore, before
 
 
 @pytest.fixture
@@ -790,6 +835,48 @@ def test_history_tools_size_their_blocks(blocks_seen, call, expected):
     assert seen[0] == expected
 
 
+@pytest.mark.parametrize(
+    "call, expected",
+    [
+        # an eigendecomposition and a product each step (9 n^3 + n^3, about)
+        ("covariance.nearest_corr(bad)", (10.0 * 27, True)),
+        ("covariance.nearest_corr(np.eye(30))", (10.0 * 30**3, False)),
+        ("allocation.risk_parity(_cov(50))", (2.0 / 3.0 * 50**3, False)),  # a linear solve each Newton step
+        ("factors.factor_loadings(r[:, :5], r[:, 5:7])", (2.0 * 2500 * 3 * (3 + 5), False)),  # 2 factors, an intercept
+        ("simulation.simulate_returns(_cov(20), 1000)", (1000.0 * 400, False)),
+        ("xlmvar.simulate_returns(_cov(20), draws=5000)", (5000.0 * 400, False)),
+    ],
+)
+def test_the_engines_large_computations_are_sized_blocks(blocks_seen, call, expected):
+    # at rest (the add-in, the command line) only a block gets BLAS's threads back: a large
+    # computation outside one ran on one thread there, a review found (NEARESTCORR at N = 800:
+    # 1.5 s against 1.0 s)
+    from xlmvar.engine import allocation, covariance, factors, simulation  # noqa: F401
+
+    seen = blocks_seen
+    rng = np.random.default_rng(0)
+    r = rng.standard_normal((2500, 500)) * 0.01  # noqa: F841 (read by eval)
+    bad = np.array([[1.0, 0.9, 0.1], [0.9, 1.0, 0.9], [0.1, 0.9, 1.0]])  # not positive semi-definite  # noqa: F841
+    eval(call)
+    assert seen[0] == pytest.approx(expected)
+
+
+def test_the_batch_jobs_pnl_is_a_sized_block(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from xlmvar.batch import job, run
+
+    seen = []
+    original = job.blas_threads
+    monkeypatch.setattr(job, "blas_threads", lambda work, serial=False: seen.append(work) or original(work, serial))
+    rng = np.random.default_rng(1)
+    pd.DataFrame(rng.standard_normal((300, 4)) * 0.01, columns=list("ABCD")).to_csv(tmp_path / "s.csv", index=False)
+    positions = pd.DataFrame({"desk": ["X", "Y", "X", "Z"], "asset": ["A", "B", "C", "A"], "amount": [1.0, 2.0, 3.0, 4.0]})
+    positions.to_csv(tmp_path / "p.csv", index=False)
+    run(tmp_path / "p.csv", tmp_path / "s.csv", "desk")
+    assert seen == [2.0 * 300 * 3 * 3]  # 300 scenarios x 3 assets held x 3 desks
+
+
 def test_ranked_periods_are_ordered_by_the_pnl_they_show():
     # the order and the figures shown come from one product: equal P&L, earlier row first
     from xlmvar.engine import scenarios
@@ -812,12 +899,12 @@ def test_history_tools_refuse_a_pnl_that_overflows():
     r = np.full((300, 2), 1e200)
     r[::2] *= -1.0
     x = np.array([1e109, 1e109])
-    # (rolling on a P&L table, worst days on returns a history can hold: returns of +-1e200
-    # are refused before, as percentages)
+    # (rolling on a P&L table, worst days and stress on returns a history or a shock can hold:
+    # returns of +-1e200 are refused before, as percentages)
     r90 = np.full((300, 2), 0.9)
     r90[::2] *= -1.0
     big = np.array([1.5e308, 1.5e308])
-    for call in (lambda: scenarios.worst_days(big, r90), lambda: scenarios.stress_pnl(x, r), lambda: rolling.rolling_var(x, r, 100, 0.95, "pnl")):
+    for call in (lambda: scenarios.worst_days(big, r90), lambda: scenarios.stress_pnl(big, r90), lambda: rolling.rolling_var(x, r, 100, 0.95, "pnl")):
         with pytest.raises(ValueError, match="positions: the P&L of these positions in some period is too large"):
             call()
     assert scenarios.worst_days(big / 1.5e308, r90, k=1).pnl[0] == pytest.approx(-1.8, rel=1e-15)  # the same book in other units

@@ -35,6 +35,7 @@ import pandas as pd
 
 from ..engine import groups, risk
 from ..engine.pnl import unit_table
+from ..engine._threads import blas_threads
 from ..engine._validation import check_confidence, check_horizon
 from . import io
 from ._names import BATCH_METHODS, TOTAL
@@ -260,7 +261,9 @@ def run(
         x, keys, held = _exposures(sums, order)
         _check_keys(positions, keys, by)
         progress(1, 3, "scenario P&L by group")
-        pnl = io.read_scenarios(scenarios, held)[held].to_numpy() @ x
+        table = io.read_scenarios(scenarios, held)[held].to_numpy()
+        with blas_threads(2.0 * table.shape[0] * x.shape[0] * x.shape[1]):  # BLAS's threads if large
+            pnl = table @ x
     else:
         from ._dask import aggregate_and_multiply
 

@@ -275,8 +275,9 @@ def main(argv=None) -> int:
     except SystemExit as exc:  # argparse: --help, --version (0) or bad usage (2)
         return int(exc.code or 0)
     command = {"calc": _calc, "report": _report, "templates": _templates, "batch": _batch}[args.command]
-    from ..engine._threads import rest_blas_on_one_thread
+    from ..engine._threads import blas_resting, rest_blas_on_one_thread
 
+    resting = blas_resting()
     rest_blas_on_one_thread()  # the command's process is xlmvar's own (README, "BLAS threads")
     try:
         return command(args)
@@ -290,6 +291,9 @@ def main(argv=None) -> int:
             traceback.print_exc()
         print(f"xlmvar {args.command}: {_one_line(exc)}", file=sys.stderr)
         return EXIT_UNPROCESSABLE
+    finally:
+        if not resting:  # main called from Python: the caller's process gets its setting back
+            rest_blas_on_one_thread(False)
 
 
 if __name__ == "__main__":

@@ -47,8 +47,8 @@ block: if that block runs under the user's own one-thread limit, the choice is o
 process; a user's ``threadpool_limits`` that overlaps a block in another thread can be
 undone when that block ends.  A Ctrl-C that lands just outside the bookkeeping (as a
 block's ``__enter__`` returns, or before its ``__exit__`` takes the lock) leaves the block
-counted while its traceback keeps it alive, so BLAS stays on one thread until a later block
-finds it gone; a finaliser that runs a block while this thread holds the bookkeeping's lock
+counted while its traceback keeps it alive, so BLAS stays on one thread (at rest, a large
+block so left keeps it on BLAS's threads) until a later block finds it gone; a finaliser that runs a block while this thread holds the bookkeeping's lock
 (garbage collection inside it) would wait for ever.
 """
 
@@ -72,6 +72,8 @@ __all__ = [
     "model_work",
     "simulation_work",
     "gram_work",
+    "square_work",
+    "regression_work",
     "serial_pass",
     "pass_rows",
     "rows_product",
@@ -80,6 +82,7 @@ __all__ = [
     "serial_eigen",
     "serial_gram",
     "rest_blas_on_one_thread",
+    "blas_resting",
 ]
 
 #: Below this many floating-point operations a block runs on one BLAS thread.  Measured by
@@ -499,17 +502,24 @@ def rest_blas_on_one_thread(rest: bool = True) -> None:
     udfs``), the ``xlmvar`` command - can rest BLAS on one thread instead: each pool is set
     to one thread now, a small block then changes nothing (no C call, no bookkeeping:
     exactly the path of a process started on one thread), and a large block gets the
-    setting each pool had when the rest began (BLAS's default, or its user's limit) and
-    goes back to one thread when it ends.  ``rest=False`` ends the rest: each pool gets that
-    setting back.  Calling it again in the same state changes nothing.
+    setting each pool had when the rest began (BLAS's default, or its user's limit; a
+    ``threadpool_limits`` begun later is not read) and goes back to one thread when it ends.
+    Every large computation of the engine is such a block (a covariance's factorisation,
+    Monte Carlo tables, ``nearest_corr``'s eigendecompositions, ``risk_parity``'s solves, a
+    factor regression, the batch job's P&L).  ``rest=False`` ends the rest: each pool gets
+    that setting back.  Calling it again while resting sets any pool found off one thread
+    back to one.
 
-    Every BLAS call in the process runs on one thread while it rests, the user's own too
-    (numpy's ``@`` of a 2,000 x 2,000 matrix: about 2x slower on 2 cores); a process that
-    runs other numerical work keeps the default (no rest) and pays the switch.  A small
+    Every BLAS call through the pools found at xlmvar's first block (numpy's, and any other
+    loaded by then) runs on one thread while the process rests, the user's own too (numpy's
+    ``@`` of a 2,000 x 2,000 matrix: about 2x slower on 2 cores); a library loaded later
+    (scipy's own OpenBLAS, by a first ``import scipy.linalg``) keeps its setting.  A process
+    that runs other numerical work keeps the default (no rest) and pays the switch.  A small
     block that begins while another thread's large block runs still counts as small (one
     thread for both), but one that begins just before it runs on the large block's threads
-    while they overlap.  Does nothing without threadpoolctl or a BLAS thread pool whose
-    setting is the process's (:func:`blas_threads`).  Before the libraries are looked for
+    while they overlap, and one running when the rest ends gets BLAS's threads from then on.
+    Does nothing without threadpoolctl or a BLAS thread pool whose setting is the process's
+    (:func:`blas_threads`).  Before the libraries are looked for
     (xlmvar's first block), the rest is only noted, and begins then: importing the add-in
     costs nothing for it.
     """
@@ -523,7 +533,13 @@ def rest_blas_on_one_thread(rest: bool = True) -> None:
 def _rest(rest: bool) -> None:
     """Begin or end the rest on one thread (``_lock`` held, the libraries looked for)."""
     switches = _state["switches"]
+    if not _running and _saved:  # a restore cut short by an interrupt: finish it before reading
+        _restore()
     if rest == ("rest" in _state):
+        if rest and not _running:  # resting already: every pool on one thread (a rest cut short is finished)
+            for get, put in switches:
+                if get() != 1:
+                    put(1)
         return
     if _running:  # the setting the last block restores; the running ones keep their kind's
         if rest:  # large blocks get the setting in force before the running blocks
@@ -533,13 +549,30 @@ def _rest(rest: bool) -> None:
         _set(force=True)
         return
     now = [get() for get, _ in switches]
-    if rest:  # large blocks get the setting in force now
-        _state["rest"], wanted = now, [1] * len(switches)
-    else:
-        wanted = _state.pop("rest")
-    for (_, put), before, setting in zip(switches, now, wanted):
-        if before != setting:
-            put(setting)
+    large = _state.get("rest")
+    wanted = [1] * len(switches) if rest else large
+    try:
+        if rest:  # large blocks get the setting in force now
+            _state["rest"] = now
+        else:
+            del _state["rest"]
+        for (_, put), before, setting in zip(switches, now, wanted):
+            if before != setting:
+                put(setting)
+    except BaseException:  # an interrupt: the state and every pool as they were
+        if rest:
+            _state.pop("rest", None)
+        else:
+            _state["rest"] = large
+        for (_, put), before in zip(switches, now):
+            put(before)
+        raise
+
+
+def blas_resting() -> bool:
+    """True if BLAS rests on one thread between blocks, or will from the first block on
+    (:func:`rest_blas_on_one_thread`)."""
+    return "rest" in _state or bool(_state.get("rest wanted"))
 
 
 def model_work(positions=None, model=None, *args, returns=None, cov=None, pnl=None, shocks=None, **kwargs) -> tuple[float, bool]:
@@ -579,6 +612,32 @@ def gram_work(returns=None, *args, **kwargs) -> tuple[float, bool]:
     except (TypeError, ValueError, OverflowError):  # not a table: validation refuses it
         return 0.0, False
     return 2.0 * t * n * n, serial_gram(t, n)
+
+
+def square_work(per_cube: float, serial=None):
+    """Work function of a computation on the square matrix given first (an eigendecomposition,
+    a linear solve): ``(per_cube n^3, serial(n))``; ``serial`` is ``False`` if not given."""
+
+    def work(matrix=None, *args, **kwargs) -> tuple[float, bool]:
+        shape = _shape(matrix)
+        if len(shape) != 2:  # not a matrix: validation refuses it
+            return 0.0, False
+        n = int(shape[0])
+        return per_cube * float(n) ** 3, bool(serial(n)) if serial is not None else False
+
+    return work
+
+
+def regression_work(returns=None, factor_returns=None, *args, **kwargs) -> tuple[float, bool]:
+    """Work of the least-squares fit of a ``(T, n)`` table on ``k`` factor columns and an
+    intercept: ``2 T (k + 1) (k + 1 + n)``."""
+    try:
+        t, n = (float(d) for d in _shape(returns))
+        shape = _shape(factor_returns)
+        k = float(shape[1]) if len(shape) == 2 else 1.0
+    except (TypeError, ValueError, OverflowError):  # not tables: validation refuses them
+        return 0.0, False
+    return 2.0 * t * (k + 1.0) * (k + 1.0 + n), False
 
 
 def simulation_work(positions=None, cov=None, measure=None, confidence=None, horizon=None, mean=None, draws=None, *args, **kwargs) -> tuple[float, bool]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import risk
+from ._threads import sized_blas, square_work
 from ._validation import (
     as_vector,
     check_count,
@@ -139,6 +140,7 @@ class RiskParity:
     iterations: int
 
 
+@sized_blas(square_work(2.0 / 3.0))  # a linear solve each Newton step
 def risk_parity(cov, budgets=None, tol=1e-12, max_iter=100) -> RiskParity:
     """Long-only weights whose risk shares equal the budgets (equal risk contribution).
 

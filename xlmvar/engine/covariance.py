@@ -25,7 +25,7 @@ import numbers
 import numpy as np
 
 from ._cache import memoize
-from ._threads import gram_work, sized_blas
+from ._threads import gram_work, serial_eigen, sized_blas, square_work
 from ._validation import (
     as_vector,
     check_correlation,
@@ -523,6 +523,7 @@ def _check_tol(tol) -> float:
     return value
 
 
+@sized_blas(square_work(10.0, lambda n: serial_eigen(n, vectors=True)))  # an eigh and a product a step
 def nearest_corr(corr, tol=1e-10, max_iter=10_000) -> np.ndarray:
     """Nearest correlation matrix in the Frobenius norm (Higham 2002).
 

@@ -38,6 +38,7 @@ from ._validation import (
     check_returns,
     check_finite_result,
 )
+from ._threads import regression_work, sized_blas
 from .parametric import check_measure, tail_multiplier
 
 __all__ = ["FactorFit", "factor_loadings", "factor_cov", "FactorRisk", "factor_var"]
@@ -64,6 +65,7 @@ class FactorFit:
     r_squared: np.ndarray
 
 
+@sized_blas(regression_work)
 def factor_loadings(returns, factor_returns) -> FactorFit:
     """Betas, intercepts, specific variances and R^2 of each asset on the factors.
 

@@ -224,6 +224,7 @@ def _factor(s: np.ndarray) -> np.ndarray:
     return covariance_factor(s)  # the factorisation the validation of ``s`` computed
 
 
+@sized_blas(lambda cov=None, draws=DEFAULT_DRAWS, *args, **kwargs: simulation_work(None, cov, draws=draws))
 def simulate_returns(
     cov, draws=DEFAULT_DRAWS, seed=DEFAULT_SEED, dof=None, mean=None, horizon=1
 ) -> np.ndarray:
