@@ -44,8 +44,12 @@ def test_shocks_of_more_than_100_percent_are_refused_and_a_fall_to_zero_is_not()
         scenarios.stress_pnl(X, [[-0.2, 0.1, 0.0], [0.05, -0.01, -20.0]])
     with pytest.raises(ValueError, match=r"shocks: row 1, column 1 is -1\.5"):
         analytics.STRESSPNL(np.array([X]), np.array([[-1.5, 0.0, 0.0]]))
+    with pytest.raises(ValueError, match=r"is -1\.0000001, a fall of 100\.00001%"):  # not rounded to "-1"
+        scenarios.stress_pnl(X, [[-1.0000001, 0.0, 0.0]])
     default = scenarios.stress_pnl(X, [[-1.0, 0.0, 0.0], [0.0, 2.5, 0.0]])  # a default; a gain of 250%
     assert default.pnl == pytest.approx(sorted([-X[0], 2.5 * X[1]]), rel=1e-15)
+    computed = -(0.1 + 0.2) / 0.3  # -1.0000000000000002: a fall to zero, in floating point
+    assert scenarios.stress_pnl(X, [[computed, 0.0, 0.0]]).pnl[0] == pytest.approx(-X[0], rel=1e-15)
 
 
 def test_worst_days_is_a_loop():

@@ -779,7 +779,8 @@ def test_a_restore_cut_short_is_finished_before_the_rest_begins(switch_calls):
 
 @pytest.fixture
 def blocks_seen(monkeypatch):
-    """The ``(work, serial)`` of every :func:`blas_threads` block opened, in order."""
+    """The ``(work, serial)`` of every :func:`blas_threads` block opened, in order (by
+    :func:`~xlmvar.engine._threads.sized_blas` or in a function's body)."""
     seen = []
     original = _threads.blas_threads
 
@@ -787,7 +788,8 @@ def blocks_seen(monkeypatch):
         seen.append((work, serial))
         return original(work, serial)
 
-    monkeypatch.setattr(_threads, "blas_threads", spy)
+    for module in [m for m in list(sys.modules.values()) if getattr(m, "blas_threads", None) is original]:
+        monkeypatch.setattr(module, "blas_threads", spy)
     return seen
 
 
@@ -838,13 +840,20 @@ def test_history_tools_size_their_blocks(blocks_seen, call, expected):
 @pytest.mark.parametrize(
     "call, expected",
     [
-        # an eigendecomposition and a product each step (9 n^3 + n^3, about)
-        ("covariance.nearest_corr(bad)", (10.0 * 27, True)),
-        ("covariance.nearest_corr(np.eye(30))", (10.0 * 30**3, False)),
-        ("allocation.risk_parity(_cov(50))", (2.0 / 3.0 * 50**3, False)),  # a linear solve each Newton step
-        ("factors.factor_loadings(r[:, :5], r[:, 5:7])", (2.0 * 2500 * 3 * (3 + 5), False)),  # 2 factors, an intercept
-        ("simulation.simulate_returns(_cov(20), 1000)", (1000.0 * 400, False)),
-        ("xlmvar.simulate_returns(_cov(20), draws=5000)", (5000.0 * 400, False)),
+        # a Cholesky factorisation (is it valid already?), then an eigendecomposition and a
+        # product each step (9 n^3 + n^3, about)
+        ("covariance.nearest_corr(bad)", [(9.0, True), (10.0 * 27, True)]),
+        ("covariance.nearest_corr(corr=bad)", [(9.0, True), (10.0 * 27, True)]),
+        # the finiteness pass of the validation, a factorisation; valid: no iteration
+        ("covariance.nearest_corr(np.eye(500))", [(2.0 * 500**2, True), (500**3 / 3, False)]),
+        # the covariance's validation (a factorisation), then a linear solve each Newton step
+        ("allocation.risk_parity(_cov(50))", [(50**3 / 3, True), (2.0 / 3.0 * 50**3, False)]),
+        ("allocation.risk_parity(cov=_cov(50))", [(50**3 / 3, True), (2.0 / 3.0 * 50**3, False)]),
+        ("factors.factor_loadings(r[:, :5], r[:, 5:7])", [(2.0 * 2500 * 3 * (3 + 5), False)]),  # 2 factors, an intercept
+        ("factors.factor_cov(r[:40, :3], np.eye(3), np.ones(40))", [(9.0, True), (2.0 * 3 * 40**2, False)]),
+        # the table, inside it the covariance's validation (twice below the cache's size)
+        ("simulation.simulate_returns(_cov(20), 1000)", [(1000.0 * 400, False)] + [(20**3 / 3, True)] * 2),
+        ("xlmvar.simulate_returns(cov=_cov(20), draws=5000)", [(5000.0 * 400, False)] + [(20**3 / 3, True)] * 2),
     ],
 )
 def test_the_engines_large_computations_are_sized_blocks(blocks_seen, call, expected):
@@ -858,7 +867,8 @@ def test_the_engines_large_computations_are_sized_blocks(blocks_seen, call, expe
     r = rng.standard_normal((2500, 500)) * 0.01  # noqa: F841 (read by eval)
     bad = np.array([[1.0, 0.9, 0.1], [0.9, 1.0, 0.9], [0.1, 0.9, 1.0]])  # not positive semi-definite  # noqa: F841
     eval(call)
-    assert seen[0] == pytest.approx(expected)
+    assert [serial for _, serial in seen] == [serial for _, serial in expected], seen
+    assert [work for work, _ in seen] == pytest.approx([work for work, _ in expected], rel=1e-12), seen
 
 
 def test_the_batch_jobs_pnl_is_a_sized_block(tmp_path, monkeypatch):

@@ -278,8 +278,8 @@ def main(argv=None) -> int:
     from ..engine._threads import blas_resting, rest_blas_on_one_thread
 
     resting = blas_resting()
-    rest_blas_on_one_thread()  # the command's process is xlmvar's own (README, "BLAS threads")
     try:
+        rest_blas_on_one_thread()  # the command's process is xlmvar's own (README, "BLAS threads")
         return command(args)
     except KeyboardInterrupt:
         print(f"xlmvar {args.command}: interrupted", file=sys.stderr)

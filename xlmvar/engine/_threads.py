@@ -72,8 +72,6 @@ __all__ = [
     "model_work",
     "simulation_work",
     "gram_work",
-    "square_work",
-    "regression_work",
     "serial_pass",
     "pass_rows",
     "rows_product",
@@ -170,8 +168,9 @@ def _blas_pools():
                 pools, default, switches, serial = [], 1, [], False
             # one update (atomic under the GIL), "default" last: a reader that finds it finds all
             _state.update({"pools": pools, "switches": switches, "serial": serial, "default": default})
-            if _state.pop("rest wanted", False):  # asked for before the libraries were looked for
+            if _state.get("rest wanted"):  # asked for before the libraries were looked for
                 _rest(True)
+                del _state["rest wanted"]  # after: a rest cut short by an interrupt is still wanted
         return _state["pools"], _state["default"]
 
 
@@ -506,7 +505,9 @@ def rest_blas_on_one_thread(rest: bool = True) -> None:
     ``threadpool_limits`` begun later is not read) and goes back to one thread when it ends.
     Every large computation of the engine is such a block (a covariance's factorisation,
     Monte Carlo tables, ``nearest_corr``'s eigendecompositions, ``risk_parity``'s solves, a
-    factor regression, the batch job's P&L).  ``rest=False`` ends the rest: each pool gets
+    factor regression, a factor model's covariance, the batch job's P&L).  A setting
+    changed behind the rest's back (a ``threadpool_limits`` that began before the rest and
+    ends after it) holds until the rest is asked for again.  ``rest=False`` ends the rest: each pool gets
     that setting back.  Calling it again while resting sets any pool found off one thread
     back to one.
 
@@ -523,11 +524,19 @@ def rest_blas_on_one_thread(rest: bool = True) -> None:
     (xlmvar's first block), the rest is only noted, and begins then: importing the add-in
     costs nothing for it.
     """
-    with _lock:
-        if "default" not in _state:  # the libraries not looked for yet
-            _state["rest wanted"] = bool(rest)
-            return
-        _rest(bool(rest))
+    # one call on the line of the ``with`` (see :class:`_Threads`): a trace function raising
+    # Ctrl-C at a second line event of a ``with`` would leave the lock held
+    with _lock: _rest_or_note(bool(rest))  # noqa: E701
+
+
+def _rest_or_note(rest: bool) -> None:
+    """Begin or end the rest, or note the wish before the libraries are looked for
+    (``_lock`` held)."""
+    if "default" not in _state:
+        _state["rest wanted"] = rest
+    else:
+        _state.pop("rest wanted", None)
+        _rest(rest)
 
 
 def _rest(rest: bool) -> None:
@@ -614,32 +623,6 @@ def gram_work(returns=None, *args, **kwargs) -> tuple[float, bool]:
     return 2.0 * t * n * n, serial_gram(t, n)
 
 
-def square_work(per_cube: float, serial=None):
-    """Work function of a computation on the square matrix given first (an eigendecomposition,
-    a linear solve): ``(per_cube n^3, serial(n))``; ``serial`` is ``False`` if not given."""
-
-    def work(matrix=None, *args, **kwargs) -> tuple[float, bool]:
-        shape = _shape(matrix)
-        if len(shape) != 2:  # not a matrix: validation refuses it
-            return 0.0, False
-        n = int(shape[0])
-        return per_cube * float(n) ** 3, bool(serial(n)) if serial is not None else False
-
-    return work
-
-
-def regression_work(returns=None, factor_returns=None, *args, **kwargs) -> tuple[float, bool]:
-    """Work of the least-squares fit of a ``(T, n)`` table on ``k`` factor columns and an
-    intercept: ``2 T (k + 1) (k + 1 + n)``."""
-    try:
-        t, n = (float(d) for d in _shape(returns))
-        shape = _shape(factor_returns)
-        k = float(shape[1]) if len(shape) == 2 else 1.0
-    except (TypeError, ValueError, OverflowError):  # not tables: validation refuses them
-        return 0.0, False
-    return 2.0 * t * (k + 1.0) * (k + 1.0 + n), False
-
-
 def simulation_work(positions=None, cov=None, measure=None, confidence=None, horizon=None, mean=None, draws=None, *args, **kwargs) -> tuple[float, bool]:
     """Work of a Monte Carlo decomposition: simulating ``draws x n`` returns, ``draws n^2``."""
     try:
@@ -660,7 +643,11 @@ def sized_blas(work):
     def decorate(func):
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
-            with blas_threads(*work(*args, **kwargs)):
+            try:
+                size = work(*args, **kwargs)
+            except TypeError:  # arguments the function does not take: its own message
+                return func(*args, **kwargs)
+            with blas_threads(*size):
                 return func(*args, **kwargs)
 
         return wrapper

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import risk
-from ._threads import sized_blas, square_work
+from ._threads import blas_threads
 from ._validation import (
     as_vector,
     check_count,
@@ -140,7 +140,6 @@ class RiskParity:
     iterations: int
 
 
-@sized_blas(square_work(2.0 / 3.0))  # a linear solve each Newton step
 def risk_parity(cov, budgets=None, tol=1e-12, max_iter=100) -> RiskParity:
     """Long-only weights whose risk shares equal the budgets (equal risk contribution).
 
@@ -202,7 +201,8 @@ def risk_parity(cov, budgets=None, tol=1e-12, max_iter=100) -> RiskParity:
     tol = check_positive(tol, "tol")
     max_iter = check_count(max_iter, "max_iter")
     r = s / vols[:, None] / vols[None, :]
-    u, iterations = _spinu_newton(r, b, tol, max_iter)
+    with blas_threads(2.0 / 3.0 * n**3):  # a linear solve each Newton step
+        u, iterations = _spinu_newton(r, b, tol, max_iter)
     if u is None:
         raise ValueError(
             "cov: no long-only portfolio with these risk budgets was found (within "

@@ -25,7 +25,7 @@ import numbers
 import numpy as np
 
 from ._cache import memoize
-from ._threads import gram_work, serial_eigen, sized_blas, square_work
+from ._threads import blas_threads, gram_work, serial_cholesky, serial_eigen, sized_blas
 from ._validation import (
     as_vector,
     check_correlation,
@@ -523,7 +523,6 @@ def _check_tol(tol) -> float:
     return value
 
 
-@sized_blas(square_work(10.0, lambda n: serial_eigen(n, vectors=True)))  # an eigh and a product a step
 def nearest_corr(corr, tol=1e-10, max_iter=10_000) -> np.ndarray:
     """Nearest correlation matrix in the Frobenius norm (Higham 2002).
 
@@ -566,11 +565,19 @@ def nearest_corr(corr, tol=1e-10, max_iter=10_000) -> np.ndarray:
     np.fill_diagonal(a, 1.0)
     tol = _check_tol(tol)
     max_iter = _check_whole(max_iter, "max_iter", 1, "10000")
+    n = a.shape[0]
     try:
-        np.linalg.cholesky(a)
+        with blas_threads(n**3 / 3.0, serial_cholesky(n)):
+            np.linalg.cholesky(a)
         return a  # already positive definite: nothing to repair
     except np.linalg.LinAlgError:
         pass
+    with blas_threads(10.0 * n**3, serial_eigen(n, vectors=True)):  # an eigh and a product a step
+        return _alternating_projections(a, tol, max_iter)
+
+
+def _alternating_projections(a: np.ndarray, tol: float, max_iter: int) -> np.ndarray:
+    """:func:`nearest_corr`'s iteration from the unit-diagonal matrix ``a``."""
     y = a.copy()
     correction = np.zeros_like(a)
     x = a

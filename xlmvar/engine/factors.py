@@ -38,7 +38,7 @@ from ._validation import (
     check_returns,
     check_finite_result,
 )
-from ._threads import regression_work, sized_blas
+from ._threads import blas_threads
 from .parametric import check_measure, tail_multiplier
 
 __all__ = ["FactorFit", "factor_loadings", "factor_cov", "FactorRisk", "factor_var"]
@@ -65,7 +65,6 @@ class FactorFit:
     r_squared: np.ndarray
 
 
-@sized_blas(regression_work)
 def factor_loadings(returns, factor_returns) -> FactorFit:
     """Betas, intercepts, specific variances and R^2 of each asset on the factors.
 
@@ -95,7 +94,8 @@ def factor_loadings(returns, factor_returns) -> FactorFit:
             f"returns: has {t} rows; {k} factor(s) and an intercept need at least {k + 2} periods"
         )
     design = np.column_stack([np.ones(t), f])
-    coef, _, rank, _ = np.linalg.lstsq(design, r, rcond=None)
+    with blas_threads(2.0 * t * (k + 1.0) * (k + 1.0 + r.shape[1])):
+        coef, _, rank, _ = np.linalg.lstsq(design, r, rcond=None)
     if rank < k + 1:
         raise ValueError(
             "factor_returns: the factors are collinear (with each other or with a constant), so the "
@@ -153,7 +153,8 @@ def factor_cov(loadings, factor_cov, specific_var) -> np.ndarray:
         Specific (residual) variance of each asset per period.
     """
     b, f, d = _check_model(loadings, factor_cov, specific_var)
-    cov = b @ f @ b.T
+    with blas_threads(2.0 * b.shape[1] * b.shape[0] ** 2):
+        cov = b @ f @ b.T
     cov = (cov + cov.T) / 2.0
     cov[np.diag_indices_from(cov)] += d
     return cov
@@ -223,7 +224,7 @@ def factor_var(positions, loadings, factor_cov, specific_var, confidence=0.95, h
     systematic, specific = max(float(eu @ fe), 0.0), float(u @ (d * u))
     sigma_u = math.sqrt(systematic + specific)
     check_finite_result("positions", "the factor VaR of these positions", sigma_u * size)
-    scale = float(np.abs(u) @ np.sqrt(np.diag(b @ f @ b.T) + d))
+    scale = float(np.abs(u) @ np.sqrt(np.einsum("ij,ij->i", b @ f, b) + d))  # diag(B F B'), 2 n k^2
     if size == 0.0 or sigma_u <= 1e-12 * scale:
         zero = np.zeros_like(e)
         return FactorRisk(0.0, e + 0.0, zero, zero, 0.0)

@@ -80,6 +80,11 @@ def _ranked(x: np.ndarray, table: np.ndarray, pnl: np.ndarray, count: int, label
     return ScenarioPnl(rows, [labels[r] for r in rows], pnl[rows] + 0.0, table[rows] * x + 0.0)
 
 
+#: A shock this far below -1 is a fall to zero computed in floating point (``-(0.1 + 0.2) / 0.3``
+#: is -1.0000000000000002), not a fall past it.
+_ROUNDING = 1e-9
+
+
 @sized_blas(model_work)
 def stress_pnl(positions, shocks, names=None) -> ScenarioPnl:
     """P&L of the book under each shock vector, largest loss first.
@@ -90,7 +95,7 @@ def stress_pnl(positions, shocks, names=None) -> ScenarioPnl:
         Signed exposures in currency.
     shocks : array_like, shape (S, n)
         One row per scenario: the simple return of each asset in it (e.g. -0.2 for a 20%
-        fall; -1, a fall to zero, at most).
+        fall; -1, a fall to zero, at most, to within 1e-9).
     names : array_like, shape (S,), optional
         Scenario names; default "Scenario 1", "Scenario 2", ...
 
@@ -102,10 +107,10 @@ def stress_pnl(positions, shocks, names=None) -> ScenarioPnl:
     """
     x = as_vector(positions, "positions")
     s = check_returns(shocks, x.size, name="shocks", min_rows=1)
-    if s.min() < -1.0:
-        i, j = (int(k) for k in np.argwhere(s < -1.0)[0])
+    if s.min() < -1.0 - _ROUNDING:
+        i, j = (int(k) for k in np.argwhere(s < -1.0 - _ROUNDING)[0])
         raise ValueError(
-            f"shocks: {_where((i, j), s.ndim)} is {s[i, j]:g}, a fall of {-s[i, j] * 100:g}%; a fall of "
+            f"shocks: {_where((i, j), s.ndim)} is {s[i, j]:.12g}, a fall of {-s[i, j] * 100:.12g}%; a fall of "
             "more than 100% would leave a negative price, so these look like percentages (-20 for "
             "-20%): divide by 100, or enter them as -20%"
         )
