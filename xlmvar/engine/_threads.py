@@ -41,15 +41,15 @@ when the rest began.  A process of the user's keeps its setting between blocks a
 switch, 2-4% of a cold normal call at N = 128-249 (``benchmarks/bench_threads.py``).
 
 Limits: a large block's threads (a Cholesky factorisation from N ~ 1450) depend on whether
-another thread is in a small block at the time, and a factorisation on one thread and on
-two can differ in the last bits (1e-15 relative).  The libraries are looked for at the first
-block: if that block runs under the user's own one-thread limit, the choice is off for the
-process; a user's ``threadpool_limits`` that overlaps a block in another thread can be
-undone when that block ends.  A Ctrl-C that lands just outside the bookkeeping (as a
-block's ``__enter__`` returns, or before its ``__exit__`` takes the lock) leaves the block
-counted while its traceback keeps it alive, so BLAS stays on one thread (at rest, a large
-block so left keeps it on BLAS's threads) until a later block finds it gone; a finaliser that runs a block while this thread holds the bookkeeping's lock
-(garbage collection inside it) would wait for ever.
+another thread is in a small block at the time, and a factorisation on one thread and on two
+can differ in the last bits (1e-15 relative).  The libraries are looked for at the first block:
+if that block runs under the user's own one-thread limit, the choice is off for the process; a
+user's ``threadpool_limits`` that overlaps a block in another thread can be undone when that
+block ends.  A Ctrl-C that lands just outside the bookkeeping (as a block's ``__enter__``
+returns, or before its ``__exit__`` takes the lock) leaves the block counted while its
+traceback keeps it alive, so BLAS stays on one thread (at rest, a large block so left keeps it
+on BLAS's threads) until a later block finds it gone; a finaliser that runs a block while this
+thread holds the bookkeeping's lock (garbage collection inside it) would wait for ever.
 """
 
 from __future__ import annotations
@@ -462,23 +462,23 @@ def blas_threads(work: float, serial: bool = False):
 
     One thread below :data:`SMALL_WORK`, the setting in force before the first running block
     above it (BLAS's default unless the user limited it; so a large block inside a small one
-    gets its threads back); that setting is restored when the last running block ends.
-    While blocks run in several threads at once, one thread if any of them is small.  Does
-    nothing when BLAS has a single thread anyway or threadpoolctl is missing, below
-    :data:`TINY_WORK`, below :data:`SMALL_WORK` while BLAS rests on one thread and no block is
-    running (:func:`rest_blas_on_one_thread`), or when ``serial`` (every BLAS call of the block is one that OpenBLAS
-    runs on one thread, see :data:`OPENBLAS_SERIAL`), every BLAS is such an OpenBLAS and no
-    block is running (else the block counts as small, so that another thread's large block
-    runs on one thread while this one runs: neither waits for a core).  A serial block that
-    found no block running is not counted: a large block that another thread begins while
-    it runs keeps its threads.  A switch and back costs about 5 us in a loop of blocks and
-    18-22 us inside a call, with the CPU caches full of the call's data (every Python step
+    gets its threads back); that setting is restored when the last running block ends.  While
+    blocks run in several threads at once, one thread if any of them is small.  Does nothing
+    when BLAS has a single thread anyway or threadpoolctl is missing, below :data:`TINY_WORK`,
+    below :data:`SMALL_WORK` while BLAS rests on one thread and no block is running
+    (:func:`rest_blas_on_one_thread`), or when ``serial`` (every BLAS call of the block is one
+    that OpenBLAS runs on one thread, see :data:`OPENBLAS_SERIAL`), every BLAS is such an
+    OpenBLAS and no block is running (else the block counts as small, so that another thread's
+    large block runs on one thread while this one runs: neither waits for a core).  A serial
+    block that found no block running is not counted: a large block that another thread begins
+    while it runs keeps its threads.  A switch and back costs about 5 us in a loop of blocks
+    and 18-22 us inside a call, with the CPU caches full of the call's data (every Python step
     about 1 us): a bare switch (the C calls alone) 10-12 us of it, the bookkeeping (a lock, a
-    weak reference, the stacks of blocks) the rest (``benchmarks/bench_switch.py``); a
-    nested block of the same kind a few us more.  The first block's entry, the usual case,
-    is straight-line code for that reason.  The last block's exit reads each setting back
-    (:func:`_restore`): a third party's limit begun inside a small block reads its one
-    thread as the setting to come back to, and may put it back after that block ends.
+    weak reference, the stacks of blocks) the rest (``benchmarks/bench_switch.py``); a nested
+    block of the same kind a few us more.  The first block's entry, the usual case, is
+    straight-line code for that reason.  The last block's exit reads each setting back
+    (:func:`_restore`): a third party's limit begun inside a small block reads its one thread
+    as the setting to come back to, and may put it back after that block ends.
     """
     default = _state.get("default")
     if default is None:  # the libraries not looked for yet
@@ -493,36 +493,34 @@ def blas_threads(work: float, serial: bool = False):
 def rest_blas_on_one_thread(rest: bool = True) -> None:
     """Keep BLAS on one thread between xlmvar's blocks, for a process that is xlmvar's own.
 
-    A small block (:func:`blas_threads`, below :data:`SMALL_WORK`) switches BLAS to one
-    thread and back: 2-4% of a cold normal call at N = 128-249, where the Cholesky
-    factorisation is the one BLAS call OpenBLAS would thread (``benchmarks/bench_switch.py``),
-    a cost paid only because the process's setting is the user's and is given back after
-    every block.  A process whose every BLAS call is xlmvar's - the Excel add-in (``import
-    udfs``), the ``xlmvar`` command - can rest BLAS on one thread instead: each pool is set
-    to one thread now, a small block then changes nothing (no C call, no bookkeeping:
-    exactly the path of a process started on one thread), and a large block gets the
-    setting each pool had when the rest began (BLAS's default, or its user's limit; a
-    ``threadpool_limits`` begun later is not read) and goes back to one thread when it ends.
-    Every large computation of the engine is such a block (a covariance's factorisation,
-    Monte Carlo tables, ``nearest_corr``'s eigendecompositions, ``risk_parity``'s solves, a
-    factor regression, a factor model's covariance, the batch job's P&L).  A setting
-    changed behind the rest's back (a ``threadpool_limits`` that began before the rest and
-    ends after it) holds until the rest is asked for again.  ``rest=False`` ends the rest: each pool gets
-    that setting back.  Calling it again while resting sets any pool found off one thread
-    back to one.
+    A small block (:func:`blas_threads`, below :data:`SMALL_WORK`) switches BLAS to one thread
+    and back: 2-4% of a cold normal call at N = 128-249, where the Cholesky factorisation is
+    the one BLAS call OpenBLAS would thread (``benchmarks/bench_switch.py``), a cost paid only
+    because the process's setting is the user's and is given back after every block.  A process
+    whose every BLAS call is xlmvar's - the Excel add-in (``import udfs``), the ``xlmvar``
+    command - can rest BLAS on one thread instead: each pool is set to one thread now, a small
+    block then changes nothing (no C call, no bookkeeping: exactly the path of a process
+    started on one thread), and a large block gets the setting each pool had when the rest
+    began (BLAS's default, or its user's limit; a ``threadpool_limits`` begun later is not
+    read) and goes back to one thread when it ends.  Every large computation of the engine is
+    such a block (a covariance's factorisation, Monte Carlo tables, ``nearest_corr``'s
+    eigendecompositions, ``risk_parity``'s solves, a factor regression, a factor model's
+    covariance, the batch job's P&L).  A setting changed behind the rest's back (a
+    ``threadpool_limits`` that began before the rest and ends after it) holds until the rest is
+    asked for again.  ``rest=False`` ends the rest: each pool gets that setting back.  Calling
+    it again while resting sets any pool found off one thread back to one.
 
     Every BLAS call through the pools found at xlmvar's first block (numpy's, and any other
     loaded by then) runs on one thread while the process rests, the user's own too (numpy's
     ``@`` of a 2,000 x 2,000 matrix: about 2x slower on 2 cores); a library loaded later
     (scipy's own OpenBLAS, by a first ``import scipy.linalg``) keeps its setting.  A process
     that runs other numerical work keeps the default (no rest) and pays the switch.  A small
-    block that begins while another thread's large block runs still counts as small (one
-    thread for both), but one that begins just before it runs on the large block's threads
-    while they overlap, and one running when the rest ends gets BLAS's threads from then on.
-    Does nothing without threadpoolctl or a BLAS thread pool whose setting is the process's
-    (:func:`blas_threads`).  Before the libraries are looked for
-    (xlmvar's first block), the rest is only noted, and begins then: importing the add-in
-    costs nothing for it.
+    block that begins while another thread's large block runs still counts as small (one thread
+    for both), but one that begins just before it runs on the large block's threads while they
+    overlap, and one running when the rest ends gets BLAS's threads from then on.  Does nothing
+    without threadpoolctl or a BLAS thread pool whose setting is the process's
+    (:func:`blas_threads`).  Before the libraries are looked for (xlmvar's first block), the
+    rest is only noted, and begins then: importing the add-in costs nothing for it.
     """
     # one call on the line of the ``with`` (see :class:`_Threads`): a trace function raising
     # Ctrl-C at a second line event of a ``with`` would leave the lock held
@@ -545,7 +543,7 @@ def _rest(rest: bool) -> None:
     if not _running and _saved:  # a restore cut short by an interrupt: finish it before reading
         _restore()
     if rest == ("rest" in _state):
-        if rest and not _running:  # resting already: every pool on one thread (a rest cut short is finished)
+        if rest and not _running:  # resting already: every pool on one thread (a rest cut short)
             for get, put in switches:
                 if get() != 1:
                     put(1)
