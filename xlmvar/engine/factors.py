@@ -39,7 +39,7 @@ from ._validation import (
     check_finite_result,
 )
 from ._threads import blas_threads
-from .parametric import check_measure, tail_multiplier
+from .parametric import _unit, check_measure, tail_multiplier
 
 __all__ = ["FactorFit", "factor_loadings", "factor_cov", "FactorRisk", "factor_var"]
 
@@ -217,8 +217,7 @@ def factor_var(positions, loadings, factor_cov, specific_var, confidence=0.95, h
     # the variance is formed on u = x / max|x| (as the parametric module does), so that it
     # neither underflows (positions of 1e-170: a VaR of 0) nor overflows; sigma is then
     # scaled back, the marginal figures are of degree 0 in x
-    size = float(np.abs(x).max())
-    u = x / size if size > 0.0 else x
+    u, size = _unit(x)
     eu = b.T @ u
     fe = f @ eu
     systematic, specific = max(float(eu @ fe), 0.0), float(u @ (d * u))

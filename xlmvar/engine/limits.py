@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import risk
+from .parametric import _unit
 from ._validation import (
     as_vector,
     check_covariance,
@@ -97,12 +98,11 @@ def _limit_position_normal(x: np.ndarray, s: np.ndarray, i: int, limit: float) -
     book's variance, has a zero there, ``b^2 = a c``, that root is the zero itself: the
     caller checks).  ``L = 1`` leaves the linear ``y = -c / b``.
     """
-    size = float(np.abs(x).max())
-    if size == 0.0:
-        return math.nan
     # on x / max|x|, the root scaled back (y is of degree 1 in x): c, a variance, neither
     # underflows (positions of 1e-160: "no risk in the rest") nor overflows
-    x = x / size
+    x, size = _unit(x)
+    if size == 0.0:
+        return math.nan
     rest = x.copy()
     rest[i] = 0.0
     a = float(s[i, i])
